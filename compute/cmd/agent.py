@@ -1,0 +1,30 @@
+"""compute-agent: the daemon.  compute-agent --config-file FILE"""
+import signal
+import sys
+import threading
+
+from oslo_log import log as logging
+
+from compute.conf import CONF
+from compute.service import ComputeService
+
+LOG = logging.getLogger(__name__)
+
+
+def main(argv=None):
+    logging.register_options(CONF)
+    CONF(sys.argv[1:] if argv is None else argv, project="compute-agent")
+    logging.setup(CONF, "compute-agent")
+    service = ComputeService(CONF)
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    service.start()
+    while not stopped.wait(3600):
+        pass
+    LOG.info("stopping; running guests are left alone")
+    service.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""computectl: a thin command-line client over compute.rpcapi.ComputeAPI.
+
+    computectl [--config-file F] boot --host H --image ID --flavor vcpus=1,ram=128,disk=1 NAME
+    computectl list --host H | show --host H UUID | console-log --host H [--length N] UUID
+    computectl delete --host H UUID | service-list
+Long operations wait with a progress line (--no-wait to return at once);
+--json prints machine-readable output; errors exit non-zero with the reason.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+import uuid as uuidlib
+
+from compute import exception
+from compute.conf import CONF
+
+FLAVOR_KEYS = {"vcpus": "vcpus", "ram": "memory_mb", "memory_mb": "memory_mb",
+               "disk": "root_gb", "root_gb": "root_gb", "ephemeral": "ephemeral_gb",
+               "ephemeral_gb": "ephemeral_gb", "swap": "swap_mb", "swap_mb": "swap_mb",
+               "name": "name"}
+DEFAULT_CONFIG = "/etc/compute-agent/compute-agent.conf"
+
+
+class CLIError(Exception):
+    pass
+
+
+def parse_flavor(text):
+    flavor = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or key not in FLAVOR_KEYS:
+            raise CLIError(f"bad flavor item {item!r}; use vcpus=N,ram=MiB,disk=GiB"
+                           "[,ephemeral=GiB,swap=MiB]")
+        flavor[FLAVOR_KEYS[key]] = value if key == "name" else _int(value, key)
+    return flavor
+
+
+def _int(value, key):
+    try:
+        return int(value)
+    except ValueError:
+        raise CLIError(f"flavor {key} must be an integer, not {value!r}")
+
+
+def wait_for(api, host, uuid, done, quiet, timeout=600):
+    """Poll get_instance until done(record) and show each state change."""
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        rec = api.get_instance(host, uuid)
+        state = (rec["vm_state"], rec["task_state"], rec["power_state"])
+        if state != last and not quiet:
+            print(f"  {uuid}: vm_state={state[0]} task_state={state[1]} power={state[2]}",
+                  file=sys.stderr)
+            last = state
+        if rec["vm_state"] == "error":
+            raise CLIError(f"instance {uuid} went to ERROR: {rec['fault']}")
+        if done(rec):
+            return rec
+        time.sleep(0.2)
+    raise CLIError(f"timed out waiting for instance {uuid}")
+
+
+def cmd_boot(api, args):
+    uuid = args.uuid or str(uuidlib.uuid4())
+    api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image)
+    if args.no_wait:
+        return api.get_instance(args.host, uuid)
+    return wait_for(api, args.host, uuid, lambda r: r["vm_state"] == "active", args.json)
+
+
+def cmd_delete(api, args):
+    api.terminate_instance(args.host, args.uuid)
+    if args.no_wait:
+        return {"uuid": args.uuid, "status": "deleting"}
+    return wait_for(api, args.host, args.uuid, lambda r: r["vm_state"] == "deleted", args.json)
+
+
+def cmd_list(api, args):
+    return api.list_instances(args.host)
+
+
+def cmd_show(api, args):
+    return api.get_instance(args.host, args.uuid)
+
+
+def cmd_console_log(api, args):
+    return api.get_console_output(args.host, args.uuid, args.length)
+
+
+def cmd_service_list(api, args):
+    from compute.db.api import Database, service_is_up
+    db = Database.from_conf(CONF)
+    return [{"host": s.host, "binary": s.binary,
+             "status": "up" if service_is_up(s, CONF.service_down_time) else "down",
+             "updated_at": s.updated_at.isoformat() + "Z" if s.updated_at else None}
+            for s in db.service_list()]
+
+
+def render(result, as_json):
+    if as_json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    elif isinstance(result, str):
+        print(result)
+    elif isinstance(result, list):
+        if not result:
+            return
+        keys = [k for k in ("uuid", "name", "host", "binary", "vm_state", "task_state",
+                            "power_state", "status", "updated_at") if k in result[0]]
+        rows = [keys] + [[str(r.get(k)) for k in keys] for r in result]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    else:
+        for k in sorted(result):
+            print(f"{k:14} {result[k]}")
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="computectl", description="compute-agent client")
+    p.add_argument("--config-file", action="append", default=[],
+                   help=f"agent-style config (transport_url, [database]); default "
+                        f"{DEFAULT_CONFIG} if present")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, fn, host=True, uuid=False, wait=False):
+        s = sub.add_parser(name)
+        s.set_defaults(fn=fn)
+        if host:
+            s.add_argument("--host", required=True, help="compute host name")
+        if uuid:
+            s.add_argument("uuid")
+        if wait:
+            s.add_argument("--no-wait", action="store_true")
+        return s
+
+    b = add("boot", cmd_boot, wait=True)
+    b.add_argument("--image", required=True)
+    b.add_argument("--flavor", required=True, help="vcpus=N,ram=MiB,disk=GiB[,ephemeral,swap]")
+    b.add_argument("--uuid", help="instance uuid (default: a new one)")
+    b.add_argument("name")
+    add("list", cmd_list)
+    add("show", cmd_show, uuid=True)
+    add("console-log", cmd_console_log, uuid=True).add_argument("--length", type=int)
+    add("delete", cmd_delete, uuid=True, wait=True)
+    add("service-list", cmd_service_list, host=False)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    files = args.config_file or ([DEFAULT_CONFIG] if os.path.exists(DEFAULT_CONFIG) else [])
+    CONF([], project="compute-agent", default_config_files=files)
+    try:
+        from compute.rpcapi import ComputeAPI
+        api = None if args.fn is cmd_service_list else ComputeAPI(CONF)
+        render(args.fn(api, args), args.json)
+    except (CLIError, exception.ComputeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:  # messaging timeouts, unreachable broker, ...
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

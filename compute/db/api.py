@@ -1,0 +1,191 @@
+"""Database access: engine setup, schema migration, and the few queries and
+updates the service needs.  Every state change of an instance is a
+compare-and-swap on its expected task_state (and optionally vm_state): two
+racing operations on one instance cannot both proceed."""
+import contextlib
+import datetime
+import os
+
+import alembic.command
+import alembic.config
+from sqlalchemy import create_engine, event, select, update
+from sqlalchemy.orm import sessionmaker
+
+from compute import exception
+from compute.db import models
+
+MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+_ANY = object()
+
+
+class Database:
+    def __init__(self, url):
+        kwargs = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        self.engine = create_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.Session = sessionmaker(self.engine, expire_on_commit=False)
+
+    @classmethod
+    def from_conf(cls, conf):
+        url = conf.database.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
+        return cls(url)
+
+    def sync(self):
+        """Upgrade the schema to the newest Alembic revision."""
+        cfg = alembic.config.Config()
+        cfg.set_main_option("script_location", MIGRATIONS)
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            alembic.command.upgrade(cfg, "head")
+
+    @contextlib.contextmanager
+    def session(self):
+        with self.Session.begin() as s:
+            yield s
+
+    # -- instances ----------------------------------------------------------
+
+    def instance_create(self, **values):
+        with self.session() as s:
+            if s.scalar(select(models.Instance.id).where(models.Instance.uuid == values["uuid"])):
+                raise exception.InstanceExists(f"instance {values['uuid']} already exists")
+            inst = models.Instance(**values)
+            s.add(inst)
+        return inst
+
+    def instance_get(self, uuid, include_deleted=False):
+        with self.session() as s:
+            q = select(models.Instance).where(models.Instance.uuid == uuid)
+            if not include_deleted:
+                q = q.where(models.Instance.deleted.is_(False))
+            inst = s.scalar(q)
+        if inst is None:
+            raise exception.InstanceNotFound(f"instance {uuid} not found")
+        return inst
+
+    def instance_list(self, host=None, include_deleted=False):
+        with self.session() as s:
+            q = select(models.Instance).order_by(models.Instance.id)
+            if host is not None:
+                q = q.where(models.Instance.host == host)
+            if not include_deleted:
+                q = q.where(models.Instance.deleted.is_(False))
+            return list(s.scalars(q))
+
+    def instance_update(self, uuid, expected_task_state=_ANY, expected_vm_state=_ANY,
+                        **values):
+        """Update an instance if its task_state (and vm_state) are as
+        expected; expected_* may be a value or a tuple of values."""
+        q = update(models.Instance).where(models.Instance.uuid == uuid,
+                                          models.Instance.deleted.is_(False))
+        for column, expected in ((models.Instance.task_state, expected_task_state),
+                                 (models.Instance.vm_state, expected_vm_state)):
+            if expected is _ANY:
+                continue
+            allowed = expected if isinstance(expected, (tuple, list, set)) else (expected,)
+            conds = [column.is_(None)] if None in allowed else []
+            values_ = [v for v in allowed if v is not None]
+            if values_:
+                conds.append(column.in_(values_))
+            q = q.where(conds[0] if len(conds) == 1 else (conds[0] | conds[1]))
+        values["updated_at"] = models.utcnow()
+        with self.session() as s:
+            if s.execute(q.values(**values)).rowcount == 1:
+                return
+        current = self.instance_get(uuid)
+        raise exception.UnexpectedTaskState(
+            f"instance {uuid} is vm_state={current.vm_state} task_state={current.task_state}; "
+            f"expected task_state in {expected_task_state!r}"
+            + ("" if expected_vm_state is _ANY else f", vm_state in {expected_vm_state!r}"))
+
+    def fault_create(self, uuid, message, details="", code=500):
+        with self.session() as s:
+            s.add(models.InstanceFault(instance_uuid=uuid, message=message[:1024],
+                                       details=details, code=code))
+
+    def fault_latest(self, uuid):
+        with self.session() as s:
+            return s.scalar(select(models.InstanceFault)
+                            .where(models.InstanceFault.instance_uuid == uuid)
+                            .order_by(models.InstanceFault.id.desc()).limit(1))
+
+    # -- actions ------------------------------------------------------------
+
+    def action_start(self, uuid, action, request_id=None):
+        with self.session() as s:
+            a = models.InstanceAction(instance_uuid=uuid, action=action, request_id=request_id)
+            s.add(a)
+        return a.id
+
+    def action_finish(self, action_id, message=None):
+        with self.session() as s:
+            s.execute(update(models.InstanceAction).where(models.InstanceAction.id == action_id)
+                      .values(finish_time=models.utcnow(), message=message))
+
+    def event_start(self, action_id, name):
+        with self.session() as s:
+            e = models.InstanceActionEvent(action_id=action_id, event=name)
+            s.add(e)
+        return e.id
+
+    def event_finish(self, event_id, result, details=None):
+        with self.session() as s:
+            s.execute(update(models.InstanceActionEvent)
+                      .where(models.InstanceActionEvent.id == event_id)
+                      .values(finish_time=models.utcnow(), result=result, details=details))
+
+    def actions_for(self, uuid):
+        with self.session() as s:
+            actions = list(s.scalars(select(models.InstanceAction)
+                                     .where(models.InstanceAction.instance_uuid == uuid)
+                                     .order_by(models.InstanceAction.id)))
+            events = list(s.scalars(select(models.InstanceActionEvent)
+                                    .where(models.InstanceActionEvent.action_id
+                                           .in_([a.id for a in actions]))
+                                    .order_by(models.InstanceActionEvent.id)))
+        return actions, events
+
+    # -- services and nodes ---------------------------------------------------
+
+    def service_heartbeat(self, host, binary, topic):
+        now = models.utcnow()
+        with self.session() as s:
+            svc = s.scalar(select(models.Service).where(models.Service.host == host,
+                                                        models.Service.binary == binary))
+            if svc is None:
+                svc = models.Service(host=host, binary=binary, topic=topic)
+                s.add(svc)
+            svc.report_count = (svc.report_count or 0) + 1
+            svc.updated_at = now
+
+    def service_list(self):
+        with self.session() as s:
+            return list(s.scalars(select(models.Service).order_by(models.Service.host)))
+
+    def compute_node_update(self, host, **values):
+        with self.session() as s:
+            node = s.scalar(select(models.ComputeNode).where(models.ComputeNode.host == host))
+            if node is None:
+                node = models.ComputeNode(host=host, **values)
+                s.add(node)
+            else:
+                for k, v in values.items():
+                    setattr(node, k, v)
+            node.updated_at = models.utcnow()
+
+
+def service_is_up(service, down_time, now=None):
+    now = now or models.utcnow()
+    last = service.updated_at or service.created_at
+    return (now - last) <= datetime.timedelta(seconds=down_time)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()

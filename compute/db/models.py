@@ -1,0 +1,98 @@
+"""SQLAlchemy models of the agent's state.  The schema itself is owned by
+the Alembic migrations in compute/db/migrations; these classes must match."""
+import datetime
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Instance(Base):
+    __tablename__ = "instances"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True, index=True)
+    display_name: Mapped[str] = mapped_column(String(255))
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    vm_state: Mapped[str] = mapped_column(String(32))
+    task_state: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    power_state: Mapped[int] = mapped_column(Integer, default=0)
+    flavor: Mapped[dict] = mapped_column(JSON)
+    image_ref: Mapped[str] = mapped_column(String(255))
+    networks: Mapped[list] = mapped_column(JSON, default=list)
+    metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True,
+                                                                 onupdate=utcnow)
+    launched_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    terminated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class InstanceFault(Base):
+    __tablename__ = "instance_faults"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    code: Mapped[int] = mapped_column(Integer, default=500)
+    message: Mapped[str] = mapped_column(String(1024))
+    details: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class InstanceAction(Base):
+    __tablename__ = "instance_actions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    start_time: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    finish_time: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    message: Mapped[str | None] = mapped_column(String(255), nullable=True)
+
+
+class InstanceActionEvent(Base):
+    __tablename__ = "instance_action_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    action_id: Mapped[int] = mapped_column(ForeignKey("instance_actions.id"), index=True)
+    event: Mapped[str] = mapped_column(String(64))
+    start_time: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    finish_time: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+    result: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    details: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Service(Base):
+    __tablename__ = "services"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    binary: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(64))
+    report_count: Mapped[int] = mapped_column(Integer, default=0)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ComputeNode(Base):
+    __tablename__ = "compute_nodes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), unique=True)
+    hypervisor_type: Mapped[str] = mapped_column(String(64))
+    hypervisor_version: Mapped[int] = mapped_column(Integer)
+    hypervisor_hostname: Mapped[str] = mapped_column(String(255))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    vcpus_used: Mapped[int] = mapped_column(Integer, default=0)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    memory_mb_used: Mapped[int] = mapped_column(Integer, default=0)
+    free_ram_mb: Mapped[int] = mapped_column(Integer, default=0)
+    local_gb: Mapped[int] = mapped_column(Integer)
+    local_gb_used: Mapped[int] = mapped_column(Integer, default=0)
+    free_disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    running_vms: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)

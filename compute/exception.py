@@ -1,0 +1,31 @@
+"""Errors the service raises and sends back to RPC callers.
+
+oslo.messaging re-creates exceptions of this module on the caller's side
+(it is listed in allowed_remote_exmods), so a caller can catch, for example,
+compute.exception.InvalidRequest from a call that failed validation.
+Every class takes one message argument.
+"""
+
+
+class ComputeError(Exception):
+    """Base class; str() is the reason, written for an operator."""
+
+
+class InvalidRequest(ComputeError):
+    """The payload failed validation; nothing was written."""
+
+
+class InstanceExists(ComputeError):
+    pass
+
+
+class InstanceNotFound(ComputeError):
+    pass
+
+
+class UnexpectedTaskState(ComputeError):
+    """Another operation changed the instance first (compare-and-swap lost)."""
+
+
+class BuildFailed(ComputeError):
+    pass

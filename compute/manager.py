@@ -1,0 +1,173 @@
+"""ComputeManager: what each RPC operation does, step by step, in the order
+an operator's runbook would list them.  Locking, action records,
+notifications and faults come from compute.operation; validation happened at
+the RPC boundary (compute.endpoint) before anything reaches here."""
+import logging
+
+from compute import exception, states
+from compute.db.models import utcnow
+from compute.operation import Operations
+from imagecache.glance import check_image_id, split_properties
+from virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+
+
+def virt_instance(inst):
+    """The driver's view of an instance record."""
+    return virt_driver.Instance(
+        uuid=inst.uuid, display_name=inst.display_name,
+        flavor=virt_driver.Flavor(**inst.flavor), image_id=inst.image_ref,
+        created_at=inst.created_at.strftime("%Y-%m-%d %H:%M:%S") if inst.created_at else "")
+
+
+def instance_view(inst, fault=None):
+    """The JSON answer of get_instance/list_instances."""
+    return {
+        "uuid": inst.uuid, "name": inst.display_name, "host": inst.host,
+        "vm_state": inst.vm_state, "task_state": inst.task_state,
+        "power_state": virt_driver.POWER_STATE_NAMES.get(inst.power_state, "NOSTATE"),
+        "flavor": inst.flavor, "image_id": inst.image_ref, "metadata": inst.metadata_,
+        "created_at": _iso(inst.created_at), "launched_at": _iso(inst.launched_at),
+        "fault": fault.message if fault is not None else None,
+    }
+
+
+def _iso(ts):
+    return ts.isoformat() + "Z" if ts else None
+
+
+class ComputeManager:
+    def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
+        self.conf, self.db, self.driver = conf, db, driver
+        self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin
+        self.host = conf.host
+        self.ops = Operations(db, notifier, self.host)
+
+    def init_host(self):
+        self.driver.init_host(self.host)
+        self.driver.register_event_listener(self.handle_power_state)
+
+    # -- spawn ------------------------------------------------------------------
+
+    def build_and_run_instance(self, ctxt, uuid):
+        """Runs in the build pool after the endpoint recorded the instance."""
+        try:
+            with self.ops.run(ctxt, uuid, "create"):
+                inst = self.db.instance_get(uuid)
+                network_info = []
+                try:
+                    self.db.instance_update(uuid, expected_task_state=states.SCHEDULING,
+                                            task_state=states.NETWORKING)
+                    network_info = self._plug_vifs(inst)
+                    self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
+                                            task_state=states.SPAWNING)
+                    image_meta = self.glance.show(inst.image_ref)
+                    files = self._fetch_image_files(inst.image_ref, image_meta)
+                    self.driver.spawn(virt_instance(inst), split_properties(image_meta), files,
+                                      network_info)
+                    power = self.driver.get_info(virt_instance(inst)).power_state
+                    self.db.instance_update(uuid, expected_task_state=states.SPAWNING,
+                                            vm_state=states.ACTIVE, task_state=None,
+                                            power_state=power, launched_at=utcnow())
+                except Exception:
+                    self._cleanup_failed_build(inst, network_info)
+                    raise
+        except Exception as e:
+            LOG.error("instance %s: build failed: %s", uuid, e)
+
+    def _plug_vifs(self, inst):
+        network_info = [self.vifs.describe(port) for port in inst.networks]
+        plugged = []
+        try:
+            for vif in network_info:
+                self.vifs.plug(vif)
+                plugged.append(vif)
+        except Exception:
+            for vif in reversed(plugged):
+                self.vifs.unplug(vif)
+            raise
+        return network_info
+
+    def _fetch_image_files(self, image_id, image_meta):
+        props = split_properties(image_meta)["properties"]
+        root = self.cache.fetch(image_id, image_meta)
+        kernel = ramdisk = None
+        if props.get("kernel_id"):
+            kernel = self.cache.fetch(check_image_id(props["kernel_id"]))
+        if props.get("ramdisk_id"):
+            ramdisk = self.cache.fetch(check_image_id(props["ramdisk_id"]))
+        return virt_driver.ImageFiles(root, kernel, ramdisk)
+
+    def _cleanup_failed_build(self, inst, network_info):
+        """Undo what a failed build created, then mark the instance ERROR."""
+        try:
+            self.driver.destroy(virt_instance(inst), network_info, destroy_disks=True)
+            for vif in network_info:
+                self.vifs.unplug(vif)
+        except Exception:
+            LOG.exception("instance %s: cleanup after failed build failed", inst.uuid)
+        self.db.instance_update(inst.uuid, vm_state=states.ERROR, task_state=None,
+                                power_state=virt_driver.NOSTATE)
+
+    # -- delete -----------------------------------------------------------------
+
+    def terminate_instance(self, ctxt, uuid):
+        """Destroy the guest and its disks, unplug, mark deleted.  An instance
+        already deleted is not an error; the base image stays cached."""
+        try:
+            inst = self.db.instance_get(uuid)
+        except exception.InstanceNotFound:
+            LOG.info("instance %s: already deleted", uuid)
+            return
+        with self.ops.run(ctxt, uuid, "delete"):
+            self.db.instance_update(uuid, task_state=states.DELETING)
+            network_info = [self.vifs.describe(port) for port in inst.networks]
+            self.driver.destroy(virt_instance(inst), network_info, destroy_disks=True)
+            for vif in network_info:
+                self.vifs.unplug(vif)
+            self.db.instance_update(uuid, expected_task_state=states.DELETING,
+                                    vm_state=states.DELETED, task_state=None,
+                                    power_state=virt_driver.NOSTATE, deleted=True,
+                                    terminated_at=utcnow())
+
+    # -- queries ----------------------------------------------------------------
+
+    def get_instance(self, uuid):
+        inst = self.db.instance_get(uuid, include_deleted=True)
+        fault = self.db.fault_latest(uuid) if inst.vm_state == states.ERROR else None
+        return instance_view(inst, fault)
+
+    def list_instances(self):
+        return [instance_view(i) for i in self.db.instance_list(host=self.host)]
+
+    def get_console_output(self, uuid, length=None):
+        inst = self.db.instance_get(uuid)
+        text = self.driver.get_console_output(virt_instance(inst), 1024 * 1024)
+        lines = text.splitlines()
+        return "\n".join(lines[-length:] if length else lines)
+
+    # -- events and periodic reports -------------------------------------------
+
+    def handle_power_state(self, uuid, power_state):
+        """A lifecycle event from the hypervisor: record the power state."""
+        try:
+            self.db.instance_update(uuid, power_state=power_state)
+        except Exception as e:
+            LOG.debug("lifecycle event for %s not recorded: %s", uuid, e)
+
+    def update_available_resource(self):
+        res = self.driver.get_available_resource()
+        instances = self.db.instance_list(host=self.host)
+        self.db.compute_node_update(
+            self.host, hypervisor_type=res.hypervisor_type,
+            hypervisor_version=res.hypervisor_version, hypervisor_hostname=res.hostname,
+            vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=res.local_gb,
+            vcpus_used=sum(i.flavor["vcpus"] for i in instances),
+            memory_mb_used=sum(i.flavor["memory_mb"] for i in instances),
+            local_gb_used=sum(i.flavor["root_gb"] + i.flavor.get("ephemeral_gb", 0)
+                              for i in instances),
+            free_ram_mb=res.memory_mb_free, free_disk_gb=res.local_gb_free,
+            running_vms=len(instances))
+
+

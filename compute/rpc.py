@@ -1,0 +1,34 @@
+"""oslo.messaging plumbing shared by the server and the client: transport,
+targets, notifier, and the request context that travels with each message."""
+import oslo_messaging as messaging
+
+TOPIC = "compute"
+RPC_VERSION = "1.0"
+ALLOWED_EXMODS = ["compute.exception"]
+
+
+def get_transport(conf):
+    return messaging.get_rpc_transport(conf, allowed_remote_exmods=ALLOWED_EXMODS)
+
+
+def get_notifier(conf, host):
+    transport = messaging.get_notification_transport(conf)
+    if not conf.oslo_messaging_notifications.driver:
+        conf.set_default("driver", ["messagingv2"], group="oslo_messaging_notifications")
+    return messaging.Notifier(transport, publisher_id=f"compute.{host}", topics=["notifications"])
+
+
+class Context(dict):
+    """What the caller sends along: a request id for tracing actions."""
+
+    @property
+    def request_id(self):
+        return self.get("request_id")
+
+
+class ContextSerializer(messaging.NoOpSerializer):
+    def serialize_context(self, ctxt):
+        return dict(ctxt or {})
+
+    def deserialize_context(self, ctxt):
+        return Context(ctxt or {})

@@ -1,0 +1,77 @@
+"""The compute-agent service: wires the pieces together (database, image
+client and cache, driver, VIF plugin, manager, RPC server) and runs the
+periodic duties (heartbeat into services, resource report into
+compute_nodes) on a thread."""
+import logging
+import os
+import threading
+
+import oslo_messaging as messaging
+
+from compute import rpc
+from compute.db.api import Database
+from compute.endpoint import ComputeEndpoint
+from compute.manager import ComputeManager
+from imagecache import qemu_img
+from imagecache.cache import ImageCache
+from imagecache.glance import GlanceClient
+from network import base as vif_base
+from virt.libvirt.driver import LibvirtDriver
+
+LOG = logging.getLogger(__name__)
+BINARY = "compute-agent"
+
+
+class ComputeService:
+    def __init__(self, conf, transport=None):
+        self.conf = conf
+        for path in (conf.state_path, conf.instances_path):
+            os.makedirs(path, exist_ok=True)
+        self.lock_dir = os.path.join(conf.state_path, "locks")
+        self.db = Database.from_conf(conf)
+        qemu_img.configure_limits(conf.image.qemu_img_cpu_seconds,
+                                  conf.image.qemu_img_address_space_mb)
+        glance = GlanceClient.from_conf(conf)
+        cache = ImageCache(os.path.join(conf.instances_path, conf.image.cache_subdirectory),
+                           glance, self.lock_dir, force_raw=conf.image.force_raw_images)
+        self.transport = transport or rpc.get_transport(conf)
+        notifier = rpc.get_notifier(conf, conf.host)
+        self.manager = ComputeManager(conf, self.db, LibvirtDriver(conf, cache), cache, glance,
+                                      vif_base.load(conf.network.vif_plugin, conf), notifier)
+        self.endpoint = ComputeEndpoint(self.manager, conf.max_concurrent_builds)
+        target = messaging.Target(topic=rpc.TOPIC, server=conf.host)
+        self.server = messaging.get_rpc_server(self.transport, target, [self.endpoint],
+                                               executor="threading",
+                                               serializer=rpc.ContextSerializer())
+        self._stop = threading.Event()
+        self._periodic = threading.Thread(target=self._run_periodic, name="periodic",
+                                          daemon=True)
+
+    def start(self):
+        if self.conf.database.auto_migrate:
+            self.db.sync()
+        self.manager.init_host()
+        self._report()
+        self.server.start()
+        self._periodic.start()
+        LOG.info("compute-agent %s listening on topic %s", self.conf.host, rpc.TOPIC)
+
+    def _report(self):
+        self.db.service_heartbeat(self.conf.host, BINARY, rpc.TOPIC)
+        try:
+            self.manager.update_available_resource()
+        except Exception:
+            LOG.exception("resource report failed")
+
+    def _run_periodic(self):
+        while not self._stop.wait(self.conf.report_interval):
+            try:
+                self._report()
+            except Exception:
+                LOG.exception("heartbeat failed")
+
+    def stop(self):
+        self._stop.set()
+        self.server.stop()
+        self.endpoint.builds.shutdown(wait=True)
+        self.server.wait()

@@ -1,0 +1,17 @@
+"""Nova's names for an instance's vm_state and task_state.  power_state
+numbers are the driver's (virt.driver)."""
+
+# vm_state: what the instance is, as far as the user is concerned.
+ACTIVE = "active"
+BUILDING = "building"
+STOPPED = "stopped"
+PAUSED = "paused"
+SUSPENDED = "suspended"
+DELETED = "deleted"
+ERROR = "error"
+
+# task_state: the operation in progress, None when idle.
+SCHEDULING = "scheduling"
+NETWORKING = "networking"
+SPAWNING = "spawning"
+DELETING = "deleting"

@@ -1,0 +1,40 @@
+#!/bin/bash
+# Start libvirtd, virtlogd and RabbitMQ when they are not already running.
+# Works with or without systemd (these CI machines have none): the libvirt
+# daemons then run under tools/subreaper.py so destroyed QEMUs are reaped
+# at once.  Idempotent.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+running() { pgrep -x "$1" >/dev/null; }
+
+if [ -d /run/systemd/system ]; then
+  systemctl start virtlogd libvirtd rabbitmq-server
+else
+  mkdir -p /var/log/libvirt /var/run/libvirt /var/lib/libvirt /var/cache/libvirt
+  id libvirt-qemu >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin libvirt-qemu
+  conf=/etc/libvirt/qemu.conf
+  if ! grep -q '^# compute-agent test settings' "$conf"; then
+    cat >> "$conf" <<'CONF'
+# compute-agent test settings
+user = "root"
+group = "root"
+swtpm_user = "root"
+swtpm_group = "root"
+CONF
+  fi
+  if ! running virtlogd; then
+    python3 "$HERE/subreaper.py" /run/compute-agent-virtlogd-reaper.pid virtlogd -d -p /run/libvirt/virtlogd.pid
+  fi
+  if ! running libvirtd; then
+    python3 "$HERE/subreaper.py" /run/compute-agent-libvirtd-reaper.pid libvirtd -d -p /run/libvirt/libvirtd.pid
+  fi
+  if ! rabbitmqctl -q status >/dev/null 2>&1; then
+    rabbitmq-server -detached >/dev/null 2>&1 || true
+  fi
+fi
+for i in $(seq 1 60); do
+  virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5
+done
+virsh -c qemu:///system version >/dev/null
+rabbitmqctl -q await_startup --timeout 60 >/dev/null 2>&1 || rabbitmqctl wait --timeout 60 /var/lib/rabbitmq/mnesia/rabbit@$(hostname -s).pid
+echo "libvirtd, virtlogd and RabbitMQ are up"

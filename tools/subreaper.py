@@ -1,0 +1,38 @@
+"""Run a daemon under a child subreaper and reap its descendants promptly.
+
+libvirt double-forks QEMU; in a sandbox whose PID 1 reaps orphans slowly, the
+zombie QEMU keeps ``kill(pid, 0)`` succeeding and virDomainDestroy waits 1-2 s.
+Usage: subreaper.py PIDFILE CMD [ARG...] (detaches, writes its own pid).
+"""
+import ctypes
+import os
+import sys
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def main():
+    pidfile, argv = sys.argv[1], sys.argv[2:]
+    if os.fork():
+        return
+    os.setsid()
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    with open(pidfile, "w") as f:
+        f.write(str(os.getpid()))
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    if os.fork() == 0:
+        os.execvp(argv[0], argv)
+    while True:
+        try:
+            os.wait()
+        except ChildProcessError:
+            # Daemons fork into the background: keep reaping while any
+            # descendant may still be re-parented to us.
+            import time
+            time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

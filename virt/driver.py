@@ -1,0 +1,106 @@
+"""The hypervisor driver interface the manager talks to, and the plain data
+it passes: what an instance is (to a driver), which cached image files it
+boots from, and what a driver reports back.  Drivers never see the database.
+"""
+import abc
+import dataclasses
+
+from imagecache.cache import CachedImage
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavor:
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+    name: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Instance:
+    """What a driver needs to know of an instance; built from the record."""
+
+    uuid: str
+    display_name: str
+    flavor: Flavor
+    image_id: str
+    created_at: str = ""
+
+    @property
+    def domain_name(self):
+        return f"instance-{self.uuid}"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFiles:
+    """The cached base files an instance boots from (kernel/ramdisk optional)."""
+
+    root: CachedImage
+    kernel: CachedImage | None = None
+    ramdisk: CachedImage | None = None
+
+
+# Nova's power_state numbers: the record stores them, drivers report them.
+NOSTATE, RUNNING, PAUSED, SHUTDOWN, CRASHED, SUSPENDED = 0, 1, 3, 4, 6, 7
+POWER_STATE_NAMES = {NOSTATE: "NOSTATE", RUNNING: "RUNNING", PAUSED: "PAUSED",
+                     SHUTDOWN: "SHUTDOWN", CRASHED: "CRASHED", SUSPENDED: "SUSPENDED"}
+
+
+@dataclasses.dataclass(frozen=True)
+class InstanceInfo:
+    power_state: int
+    memory_kib: int = 0
+    vcpus: int = 0
+    cpu_time_ns: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class HostResources:
+    hypervisor_type: str
+    hypervisor_version: int
+    hostname: str
+    vcpus: int
+    memory_mb: int
+    memory_mb_free: int
+    local_gb: int
+    local_gb_free: int
+
+
+class ComputeDriver(abc.ABC):
+    """What the manager may ask of a hypervisor.  Every method is safe to
+    call again after a failure (the manager retries and cleans up)."""
+
+    @abc.abstractmethod
+    def init_host(self, host):
+        """Connect to the hypervisor; called once when the agent starts."""
+
+    @abc.abstractmethod
+    def spawn(self, instance, image_meta, image_files, network_info):
+        """Create the instance's disks, define its guest and start it."""
+
+    @abc.abstractmethod
+    def destroy(self, instance, network_info, destroy_disks=True):
+        """Stop and undefine the guest; remove its disks when asked.
+        A guest or directory that is already gone is not an error."""
+
+    @abc.abstractmethod
+    def get_info(self, instance):
+        """InstanceInfo; raises virt.errors.InstanceNotFound if no guest."""
+
+    @abc.abstractmethod
+    def list_instance_uuids(self):
+        """UUIDs of every guest of this agent the hypervisor knows of."""
+
+    @abc.abstractmethod
+    def get_console_output(self, instance, max_bytes):
+        """The tail of the guest's serial console log, as text."""
+
+    @abc.abstractmethod
+    def get_available_resource(self):
+        """HostResources of this host, for the compute_nodes table."""
+
+    def register_event_listener(self, callback):
+        """Call callback(uuid, power_state) on guest lifecycle events."""
+        self._event_callback = callback

@@ -1,0 +1,21 @@
+"""Typed errors raised by hypervisor drivers."""
+
+
+class VirtError(Exception):
+    """Base of every driver error; str() is the operator-facing reason."""
+
+
+class InstanceNotFound(VirtError):
+    pass
+
+
+class HypervisorUnavailable(VirtError):
+    pass
+
+
+class InvalidImageProperty(VirtError):
+    """An image property (hw_disk_bus, ...) has a value we do not accept."""
+
+
+class DiskTooSmall(VirtError):
+    """The image's virtual size exceeds the flavor's root disk."""

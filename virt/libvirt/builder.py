@@ -1,0 +1,147 @@
+"""Pure functions that turn an instance, its image properties, disks and
+VIFs into a Domain element.  No libvirt, no I/O: unit-tested on plain data.
+
+The XML is always regenerated from the record through here; nothing reads
+back the copy written to <instance dir>/libvirt.xml.
+"""
+import dataclasses
+
+from virt.errors import InvalidImageProperty
+from virt.libvirt.xml import domain as x
+
+DISK_BUS_PREFIX = {"virtio": "vd", "scsi": "sd", "sata": "sd", "ide": "hd", "usb": "sd"}
+VIF_MODELS = {"virtio", "e1000", "e1000e", "rtl8139", "ne2k_pci", "pcnet"}
+VIDEO_MODELS = {"vga", "cirrus", "virtio", "qxl", "none"}
+MACHINE_TYPE_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+
+
+@dataclasses.dataclass(frozen=True)
+class GuestDisk:
+    """One file-backed disk attached to the guest, in boot order."""
+
+    name: str           # disk, disk.local, disk.swap
+    path: str
+    format: str         # qcow2 | raw
+
+
+@dataclasses.dataclass(frozen=True)
+class HostSettings:
+    """The host-side knobs the XML depends on (taken from [libvirt])."""
+
+    virt_type: str = "qemu"
+    cpu_mode: str | None = None
+    cpu_model: str | None = None
+    machine_type: str = "pc"
+    default_cmdline: str = "root=/dev/vda console=tty0 console=ttyS0"
+    disk_cache: str = "none"
+    vnc_listen: str = "127.0.0.1"
+
+
+@dataclasses.dataclass(frozen=True)
+class BootFiles:
+    kernel: str | None = None
+    initrd: str | None = None
+
+
+def _prop(image_meta, name, allowed, default):
+    value = (image_meta.get("properties") or {}).get(name, default)
+    if value not in allowed:
+        raise InvalidImageProperty(
+            f"image property {name}={value!r} is not one of {sorted(allowed)}")
+    return value
+
+
+def disk_bus(image_meta):
+    return _prop(image_meta, "hw_disk_bus", DISK_BUS_PREFIX, "virtio")
+
+
+def build_cpu(settings):
+    mode = settings.cpu_mode or ("host-model" if settings.virt_type == "kvm" else "none")
+    if mode == "none":
+        return None
+    if mode == "custom":
+        return x.CPU(mode="custom", match="exact", model=settings.cpu_model,
+                     model_fallback="forbid")
+    return x.CPU(mode=mode)
+
+
+def build_os(image_meta, boot, settings):
+    machine = (image_meta.get("properties") or {}).get("hw_machine_type") or settings.machine_type
+    if not set(machine) <= MACHINE_TYPE_CHARS:
+        raise InvalidImageProperty(f"image property hw_machine_type={machine!r} is not valid")
+    os_el = x.OS(type="hvm", arch="x86_64", machine=machine)
+    if boot.kernel:
+        os_el.kernel = boot.kernel
+        if boot.initrd:
+            os_el.initrd = boot.initrd
+        props = image_meta.get("properties") or {}
+        os_el.cmdline = props.get("os_command_line") or settings.default_cmdline
+    else:
+        os_el.boot_dev = "hd"
+    return os_el
+
+
+def build_clock():
+    clock = x.Clock(offset="utc")
+    clock.timers.append(x.Timer(name="pit", tickpolicy="delay"))
+    clock.timers.append(x.Timer(name="rtc", tickpolicy="catchup"))
+    clock.timers.append(x.Timer(name="hpet", present=False))
+    return clock
+
+
+def build_disks(disks, bus, cache):
+    prefix = DISK_BUS_PREFIX[bus]
+    return [x.Disk(type="file", device="disk", driver_name="qemu", driver_type=d.format,
+                   driver_cache=cache, source_file=d.path,
+                   target_dev=prefix + "abcdefghijklmnopqrstuvwxyz"[i], target_bus=bus)
+            for i, d in enumerate(disks)]
+
+
+def build_interfaces(vifs, image_meta):
+    model = _prop(image_meta, "hw_vif_model", VIF_MODELS, "virtio")
+    return [x.Interface(type="bridge", mac=v["address"], source_bridge=v["bridge"],
+                        target_dev=v["devname"], model=model, mtu=v.get("mtu"))
+            for v in vifs]
+
+
+def build_serials(console_log):
+    return [x.Serial(type="file", source_path=console_log, source_append=True, target_port=0),
+            x.Serial(type="pty", target_port=1)]
+
+
+def build_metadata(instance):
+    f = instance.flavor
+    return x.Metadata(instance=x.MetaInstance(
+        name=instance.display_name, created=instance.created_at or None,
+        image_id=instance.image_id,
+        flavor=x.MetaFlavor(name=f.name or None, memory_mb=f.memory_mb, vcpus=f.vcpus,
+                            root_gb=f.root_gb, ephemeral_gb=f.ephemeral_gb,
+                            swap_mb=f.swap_mb)))
+
+
+def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings):
+    """The whole guest definition.  vifs are dicts from the VIF plugin:
+    address, bridge, devname and optional mtu."""
+    dom = x.Domain(type=settings.virt_type, name=instance.domain_name, uuid=instance.uuid)
+    dom.metadata = build_metadata(instance)
+    dom.memory_kib = instance.flavor.memory_mb * 1024
+    dom.memory_unit = "KiB"
+    dom.vcpus = instance.flavor.vcpus
+    dom.cpu = build_cpu(settings)
+    dom.os = build_os(image_meta, boot, settings)
+    dom.features = x.Features(acpi=True, apic=True)
+    dom.clock = build_clock()
+    dom.on_poweroff, dom.on_reboot, dom.on_crash = "destroy", "restart", "destroy"
+    devices = x.Devices()
+    for disk in build_disks(disks, disk_bus(image_meta), settings.disk_cache):
+        devices.disks.append(disk)
+    for iface in build_interfaces(vifs, image_meta):
+        devices.interfaces.append(iface)
+    for serial in build_serials(console_log):
+        devices.serials.append(serial)
+    devices.graphics.append(x.Graphics(type="vnc", autoport=True, listen=settings.vnc_listen))
+    video = _prop(image_meta, "hw_video_model", VIDEO_MODELS, "vga")
+    devices.videos.append(x.Video(model=video))
+    devices.memballoon = x.MemBalloon(model="virtio", stats_period=10)
+    dom.devices = devices
+    return dom

@@ -1,0 +1,52 @@
+"""The files of an instance's disks in its directory: `disk` (root: a qcow2
+overlay on the cached base, or a flat copy when use_cow_images is off),
+`disk.local` (ephemeral) and `disk.swap`, both overlays on shared
+formatted bases."""
+import os
+
+from imagecache import qemu_img
+from virt.errors import DiskTooSmall
+from virt.libvirt.builder import GuestDisk
+
+GiB = 1024 ** 3
+
+
+def root_size(flavor, base):
+    """Virtual size of the root disk; refuses an image larger than it."""
+    if flavor.root_gb == 0:
+        return base.virtual_size
+    size = flavor.root_gb * GiB
+    if base.virtual_size > size:
+        raise DiskTooSmall(f"image {base.image_id} has a virtual size of {base.virtual_size} "
+                           f"bytes, larger than the flavor's root disk of {flavor.root_gb} GiB")
+    return size
+
+
+def create_root(instance_dir, flavor, base, use_cow):
+    path = os.path.join(instance_dir, "disk")
+    size = root_size(flavor, base)
+    if use_cow:
+        qemu_img.create_overlay(path, base.path, base.format, size)
+        return GuestDisk("disk", path, "qcow2")
+    qemu_img.convert(base.path, base.format, path, "raw")
+    if size > base.virtual_size:
+        qemu_img.resize(path, "raw", size)
+    return GuestDisk("disk", path, "raw")
+
+
+def create_overlay(instance_dir, name, base):
+    path = os.path.join(instance_dir, name)
+    qemu_img.create_overlay(path, base.path, base.format, base.virtual_size)
+    return GuestDisk(name, path, "qcow2")
+
+
+def create_all(instance_dir, flavor, image_files, cache, use_cow):
+    """Every disk the flavor asks for, in the order the guest sees them."""
+    disks = [create_root(instance_dir, flavor, image_files.root, use_cow)]
+    if flavor.ephemeral_gb:
+        base = cache.blank_base("ephemeral", flavor.ephemeral_gb * 1024)
+        disks.append(create_overlay(instance_dir, "disk.local", base))
+    if flavor.swap_mb:
+        base = cache.blank_base("swap", flavor.swap_mb)
+        disks.append(create_overlay(instance_dir, "disk.swap", base))
+    return disks

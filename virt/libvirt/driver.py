@@ -1,0 +1,146 @@
+"""LibvirtDriver: the ComputeDriver for libvirt/QEMU.  Each method is the
+short sequence of steps of its operation; the XML comes from builder, the
+disks from disks, the libvirt calls from host and guest."""
+import errno
+import logging
+import os
+import shutil
+import tempfile
+import uuid as uuidlib
+
+from virt import driver, errors
+from virt.libvirt import builder, disks
+from virt.libvirt.host import Host
+
+LOG = logging.getLogger(__name__)
+DOMAIN_PREFIX = "instance-"
+
+
+def check_uuid(value):
+    """Instance directories are named by uuid: accept only canonical ones."""
+    try:
+        if str(uuidlib.UUID(value)) == value:
+            return value
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise errors.VirtError(f"invalid instance uuid {value!r}")
+
+
+def supports_direct_io(path):
+    """Whether files under path can be opened with O_DIRECT (cache=none)."""
+    fd, probe = tempfile.mkstemp(prefix=".directio-", dir=path)
+    os.close(fd)
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_DIRECT)
+        os.close(fd)
+        return True
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        return False
+    finally:
+        os.unlink(probe)
+
+
+class LibvirtDriver(driver.ComputeDriver):
+    def __init__(self, conf, image_cache):
+        self.conf = conf
+        self.cache = image_cache
+        self.instances_path = conf.instances_path
+        self.host = Host(conf.libvirt.connection_uri or "qemu:///system")
+        self.settings = None
+        self._event_callback = None
+
+    def init_host(self, host):
+        os.makedirs(self.instances_path, exist_ok=True)
+        self.settings = self._host_settings()
+        self.host.start(self._on_lifecycle)
+
+    def _host_settings(self):
+        lv = self.conf.libvirt
+        modes = dict(m.split("=", 1) for m in lv.disk_cachemodes if "=" in m)
+        cache = modes.get("file") or ("none" if supports_direct_io(self.instances_path)
+                                      else "writethrough")
+        return builder.HostSettings(
+            virt_type=lv.virt_type, cpu_mode=lv.cpu_mode,
+            cpu_model=lv.cpu_models[0] if lv.cpu_models else None,
+            machine_type=lv.hw_machine_type, default_cmdline=lv.default_kernel_cmdline,
+            disk_cache=cache, vnc_listen=lv.vnc_listen)
+
+    def _on_lifecycle(self, uuid, event, detail):
+        if self._event_callback is None:
+            return
+        try:
+            state = self.host.lookup(uuid).power_state()
+        except errors.InstanceNotFound:
+            state = driver.NOSTATE
+        self._event_callback(uuid, state)
+
+    def instance_dir(self, instance):
+        return os.path.join(self.instances_path, check_uuid(instance.uuid))
+
+    # -- operations ---------------------------------------------------------
+
+    def spawn(self, instance, image_meta, image_files, network_info):
+        inst_dir = self.instance_dir(instance)
+        os.makedirs(inst_dir, exist_ok=True)
+        guest_disks = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
+                                       self.conf.image.use_cow_images)
+        xml = self.domain_xml(instance, image_meta, image_files, guest_disks, network_info)
+        with open(os.path.join(inst_dir, "libvirt.xml"), "w") as f:
+            f.write(xml)  # for the operator's eyes only; never read back
+        guest = self.host.define(xml)
+        guest.launch()
+        LOG.info("instance %s: guest started", instance.uuid)
+
+    def domain_xml(self, instance, image_meta, image_files, guest_disks, network_info):
+        boot = builder.BootFiles(
+            kernel=image_files.kernel.path if image_files.kernel else None,
+            initrd=image_files.ramdisk.path if image_files.ramdisk else None)
+        console = os.path.join(self.instance_dir(instance), "console.log")
+        dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
+                                   console, self.settings)
+        return dom.to_xml()
+
+    def destroy(self, instance, network_info, destroy_disks=True):
+        try:
+            guest = self.host.lookup(check_uuid(instance.uuid))
+        except errors.InstanceNotFound:
+            guest = None
+        if guest is not None:
+            guest.destroy()
+            guest.undefine()
+        if destroy_disks:
+            shutil.rmtree(self.instance_dir(instance), ignore_errors=False,
+                          onerror=_ignore_missing)
+
+    def get_info(self, instance):
+        return self.host.lookup(check_uuid(instance.uuid)).info()
+
+    def list_instance_uuids(self):
+        return [g.uuid for g in self.host.list_guests() if g.name.startswith(DOMAIN_PREFIX)]
+
+    def get_console_output(self, instance, max_bytes):
+        path = os.path.join(self.instance_dir(instance), "console.log")
+        try:
+            with open(path, "rb") as f:
+                f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def get_available_resource(self):
+        memory_mb, cpus = self.host.node_info()
+        st = os.statvfs(self.instances_path)
+        gib = 1024 ** 3
+        return driver.HostResources(
+            hypervisor_type=self.host.hypervisor_type(), hypervisor_version=self.host.version(),
+            hostname=self.host.hostname(), vcpus=cpus, memory_mb=memory_mb,
+            memory_mb_free=self.host.free_memory_mb(),
+            local_gb=st.f_blocks * st.f_frsize // gib,
+            local_gb_free=st.f_bavail * st.f_frsize // gib)
+
+
+def _ignore_missing(func, path, exc_info):
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]

@@ -1,0 +1,84 @@
+"""A thin wrapper over one libvirt domain: each method is one libvirt call,
+with libvirt errors translated into virt.errors types.  Nothing else in the
+agent touches virDomain."""
+import libvirt
+
+from virt import driver, errors
+
+LIBVIRT_POWER_STATE = {
+    libvirt.VIR_DOMAIN_NOSTATE: driver.NOSTATE,
+    libvirt.VIR_DOMAIN_RUNNING: driver.RUNNING,
+    libvirt.VIR_DOMAIN_BLOCKED: driver.RUNNING,
+    libvirt.VIR_DOMAIN_PAUSED: driver.PAUSED,
+    libvirt.VIR_DOMAIN_SHUTDOWN: driver.SHUTDOWN,
+    libvirt.VIR_DOMAIN_SHUTOFF: driver.SHUTDOWN,
+    libvirt.VIR_DOMAIN_CRASHED: driver.CRASHED,
+    libvirt.VIR_DOMAIN_PMSUSPENDED: driver.SUSPENDED,
+}
+
+
+def translate(e):
+    """The virt.errors exception for a libvirtError."""
+    code = e.get_error_code()
+    if code == libvirt.VIR_ERR_NO_DOMAIN:
+        return errors.InstanceNotFound(e.get_error_message())
+    return errors.VirtError(f"libvirt: {e.get_error_message()}")
+
+
+class Guest:
+    def __init__(self, dom):
+        self._dom = dom
+
+    @property
+    def uuid(self):
+        return self._dom.UUIDString()
+
+    @property
+    def name(self):
+        return self._dom.name()
+
+    def _do(self, fn, *args):
+        try:
+            return fn(*args)
+        except libvirt.libvirtError as e:
+            raise translate(e)
+
+    def is_active(self):
+        return bool(self._do(self._dom.isActive))
+
+    def power_state(self):
+        state, _reason = self._do(self._dom.state)
+        return LIBVIRT_POWER_STATE.get(state, driver.NOSTATE)
+
+    def info(self):
+        state, _max_kib, mem_kib, vcpus, cpu_ns = self._do(self._dom.info)
+        return driver.InstanceInfo(LIBVIRT_POWER_STATE.get(state, driver.NOSTATE),
+                                   mem_kib, vcpus, cpu_ns)
+
+    def launch(self):
+        self._do(self._dom.createWithFlags, 0)
+
+    def destroy(self):
+        """Power off at once; a guest that is not running is fine."""
+        try:
+            self._dom.destroy()
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                raise translate(e)
+
+    def undefine(self):
+        """Remove the definition with its managed-save image and NVRAM."""
+        flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                 | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+                 | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
+        try:
+            self._dom.undefineFlags(flags)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return
+            if e.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
+                raise translate(e)
+            self._do(self._dom.undefine)
+
+    def xml_desc(self):
+        return self._do(self._dom.XMLDesc, 0)

@@ -1,0 +1,134 @@
+"""The one libvirt connection of the agent.
+
+Owns: opening (and re-opening after libvirtd restarts) the connection, the
+native thread that runs libvirt's default event loop, and delivery of guest
+lifecycle events to a listener.  Events are handed from the event-loop
+thread to a dispatcher thread through a queue, so a slow listener never
+stalls libvirt's keepalives.
+"""
+import logging
+import queue
+import threading
+
+import libvirt
+
+from virt import errors
+from virt.libvirt.guest import Guest, translate
+
+LOG = logging.getLogger(__name__)
+_EVENT_LOOP_LOCK = threading.Lock()
+_EVENT_LOOP_STARTED = False
+
+
+def _start_event_loop():
+    """libvirt's default event implementation, run by one daemon thread per
+    process; it must be registered before the first connection opens."""
+    global _EVENT_LOOP_STARTED
+    with _EVENT_LOOP_LOCK:
+        if _EVENT_LOOP_STARTED:
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run():
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-event-loop", daemon=True).start()
+        _EVENT_LOOP_STARTED = True
+
+
+class Host:
+    def __init__(self, uri):
+        self.uri = uri
+        self._conn = None
+        self._lock = threading.Lock()
+        self._listener = None
+        self._events = queue.Queue()
+
+    def start(self, lifecycle_listener=None):
+        """Start the event loop, open the connection, deliver lifecycle
+        events as listener(uuid, event, detail) from a dispatcher thread."""
+        self._listener = lifecycle_listener
+        _start_event_loop()
+        threading.Thread(target=self._dispatch, name="libvirt-events", daemon=True).start()
+        self.get_connection()
+
+    def _dispatch(self):
+        while True:
+            uuid, event, detail = self._events.get()
+            try:
+                if self._listener:
+                    self._listener(uuid, event, detail)
+            except Exception:
+                LOG.exception("lifecycle listener failed for %s", uuid)
+
+    def _on_lifecycle(self, conn, dom, event, detail, opaque):
+        self._events.put((dom.UUIDString(), event, detail))
+
+    def _on_close(self, conn, reason, opaque):
+        LOG.warning("libvirt connection %s closed (reason %s); will reconnect", self.uri, reason)
+        with self._lock:
+            if self._conn is conn:
+                self._conn = None
+
+    def get_connection(self):
+        with self._lock:
+            if self._conn is not None:
+                return self._conn
+            try:
+                conn = libvirt.open(self.uri)
+            except libvirt.libvirtError as e:
+                raise errors.HypervisorUnavailable(f"cannot connect to {self.uri}: "
+                                                   f"{e.get_error_message()}")
+            try:
+                conn.registerCloseCallback(self._on_close, None)
+            except libvirt.libvirtError:
+                LOG.debug("driver of %s has no close callback", self.uri)
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+                                        self._on_lifecycle, None)
+            LOG.info("connected to %s", self.uri)
+            self._conn = conn
+            return conn
+
+    def _call(self, fn):
+        """Run fn(conn), reconnecting once if libvirtd went away."""
+        try:
+            return fn(self.get_connection())
+        except libvirt.libvirtError as e:
+            if e.get_error_code() not in (libvirt.VIR_ERR_SYSTEM_ERROR,
+                                          libvirt.VIR_ERR_INTERNAL_ERROR,
+                                          libvirt.VIR_ERR_NO_CONNECT,
+                                          libvirt.VIR_ERR_INVALID_CONN):
+                raise translate(e)
+            with self._lock:
+                self._conn = None
+        try:
+            return fn(self.get_connection())
+        except libvirt.libvirtError as e:
+            raise translate(e)
+
+    def lookup(self, uuid):
+        return Guest(self._call(lambda c: c.lookupByUUIDString(uuid)))
+
+    def define(self, xml):
+        return Guest(self._call(lambda c: c.defineXML(xml)))
+
+    def list_guests(self):
+        return [Guest(d) for d in self._call(lambda c: c.listAllDomains(0))]
+
+    def node_info(self):
+        """(memory_mb, cpus) of the host."""
+        info = self._call(lambda c: c.getInfo())
+        return info[1], info[2]
+
+    def free_memory_mb(self):
+        return self._call(lambda c: c.getFreeMemory()) // (1024 * 1024)
+
+    def hostname(self):
+        return self._call(lambda c: c.getHostname())
+
+    def version(self):
+        return self._call(lambda c: c.getVersion())
+
+    def hypervisor_type(self):
+        return self._call(lambda c: c.getType())

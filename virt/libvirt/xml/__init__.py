@@ -1,0 +1,1 @@
+"""Libvirt domain XML as declarative element classes (see base.py)."""
