@@ -1,6 +1,14 @@
 """oslo.messaging plumbing shared by the server and the client: transport,
 targets, notifier, and the request context that travels with each message."""
-import oslo_messaging as messaging
+from oslo_service import backend as _service_backend
+
+# oslo.messaging imports oslo.service, whose default backend is eventlet.
+# This agent runs on native threads: select oslo.service's threading backend
+# before oslo.messaging is imported (nothing here ever imports eventlet).
+if _service_backend.get_backend_type() is None:
+    _service_backend.init_backend(_service_backend.BackendType.THREADING)
+
+import oslo_messaging as messaging  # noqa: E402
 
 TOPIC = "compute"
 RPC_VERSION = "1.0"
