@@ -9,6 +9,7 @@ import socket
 
 from oslo_config import cfg
 
+from compute import rpc
 from imagecache import conf as image_conf
 from network import conf as network_conf
 from virt.libvirt import conf as libvirt_conf
@@ -52,6 +53,7 @@ def register_opts(conf):
     image_conf.register_opts(conf)
     libvirt_conf.register_opts(conf)
     network_conf.register_opts(conf)
+    rpc.register_opts(conf)
 
 
 def list_opts():

@@ -40,8 +40,9 @@ class ComputeService:
                                       vif_base.load(conf.network.vif_plugin, conf), notifier)
         self.endpoint = ComputeEndpoint(self.manager, conf.max_concurrent_builds)
         target = messaging.Target(topic=rpc.TOPIC, server=conf.host)
+        # No executor argument: it is deprecated, and oslo.messaging picks its
+        # threading executor whenever threads are not eventlet-patched.
         self.server = messaging.get_rpc_server(self.transport, target, [self.endpoint],
-                                               executor="threading",
                                                serializer=rpc.ContextSerializer())
         self._stop = threading.Event()
         self._periodic = threading.Thread(target=self._run_periodic, name="periodic",

@@ -67,18 +67,19 @@ class Guest:
                 raise translate(e)
 
     def undefine(self):
-        """Remove the definition with its managed-save image and NVRAM."""
-        flags = (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                 | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
-                 | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM)
-        try:
-            self._dom.undefineFlags(flags)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+        """Remove the definition with its managed-save image and NVRAM,
+        dropping flags this hypervisor does not support; gone is fine."""
+        for flags in (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+                      libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE, 0):
+            try:
+                self._dom.undefineFlags(flags)
                 return
-            if e.get_error_code() != libvirt.VIR_ERR_NO_SUPPORT:
-                raise translate(e)
-            self._do(self._dom.undefine)
+            except libvirt.libvirtError as e:
+                if e.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                    return
+                if e.get_error_code() not in (libvirt.VIR_ERR_INVALID_ARG,
+                                              libvirt.VIR_ERR_NO_SUPPORT) or not flags:
+                    raise translate(e)
 
     def xml_desc(self):
         return self._do(self._dom.XMLDesc, 0)

@@ -1,0 +1,130 @@
+"""Spawn and terminate through RPC, with the real endpoint, manager,
+driver, image cache and database, on libvirt's test hypervisor."""
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import oslo_messaging as messaging
+import pytest
+
+from compute import exception
+from tests.functional.conftest import upload
+
+FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
+
+
+def wait_state(api, host, uuid_, states, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rec = api.get_instance(host, uuid_)
+        if rec["vm_state"] in states:
+            return rec
+        time.sleep(0.05)
+    raise AssertionError(f"{uuid_} never reached {states}: {rec}")
+
+
+def test_spawn_then_terminate(api, service, qcow2_image):
+    host, u = service.conf.host, str(uuid.uuid4())
+    api.build_and_run_instance(host, u, "web", FLAVOR, qcow2_image)
+    rec = wait_state(api, host, u, {"active", "error"})
+    assert (rec["vm_state"], rec["task_state"], rec["power_state"]) == ("active", None,
+                                                                         "RUNNING"), rec
+    inst_dir = os.path.join(service.conf.instances_path, u)
+    info = json.loads(subprocess.run(
+        ["qemu-img", "info", "-U", "--output=json", os.path.join(inst_dir, "disk")],
+        check=True, capture_output=True, text=True).stdout)
+    base_dir = os.path.join(service.conf.instances_path, "_base")
+    (base,) = os.listdir(base_dir)
+    assert info["format"] == "qcow2" and info["virtual-size"] == 1024 ** 3
+    assert info["backing-filename"] == os.path.join(base_dir, base)
+    assert info["backing-filename-format"] == "raw"      # force_raw_images converted it
+    assert u in service.manager.driver.list_instance_uuids()
+    actions, events = service.db.actions_for(u)
+    assert [a.action for a in actions] == ["create"]
+    assert [(e.event, e.result) for e in events] == [("compute_create", "Success")]
+
+    api.terminate_instance(host, u)
+    rec = wait_state(api, host, u, {"deleted"})
+    assert u not in service.manager.driver.list_instance_uuids()
+    assert not os.path.exists(inst_dir)
+    assert os.listdir(base_dir) == [base]                 # base image kept
+    api.terminate_instance(host, u)                       # deleting twice is fine
+    assert api.get_instance(host, u)["vm_state"] == "deleted"
+
+
+def test_flavor_smaller_than_image_fails_cleanly(api, service, tmp_path, image_service):
+    big = tmp_path / "big.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(big), "2G"], check=True)
+    image = upload(image_service, str(big), "qcow2")
+    host, u = service.conf.host, str(uuid.uuid4())
+    api.build_and_run_instance(host, u, "big", FLAVOR, image)
+    rec = wait_state(api, host, u, {"error", "active"})
+    assert rec["vm_state"] == "error"
+    assert "larger than the flavor's root disk" in rec["fault"]
+    assert not os.path.exists(os.path.join(service.conf.instances_path, u))
+    assert u not in service.manager.driver.list_instance_uuids()
+
+
+def test_image_lying_about_its_format_fails_cleanly(api, service, tmp_path, image_service):
+    q = tmp_path / "q.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(q), "1M"], check=True)
+    image = upload(image_service, str(q), "raw")        # claims raw, is qcow2
+    host, u = service.conf.host, str(uuid.uuid4())
+    api.build_and_run_instance(host, u, "liar", FLAVOR, image)
+    rec = wait_state(api, host, u, {"error", "active"})
+    assert rec["vm_state"] == "error" and "claims disk_format raw" in rec["fault"]
+    base_dir = os.path.join(service.conf.instances_path, "_base")
+    assert os.listdir(base_dir) == []                   # nothing half-written
+
+
+BAD_PAYLOADS = [
+    ("missing flavor", {"name": "x", "image_id": "img"}),
+    ("negative memory", {"name": "x", "image_id": "img",
+                         "flavor": {"vcpus": 1, "memory_mb": -5, "root_gb": 1}}),
+    ("image id with slash", {"name": "x", "image_id": "../../etc/passwd", "flavor": FLAVOR}),
+    ("unknown field", {"name": "x", "image_id": "img", "flavor": FLAVOR, "evil": True}),
+]
+
+
+@pytest.mark.parametrize("why,payload", BAD_PAYLOADS, ids=[b[0] for b in BAD_PAYLOADS])
+def test_malformed_request_is_refused_and_writes_nothing(api, service, why, payload):
+    host, u = service.conf.host, str(uuid.uuid4())
+    payload = {"instance_uuid": u, **payload}
+    # The client refuses before sending (an unknown field it cannot even send) ...
+    if "evil" not in payload:
+        with pytest.raises(exception.InvalidRequest):
+            api.build_and_run_instance(host, u, payload.get("name"), payload.get("flavor"),
+                                       payload.get("image_id"))
+    # ... and the server refuses what a client that skips validation sends,
+    # answering with the same typed error.
+    raw = api.client.prepare(server=host)
+    with pytest.raises(exception.InvalidRequest) as e:
+        raw.call({}, "build_and_run_instance", **payload)
+    assert "build_and_run_instance: invalid" in str(e.value)
+    raw.cast({}, "build_and_run_instance", **payload)
+    time.sleep(0.3)
+    with pytest.raises(exception.InstanceNotFound):
+        service.db.instance_get(u, include_deleted=True)
+    assert service.db.instance_list() == []
+
+
+def test_uuid_that_is_not_a_uuid_is_refused(api, service):
+    raw = api.client.prepare(server=service.conf.host)
+    with pytest.raises(exception.InvalidRequest, match="instance_uuid"):
+        raw.call({}, "get_instance", instance_uuid="../../../etc")
+
+
+def test_heartbeat_and_compute_node(service):
+    (svc,) = service.db.service_list()
+    first = svc.report_count
+    time.sleep(1.5)
+    (svc,) = service.db.service_list()
+    assert svc.report_count > first and svc.host == service.conf.host
+
+
+def test_ping_and_unknown_host_times_out(api, service):
+    assert api.ping(service.conf.host)["status"] == "ok"
+    with pytest.raises(messaging.MessagingTimeout):
+        api.ping("no-such-host", timeout=0.5)

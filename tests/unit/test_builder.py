@@ -1,0 +1,88 @@
+"""The domain XML built from an instance record and image properties."""
+import pytest
+
+from virt.driver import Flavor, Instance
+from virt.errors import InvalidImageProperty
+from virt.libvirt import builder
+
+INST = Instance(uuid="0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55", display_name="web",
+                flavor=Flavor(vcpus=2, memory_mb=256, root_gb=1, name="m1"), image_id="img-1")
+DISKS = [builder.GuestDisk("disk", "/i/disk", "qcow2"),
+         builder.GuestDisk("disk.local", "/i/disk.local", "qcow2")]
+META = {"properties": {}}
+
+
+NO_BOOT_FILES = builder.BootFiles()
+DEFAULTS = builder.HostSettings()
+
+
+def build(image_meta=META, boot=NO_BOOT_FILES, settings=DEFAULTS, vifs=()):
+    return builder.build_domain(INST, image_meta, DISKS, list(vifs), boot, "/i/console.log",
+                                settings)
+
+
+def test_identity_and_size_come_from_the_record():
+    dom = build()
+    assert dom.name == "instance-" + INST.uuid and dom.uuid == INST.uuid
+    assert dom.type == "qemu"
+    assert dom.memory_kib == 256 * 1024 and dom.vcpus == 2
+    meta = dom.metadata.instance
+    assert (meta.name, meta.image_id, meta.flavor.memory_mb) == ("web", "img-1", 256)
+
+
+def test_disks_are_virtio_in_order_with_cache_mode():
+    disks = list(build().devices.disks)
+    assert [(d.target_dev, d.target_bus, d.source_file, d.driver_type, d.driver_cache)
+            for d in disks] == [("vda", "virtio", "/i/disk", "qcow2", "none"),
+                                ("vdb", "virtio", "/i/disk.local", "qcow2", "none")]
+
+
+def test_hw_disk_bus_property_changes_bus_and_names():
+    disks = list(build({"properties": {"hw_disk_bus": "sata"}}).devices.disks)
+    assert [(d.target_dev, d.target_bus) for d in disks] == [("sda", "sata"), ("sdb", "sata")]
+
+
+@pytest.mark.parametrize("prop,value", [("hw_disk_bus", "floppy"), ("hw_vif_model", "x"),
+                                        ("hw_video_model", "<evil/>"),
+                                        ("hw_machine_type", "pc'/><x")])
+def test_bad_image_properties_are_refused(prop, value):
+    with pytest.raises(InvalidImageProperty):
+        build({"properties": {prop: value}})
+
+
+def test_direct_kernel_boot_uses_os_command_line():
+    dom = build({"properties": {"os_command_line": "console=ttyS0 tb.name=x"}},
+                boot=builder.BootFiles("/b/k", "/b/r"))
+    assert (dom.os.kernel, dom.os.initrd, dom.os.cmdline) == ("/b/k", "/b/r",
+                                                              "console=ttyS0 tb.name=x")
+    assert dom.os.boot_dev is None
+
+
+def test_disk_boot_without_kernel():
+    dom = build()
+    assert dom.os.kernel is None and dom.os.boot_dev == "hd"
+    assert dom.os.machine == "pc"
+
+
+def test_cpu_mode_follows_virt_type_and_config():
+    assert build().cpu is None
+    assert build(settings=builder.HostSettings(virt_type="kvm")).cpu.mode == "host-model"
+    cpu = build(settings=builder.HostSettings(cpu_mode="custom", cpu_model="Westmere")).cpu
+    assert (cpu.mode, cpu.model) == ("custom", "Westmere")
+
+
+def test_console_serials_vnc_video_balloon():
+    devices = build().devices
+    assert [(s.type, s.target_port, s.source_path) for s in devices.serials] == [
+        ("file", 0, "/i/console.log"), ("pty", 1, None)]
+    assert devices.graphics[0].type == "vnc" and devices.graphics[0].listen == "127.0.0.1"
+    assert devices.videos[0].model == "vga"
+    assert devices.memballoon.model == "virtio"
+
+
+def test_interfaces_from_vifs():
+    vif = {"address": "52:54:00:12:34:56", "bridge": "br100", "devname": "tap1", "mtu": 1450}
+    (iface,) = build(vifs=[vif], image_meta={"properties": {"hw_vif_model": "e1000"}}
+                     ).devices.interfaces
+    assert (iface.mac, iface.source_bridge, iface.target_dev, iface.model, iface.mtu) == (
+        "52:54:00:12:34:56", "br100", "tap1", "e1000", 1450)

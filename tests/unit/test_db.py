@@ -1,0 +1,79 @@
+"""State changes are compare-and-swap on task_state; the Alembic migrations
+create exactly the schema the models describe."""
+import threading
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from compute import exception, states
+from compute.db.api import Database
+from compute.db.models import Base
+
+
+@pytest.fixture
+def db(tmp_path):
+    d = Database(f"sqlite:///{tmp_path}/t.sqlite")
+    d.sync()
+    return d
+
+
+def make(db, uuid="0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55"):
+    return db.instance_create(uuid=uuid, display_name="x", host="h", vm_state=states.BUILDING,
+                              task_state=states.SCHEDULING, power_state=0,
+                              flavor={"vcpus": 1, "memory_mb": 128, "root_gb": 1},
+                              image_ref="img", networks=[], metadata_={})
+
+
+def test_migrations_match_models(db):
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_cas_update_succeeds_on_expected_state(db):
+    inst = make(db)
+    db.instance_update(inst.uuid, expected_task_state=states.SCHEDULING,
+                       task_state=states.SPAWNING)
+    assert db.instance_get(inst.uuid).task_state == states.SPAWNING
+
+
+def test_cas_update_refused_on_unexpected_state(db):
+    inst = make(db)
+    with pytest.raises(exception.UnexpectedTaskState):
+        db.instance_update(inst.uuid, expected_task_state=states.SPAWNING, vm_state="active")
+    assert db.instance_get(inst.uuid).vm_state == states.BUILDING
+
+
+def test_two_racing_updates_only_one_wins(db):
+    inst = make(db)
+    results, barrier = [], threading.Barrier(8)
+
+    def race(i):
+        barrier.wait()
+        try:
+            db.instance_update(inst.uuid, expected_task_state=states.SCHEDULING,
+                               task_state=f"op{i}")
+            results.append(i)
+        except exception.UnexpectedTaskState:
+            pass
+
+    threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 1
+    assert db.instance_get(inst.uuid).task_state == f"op{results[0]}"
+
+
+def test_expected_none_task_state(db):
+    inst = make(db)
+    db.instance_update(inst.uuid, task_state=None)
+    db.instance_update(inst.uuid, expected_task_state=(None,), task_state=states.DELETING)
+
+
+def test_duplicate_uuid_refused(db):
+    make(db)
+    with pytest.raises(exception.InstanceExists):
+        make(db)
