@@ -11,6 +11,7 @@ from imagecache.glance import check_image_id, split_properties
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
+BUILD_TASK_STATES = (states.SCHEDULING, states.NETWORKING, states.SPAWNING)
 
 
 def virt_instance(inst):
@@ -51,30 +52,41 @@ class ComputeManager:
     # -- spawn ------------------------------------------------------------------
 
     def build_and_run_instance(self, ctxt, uuid):
-        """Runs in the build pool after the endpoint recorded the instance."""
+        """Runs in the build pool after the endpoint recorded the instance.
+        On failure the fault is recorded (by ops.run) before the instance is
+        moved to ERROR, so ERROR always comes with its reason."""
         try:
             with self.ops.run(ctxt, uuid, "create"):
-                inst = self.db.instance_get(uuid)
-                network_info = []
-                try:
-                    self.db.instance_update(uuid, expected_task_state=states.SCHEDULING,
-                                            task_state=states.NETWORKING)
-                    network_info = self._plug_vifs(inst)
-                    self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
-                                            task_state=states.SPAWNING)
-                    image_meta = self.glance.show(inst.image_ref)
-                    files = self._fetch_image_files(inst.image_ref, image_meta)
-                    self.driver.spawn(virt_instance(inst), split_properties(image_meta), files,
-                                      network_info)
-                    power = self.driver.get_info(virt_instance(inst)).power_state
-                    self.db.instance_update(uuid, expected_task_state=states.SPAWNING,
-                                            vm_state=states.ACTIVE, task_state=None,
-                                            power_state=power, launched_at=utcnow())
-                except Exception:
-                    self._cleanup_failed_build(inst, network_info)
-                    raise
+                self._build(uuid)
         except Exception as e:
             LOG.error("instance %s: build failed: %s", uuid, e)
+            try:
+                self.db.instance_update(uuid, expected_task_state=BUILD_TASK_STATES,
+                                        vm_state=states.ERROR, task_state=None,
+                                        power_state=virt_driver.NOSTATE)
+            except exception.ComputeError as e2:
+                LOG.warning("instance %s: not moved to ERROR: %s", uuid, e2)
+
+    def _build(self, uuid):
+        inst = self.db.instance_get(uuid)
+        network_info = []
+        try:
+            self.db.instance_update(uuid, expected_task_state=states.SCHEDULING,
+                                    task_state=states.NETWORKING)
+            network_info = self._plug_vifs(inst)
+            self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
+                                    task_state=states.SPAWNING)
+            image_meta = self.glance.show(inst.image_ref)
+            files = self._fetch_image_files(inst.image_ref, image_meta)
+            self.driver.spawn(virt_instance(inst), split_properties(image_meta), files,
+                              network_info)
+            power = self.driver.get_info(virt_instance(inst)).power_state
+        except Exception:
+            self._cleanup_failed_build(inst, network_info)
+            raise
+        self.db.instance_update(uuid, expected_task_state=states.SPAWNING,
+                                vm_state=states.ACTIVE, task_state=None,
+                                power_state=power, launched_at=utcnow())
 
     def _plug_vifs(self, inst):
         network_info = [self.vifs.describe(port) for port in inst.networks]
@@ -100,15 +112,13 @@ class ComputeManager:
         return virt_driver.ImageFiles(root, kernel, ramdisk)
 
     def _cleanup_failed_build(self, inst, network_info):
-        """Undo what a failed build created, then mark the instance ERROR."""
+        """Undo what a failed build created: guest, disks, instance dir, VIFs."""
         try:
             self.driver.destroy(virt_instance(inst), network_info, destroy_disks=True)
             for vif in network_info:
                 self.vifs.unplug(vif)
         except Exception:
             LOG.exception("instance %s: cleanup after failed build failed", inst.uuid)
-        self.db.instance_update(inst.uuid, vm_state=states.ERROR, task_state=None,
-                                power_state=virt_driver.NOSTATE)
 
     # -- delete -----------------------------------------------------------------
 

@@ -46,7 +46,11 @@ class ComputeAPI:
     def build_and_run_instance(self, host, instance_uuid, name, flavor, image_id,
                                metadata=None):
         """Create and boot an instance on host.  flavor: vcpus, memory_mb,
-        root_gb (0 = the image's size), optional ephemeral_gb, swap_mb, name."""
+        root_gb (0 = the image's size), optional ephemeral_gb, swap_mb, name.
+
+        The agent handles messages concurrently, so a get_instance sent right
+        after this cast may be answered InstanceNotFound until the agent has
+        recorded the instance (milliseconds): pollers should retry that."""
         payload = {"instance_uuid": instance_uuid, "name": name, "flavor": flavor,
                    "image_id": image_id}
         if metadata:

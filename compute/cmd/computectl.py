@@ -48,8 +48,15 @@ def _int(value, key):
 def wait_for(api, host, uuid, done, quiet, timeout=600):
     """Poll get_instance until done(record) and show each state change."""
     deadline, last = time.monotonic() + timeout, None
+    grace = time.monotonic() + 10   # a just-cast build may not be recorded yet
     while time.monotonic() < deadline:
-        rec = api.get_instance(host, uuid)
+        try:
+            rec = api.get_instance(host, uuid)
+        except exception.InstanceNotFound:
+            if time.monotonic() > grace:
+                raise
+            time.sleep(0.05)
+            continue
         state = (rec["vm_state"], rec["task_state"], rec["power_state"])
         if state != last and not quiet:
             print(f"  {uuid}: vm_state={state[0]} task_state={state[1]} power={state[2]}",

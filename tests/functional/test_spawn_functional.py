@@ -17,8 +17,12 @@ FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
 
 def wait_state(api, host, uuid_, states, timeout=20):
     deadline = time.monotonic() + timeout
+    rec = None
     while time.monotonic() < deadline:
-        rec = api.get_instance(host, uuid_)
+        try:
+            rec = api.get_instance(host, uuid_)
+        except exception.InstanceNotFound:
+            continue            # the build cast is not recorded yet
         if rec["vm_state"] in states:
             return rec
         time.sleep(0.05)

@@ -1,0 +1,168 @@
+"""Run compute-images and compute-agent as real processes for e2e tests
+and benchmarks: real RabbitMQ, real libvirtd (qemu:///system), real QEMU
+guests.  Each run gets its own host name, state directory and port, so runs
+never see each other's instances or messages."""
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+from oslo_config import cfg
+
+from compute import conf as compute_conf
+from compute import exception
+from compute.rpcapi import ComputeAPI
+from imagecache.glance import GlanceClient
+from tests.harness import guest
+
+BIN = os.path.dirname(sys.executable)
+TRANSPORT_URL = os.environ.get("COMPUTE_AGENT_TRANSPORT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
+LIBVIRT_URI = os.environ.get("COMPUTE_AGENT_LIBVIRT_URI", "qemu:///system")
+VIRT_TYPE = os.environ.get("COMPUTE_AGENT_VIRT_TYPE", "qemu")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout, interval=0.1, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Agent:
+    """compute-images + compute-agent + a ComputeAPI client, in a temp dir."""
+
+    def __init__(self, workdir=None, extra_conf=""):
+        self.workdir = workdir or tempfile.mkdtemp(prefix="ca-e2e-")
+        self.host = "e2e-" + uuid.uuid4().hex[:8]
+        self.state_path = os.path.join(self.workdir, "state")
+        self.instances_path = os.path.join(self.state_path, "instances")
+        self.port = free_port()
+        self.image_url = f"http://127.0.0.1:{self.port}"
+        self.config_file = os.path.join(self.workdir, "agent.conf")
+        self.extra_conf = extra_conf
+        self.procs = {}
+        self.images = {}
+
+    def _spawn(self, name, argv):
+        log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+
+    def log(self, name="compute-agent"):
+        with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as f:
+            return f.read()
+
+    def start(self):
+        with open(self.config_file, "w") as f:
+            f.write(f"""[DEFAULT]
+host = {self.host}
+state_path = {self.state_path}
+transport_url = {TRANSPORT_URL}
+report_interval = 2
+[libvirt]
+connection_uri = {LIBVIRT_URI}
+virt_type = {VIRT_TYPE}
+[image]
+api_servers = {self.image_url}
+{self.extra_conf}
+""")
+        self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
+                                       "--data-dir", os.path.join(self.workdir, "images"),
+                                       "--port", str(self.port)])
+        self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),
+                                      "--config-file", self.config_file])
+        conf = cfg.ConfigOpts()
+        compute_conf.register_opts(conf)
+        conf(["--config-file", self.config_file], project="compute-agent-e2e")
+        self.conf = conf
+        self.api = ComputeAPI(conf, timeout=30)
+        wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
+        return self
+
+    def _answers(self):
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{self.log(name)}")
+        try:
+            return self.api.ping(self.host, timeout=1)
+        except Exception:
+            return None
+
+    def upload_test_guest(self, cmdline="console=ttyS0 quiet tb.name=e2e"):
+        """Register the test guest's kernel, ramdisk and disk; the disk's id."""
+        files = guest.build()
+        client = GlanceClient([self.image_url])
+
+        def up(path, fmt, **props):
+            meta = client.create(name=os.path.basename(path), disk_format=fmt,
+                                 container_format="bare", **props)
+            with open(path, "rb") as f:
+                client.upload(meta["id"], f)
+            return meta["id"]
+
+        kernel = up(os.path.join(files, "vmlinux"), "aki")
+        ramdisk = up(os.path.join(files, "initrd.img"), "ari")
+        disk = up(os.path.join(files, "disk.qcow2"), "qcow2", kernel_id=kernel,
+                  ramdisk_id=ramdisk, os_command_line=cmdline)
+        self.images.update(kernel=kernel, ramdisk=ramdisk, disk=disk)
+        return disk
+
+    def wait_state(self, uuid_, vm_states, timeout=120):
+        def reached():
+            try:
+                rec = self.api.get_instance(self.host, uuid_)
+            except exception.InstanceNotFound:
+                return None     # a build cast not recorded yet
+            return rec if rec["vm_state"] in vm_states else None
+        return wait_until(reached, timeout, 0.05, f"{uuid_} to reach {vm_states}")
+
+    def console(self, uuid_):
+        path = os.path.join(self.instances_path, uuid_, "console.log")
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        with contextlib.suppress(Exception):
+            self.api.transport.cleanup()
+
+    def cleanup_guests(self):
+        """Destroy any guest this run left behind (after a failed test)."""
+        import libvirt
+        conn = libvirt.open(LIBVIRT_URI)
+        try:
+            for dom in conn.listAllDomains(0):
+                uuid_ = dom.UUIDString()
+                if os.path.isdir(os.path.join(self.instances_path, uuid_)):
+                    with contextlib.suppress(libvirt.libvirtError):
+                        dom.destroy()
+                    with contextlib.suppress(libvirt.libvirtError):
+                        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        finally:
+            conn.close()
+
+    def remove(self):
+        shutil.rmtree(self.workdir, ignore_errors=True)
