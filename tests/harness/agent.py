@@ -120,14 +120,14 @@ api_servers = {self.image_url}
         self.images.update(kernel=kernel, ramdisk=ramdisk, disk=disk)
         return disk
 
-    def wait_state(self, uuid_, vm_states, timeout=120):
+    def wait_state(self, uuid_, vm_states, timeout=120, interval=0.05):
         def reached():
             try:
                 rec = self.api.get_instance(self.host, uuid_)
             except exception.InstanceNotFound:
                 return None     # a build cast not recorded yet
             return rec if rec["vm_state"] in vm_states else None
-        return wait_until(reached, timeout, 0.05, f"{uuid_} to reach {vm_states}")
+        return wait_until(reached, timeout, interval, f"{uuid_} to reach {vm_states}")
 
     def console(self, uuid_):
         path = os.path.join(self.instances_path, uuid_, "console.log")

@@ -1,0 +1,31 @@
+#!/bin/bash
+# Install what compute-agent needs on Debian 12 (run as root): the system
+# packages (libvirt, QEMU, RabbitMQ, tools to build the test guest) and a
+# virtualenv in .venv with the agent and its pinned Python dependencies.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+PACKAGES=(
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
+  qemu-system-x86 qemu-utils rabbitmq-server
+  python3 python3-venv python3-dev gcc pkg-config
+  iptables bridge-utils dnsmasq-base iproute2 procps
+  cpio lz4 busybox-static e2fsprogs binutils util-linux curl
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo ">> apt-get install ${missing[*]}"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo ">> creating .venv"
+  "$PY" -m venv .venv
+fi
+echo ">> installing compute-agent into .venv"
+.venv/bin/pip install -q --disable-pip-version-check -U pip
+.venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]' tox ruff
