@@ -51,9 +51,6 @@ class Prop:
         self.tags, self.attr = _split(path)
         self.kind, self.words, self.presence = kind, words, presence
 
-    def __set_name__(self, owner, name):
-        self.name = name
-
     def __get__(self, obj, objtype=None):
         if obj is None:
             return self
@@ -109,9 +106,6 @@ class Child:
     def __init__(self, cls, path=None):
         self.cls = cls
         self.tags, _ = _split(path or cls.TAG)
-
-    def __set_name__(self, owner, name):
-        self.name = name
 
     def __get__(self, obj, objtype=None):
         if obj is None:
