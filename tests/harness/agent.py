@@ -21,6 +21,7 @@ from imagecache.glance import GlanceClient
 from tests.harness import guest
 
 BIN = os.path.dirname(sys.executable)
+ROOT_DIR = guest.ROOT
 TRANSPORT_URL = os.environ.get("COMPUTE_AGENT_TRANSPORT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 LIBVIRT_URI = os.environ.get("COMPUTE_AGENT_LIBVIRT_URI", "qemu:///system")
 VIRT_TYPE = os.environ.get("COMPUTE_AGENT_VIRT_TYPE", "qemu")

@@ -7,13 +7,22 @@
 set -euo pipefail
 OUT=${1:?usage: build.sh OUTDIR}
 HERE=$(cd "$(dirname "$0")" && pwd)
-KPKG=${TEST_GUEST_KERNEL_PKG:-linux-image-6.1.0-56-cloud-amd64}
 [ -f "$OUT/.complete" ] && exit 0
+# The kernel package the cloud metapackage points at today (Debian removes
+# old kernel ABIs from the archive, so a fixed name would break one day).
+resolve_kernel() {
+  apt-cache depends linux-image-cloud-amd64 2>/dev/null \
+    | awk '/Depends: linux-image-[0-9]/ {print $2; exit}'
+}
+KPKG=${TEST_GUEST_KERNEL_PKG:-$(resolve_kernel)}
+if [ -z "$KPKG" ]; then apt-get update -qq; KPKG=$(resolve_kernel); fi
+[ -n "$KPKG" ] || { echo "cannot resolve linux-image-cloud-amd64" >&2; exit 1; }
 mkdir -p "$OUT"
 WORK=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 cd "$WORK"
 apt-get download "$KPKG" >/dev/null 2>&1 || { apt-get update -qq && apt-get download "$KPKG" >/dev/null; }
+ls ./*.deb >/dev/null
 dpkg -x ./*.deb k
 KVER=$(ls k/lib/modules)
 # vmlinux: cut vmlinuz at the lz4 legacy magic and decompress.
@@ -35,7 +44,7 @@ busybox depmod -b "$PWD/$R" "$KVER"
 (cd $R && find . | cpio -o -H newc --quiet | gzip -1) > initrd.img
 # disk
 mkdir -p d; echo "test-guest-disk" > d/marker
-mkfs.ext4 -q -F -L tbroot -d d disk.raw 64M
+mkfs.ext4 -q -F -L tbroot -d d disk.raw 64M >/dev/null
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2
 mv vmlinux initrd.img disk.raw disk.qcow2 "$OUT/"
 echo "$KVER" > "$OUT/.complete"
