@@ -77,3 +77,17 @@ def test_duplicate_uuid_refused(db):
     make(db)
     with pytest.raises(exception.InstanceExists):
         make(db)
+
+
+def test_service_up_down_by_service_down_time():
+    import datetime
+
+    from compute.db.api import service_is_up
+    from compute.db.models import Service
+    now = datetime.datetime(2026, 1, 1, 12, 0, 0)
+    svc = Service(host="h", binary="compute-agent", topic="compute",
+                  created_at=now - datetime.timedelta(hours=1),
+                  updated_at=now - datetime.timedelta(seconds=59))
+    assert service_is_up(svc, 60, now)
+    svc.updated_at = now - datetime.timedelta(seconds=61)
+    assert not service_is_up(svc, 60, now)
