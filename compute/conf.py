@@ -26,6 +26,34 @@ default_opts = [
                     "image cache."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,
                help="Builds run at once; further builds wait their turn."),
+    cfg.IntOpt("max_concurrent_operations", default=32, min=1,
+               help="Lifecycle operations (reboot, suspend, stop, ...) run at "
+                    "once across all instances; each instance runs one at a "
+                    "time regardless."),
+    cfg.IntOpt("wait_soft_reboot_seconds", default=120, min=1,
+               help="Seconds a soft reboot waits for the guest to shut down "
+                    "after the ACPI request before it falls back to a hard "
+                    "reboot."),
+    cfg.IntOpt("shutdown_timeout", default=60, min=0,
+               help="Seconds a stop waits for the guest to shut down "
+                    "gracefully before powering it off; 0 powers off at once."),
+    cfg.IntOpt("shutdown_retry_interval", default=10, min=1,
+               help="Seconds between repeated ACPI shutdown requests while a "
+                    "stop waits for the guest."),
+    cfg.StrOpt("running_deleted_instance_action", default="log",
+               choices=["noop", "log", "shutdown", "reap"],
+               help="What to do with a guest this agent created whose "
+                    "instance the database does not have or has deleted: "
+                    "noop, log it, shut it down (kept defined), or reap it "
+                    "(destroy, undefine, remove its directory)."),
+    cfg.BoolOpt("resume_guests_state_on_host_boot", default=False,
+                help="When the agent starts, start the guests of instances "
+                     "that were running but whose guest is not (the host "
+                     "rebooted)."),
+    cfg.IntOpt("sync_power_state_interval", default=600, min=0,
+               help="Seconds between runs of the power-state sync that "
+                    "catches what lifecycle events missed; 0 disables it. It "
+                    "never starts a guest."),
     cfg.IntOpt("report_interval", default=10, min=1,
                help="Seconds between heartbeats of the service into the "
                     "services table."),

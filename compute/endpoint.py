@@ -1,9 +1,17 @@
 """The RPC endpoint on topic 'compute': the boundary where untrusted
 payloads arrive.  Each method validates its payload against its schema
 (compute.schemas) before anything is written, then hands over to the
-manager; casts that take long (builds) go to a bounded worker pool."""
+manager.
+
+- build_and_run_instance and terminate_instance are casts: the build is
+  recorded here and runs in the build pool; a delete is allowed from any
+  state.
+- Power operations are calls that answer at once: the state transition is
+  checked and taken here (a refused one raises InstanceInvalidState to the
+  caller, and nothing changes), and the work runs in the worker pool.
+- Queries are calls.
+"""
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import oslo_messaging as messaging
 
@@ -12,14 +20,12 @@ from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 
-
 class ComputeEndpoint:
     target = messaging.Target(namespace=None, version=rpc.RPC_VERSION)
 
-    def __init__(self, manager, max_concurrent_builds):
+    def __init__(self, manager):
         self.manager = manager
         self.db = manager.db
-        self.builds = ThreadPoolExecutor(max_concurrent_builds, thread_name_prefix="build")
 
     def _check(self, method, payload):
         try:
@@ -28,6 +34,11 @@ class ComputeEndpoint:
             LOG.warning("rejected %s: %s", method, e)
             self.manager.ops.notify(f"{method}.rejected", {"reason": str(e)}, error=True)
             raise
+
+    def _start(self, ctxt, op, uuid):
+        self.manager.accept(op, uuid)
+        self.manager.submit(getattr(self.manager, op), ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": op}
 
     # -- casts ------------------------------------------------------------------
 
@@ -40,14 +51,50 @@ class ComputeEndpoint:
             power_state=virt_driver.NOSTATE,
             flavor={"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]},
             image_ref=payload["image_id"], networks=payload.get("networks", []),
-            metadata_=payload.get("metadata", {}))
-        self.builds.submit(self.manager.build_and_run_instance, ctxt, uuid)
+            metadata_=payload.get("metadata", {}), image_meta={}, disk_formats={})
+        self.manager.builds.submit(self.manager.build_and_run_instance, ctxt, uuid)
 
     def terminate_instance(self, ctxt, **payload):
         self._check("terminate_instance", payload)
-        self.manager.terminate_instance(ctxt, payload["instance_uuid"])
+        self.manager.submit(self.manager.terminate_instance, ctxt, payload["instance_uuid"])
 
-    # -- calls ------------------------------------------------------------------
+    # -- power operations (calls that answer once accepted) ---------------------
+
+    def reboot_instance(self, ctxt, **payload):
+        self._check("reboot_instance", payload)
+        op = "reboot_hard" if payload["reboot_type"] == "HARD" else "reboot_soft"
+        return self._start(ctxt, op, payload["instance_uuid"])
+
+    def suspend_instance(self, ctxt, **payload):
+        self._check("suspend_instance", payload)
+        return self._start(ctxt, "suspend", payload["instance_uuid"])
+
+    def resume_instance(self, ctxt, **payload):
+        self._check("resume_instance", payload)
+        return self._start(ctxt, "resume", payload["instance_uuid"])
+
+    def pause_instance(self, ctxt, **payload):
+        self._check("pause_instance", payload)
+        return self._start(ctxt, "pause", payload["instance_uuid"])
+
+    def unpause_instance(self, ctxt, **payload):
+        self._check("unpause_instance", payload)
+        return self._start(ctxt, "unpause", payload["instance_uuid"])
+
+    def stop_instance(self, ctxt, **payload):
+        self._check("stop_instance", payload)
+        return self._start(ctxt, "stop", payload["instance_uuid"])
+
+    def start_instance(self, ctxt, **payload):
+        self._check("start_instance", payload)
+        return self._start(ctxt, "start", payload["instance_uuid"])
+
+    def reset_state(self, ctxt, **payload):
+        self._check("reset_state", payload)
+        self.manager.reset_state(ctxt, payload["instance_uuid"], payload["state"])
+        return self.manager.get_instance(payload["instance_uuid"])
+
+    # -- queries ----------------------------------------------------------------
 
     def get_instance(self, ctxt, **payload):
         self._check("get_instance", payload)
@@ -57,9 +104,21 @@ class ComputeEndpoint:
         self._check("list_instances", payload)
         return self.manager.list_instances()
 
+    def list_instance_actions(self, ctxt, **payload):
+        self._check("list_instance_actions", payload)
+        return self.manager.list_instance_actions(payload["instance_uuid"])
+
     def get_console_output(self, ctxt, **payload):
         self._check("get_console_output", payload)
         return self.manager.get_console_output(payload["instance_uuid"], payload.get("length"))
+
+    def get_diagnostics(self, ctxt, **payload):
+        self._check("get_diagnostics", payload)
+        return self.manager.get_diagnostics(payload["instance_uuid"])
+
+    def get_host_status(self, ctxt, **payload):
+        self._check("get_host_status", payload)
+        return self.manager.get_host_status()
 
     def ping(self, ctxt, **payload):
         self._check("ping", payload)

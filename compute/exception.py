@@ -29,3 +29,8 @@ class UnexpectedTaskState(ComputeError):
 
 class BuildFailed(ComputeError):
     pass
+
+
+class InstanceInvalidState(ComputeError):
+    """The operation is not allowed in the instance's current state; the
+    instance was not changed."""

@@ -1,25 +1,21 @@
 """ComputeManager: what each RPC operation does, step by step, in the order
-an operator's runbook would list them.  Locking, action records,
-notifications and faults come from compute.operation; validation happened at
-the RPC boundary (compute.endpoint) before anything reaches here."""
+an operator's runbook would list them.  Spawn, delete and the queries are
+here; power operations in compute.lifecycle; restart reconcile and power
+sync in compute.reconcile.  Locking, action records, notifications and
+faults come from compute.operation; payloads were validated at the RPC
+boundary (compute.endpoint) before anything reaches here."""
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from compute import exception, states
 from compute.db.models import utcnow
+from compute.lifecycle import LifecycleMixin
 from compute.operation import Operations
+from compute.reconcile import BUILD_TASK_STATES, ReconcileMixin
 from imagecache.glance import check_image_id, split_properties
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
-BUILD_TASK_STATES = (states.SCHEDULING, states.NETWORKING, states.SPAWNING)
-
-
-def virt_instance(inst):
-    """The driver's view of an instance record."""
-    return virt_driver.Instance(
-        uuid=inst.uuid, display_name=inst.display_name,
-        flavor=virt_driver.Flavor(**inst.flavor), image_id=inst.image_ref,
-        created_at=inst.created_at.strftime("%Y-%m-%d %H:%M:%S") if inst.created_at else "")
 
 
 def instance_view(inst, fault=None):
@@ -30,6 +26,7 @@ def instance_view(inst, fault=None):
         "power_state": virt_driver.POWER_STATE_NAMES.get(inst.power_state, "NOSTATE"),
         "flavor": inst.flavor, "image_id": inst.image_ref, "metadata": inst.metadata_,
         "created_at": _iso(inst.created_at), "launched_at": _iso(inst.launched_at),
+        "updated_at": _iso(inst.updated_at),
         "fault": fault.message if fault is not None else None,
     }
 
@@ -38,16 +35,32 @@ def _iso(ts):
     return ts.isoformat() + "Z" if ts else None
 
 
-class ComputeManager:
+class ComputeManager(LifecycleMixin, ReconcileMixin):
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
         self.conf, self.db, self.driver = conf, db, driver
         self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin
         self.host = conf.host
         self.ops = Operations(db, notifier, self.host)
+        self.builds = ThreadPoolExecutor(conf.max_concurrent_builds, thread_name_prefix="build")
+        self.workers = ThreadPoolExecutor(conf.max_concurrent_operations,
+                                          thread_name_prefix="op")
 
-    def init_host(self):
-        self.driver.init_host(self.host)
-        self.driver.register_event_listener(self.handle_power_state)
+    def submit(self, fn, *args):
+        """Run an accepted operation in the worker pool."""
+        return self.workers.submit(fn, *args)
+
+    def shutdown(self):
+        for pool in (self.builds, self.workers):
+            pool.shutdown(wait=True)
+
+    @staticmethod
+    def virt_instance(inst):
+        """The driver's view of an instance record."""
+        return virt_driver.Instance(
+            uuid=inst.uuid, display_name=inst.display_name,
+            flavor=virt_driver.Flavor(**inst.flavor), image_id=inst.image_ref,
+            created_at=inst.created_at.strftime("%Y-%m-%d %H:%M:%S") if inst.created_at else "",
+            disk_formats=dict(inst.disk_formats or {}))
 
     # -- spawn ------------------------------------------------------------------
 
@@ -76,20 +89,25 @@ class ComputeManager:
             network_info = self._plug_vifs(inst)
             self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
                                     task_state=states.SPAWNING)
-            image_meta = self.glance.show(inst.image_ref)
-            files = self._fetch_image_files(inst.image_ref, image_meta)
-            self.driver.spawn(virt_instance(inst), split_properties(image_meta), files,
-                              network_info)
-            power = self.driver.get_info(virt_instance(inst)).power_state
+            image_meta = split_properties(self.glance.show(inst.image_ref))
+            files = self._image_files(inst.image_ref, image_meta)
+            formats = self.driver.spawn(self.virt_instance(inst), image_meta, files,
+                                        network_info)
+            power = self._power_state(inst)
         except Exception:
             self._cleanup_failed_build(inst, network_info)
             raise
         self.db.instance_update(uuid, expected_task_state=states.SPAWNING,
-                                vm_state=states.ACTIVE, task_state=None,
-                                power_state=power, launched_at=utcnow())
+                                vm_state=states.ACTIVE, task_state=None, power_state=power,
+                                launched_at=utcnow(), image_meta=image_meta,
+                                disk_formats=formats)
+
+    def _describe_vifs(self, inst):
+        return [self.vifs.describe(port) for port in inst.networks]
 
     def _plug_vifs(self, inst):
-        network_info = [self.vifs.describe(port) for port in inst.networks]
+        """Plug every port (plugging is idempotent); undo on failure."""
+        network_info = self._describe_vifs(inst)
         plugged = []
         try:
             for vif in network_info:
@@ -101,8 +119,11 @@ class ComputeManager:
             raise
         return network_info
 
-    def _fetch_image_files(self, image_id, image_meta):
-        props = split_properties(image_meta)["properties"]
+    def _image_files(self, image_id, image_meta):
+        """The cached bases of an image and its kernel/ramdisk; each is
+        downloaded only if it is not cached (so a base removed from _base
+        is fetched again, verified against the checksum recorded at spawn)."""
+        props = image_meta.get("properties") or {}
         root = self.cache.fetch(image_id, image_meta)
         kernel = ramdisk = None
         if props.get("kernel_id"):
@@ -114,7 +135,7 @@ class ComputeManager:
     def _cleanup_failed_build(self, inst, network_info):
         """Undo what a failed build created: guest, disks, instance dir, VIFs."""
         try:
-            self.driver.destroy(virt_instance(inst), network_info, destroy_disks=True)
+            self.driver.destroy(self.virt_instance(inst), network_info, destroy_disks=True)
             for vif in network_info:
                 self.vifs.unplug(vif)
         except Exception:
@@ -123,8 +144,9 @@ class ComputeManager:
     # -- delete -----------------------------------------------------------------
 
     def terminate_instance(self, ctxt, uuid):
-        """Destroy the guest and its disks, unplug, mark deleted.  An instance
-        already deleted is not an error; the base image stays cached."""
+        """Destroy the guest (running, paused, suspended with a save file,
+        stopped or in error), its disks and directory; unplug; mark deleted.
+        An instance already deleted is not an error; the base stays cached."""
         try:
             inst = self.db.instance_get(uuid)
         except exception.InstanceNotFound:
@@ -132,8 +154,8 @@ class ComputeManager:
             return
         with self.ops.run(ctxt, uuid, "delete"):
             self.db.instance_update(uuid, task_state=states.DELETING)
-            network_info = [self.vifs.describe(port) for port in inst.networks]
-            self.driver.destroy(virt_instance(inst), network_info, destroy_disks=True)
+            network_info = self._describe_vifs(inst)
+            self.driver.destroy(self.virt_instance(inst), network_info, destroy_disks=True)
             for vif in network_info:
                 self.vifs.unplug(vif)
             self.db.instance_update(uuid, expected_task_state=states.DELETING,
@@ -151,33 +173,45 @@ class ComputeManager:
     def list_instances(self):
         return [instance_view(i) for i in self.db.instance_list(host=self.host)]
 
+    def list_instance_actions(self, uuid):
+        self.db.instance_get(uuid, include_deleted=True)
+        actions, events = self.db.actions_for(uuid)
+        return [{"action": a.action, "request_id": a.request_id,
+                 "start_time": _iso(a.start_time), "finish_time": _iso(a.finish_time),
+                 "message": a.message,
+                 "events": [{"event": e.event, "result": e.result, "details": e.details,
+                             "start_time": _iso(e.start_time),
+                             "finish_time": _iso(e.finish_time)}
+                            for e in events if e.action_id == a.id]}
+                for a in actions]
+
     def get_console_output(self, uuid, length=None):
         inst = self.db.instance_get(uuid)
-        text = self.driver.get_console_output(virt_instance(inst), 1024 * 1024)
+        text = self.driver.get_console_output(self.virt_instance(inst), 1024 * 1024)
         lines = text.splitlines()
         return "\n".join(lines[-length:] if length else lines)
 
-    # -- events and periodic reports -------------------------------------------
+    def get_host_status(self):
+        node = self.db.compute_node_get(self.host)
+        return {"host": self.host,
+                "node": {c: getattr(node, c) for c in node.__table__.columns.keys()
+                         if c != "updated_at"} if node else None,
+                "saved_state_bytes": self.driver.saved_state_bytes()}
 
-    def handle_power_state(self, uuid, power_state):
-        """A lifecycle event from the hypervisor: record the power state."""
-        try:
-            self.db.instance_update(uuid, power_state=power_state)
-        except Exception as e:
-            LOG.debug("lifecycle event for %s not recorded: %s", uuid, e)
+    # -- periodic resource report -------------------------------------------------
 
     def update_available_resource(self):
         res = self.driver.get_available_resource()
         instances = self.db.instance_list(host=self.host)
+        gib = 1024 ** 3
+        saved_gb = -(-self.driver.saved_state_bytes() // gib)
         self.db.compute_node_update(
             self.host, hypervisor_type=res.hypervisor_type,
             hypervisor_version=res.hypervisor_version, hypervisor_hostname=res.hostname,
             vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=res.local_gb,
             vcpus_used=sum(i.flavor["vcpus"] for i in instances),
             memory_mb_used=sum(i.flavor["memory_mb"] for i in instances),
-            local_gb_used=sum(i.flavor["root_gb"] + i.flavor.get("ephemeral_gb", 0)
-                              for i in instances),
+            local_gb_used=saved_gb + sum(i.flavor["root_gb"] + i.flavor.get("ephemeral_gb", 0)
+                                         for i in instances),
             free_ram_mb=res.memory_mb_free, free_disk_gb=res.local_gb_free,
             running_vms=len(instances))
-
-

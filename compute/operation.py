@@ -25,14 +25,15 @@ class Operations:
 
     @contextlib.contextmanager
     def run(self, ctxt, uuid, action, record_fault=True):
-        """with ops.run(ctxt, uuid, "create"): ... the operation's steps."""
+        """with ops.run(ctxt, uuid, "create") as record: ... the steps;
+        record.event(name, details) notes a noteworthy step."""
         with lockutils.lock(f"instance-{uuid}"):
-            action_id = self.db.action_start(uuid, action, ctxt.get("request_id"))
+            action_id = self.db.action_start(uuid, action, (ctxt or {}).get("request_id"))
             event_id = self.db.event_start(action_id, f"compute_{action}")
             payload = {"instance_uuid": uuid, "host": self.host}
             self.notify(f"{action}.start", payload)
             try:
-                yield
+                yield ActionRecord(self.db, action_id)
             except Exception as e:
                 LOG.error("instance %s: %s failed: %s", uuid, action, e)
                 details = traceback.format_exc()
@@ -45,3 +46,14 @@ class Operations:
             self.db.event_finish(event_id, "Success")
             self.db.action_finish(action_id)
             self.notify(f"{action}.end", payload)
+
+
+class ActionRecord:
+    """The action of a running operation, for recording extra events."""
+
+    def __init__(self, db, action_id):
+        self.db, self.action_id = db, action_id
+
+    def event(self, name, details=None, result="Success"):
+        event_id = self.db.event_start(self.action_id, name)
+        self.db.event_finish(event_id, result, details)

@@ -1,6 +1,10 @@
 """ComputeAPI: the client side of the compute RPC API, for a scheduler or
 computectl.  Casts return at once (follow progress with get_instance or the
-notifications); calls return the answer.  Payloads are validated here too,
+notifications); calls return the answer.  Power operations (reboot,
+suspend, resume, pause, unpause, stop, start) are calls that return as soon
+as the agent has accepted them, or raise compute.exception.
+InstanceInvalidState when the instance's state does not allow them; the
+work itself then continues on the agent.  Payloads are validated here too,
 so a malformed request fails before it is sent, with the same
 compute.exception.InvalidRequest the server would answer.
 
@@ -61,6 +65,42 @@ class ComputeAPI:
         """Destroy the instance and its disks; deleting twice is fine."""
         self._cast(host, "terminate_instance", instance_uuid=instance_uuid)
 
+    # -- power operations: accepted or refused at once, then run on the agent ----
+
+    def reboot_instance(self, host, instance_uuid, reboot_type="SOFT"):
+        """SOFT: ACPI shutdown, then start (hard reboot if the guest ignores
+        it for wait_soft_reboot_seconds).  HARD: power off and start from a
+        regenerated definition; works from any settled state."""
+        return self._call(host, "reboot_instance", instance_uuid=instance_uuid,
+                          reboot_type=reboot_type)
+
+    def suspend_instance(self, host, instance_uuid):
+        """Save the guest's memory to disk and stop it (ACTIVE -> SUSPENDED)."""
+        return self._call(host, "suspend_instance", instance_uuid=instance_uuid)
+
+    def resume_instance(self, host, instance_uuid):
+        """Restore a suspended guest (SUSPENDED -> ACTIVE)."""
+        return self._call(host, "resume_instance", instance_uuid=instance_uuid)
+
+    def pause_instance(self, host, instance_uuid):
+        """Stop the vCPUs, keep memory (ACTIVE -> PAUSED)."""
+        return self._call(host, "pause_instance", instance_uuid=instance_uuid)
+
+    def unpause_instance(self, host, instance_uuid):
+        return self._call(host, "unpause_instance", instance_uuid=instance_uuid)
+
+    def stop_instance(self, host, instance_uuid):
+        """Graceful shutdown (shutdown_timeout), then power off (-> STOPPED)."""
+        return self._call(host, "stop_instance", instance_uuid=instance_uuid)
+
+    def start_instance(self, host, instance_uuid):
+        """Start a stopped instance from a regenerated definition."""
+        return self._call(host, "start_instance", instance_uuid=instance_uuid)
+
+    def reset_state(self, host, instance_uuid, state="error"):
+        """Admin: set vm_state to 'active' or 'error' and clear task_state."""
+        return self._call(host, "reset_state", instance_uuid=instance_uuid, state=state)
+
     # -- calls ------------------------------------------------------------------
 
     def get_instance(self, host, instance_uuid, timeout=None):
@@ -76,6 +116,18 @@ class ComputeAPI:
         """The last `length` lines (all when None) of the serial console log."""
         return self._call(host, "get_console_output", instance_uuid=instance_uuid,
                           length=length)
+
+    def get_diagnostics(self, host, instance_uuid):
+        """CPU time, memory and per-disk/per-interface counters."""
+        return self._call(host, "get_diagnostics", instance_uuid=instance_uuid)
+
+    def list_instance_actions(self, host, instance_uuid):
+        """Every operation on the instance with its events and results."""
+        return self._call(host, "list_instance_actions", instance_uuid=instance_uuid)
+
+    def get_host_status(self, host):
+        """The host's resource record and its saved-state disk usage."""
+        return self._call(host, "get_host_status")
 
     def ping(self, host, timeout=None):
         return self._call(host, "ping", timeout)

@@ -42,6 +42,17 @@ SCHEMAS = {
          "networks": {"type": "array", "maxItems": 0}},
         ["instance_uuid", "name", "flavor", "image_id"]),
     "terminate_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "reboot_instance": _method(
+        {"instance_uuid": UUID, "reboot_type": {"enum": ["SOFT", "HARD"]}},
+        ["instance_uuid", "reboot_type"]),
+    **{m: _method(_INSTANCE_ONLY, ["instance_uuid"])
+       for m in ("suspend_instance", "resume_instance", "pause_instance", "unpause_instance",
+                 "stop_instance", "start_instance", "get_diagnostics",
+                 "list_instance_actions")},
+    "reset_state": _method(
+        {"instance_uuid": UUID, "state": {"enum": ["active", "error"]}},
+        ["instance_uuid", "state"]),
+    "get_host_status": _method({}, []),
     "get_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "get_console_output": _method(
         {"instance_uuid": UUID, "length": {"type": ["integer", "null"], "minimum": 1,

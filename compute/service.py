@@ -1,7 +1,7 @@
 """The compute-agent service: wires the pieces together (database, image
 client and cache, driver, VIF plugin, manager, RPC server) and runs the
 periodic duties (heartbeat into services, resource report into
-compute_nodes) on a thread."""
+compute_nodes, power-state sync) on threads."""
 import logging
 import os
 import threading
@@ -38,15 +38,21 @@ class ComputeService:
         notifier = rpc.get_notifier(conf, conf.host)
         self.manager = ComputeManager(conf, self.db, LibvirtDriver(conf, cache), cache, glance,
                                       vif_base.load(conf.network.vif_plugin, conf), notifier)
-        self.endpoint = ComputeEndpoint(self.manager, conf.max_concurrent_builds)
+        self.endpoint = ComputeEndpoint(self.manager)
         target = messaging.Target(topic=rpc.TOPIC, server=conf.host)
         # No executor argument: it is deprecated, and oslo.messaging picks its
         # threading executor whenever threads are not eventlet-patched.
         self.server = messaging.get_rpc_server(self.transport, target, [self.endpoint],
                                                serializer=rpc.ContextSerializer())
         self._stop = threading.Event()
-        self._periodic = threading.Thread(target=self._run_periodic, name="periodic",
-                                          daemon=True)
+        self._threads = [
+            threading.Thread(target=self._every, args=(conf.report_interval, self._report),
+                             name="report", daemon=True)]
+        if conf.sync_power_state_interval:
+            self._threads.append(threading.Thread(
+                target=self._every,
+                args=(conf.sync_power_state_interval, self.manager.sync_power_states),
+                name="sync-power-states", daemon=True))
 
     def start(self):
         if self.conf.database.auto_migrate:
@@ -54,7 +60,8 @@ class ComputeService:
         self.manager.init_host()
         self._report()
         self.server.start()
-        self._periodic.start()
+        for t in self._threads:
+            t.start()
         LOG.info("compute-agent %s listening on topic %s", self.conf.host, rpc.TOPIC)
 
     def _report(self):
@@ -64,15 +71,15 @@ class ComputeService:
         except Exception:
             LOG.exception("resource report failed")
 
-    def _run_periodic(self):
-        while not self._stop.wait(self.conf.report_interval):
+    def _every(self, interval, task):
+        while not self._stop.wait(interval):
             try:
-                self._report()
+                task()
             except Exception:
-                LOG.exception("heartbeat failed")
+                LOG.exception("periodic task %s failed", task.__name__)
 
     def stop(self):
         self._stop.set()
         self.server.stop()
-        self.endpoint.builds.shutdown(wait=True)
+        self.manager.shutdown()
         self.server.wait()

@@ -27,10 +27,16 @@ class Instance:
     flavor: Flavor
     image_id: str
     created_at: str = ""
+    disk_formats: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
 
     @property
     def domain_name(self):
         return f"instance-{self.uuid}"
+
+    @classmethod
+    def ref(cls, uuid):
+        """An Instance known only by uuid (enough for destroy/power_off)."""
+        return cls(uuid=uuid, display_name="", flavor=Flavor(1, 0, 0), image_id="")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,7 +84,43 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     def spawn(self, instance, image_meta, image_files, network_info):
-        """Create the instance's disks, define its guest and start it."""
+        """Create the instance's disks, define its guest and start it.
+        Returns {disk name: format} for the record."""
+
+    @abc.abstractmethod
+    def power_on(self, instance, image_meta, image_files, network_info):
+        """(Re)start the guest from a freshly generated definition, on its
+        existing disks: start and hard reboot.  A running guest is destroyed
+        first and a saved (suspended) state discarded; disks are kept."""
+
+    @abc.abstractmethod
+    def shutdown(self, instance, timeout, retry_interval=None):
+        """Ask the guest to power off (repeating the request every
+        retry_interval); True if it is off within timeout."""
+
+    @abc.abstractmethod
+    def power_off(self, instance):
+        """Power the guest off at once; a guest already off is fine."""
+
+    @abc.abstractmethod
+    def suspend(self, instance):
+        """Save the guest's memory to disk and stop it."""
+
+    @abc.abstractmethod
+    def resume(self, instance):
+        """Start the guest from its saved memory."""
+
+    @abc.abstractmethod
+    def pause(self, instance):
+        """Stop the guest's vCPUs, keeping its memory."""
+
+    @abc.abstractmethod
+    def unpause(self, instance):
+        """Let a paused guest's vCPUs run again."""
+
+    @abc.abstractmethod
+    def get_diagnostics(self, instance):
+        """CPU time, memory, and per-disk and per-interface counters."""
 
     @abc.abstractmethod
     def destroy(self, instance, network_info, destroy_disks=True):
@@ -100,6 +142,10 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def get_available_resource(self):
         """HostResources of this host, for the compute_nodes table."""
+
+    def saved_state_bytes(self):
+        """Disk space held by saved (suspended) guest memory images."""
+        return 0
 
     def register_event_listener(self, callback):
         """Call callback(uuid, power_state) on guest lifecycle events."""

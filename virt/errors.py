@@ -19,3 +19,7 @@ class InvalidImageProperty(VirtError):
 
 class DiskTooSmall(VirtError):
     """The image's virtual size exceeds the flavor's root disk."""
+
+
+class DiskMissing(VirtError):
+    """An instance's root disk is gone; booting a blank one would lose data."""

@@ -3,6 +3,8 @@
     computectl [--config-file F] boot --host H --image ID --flavor vcpus=1,ram=128,disk=1 NAME
     computectl list --host H | show --host H UUID | console-log --host H [--length N] UUID
     computectl delete --host H UUID | service-list
+    computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
+    computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
 Long operations wait with a progress line (--no-wait to return at once);
 --json prints machine-readable output; errors exit non-zero with the reason.
 """
@@ -85,6 +87,48 @@ def cmd_delete(api, args):
     return wait_for(api, args.host, args.uuid, lambda r: r["vm_state"] == "deleted", args.json)
 
 
+# Power operations: the RPC method and the vm_state that means "done".
+POWER_COMMANDS = {
+    "suspend": ("suspend_instance", "suspended"), "resume": ("resume_instance", "active"),
+    "pause": ("pause_instance", "paused"), "unpause": ("unpause_instance", "active"),
+    "stop": ("stop_instance", "stopped"), "start": ("start_instance", "active"),
+}
+
+
+def _settled(vm_state):
+    return lambda r: r["vm_state"] == vm_state and r["task_state"] is None
+
+
+def cmd_power(api, args):
+    method, done = POWER_COMMANDS[args.command]
+    getattr(api, method)(args.host, args.uuid)
+    if args.no_wait:
+        return api.get_instance(args.host, args.uuid)
+    return wait_for(api, args.host, args.uuid, _settled(done), args.json)
+
+
+def cmd_reboot(api, args):
+    api.reboot_instance(args.host, args.uuid, "HARD" if args.hard else "SOFT")
+    if args.no_wait:
+        return api.get_instance(args.host, args.uuid)
+    return wait_for(api, args.host, args.uuid, _settled("active"), args.json)
+
+
+def cmd_reset_state(api, args):
+    return api.reset_state(args.host, args.uuid, "active" if args.active else "error")
+
+
+def cmd_diagnostics(api, args):
+    return api.get_diagnostics(args.host, args.uuid)
+
+
+def cmd_actions(api, args):
+    return [{"action": a["action"], "start": a["start_time"], "finish": a["finish_time"],
+             "result": a["message"] or "Success",
+             "events": ", ".join(f"{e['event']}={e['result']}" for e in a["events"])}
+            for a in api.list_instance_actions(args.host, args.uuid)]
+
+
 def cmd_list(api, args):
     return api.list_instances(args.host)
 
@@ -111,11 +155,14 @@ def render(result, as_json):
         print(json.dumps(result, indent=2, sort_keys=True))
     elif isinstance(result, str):
         print(result)
+    elif isinstance(result, dict) and any(isinstance(v, dict) for v in result.values()):
+        print(json.dumps(result, indent=2, sort_keys=True))
     elif isinstance(result, list):
         if not result:
             return
         keys = [k for k in ("uuid", "name", "host", "binary", "vm_state", "task_state",
-                            "power_state", "status", "updated_at") if k in result[0]]
+                            "power_state", "status", "updated_at", "action", "start",
+                            "finish", "result", "events") if k in result[0]]
         rows = [keys] + [[str(r.get(k)) for k in keys] for r in result]
         widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
         for row in rows:
@@ -154,6 +201,14 @@ def build_parser():
     add("console-log", cmd_console_log, uuid=True).add_argument("--length", type=int)
     add("delete", cmd_delete, uuid=True, wait=True)
     add("service-list", cmd_service_list, host=False)
+    add("reboot", cmd_reboot, uuid=True, wait=True).add_argument(
+        "--hard", action="store_true", help="power off and start instead of ACPI")
+    for name in POWER_COMMANDS:
+        add(name, cmd_power, uuid=True, wait=True)
+    add("reset-state", cmd_reset_state, uuid=True).add_argument(
+        "--active", action="store_true", help="set active instead of error")
+    add("diagnostics", cmd_diagnostics, uuid=True)
+    add("actions", cmd_actions, uuid=True)
     return p
 
 

@@ -85,7 +85,8 @@ class Database:
                                  (models.Instance.vm_state, expected_vm_state)):
             if expected is _ANY:
                 continue
-            allowed = expected if isinstance(expected, (tuple, list, set)) else (expected,)
+            allowed = (tuple(expected) if isinstance(expected, (tuple, list, set, frozenset))
+                       else (expected,))
             conds = [column.is_(None)] if None in allowed else []
             values_ = [v for v in allowed if v is not None]
             if values_:
@@ -164,6 +165,10 @@ class Database:
     def service_list(self):
         with self.session() as s:
             return list(s.scalars(select(models.Service).order_by(models.Service.host)))
+
+    def compute_node_get(self, host):
+        with self.session() as s:
+            return s.scalar(select(models.ComputeNode).where(models.ComputeNode.host == host))
 
     def compute_node_update(self, host, **values):
         with self.session() as s:

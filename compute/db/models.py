@@ -25,6 +25,12 @@ class Instance(Base):
     power_state: Mapped[int] = mapped_column(Integer, default=0)
     flavor: Mapped[dict] = mapped_column(JSON)
     image_ref: Mapped[str] = mapped_column(String(255))
+    # The image's metadata as at spawn (disk_format, properties): the XML is
+    # regenerated from it, so a hard reboot needs no image service.
+    image_meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Format of each disk file as created (never re-detected from the file,
+    # which the guest controls): {"disk": "qcow2", "disk.local": "qcow2"}.
+    disk_formats: Mapped[dict] = mapped_column(JSON, default=dict)
     networks: Mapped[list] = mapped_column(JSON, default=list)
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

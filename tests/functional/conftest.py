@@ -17,9 +17,16 @@ from imagecache.glance import GlanceClient
 from imagecache.imageservice import make_server
 
 
-@pytest.fixture
-def image_service(tmp_path):
-    server = make_server(str(tmp_path / "images"), port=0)
+# One service per test module: instances are independent of each other, and
+# a service takes about a second to stop (oslo.messaging joins its executor).
+@pytest.fixture(scope="module")
+def tmp_module(tmp_path_factory):
+    return tmp_path_factory.mktemp("func")
+
+
+@pytest.fixture(scope="module")
+def image_service(tmp_module):
+    server = make_server(str(tmp_module / "images"), port=0)
     t = threading.Thread(target=server.serve_forever, daemon=True)
     t.start()
     yield f"http://127.0.0.1:{server.server_port}"
@@ -36,30 +43,34 @@ def upload(url, path, disk_format, **props):
     return meta["id"]
 
 
-@pytest.fixture
-def qcow2_image(tmp_path, image_service):
-    path = tmp_path / "small.qcow2"
+@pytest.fixture(scope="module")
+def qcow2_image(tmp_module, image_service):
+    path = tmp_module / "small.qcow2"
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "8M"], check=True)
     return upload(image_service, str(path), "qcow2")
 
 
-@pytest.fixture
-def agent_conf(tmp_path, image_service):
+@pytest.fixture(scope="module")
+def agent_conf(tmp_module, image_service):
     conf = cfg.ConfigOpts()
     compute_conf.register_opts(conf)
     conf([], project="compute-agent-functional")
     host = "func-" + uuid.uuid4().hex[:8]
     conf.set_override("host", host)
-    conf.set_override("state_path", str(tmp_path / "state"))
+    conf.set_override("state_path", str(tmp_module / "state"))
     conf.set_override("transport_url", "fake:///")
     conf.set_override("report_interval", 1)
+    conf.set_override("wait_soft_reboot_seconds", 5)
+    conf.set_override("shutdown_timeout", 5)
+    conf.set_override("shutdown_retry_interval", 1)
+    conf.set_override("lifecycle_event_delay", 0.5, group="libvirt")
     conf.set_override("connection_uri", "test:///default", group="libvirt")
     conf.set_override("virt_type", "qemu", group="libvirt")
     conf.set_override("api_servers", [image_service], group="image")
     return conf
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def service(agent_conf):
     transport = rpc.get_transport(agent_conf)
     svc = ComputeService(agent_conf, transport=transport)
@@ -68,6 +79,33 @@ def service(agent_conf):
     svc.stop()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def api(service):
     return ComputeAPI(service.conf, transport=service.transport, timeout=10)
+
+
+@pytest.fixture
+def active_instance(api, service, qcow2_image):
+    """A spawned ACTIVE instance; its uuid."""
+    u = str(uuid.uuid4())
+    api.build_and_run_instance(service.conf.host, u, "fn", {"vcpus": 1, "memory_mb": 128,
+                                                           "root_gb": 1}, qcow2_image)
+    wait_settled(api, service.conf.host, u)
+    return u
+
+
+def wait_settled(api, host, uuid_, timeout=30):
+    """Wait until the instance exists with no task in progress."""
+    import time
+
+    from compute import exception
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            rec = api.get_instance(host, uuid_)
+        except exception.InstanceNotFound:
+            continue
+        if rec["task_state"] is None and rec["vm_state"] != "building":
+            return rec
+        time.sleep(0.02)
+    raise AssertionError(f"{uuid_} never settled: {rec}")

@@ -32,12 +32,14 @@ def listen(service):
     return listener, collector
 
 
-def wait_for(collector, event_type, timeout=20):
+def wait_for(collector, event_type, uuid_, timeout=20):
+    """The notification event_type about instance uuid_ (the queue may
+    still hold notifications about other tests' instances)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with collector.lock:
             for e in collector.events:
-                if e[1] == event_type:
+                if e[1] == event_type and e[2].get("instance_uuid") == uuid_:
                     return e
         time.sleep(0.05)
     raise AssertionError(f"no {event_type}; got {[e[1] for e in collector.events]}")
@@ -48,11 +50,11 @@ def test_create_and_delete_notify_start_and_end(api, service, qcow2_image):
     try:
         u = str(uuid.uuid4())
         api.build_and_run_instance(service.conf.host, u, "n", FLAVOR, qcow2_image)
-        assert wait_for(collector, "compute.instance.create.start")[2]["instance_uuid"] == u
-        assert wait_for(collector, "compute.instance.create.end")[0] == "info"
+        assert wait_for(collector, "compute.instance.create.start", u)[0] == "info"
+        assert wait_for(collector, "compute.instance.create.end", u)[0] == "info"
         api.terminate_instance(service.conf.host, u)
-        wait_for(collector, "compute.instance.delete.start")
-        wait_for(collector, "compute.instance.delete.end")
+        wait_for(collector, "compute.instance.delete.start", u)
+        wait_for(collector, "compute.instance.delete.end", u)
     finally:
         listener.stop()
         listener.wait()
@@ -63,7 +65,7 @@ def test_failed_create_notifies_error_with_reason(api, service):
     try:
         u = str(uuid.uuid4())
         api.build_and_run_instance(service.conf.host, u, "n", FLAVOR, "missing-image")
-        priority, _, payload = wait_for(collector, "compute.instance.create.error")
+        priority, _, payload = wait_for(collector, "compute.instance.create.error", u)
         assert priority == "error" and "not found" in payload["message"]
     finally:
         listener.stop()

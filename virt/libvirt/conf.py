@@ -27,6 +27,13 @@ libvirt_opts = [
     cfg.StrOpt("default_kernel_cmdline", default="root=/dev/vda console=tty0 console=ttyS0",
                help="Kernel command line for direct kernel boot when the "
                     "image has no os_command_line property."),
+    cfg.FloatOpt("lifecycle_event_delay", default=15.0, min=0,
+                 help="Seconds a guest's STOPPED event is held back before it "
+                      "is reported, so a STOPPED quickly followed by STARTED "
+                      "(a reboot) does not mark the instance stopped."),
+    cfg.StrOpt("save_image_dir", default="/var/lib/libvirt/qemu/save",
+               help="Where libvirt keeps managed-save images; their sizes "
+                    "count in the host's disk usage report."),
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
                help="Address the guests' VNC servers listen on."),
 ]

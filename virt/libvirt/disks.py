@@ -5,7 +5,7 @@ formatted bases."""
 import os
 
 from imagecache import qemu_img
-from virt.errors import DiskTooSmall
+from virt.errors import DiskMissing, DiskTooSmall
 from virt.libvirt.builder import GuestDisk
 
 GiB = 1024 ** 3
@@ -49,4 +49,25 @@ def create_all(instance_dir, flavor, image_files, cache, use_cow):
     if flavor.swap_mb:
         base = cache.blank_base("swap", flavor.swap_mb)
         disks.append(create_overlay(instance_dir, "disk.swap", base))
+    return disks
+
+
+def reopen_all(instance_dir, flavor, cache, formats):
+    """The disks of an instance that exists, for power on and hard reboot.
+    Formats come from the record, never from the files (the guest writes
+    them).  A missing root disk is an error, never silently replaced by an
+    empty one; missing ephemeral and swap disks are blank and are remade."""
+    root = os.path.join(instance_dir, "disk")
+    if not os.path.exists(root) or "disk" not in formats:
+        raise DiskMissing(f"root disk {root} is missing; refusing to boot a blank disk")
+    disks = [GuestDisk("disk", root, formats["disk"])]
+    for name, kind, size_mb in (("disk.local", "ephemeral", flavor.ephemeral_gb * 1024),
+                                ("disk.swap", "swap", flavor.swap_mb)):
+        if not size_mb:
+            continue
+        path = os.path.join(instance_dir, name)
+        if os.path.exists(path):
+            disks.append(GuestDisk(name, path, formats.get(name, "qcow2")))
+        else:
+            disks.append(create_overlay(instance_dir, name, cache.blank_base(kind, size_mb)))
     return disks

@@ -6,14 +6,20 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid as uuidlib
+
+import libvirt
 
 from virt import driver, errors
 from virt.libvirt import builder, disks
 from virt.libvirt.host import Host
+from virt.libvirt.xml.domain import Domain
 
 LOG = logging.getLogger(__name__)
 DOMAIN_PREFIX = "instance-"
+OFF_STATES = (driver.SHUTDOWN, driver.NOSTATE, driver.CRASHED)
 
 
 def check_uuid(value):
@@ -50,6 +56,8 @@ class LibvirtDriver(driver.ComputeDriver):
         self.host = Host(conf.libvirt.connection_uri or "qemu:///system")
         self.settings = None
         self._event_callback = None
+        self._timers = {}
+        self._timers_lock = threading.Lock()
 
     def init_host(self, host):
         os.makedirs(self.instances_path, exist_ok=True)
@@ -68,6 +76,29 @@ class LibvirtDriver(driver.ComputeDriver):
             disk_cache=cache, vnc_listen=lv.vnc_listen)
 
     def _on_lifecycle(self, uuid, event, detail):
+        """Report the guest's power state on each event.  A STOPPED event
+        is held back lifecycle_event_delay seconds and reported as the state
+        found then, so STOPPED quickly followed by STARTED (a reboot) never
+        reports the guest as off."""
+        with self._timers_lock:
+            pending = self._timers.pop(uuid, None)
+            if pending is not None:
+                pending.cancel()
+            delay = self.conf.libvirt.lifecycle_event_delay
+            if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and delay > 0:
+                timer = threading.Timer(delay, self._emit_delayed, (uuid,))
+                timer.daemon = True
+                self._timers[uuid] = timer
+                timer.start()
+                return
+        self._emit(uuid)
+
+    def _emit_delayed(self, uuid):
+        with self._timers_lock:
+            self._timers.pop(uuid, None)
+        self._emit(uuid)
+
+    def _emit(self, uuid):
         if self._event_callback is None:
             return
         try:
@@ -92,6 +123,94 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self.host.define(xml)
         guest.launch()
         LOG.info("instance %s: guest started", instance.uuid)
+        return {d.name: d.format for d in guest_disks}
+
+    def power_on(self, instance, image_meta, image_files, network_info):
+        inst_dir = self.instance_dir(instance)
+        guest_disks = disks.reopen_all(inst_dir, instance.flavor, self.cache,
+                                       instance.disk_formats)
+        xml = self.domain_xml(instance, image_meta, image_files, guest_disks, network_info)
+        with open(os.path.join(inst_dir, "libvirt.xml"), "w") as f:
+            f.write(xml)
+        old = self._lookup(instance)
+        if old is not None:
+            old.destroy()
+            old.remove_managed_save()
+        guest = self.host.define(xml)
+        guest.launch()
+        LOG.info("instance %s: guest started from a regenerated definition", instance.uuid)
+
+    def shutdown(self, instance, timeout, retry_interval=None):
+        guest = self._lookup(instance)
+        if guest is None or not guest.is_active():
+            return True
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                guest.shutdown()
+            except errors.VirtError as e:     # it went down meanwhile
+                LOG.debug("shutdown request for %s: %s", instance.uuid, e)
+            remaining = deadline - time.monotonic()
+            step = min(remaining, retry_interval or remaining)
+            if self.host.wait_for_power_state(instance.uuid, OFF_STATES, max(step, 0)):
+                return True
+            if time.monotonic() >= deadline:
+                return False
+
+    def power_off(self, instance):
+        guest = self._lookup(instance)
+        if guest is not None:
+            guest.destroy()
+
+    def suspend(self, instance):
+        self._guest(instance).managed_save()
+
+    def resume(self, instance):
+        guest = self._guest(instance)
+        if not guest.is_active():
+            guest.launch()
+
+    def pause(self, instance):
+        self._guest(instance).pause()
+
+    def unpause(self, instance):
+        self._guest(instance).unpause()
+
+    def get_diagnostics(self, instance):
+        guest = self._guest(instance)
+        info = guest.info()
+        dom = Domain.parse(guest.xml_desc())
+        active = info.power_state in (driver.RUNNING, driver.PAUSED)
+        return {
+            "power_state": driver.POWER_STATE_NAMES[info.power_state],
+            "cpu_time_ns": info.cpu_time_ns, "vcpus": info.vcpus,
+            "memory_kib": info.memory_kib,
+            "memory_stats": guest.memory_stats() if active else {},
+            "disks": {d.target_dev: guest.block_stats(d.target_dev) if active else {}
+                      for d in dom.devices.disks},
+            "interfaces": {i.target_dev: guest.interface_stats(i.target_dev) if active else {}
+                           for i in dom.devices.interfaces if i.target_dev},
+        }
+
+    def saved_state_bytes(self):
+        """Sizes of the managed-save images of this agent's guests."""
+        total = 0
+        for uuid in self.list_instance_uuids():
+            path = os.path.join(self.conf.libvirt.save_image_dir, f"{DOMAIN_PREFIX}{uuid}.save")
+            try:
+                total += os.stat(path).st_blocks * 512
+            except OSError:
+                pass
+        return total
+
+    def _lookup(self, instance):
+        try:
+            return self.host.lookup(check_uuid(instance.uuid))
+        except errors.InstanceNotFound:
+            return None
+
+    def _guest(self, instance):
+        return self.host.lookup(check_uuid(instance.uuid))
 
     def domain_xml(self, instance, image_meta, image_files, guest_disks, network_info):
         boot = builder.BootFiles(
@@ -103,10 +222,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return dom.to_xml()
 
     def destroy(self, instance, network_info, destroy_disks=True):
-        try:
-            guest = self.host.lookup(check_uuid(instance.uuid))
-        except errors.InstanceNotFound:
-            guest = None
+        guest = self._lookup(instance)
         if guest is not None:
             guest.destroy()
             guest.undefine()
@@ -115,7 +231,7 @@ class LibvirtDriver(driver.ComputeDriver):
                           onerror=_ignore_missing)
 
     def get_info(self, instance):
-        return self.host.lookup(check_uuid(instance.uuid)).info()
+        return self._guest(instance).info()
 
     def list_instance_uuids(self):
         return [g.uuid for g in self.host.list_guests() if g.name.startswith(DOMAIN_PREFIX)]

@@ -83,3 +83,40 @@ class Guest:
 
     def xml_desc(self):
         return self._do(self._dom.XMLDesc, 0)
+
+    def shutdown(self):
+        """Ask the guest to power off (ACPI power button)."""
+        self._do(self._dom.shutdown)
+
+    def pause(self):
+        """Stop the vCPUs, keep RAM; a paused guest is fine."""
+        if self.power_state() != driver.PAUSED:
+            self._do(self._dom.suspend)
+
+    def unpause(self):
+        if self.power_state() == driver.PAUSED:
+            self._do(self._dom.resume)
+
+    def managed_save(self):
+        """Save RAM to libvirt's managed-save file and stop the guest; the
+        next launch() restores it."""
+        self._do(self._dom.managedSave, 0)
+
+    def has_managed_save(self):
+        return bool(self._do(self._dom.hasManagedSaveImage, 0))
+
+    def remove_managed_save(self):
+        if self.has_managed_save():
+            self._do(self._dom.managedSaveRemove, 0)
+
+    def memory_stats(self):
+        return self._do(self._dom.memoryStats)
+
+    def block_stats(self, dev):
+        keys = ("rd_req", "rd_bytes", "wr_req", "wr_bytes", "errs")
+        return dict(zip(keys, self._do(self._dom.blockStats, dev), strict=False))
+
+    def interface_stats(self, dev):
+        keys = ("rx_bytes", "rx_packets", "rx_errs", "rx_drop",
+                "tx_bytes", "tx_packets", "tx_errs", "tx_drop")
+        return dict(zip(keys, self._do(self._dom.interfaceStats, dev), strict=False))

@@ -9,10 +9,11 @@ stalls libvirt's keepalives.
 import logging
 import queue
 import threading
+import time
 
 import libvirt
 
-from virt import errors
+from virt import driver, errors
 from virt.libvirt.guest import Guest, translate
 
 LOG = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ class Host:
         self._lock = threading.Lock()
         self._listener = None
         self._events = queue.Queue()
+        self._changed = threading.Condition()
+        self._generation = 0      # bumped after every delivered event
 
     def start(self, lifecycle_listener=None):
         """Start the event loop, open the connection, deliver lifecycle
@@ -61,6 +64,30 @@ class Host:
                     self._listener(uuid, event, detail)
             except Exception:
                 LOG.exception("lifecycle listener failed for %s", uuid)
+            with self._changed:
+                self._generation += 1
+                self._changed.notify_all()
+
+    def wait_for_power_state(self, uuid, wanted, timeout):
+        """Wait (on lifecycle events, re-checking at least every second)
+        until the guest's power state is in wanted; a guest that is gone
+        counts as NOSTATE.  True if reached within timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._changed:
+                generation = self._generation
+            try:
+                state = self.lookup(uuid).power_state()
+            except errors.InstanceNotFound:
+                state = driver.NOSTATE
+            if state in wanted:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._changed:
+                if self._generation == generation:
+                    self._changed.wait(min(remaining, 1.0))
 
     def _on_lifecycle(self, conn, dom, event, detail, opaque):
         self._events.put((dom.UUIDString(), event, detail))
