@@ -25,6 +25,7 @@ ROOT_DIR = guest.ROOT
 TRANSPORT_URL = os.environ.get("COMPUTE_AGENT_TRANSPORT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 LIBVIRT_URI = os.environ.get("COMPUTE_AGENT_LIBVIRT_URI", "qemu:///system")
 VIRT_TYPE = os.environ.get("COMPUTE_AGENT_VIRT_TYPE", "qemu")
+FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
 
 
 def free_port():
@@ -73,7 +74,11 @@ host = {self.host}
 state_path = {self.state_path}
 transport_url = {TRANSPORT_URL}
 report_interval = 2
+wait_soft_reboot_seconds = 6
+shutdown_timeout = 10
+shutdown_retry_interval = 2
 [libvirt]
+lifecycle_event_delay = 2
 connection_uri = {LIBVIRT_URI}
 virt_type = {VIRT_TYPE}
 [image]
@@ -83,8 +88,7 @@ api_servers = {self.image_url}
         self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
                                        "--data-dir", os.path.join(self.workdir, "images"),
                                        "--port", str(self.port)])
-        self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),
-                                      "--config-file", self.config_file])
+        self._start_agent()
         conf = cfg.ConfigOpts()
         compute_conf.register_opts(conf)
         conf(["--config-file", self.config_file], project="compute-agent-e2e")
@@ -92,6 +96,21 @@ api_servers = {self.image_url}
         self.api = ComputeAPI(conf, timeout=30)
         wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
         return self
+
+    def _start_agent(self):
+        self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),
+                                      "--config-file", self.config_file])
+
+    def kill_agent(self):
+        """kill -9 the agent, as a crash would."""
+        proc = self.procs["compute-agent"]
+        proc.kill()
+        proc.wait()
+
+    def restart_agent(self):
+        """Start the agent again (after kill_agent) and wait until it answers."""
+        self._start_agent()
+        wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
 
     def _answers(self):
         for name, proc in self.procs.items():
@@ -102,24 +121,55 @@ api_servers = {self.image_url}
         except Exception:
             return None
 
+    def _upload(self, path, fmt, **props):
+        client = GlanceClient([self.image_url])
+        meta = client.create(name=os.path.basename(path), disk_format=fmt,
+                             container_format="bare", **props)
+        with open(path, "rb") as f:
+            client.upload(meta["id"], f)
+        return meta["id"]
+
     def upload_test_guest(self, cmdline="console=ttyS0 quiet tb.name=e2e"):
         """Register the test guest's kernel, ramdisk and disk; the disk's id."""
         files = guest.build()
-        client = GlanceClient([self.image_url])
-
-        def up(path, fmt, **props):
-            meta = client.create(name=os.path.basename(path), disk_format=fmt,
-                                 container_format="bare", **props)
-            with open(path, "rb") as f:
-                client.upload(meta["id"], f)
-            return meta["id"]
-
-        kernel = up(os.path.join(files, "vmlinux"), "aki")
-        ramdisk = up(os.path.join(files, "initrd.img"), "ari")
-        disk = up(os.path.join(files, "disk.qcow2"), "qcow2", kernel_id=kernel,
-                  ramdisk_id=ramdisk, os_command_line=cmdline)
+        kernel = self._upload(os.path.join(files, "vmlinux"), "aki")
+        ramdisk = self._upload(os.path.join(files, "initrd.img"), "ari")
+        disk = self._upload(os.path.join(files, "disk.qcow2"), "qcow2", kernel_id=kernel,
+                            ramdisk_id=ramdisk, os_command_line=cmdline)
         self.images.update(kernel=kernel, ramdisk=ramdisk, disk=disk)
         return disk
+
+    def upload_variant(self, cmdline, **props):
+        """The test guest's disk again, booted with another command line."""
+        return self._upload(os.path.join(guest.build(), "disk.qcow2"), "qcow2",
+                            kernel_id=self.images["kernel"], ramdisk_id=self.images["ramdisk"],
+                            os_command_line=cmdline, **props)
+
+    def boot(self, name="e2e", image=None, flavor=None, wait_console=True):
+        """Spawn an instance and (by default) wait for its guest to boot."""
+        u = str(uuid.uuid4())
+        self.api.build_and_run_instance(self.host, u, name, flavor or dict(FLAVOR),
+                                        image or self.images["disk"])
+        rec = self.wait_state(u, {"active", "error"})
+        if rec["vm_state"] != "active":
+            raise AssertionError(f"spawn failed: {rec['fault']}")
+        if wait_console:
+            self.wait_console(u, lambda c: guest.last_tick(c) >= 1, "first tick")
+        return u
+
+    def wait_console(self, uuid_, predicate, what, timeout=90):
+        return wait_until(lambda: (c := self.console(uuid_)) and predicate(c) and c,
+                          timeout, 0.2, f"{uuid_}: {what}")
+
+    def wait_settled(self, uuid_, timeout=120):
+        """The record once no operation is in progress."""
+        def settled():
+            try:
+                rec = self.api.get_instance(self.host, uuid_)
+            except exception.InstanceNotFound:
+                return None
+            return rec if rec["task_state"] is None and rec["vm_state"] != "building" else None
+        return wait_until(settled, timeout, 0.1, f"{uuid_} to settle")
 
     def wait_state(self, uuid_, vm_states, timeout=120, interval=0.05):
         def reached():

@@ -33,6 +33,12 @@ readelf -n vmlinux | grep -q 0x00000012 || { echo "no PVH note in vmlinux" >&2; 
 R=root; mkdir -p $R/bin $R/lib/modules/"$KVER"
 cp /bin/busybox $R/bin/busybox
 cp "$HERE/init" $R/init; cp "$HERE/udhcpc.script" $R/bin/udhcpc.script
+# busybox acpid runs /etc/acpi/<ACTION>/<PARAMETER>; the power button is
+# PWRF/00000080: print a marker and power off cleanly.
+mkdir -p $R/etc/acpi/PWRF
+printf '#!/bin/sh\necho "TB: acpi-poweroff" > /dev/ttyS0\nsync\npoweroff -f\n' \
+  > $R/etc/acpi/PWRF/00000080
+chmod 755 $R/etc/acpi/PWRF/00000080
 chmod 755 $R/init $R/bin/udhcpc.script
 for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
          failover net_failover virtio_net virtio_balloon virtio-rng button evdev; do
