@@ -1,0 +1,71 @@
+"""Power-state sync and guests the record does not know, on libvirt's test
+hypervisor: a guest that went off makes its instance STOPPED, nothing is
+ever started, and unknown guests are handled per policy."""
+import uuid
+
+import libvirt
+import pytest
+
+from tests.functional.conftest import wait_settled
+
+UNKNOWN_XML = """<domain type='test'><name>instance-{u}</name><uuid>{u}</uuid>
+<memory>131072</memory><vcpu>1</vcpu><os><type>hvm</type></os></domain>"""
+
+
+def conn():
+    return libvirt.open("test:///default")
+
+
+def test_guest_off_behind_the_agents_back_becomes_stopped(api, service, active_instance):
+    conn().lookupByUUIDString(active_instance).destroy()
+    service.manager.sync_power_states()
+    rec = wait_settled(api, service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
+    service.manager.sync_power_states()                 # never starts it again
+    assert not conn().lookupByUUIDString(active_instance).isActive()
+
+
+def test_sync_leaves_instances_with_an_operation_in_progress(service, active_instance):
+    service.db.instance_update(active_instance, task_state="pausing")
+    conn().lookupByUUIDString(active_instance).destroy()
+    service.manager.sync_power_states()
+    inst = service.db.instance_get(active_instance)
+    assert (inst.vm_state, inst.task_state) == ("active", "pausing")
+    service.db.instance_update(active_instance, task_state=None)
+
+
+@pytest.mark.parametrize("policy,exists,active", [("noop", True, True), ("log", True, True),
+                                                   ("shutdown", True, False),
+                                                   ("reap", False, False)])
+def test_unknown_guest_handled_per_policy(service, policy, exists, active):
+    u = str(uuid.uuid4())
+    c = conn()
+    c.defineXML(UNKNOWN_XML.format(u=u)).create()
+    service.conf.set_override("running_deleted_instance_action", policy)
+    try:
+        service.manager.sync_power_states()
+    finally:
+        service.conf.clear_override("running_deleted_instance_action")
+    try:
+        dom = c.lookupByUUIDString(u)
+    except libvirt.libvirtError:
+        dom = None
+    assert (dom is not None) == exists
+    if dom is not None:
+        assert bool(dom.isActive()) == active
+        if dom.isActive():
+            dom.destroy()
+        dom.undefine()
+
+
+def test_guest_of_a_deleted_instance_is_unknown(api, service, active_instance):
+    """A record marked deleted while its guest survived (say, the delete was
+    done by hand in the database): reaped under policy reap."""
+    service.db.instance_update(active_instance, deleted=True, vm_state="deleted")
+    service.conf.set_override("running_deleted_instance_action", "reap")
+    try:
+        service.manager.sync_power_states()
+    finally:
+        service.conf.clear_override("running_deleted_instance_action")
+    with pytest.raises(libvirt.libvirtError):
+        conn().lookupByUUIDString(active_instance)
