@@ -69,3 +69,30 @@ def test_guest_of_a_deleted_instance_is_unknown(api, service, active_instance):
         service.conf.clear_override("running_deleted_instance_action")
     with pytest.raises(libvirt.libvirtError):
         conn().lookupByUUIDString(active_instance)
+
+
+@pytest.mark.parametrize("resume,vm_state,power", [(True, "active", "RUNNING"),
+                                                   (False, "stopped", "SHUTDOWN")])
+def test_agent_start_after_host_reboot(api, service, active_instance, resume, vm_state, power):
+    """The guest of an ACTIVE instance is gone (the host rebooted): started
+    again only when resume_guests_state_on_host_boot is set."""
+    conn().lookupByUUIDString(active_instance).destroy()
+    service.conf.set_override("resume_guests_state_on_host_boot", resume)
+    try:
+        service.manager._reconcile(service.db.instance_get(active_instance))
+    finally:
+        service.conf.clear_override("resume_guests_state_on_host_boot")
+    rec = wait_settled(api, service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["power_state"]) == (vm_state, power)
+
+
+def test_agent_start_never_touches_a_running_guest(api, service, active_instance):
+    dom = conn().lookupByUUIDString(active_instance)
+    dom_id = dom.ID()
+    service.manager._reconcile(service.db.instance_get(active_instance))
+    assert conn().lookupByUUIDString(active_instance).ID() == dom_id   # same run, not restarted
+    rec = api.get_instance(service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["task_state"], rec["power_state"]) == ("active", None,
+                                                                         "RUNNING")
+    assert [a["action"] for a in api.list_instance_actions(service.conf.host,
+                                                           active_instance)] == ["create"]
