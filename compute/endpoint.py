@@ -58,6 +58,10 @@ class ComputeEndpoint:
         self._check("terminate_instance", payload)
         self.manager.submit(self.manager.terminate_instance, ctxt, payload["instance_uuid"])
 
+    def cache_images(self, ctxt, **payload):
+        self._check("cache_images", payload)
+        self.manager.builds.submit(self.manager.cache_images, ctxt, payload["image_ids"])
+
     # -- power operations (calls that answer once accepted) ---------------------
 
     def reboot_instance(self, ctxt, **payload):
@@ -119,6 +123,15 @@ class ComputeEndpoint:
     def get_host_status(self, ctxt, **payload):
         self._check("get_host_status", payload)
         return self.manager.get_host_status()
+
+    def get_image_cache_status(self, ctxt, **payload):
+        self._check("get_image_cache_status", payload)
+        return self.manager.get_image_cache_status()
+
+    def manage_image_cache(self, ctxt, **payload):
+        """Admin: run the cache manager now; what it removed and kept."""
+        self._check("manage_image_cache", payload)
+        return self.manager.manage_image_cache()
 
     def ping(self, ctxt, **payload):
         self._check("ping", payload)

@@ -63,7 +63,7 @@ class LifecycleMixin:
         """Start from a regenerated definition: re-plug, re-fetch missing
         bases (the image service is asked only if a base is gone)."""
         network_info = self._plug_vifs(inst)
-        files = self._image_files(inst.image_ref, inst.image_meta)
+        files = self._image_files(inst, inst.image_meta)
         self.driver.power_on(self.virt_instance(inst), inst.image_meta, files, network_info)
 
     # -- the operations ---------------------------------------------------------

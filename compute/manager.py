@@ -1,18 +1,20 @@
 """ComputeManager: what each RPC operation does, step by step, in the order
 an operator's runbook would list them.  Spawn, delete and the queries are
 here; power operations in compute.lifecycle; restart reconcile and power
-sync in compute.reconcile.  Locking, action records, notifications and
-faults come from compute.operation; payloads were validated at the RPC
-boundary (compute.endpoint) before anything reaches here."""
+sync in compute.reconcile; the image cache in compute.image_cache.
+Locking, action records, notifications and faults come from
+compute.operation; payloads were validated at the RPC boundary
+(compute.endpoint) before anything reaches here."""
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from compute import exception, states
 from compute.db.models import utcnow
+from compute.image_cache import ImageCacheMixin
 from compute.lifecycle import LifecycleMixin
 from compute.operation import Operations
 from compute.reconcile import BUILD_TASK_STATES, ReconcileMixin
-from imagecache.glance import check_image_id, split_properties
+from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ def _iso(ts):
     return ts.isoformat() + "Z" if ts else None
 
 
-class ComputeManager(LifecycleMixin, ReconcileMixin):
+class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin):
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
         self.conf, self.db, self.driver = conf, db, driver
         self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin
@@ -90,7 +92,7 @@ class ComputeManager(LifecycleMixin, ReconcileMixin):
             self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
                                     task_state=states.SPAWNING)
             image_meta = split_properties(self.glance.show(inst.image_ref))
-            files = self._image_files(inst.image_ref, image_meta)
+            files = self._image_files(inst, image_meta)
             formats = self.driver.spawn(self.virt_instance(inst), image_meta, files,
                                         network_info)
             power = self._power_state(inst)
@@ -118,19 +120,6 @@ class ComputeManager(LifecycleMixin, ReconcileMixin):
                 self.vifs.unplug(vif)
             raise
         return network_info
-
-    def _image_files(self, image_id, image_meta):
-        """The cached bases of an image and its kernel/ramdisk; each is
-        downloaded only if it is not cached (so a base removed from _base
-        is fetched again, verified against the checksum recorded at spawn)."""
-        props = image_meta.get("properties") or {}
-        root = self.cache.fetch(image_id, image_meta)
-        kernel = ramdisk = None
-        if props.get("kernel_id"):
-            kernel = self.cache.fetch(check_image_id(props["kernel_id"]))
-        if props.get("ramdisk_id"):
-            ramdisk = self.cache.fetch(check_image_id(props["ramdisk_id"]))
-        return virt_driver.ImageFiles(root, kernel, ramdisk)
 
     def _cleanup_failed_build(self, inst, network_info):
         """Undo what a failed build created: guest, disks, instance dir, VIFs."""

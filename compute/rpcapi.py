@@ -65,6 +65,10 @@ class ComputeAPI:
         """Destroy the instance and its disks; deleting twice is fine."""
         self._cast(host, "terminate_instance", instance_uuid=instance_uuid)
 
+    def cache_images(self, host, image_ids):
+        """Fetch images into host's _base cache before a spawn needs them."""
+        self._cast(host, "cache_images", image_ids=list(image_ids))
+
     # -- power operations: accepted or refused at once, then run on the agent ----
 
     def reboot_instance(self, host, instance_uuid, reboot_type="SOFT"):
@@ -128,6 +132,14 @@ class ComputeAPI:
     def get_host_status(self, host):
         """The host's resource record and its saved-state disk usage."""
         return self._call(host, "get_host_status")
+
+    def get_image_cache_status(self, host):
+        """The bases in host's cache: sizes, hit and miss counts."""
+        return self._call(host, "get_image_cache_status")
+
+    def manage_image_cache(self, host):
+        """Admin: run the cache manager now; returns removed and kept bases."""
+        return self._call(host, "manage_image_cache")
 
     def ping(self, host, timeout=None):
         return self._call(host, "ping", timeout)

@@ -53,6 +53,11 @@ SCHEMAS = {
         {"instance_uuid": UUID, "state": {"enum": ["active", "error"]}},
         ["instance_uuid", "state"]),
     "get_host_status": _method({}, []),
+    "cache_images": _method(
+        {"image_ids": {"type": "array", "items": IMAGE_ID, "minItems": 1, "maxItems": 64}},
+        ["image_ids"]),
+    "manage_image_cache": _method({}, []),
+    "get_image_cache_status": _method({}, []),
     "get_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "get_console_output": _method(
         {"instance_uuid": UUID, "length": {"type": ["integer", "null"], "minimum": 1,

@@ -32,8 +32,7 @@ class ComputeService:
         qemu_img.configure_limits(conf.image.qemu_img_cpu_seconds,
                                   conf.image.qemu_img_address_space_mb)
         glance = GlanceClient.from_conf(conf)
-        cache = ImageCache(os.path.join(conf.instances_path, conf.image.cache_subdirectory),
-                           glance, self.lock_dir, force_raw=conf.image.force_raw_images)
+        cache = ImageCache.from_conf(conf, glance, self.lock_dir)
         self.transport = transport or rpc.get_transport(conf)
         notifier = rpc.get_notifier(conf, conf.host)
         self.manager = ComputeManager(conf, self.db, LibvirtDriver(conf, cache), cache, glance,
@@ -48,6 +47,11 @@ class ComputeService:
         self._threads = [
             threading.Thread(target=self._every, args=(conf.report_interval, self._report),
                              name="report", daemon=True)]
+        if conf.image_cache.manager_interval:
+            self._threads.append(threading.Thread(
+                target=self._every,
+                args=(conf.image_cache.manager_interval, self.manager.manage_image_cache),
+                name="image-cache-manager", daemon=True))
         if conf.sync_power_state_interval:
             self._threads.append(threading.Thread(
                 target=self._every,

@@ -26,19 +26,51 @@ image_opts = [
     cfg.BoolOpt("use_cow_images", default=True,
                 help="Give each instance a qcow2 overlay on the cached base. "
                      "When false the instance gets a full copy instead."),
+    cfg.ListOpt("vmdk_allowed_types", default=["monolithicSparse", "streamOptimized"],
+                help="VMDK subformats (createType) accepted; anything else, and "
+                     "every VMDK whose descriptor names another file, is "
+                     "refused."),
+    cfg.IntOpt("cache_free_space_reserve_mb", default=512, min=0,
+               help="Free space (MiB) that must remain in the cache's "
+                    "filesystem after a download; a download that would eat "
+                    "into it is refused before it starts."),
+    cfg.StrOpt("preallocate_images", default="none", choices=["none", "space"],
+               help="none: instance disks are sparse. space: reserve the "
+                    "disk's whole size when it is created (full copies only)."),
+    cfg.StrOpt("default_ephemeral_format", default="ext4",
+               help="Filesystem made on ephemeral disks (mkfs -t)."),
     cfg.IntOpt("qemu_img_cpu_seconds", default=30, min=1,
-               help="CPU-time limit (seconds) for qemu-img info/check on "
-                    "untrusted images."),
+               help="CPU-time limit (seconds) of every qemu-img call."),
     cfg.IntOpt("qemu_img_address_space_mb", default=1024, min=64,
-               help="Address-space limit (MiB) for qemu-img on untrusted "
-                    "images."),
+               help="Address-space limit (MiB) of every qemu-img call."),
+]
+
+
+cache_group = cfg.OptGroup("image_cache", title="Cleaning the image cache")
+
+cache_opts = [
+    cfg.IntOpt("manager_interval", default=2400, min=0,
+               help="Seconds between runs of the cache manager, which touches "
+                    "bases in use and removes old unused ones; 0 disables it."),
+    cfg.BoolOpt("remove_unused_base_images", default=True,
+                help="Whether the cache manager removes unused bases (when "
+                     "false it only reports them)."),
+    cfg.IntOpt("remove_unused_original_minimum_age_seconds", default=86400, min=0,
+               help="An unused base is removed only once it has not been "
+                    "used for this many seconds."),
+    cfg.BoolOpt("instances_path_shared", default=False,
+                help="instances_path (and so _base) is shared with other "
+                     "hosts: count the instances of every host in the "
+                     "database as users of the cache, not only this host's."),
 ]
 
 
 def register_opts(conf):
     conf.register_group(image_group)
     conf.register_opts(image_opts, group=image_group)
+    conf.register_group(cache_group)
+    conf.register_opts(cache_opts, group=cache_group)
 
 
 def list_opts():
-    return [(image_group, image_opts)]
+    return [(image_group, image_opts), (cache_group, cache_opts)]

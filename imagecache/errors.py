@@ -33,3 +33,7 @@ class ImageDownloadFailed(ImageError):
 class UnsafeImage(ImageError):
     """The image's bytes are not what its metadata claims, or are dangerous
     for qemu-img (a backing file, an unknown format)."""
+
+
+class InsufficientSpace(ImageError):
+    """The cache's filesystem lacks room for the image plus the reserve."""

@@ -8,7 +8,7 @@ import os
 
 import alembic.command
 import alembic.config
-from sqlalchemy import create_engine, event, select, update
+from sqlalchemy import create_engine, delete, event, select, update
 from sqlalchemy.orm import sessionmaker
 
 from compute import exception
@@ -148,6 +148,33 @@ class Database:
                                            .in_([a.id for a in actions]))
                                     .order_by(models.InstanceActionEvent.id)))
         return actions, events
+
+    # -- image cache ----------------------------------------------------------
+
+    def cached_image_used(self, host, image_id, filename, size_bytes, hit):
+        """Count a use of a cached base (hit) or its download (miss)."""
+        with self.session() as s:
+            row = s.scalar(select(models.CachedImage).where(
+                models.CachedImage.host == host, models.CachedImage.image_id == image_id))
+            if row is None:
+                row = models.CachedImage(host=host, image_id=image_id, hits=0, misses=0)
+                s.add(row)
+            row.filename, row.size_bytes, row.last_used = filename, size_bytes, models.utcnow()
+            if hit:
+                row.hits += 1
+            else:
+                row.misses += 1
+
+    def cached_images(self, host):
+        with self.session() as s:
+            return list(s.scalars(select(models.CachedImage)
+                                  .where(models.CachedImage.host == host)
+                                  .order_by(models.CachedImage.image_id)))
+
+    def cached_image_forget(self, host, filenames):
+        with self.session() as s:
+            s.execute(delete(models.CachedImage).where(
+                models.CachedImage.host == host, models.CachedImage.filename.in_(filenames)))
 
     # -- services and nodes ---------------------------------------------------
 

@@ -2,7 +2,17 @@
 the Alembic migrations in compute/db/migrations; these classes must match."""
 import datetime
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -102,3 +112,19 @@ class ComputeNode(Base):
     free_disk_gb: Mapped[int] = mapped_column(Integer, default=0)
     running_vms: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class CachedImage(Base):
+    """A base in this host's _base cache, with its use counts."""
+
+    __tablename__ = "cached_images"
+    __table_args__ = (UniqueConstraint("host", "image_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    image_id: Mapped[str] = mapped_column(String(255))
+    filename: Mapped[str] = mapped_column(String(255))
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    hits: Mapped[int] = mapped_column(Integer, default=0)
+    misses: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

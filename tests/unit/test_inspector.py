@@ -1,46 +1,109 @@
-"""Image headers are read without qemu-img, and dangerous qcow2s refused."""
-import struct
+"""Image headers are read without qemu-img, and every image of the hostile
+corpus is refused with a named reason; benign images pass."""
+import hashlib
+import os
 import subprocess
 
 import pytest
 
+from imagecache import cache as cache_mod
 from imagecache import inspector
 from imagecache.errors import UnsafeImage
+from tests.unit import hostile_images as H
 
 
 def qemu_img(*args):
     subprocess.run(["qemu-img", *args], check=True, capture_output=True)
 
 
-def test_raw_is_its_file_size(tmp_path):
+@pytest.mark.parametrize("build", H.HOSTILE, ids=[b.__name__ for b in H.HOSTILE])
+def test_hostile_image_is_refused_with_a_named_reason(tmp_path, build):
+    path = str(tmp_path / "img")
+    declared, reason = build(path)
+    with pytest.raises(UnsafeImage) as e:
+        inspector.inspect(path, declared, max_virtual_size=H.FLAVOR_ROOT_BYTES)
+    assert reason.lower() in str(e.value).lower()
+
+
+@pytest.mark.parametrize("fmt,opts", [("qcow2", []), ("vmdk", ["-o", "subformat=streamOptimized"]),
+                                      ("vmdk", ["-o", "subformat=monolithicSparse"]),
+                                      ("vpc", []), ("vhdx", []), ("vdi", [])])
+def test_benign_images_pass_with_their_virtual_size(tmp_path, fmt, opts):
+    path = str(tmp_path / "img")
+    qemu_img("create", "-f", fmt, *opts, path, "64M")
+    declared = {"vpc": "vhd"}.get(fmt, fmt)
+    found, size = inspector.inspect(path, declared)
+    assert found == declared and size >= 64 * 1024 * 1024
+    assert inspector.qemu_format(found) == fmt
+
+
+def test_raw_virtual_size_is_the_file_size(tmp_path):
     p = tmp_path / "r"
-    p.write_bytes(b"\0" * 4096)
-    assert inspector.detect(str(p)) == ("raw", 4096)
+    p.write_bytes(b"\1" * 4096)
+    assert inspector.inspect(str(p), "raw") == ("raw", 4096)
 
 
-def test_qcow2_virtual_size(tmp_path):
-    p = tmp_path / "q"
-    qemu_img("create", "-f", "qcow2", str(p), "3M")
-    assert inspector.detect(str(p)) == ("qcow2", 3 * 1024 * 1024)
+def test_vmdk_subformat_policy(tmp_path):
+    path = str(tmp_path / "img")
+    qemu_img("create", "-f", "vmdk", "-o", "subformat=streamOptimized", path, "1M")
+    with pytest.raises(UnsafeImage, match="streamoptimized"):
+        inspector.inspect(path, "vmdk", vmdk_allowed_types=("monolithicSparse",))
 
 
-def test_qcow2_with_backing_file_is_refused(tmp_path):
-    base, top = tmp_path / "b", tmp_path / "t"
-    base.write_bytes(b"\0" * 1024 * 1024)
-    qemu_img("create", "-f", "qcow2", "-b", str(base), "-F", "raw", str(top))
-    with pytest.raises(UnsafeImage, match="backing"):
-        inspector.detect(str(top))
+class FileClient:
+    """Serves one file as an image, with correct hashes (no HTTP)."""
+
+    def __init__(self, path, declared):
+        self.path, self.declared = path, declared
+        data = open(path, "rb").read()
+        self.meta = {"id": "img", "status": "active", "disk_format": declared,
+                     "size": len(data), "os_hash_algo": "sha512",
+                     "os_hash_value": hashlib.sha512(data).hexdigest()}
+
+    def show(self, image_id):
+        return dict(self.meta)
+
+    def download(self, image_id, f, expected=None):
+        data = open(self.path, "rb").read()
+        f.write(data)
+        return len(data)
 
 
-def test_qcow2_with_data_file_is_refused(tmp_path):
-    p = tmp_path / "d"
-    qemu_img("create", "-f", "qcow2", "-o", f"data_file={tmp_path}/raw", str(p), "1M")
-    with pytest.raises(UnsafeImage, match="data file"):
-        inspector.detect(str(p))
+@pytest.mark.parametrize("build", H.HOSTILE, ids=[b.__name__ for b in H.HOSTILE])
+def test_cache_refuses_hostile_image_before_any_qemu_img(tmp_path, monkeypatch, build):
+    src = str(tmp_path / "src")
+    declared, _ = build(src)
 
-
-def test_truncated_and_odd_versions_are_refused(tmp_path):
-    p = tmp_path / "x"
-    p.write_bytes(b"QFI\xfb" + struct.pack(">I", 9))
+    def tripwire(*args):
+        raise AssertionError(f"qemu-img ran on a hostile image: {args}")
+    monkeypatch.setattr(cache_mod.qemu_img, "_run", tripwire)
+    base_dir = tmp_path / "_base"
+    cache = cache_mod.ImageCache(str(base_dir), FileClient(src, declared), str(tmp_path / "l"),
+                                 reserve_mb=0)
     with pytest.raises(UnsafeImage):
-        inspector.detect(str(p))
+        cache.fetch("img", max_virtual_size=H.FLAVOR_ROOT_BYTES)
+    assert os.listdir(base_dir) == []
+
+
+def test_replaced_cached_base_fails_its_recheck(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(b"\0" * 65536)
+    cache = cache_mod.ImageCache(str(tmp_path / "_base"), FileClient(str(src), "raw"),
+                                 str(tmp_path / "l"), reserve_mb=0)
+    good = cache.fetch("img")
+    assert good.downloaded and good.format == "raw"
+    assert not cache.fetch("img").downloaded                     # a hit
+    qemu_img("create", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", "-u", good.path, "1M")
+    with pytest.raises(UnsafeImage, match="re-check"):
+        cache.fetch("img")
+
+
+def test_no_room_is_refused_before_download(tmp_path):
+    src = tmp_path / "src"
+    src.write_bytes(b"\0" * 4096)
+    client = FileClient(str(src), "raw")
+    client.meta["size"] = 1 << 60
+    cache = cache_mod.ImageCache(str(tmp_path / "_base"), client, str(tmp_path / "l"))
+    with pytest.raises(Exception, match="needs .* MiB"):
+        cache.fetch("img")
+    assert os.listdir(tmp_path / "_base") == []

@@ -22,13 +22,14 @@ def root_size(flavor, base):
     return size
 
 
-def create_root(instance_dir, flavor, base, use_cow):
+def create_root(instance_dir, flavor, base, use_cow, preallocate="none"):
     path = os.path.join(instance_dir, "disk")
     size = root_size(flavor, base)
     if use_cow:
         qemu_img.create_overlay(path, base.path, base.format, size)
         return GuestDisk("disk", path, "qcow2")
-    qemu_img.convert(base.path, base.format, path, "raw")
+    qemu_img.convert(base.path, base.format, path, "raw",
+                     preallocation="falloc" if preallocate == "space" else "off")
     if size > base.virtual_size:
         qemu_img.resize(path, "raw", size)
     return GuestDisk("disk", path, "raw")
@@ -40,9 +41,9 @@ def create_overlay(instance_dir, name, base):
     return GuestDisk(name, path, "qcow2")
 
 
-def create_all(instance_dir, flavor, image_files, cache, use_cow):
+def create_all(instance_dir, flavor, image_files, cache, use_cow, preallocate="none"):
     """Every disk the flavor asks for, in the order the guest sees them."""
-    disks = [create_root(instance_dir, flavor, image_files.root, use_cow)]
+    disks = [create_root(instance_dir, flavor, image_files.root, use_cow, preallocate)]
     if flavor.ephemeral_gb:
         base = cache.blank_base("ephemeral", flavor.ephemeral_gb * 1024)
         disks.append(create_overlay(instance_dir, "disk.local", base))

@@ -116,7 +116,8 @@ class LibvirtDriver(driver.ComputeDriver):
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, exist_ok=True)
         guest_disks = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
-                                       self.conf.image.use_cow_images)
+                                       self.conf.image.use_cow_images,
+                                       self.conf.image.preallocate_images)
         xml = self.domain_xml(instance, image_meta, image_files, guest_disks, network_info)
         with open(os.path.join(inst_dir, "libvirt.xml"), "w") as f:
             f.write(xml)  # for the operator's eyes only; never read back

@@ -1,0 +1,79 @@
+"""The manager's use of the _base cache: fetching an instance's images
+(recording hits and misses in cached_images), pre-caching on request, the
+periodic cache manager, and the cache status report.  A mixin of
+ComputeManager."""
+import logging
+import os
+
+from imagecache import cleanup
+from imagecache.glance import check_image_id, split_properties
+from virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+GiB = 1024 ** 3
+
+
+class ImageCacheMixin:
+    def _fetch(self, image_id, image_meta=None, max_virtual_size=None):
+        cached = self.cache.fetch(image_id, image_meta, max_virtual_size)
+        self.db.cached_image_used(self.host, image_id, os.path.basename(cached.path),
+                                  os.path.getsize(cached.path), hit=not cached.downloaded)
+        return cached
+
+    def _image_files(self, inst, image_meta):
+        """The cached bases of an instance's image and its kernel/ramdisk;
+        each is downloaded only if it is not cached (so a base removed from
+        _base is fetched again, verified against the checksum recorded at
+        spawn).  An image larger than the flavor's root disk is refused
+        before qemu-img ever sees it."""
+        props = image_meta.get("properties") or {}
+        root_gb = inst.flavor.get("root_gb", 0)
+        root = self._fetch(inst.image_ref, image_meta, root_gb * GiB if root_gb else None)
+        kernel = ramdisk = None
+        if props.get("kernel_id"):
+            kernel = self._fetch(check_image_id(props["kernel_id"]))
+        if props.get("ramdisk_id"):
+            ramdisk = self._fetch(check_image_id(props["ramdisk_id"]))
+        return virt_driver.ImageFiles(root, kernel, ramdisk)
+
+    def cache_images(self, ctxt, image_ids):
+        """Pre-cache: fetch images before any spawn needs them."""
+        for image_id in image_ids:
+            try:
+                self._fetch(image_id, split_properties(self.glance.show(image_id)))
+                LOG.info("image %s is cached", image_id)
+            except Exception as e:
+                LOG.error("pre-caching image %s failed: %s", image_id, e)
+
+    def _bases_in_use(self):
+        host = None if self.conf.image_cache.instances_path_shared else self.host
+        names = set()
+        for inst in self.db.instance_list(host=host):
+            props = (inst.image_meta or {}).get("properties") or {}
+            for image_id in (inst.image_ref, props.get("kernel_id"), props.get("ramdisk_id")):
+                if image_id:
+                    names.add(os.path.basename(self.cache.path_for(image_id)))
+        return names | cleanup.bases_used_by_disks(self.conf.instances_path,
+                                                    self.cache.base_dir)
+
+    def manage_image_cache(self):
+        """Periodic (and on request): touch bases in use, remove old unused."""
+        ic = self.conf.image_cache
+        removed, kept = cleanup.clean(self.cache, self._bases_in_use(),
+                                      ic.remove_unused_original_minimum_age_seconds,
+                                      remove=ic.remove_unused_base_images)
+        if removed:
+            self.db.cached_image_forget(self.host, removed)
+        return {"removed": removed, "kept": kept}
+
+    def get_image_cache_status(self):
+        rows = self.db.cached_images(self.host)
+        present = cleanup.base_mtimes(self.cache.base_dir)
+        images = [{"image_id": r.image_id, "filename": r.filename, "size_bytes": r.size_bytes,
+                   "hits": r.hits, "misses": r.misses, "last_used": r.last_used.isoformat() + "Z",
+                   "present": r.filename in present} for r in rows]
+        sizes = {e.name: e.stat().st_blocks * 512 for e in os.scandir(self.cache.base_dir)
+                 if e.name in present}
+        return {"images": images, "bases": len(present),
+                "size_bytes": sum(sizes.values()),
+                "hits": sum(r.hits for r in rows), "misses": sum(r.misses for r in rows)}
