@@ -16,8 +16,11 @@ GiB = 1024 ** 3
 class ImageCacheMixin:
     def _fetch(self, image_id, image_meta=None, max_virtual_size=None):
         cached = self.cache.fetch(image_id, image_meta, max_virtual_size)
-        self.db.cached_image_used(self.host, image_id, os.path.basename(cached.path),
-                                  os.path.getsize(cached.path), hit=not cached.downloaded)
+        try:
+            self.db.cached_image_used(self.host, image_id, os.path.basename(cached.path),
+                                      os.path.getsize(cached.path), hit=not cached.downloaded)
+        except Exception:
+            LOG.exception("could not count a use of cached image %s", image_id)
         return cached
 
     def _image_files(self, inst, image_meta):

@@ -9,6 +9,7 @@ import os
 import alembic.command
 import alembic.config
 from sqlalchemy import create_engine, delete, event, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from compute import exception
@@ -152,18 +153,25 @@ class Database:
     # -- image cache ----------------------------------------------------------
 
     def cached_image_used(self, host, image_id, filename, size_bytes, hit):
-        """Count a use of a cached base (hit) or its download (miss)."""
-        with self.session() as s:
-            row = s.scalar(select(models.CachedImage).where(
-                models.CachedImage.host == host, models.CachedImage.image_id == image_id))
-            if row is None:
-                row = models.CachedImage(host=host, image_id=image_id, hits=0, misses=0)
-                s.add(row)
-            row.filename, row.size_bytes, row.last_used = filename, size_bytes, models.utcnow()
-            if hit:
-                row.hits += 1
-            else:
-                row.misses += 1
+        """Count a use of a cached base (hit) or its download (miss).
+        Concurrent first uses race on the insert: the loser updates."""
+        counter = models.CachedImage.hits if hit else models.CachedImage.misses
+        where = (models.CachedImage.host == host, models.CachedImage.image_id == image_id)
+        values = {"filename": filename, "size_bytes": size_bytes,
+                  "last_used": models.utcnow(), counter.key: counter + 1}
+        for _ in range(2):
+            with self.session() as s:
+                if s.execute(update(models.CachedImage).where(*where).values(**values)
+                             ).rowcount:
+                    return
+            try:
+                with self.session() as s:
+                    s.add(models.CachedImage(host=host, image_id=image_id, filename=filename,
+                                             size_bytes=size_bytes, hits=int(hit),
+                                             misses=int(not hit)))
+                return
+            except IntegrityError:
+                continue
 
     def cached_images(self, host):
         with self.session() as s:

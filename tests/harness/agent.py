@@ -54,6 +54,7 @@ class Agent:
         self.instances_path = os.path.join(self.state_path, "instances")
         self.port = free_port()
         self.image_url = f"http://127.0.0.1:{self.port}"
+        self.agent_image_url = self.image_url     # what the agent is told (a proxy?)
         self.config_file = os.path.join(self.workdir, "agent.conf")
         self.extra_conf = extra_conf
         self.procs = {}
@@ -82,7 +83,7 @@ lifecycle_event_delay = 2
 connection_uri = {LIBVIRT_URI}
 virt_type = {VIRT_TYPE}
 [image]
-api_servers = {self.image_url}
+api_servers = {self.agent_image_url}
 {self.extra_conf}
 """)
         self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
@@ -156,6 +157,10 @@ api_servers = {self.image_url}
         if wait_console:
             self.wait_console(u, lambda c: guest.last_tick(c) >= 1, "first tick")
         return u
+
+    def file_downloads(self, image_id):
+        """How many times compute-images served the data of image_id."""
+        return self.log("compute-images").count(f"GET /v2/images/{image_id}/file ")
 
     def wait_console(self, uuid_, predicate, what, timeout=90):
         return wait_until(lambda: (c := self.console(uuid_)) and predicate(c) and c,

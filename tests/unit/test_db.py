@@ -91,3 +91,19 @@ def test_service_up_down_by_service_down_time():
     assert service_is_up(svc, 60, now)
     svc.updated_at = now - datetime.timedelta(seconds=61)
     assert not service_is_up(svc, 60, now)
+
+
+def test_cached_image_counts_survive_racing_first_uses(db):
+    barrier = threading.Barrier(6)
+
+    def use(hit):
+        barrier.wait()
+        db.cached_image_used("h", "img", "f", 10, hit)
+
+    threads = [threading.Thread(target=use, args=(i > 0,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    (row,) = db.cached_images("h")
+    assert (row.misses, row.hits) == (1, 5)

@@ -1,0 +1,64 @@
+"""A proxy in front of compute-images that misbehaves on request, for the
+image-cache failure tests: it lies about an image's hash, or sends half of
+an image's data and drops the connection."""
+import http.client
+import http.server
+import json
+import threading
+import urllib.parse
+
+
+class FaultyProxy:
+    def __init__(self, upstream):
+        self.upstream = urllib.parse.urlsplit(upstream)
+        self.lie_about_hash, self.cut_transfer = set(), set()
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _forward(self):
+                body = None
+                if "Content-Length" in self.headers:
+                    body = self.rfile.read(int(self.headers["Content-Length"]))
+                conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port,
+                                                  timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                parts = self.path.strip("/").split("/")
+                image_id = parts[2] if len(parts) >= 3 else None
+                if (self.command == "GET" and len(parts) == 3 and resp.status == 200
+                        and image_id in proxy.lie_about_hash):
+                    meta = json.loads(data)
+                    meta["os_hash_value"] = "0" * 128
+                    data = json.dumps(meta).encode()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if (self.command == "GET" and len(parts) == 4 and parts[3] == "file"
+                        and image_id in proxy.cut_transfer):
+                    self.wfile.write(data[:len(data) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
