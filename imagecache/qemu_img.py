@@ -48,5 +48,7 @@ def convert(src, src_format, dst, dst_format, preallocation="off"):
     _run("convert", "-f", src_format, "-O", dst_format, *opts, src, dst)
 
 
-def resize(path, fmt, size_bytes):
-    _run("resize", "-q", "-f", fmt, path, str(size_bytes))
+def resize(path, fmt, size_bytes, preallocation="off"):
+    """Grow path to size_bytes; preallocation=falloc reserves the new part."""
+    opts = [f"--preallocation={preallocation}"] if preallocation != "off" else []
+    _run("resize", "-q", "-f", fmt, *opts, path, str(size_bytes))

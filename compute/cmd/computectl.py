@@ -5,6 +5,7 @@
     computectl delete --host H UUID | service-list
     computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
+    computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
 Long operations wait with a progress line (--no-wait to return at once);
 --json prints machine-readable output; errors exit non-zero with the reason.
 """
@@ -129,6 +130,26 @@ def cmd_actions(api, args):
             for a in api.list_instance_actions(args.host, args.uuid)]
 
 
+def cmd_cache_image(api, args):
+    api.cache_images(args.host, args.images)
+    if args.no_wait:
+        return {"caching": args.images}
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = api.get_image_cache_status(args.host)
+        present = {i["image_id"] for i in status["images"] if i["present"]}
+        if set(args.images) <= present:
+            return [i for i in status["images"] if i["image_id"] in args.images]
+        time.sleep(0.5)
+    raise CLIError("timed out waiting for the images to be cached (see the agent's log)")
+
+
+def cmd_image_cache(api, args):
+    if args.clean:
+        return api.manage_image_cache(args.host)
+    return api.get_image_cache_status(args.host)
+
+
 def cmd_list(api, args):
     return api.list_instances(args.host)
 
@@ -155,14 +176,15 @@ def render(result, as_json):
         print(json.dumps(result, indent=2, sort_keys=True))
     elif isinstance(result, str):
         print(result)
-    elif isinstance(result, dict) and any(isinstance(v, dict) for v in result.values()):
+    elif isinstance(result, dict) and any(isinstance(v, (dict, list)) for v in result.values()):
         print(json.dumps(result, indent=2, sort_keys=True))
     elif isinstance(result, list):
         if not result:
             return
         keys = [k for k in ("uuid", "name", "host", "binary", "vm_state", "task_state",
                             "power_state", "status", "updated_at", "action", "start",
-                            "finish", "result", "events") if k in result[0]]
+                            "finish", "result", "events", "image_id", "size_bytes", "hits",
+                            "misses", "present") if k in result[0]]
         rows = [keys] + [[str(r.get(k)) for k in keys] for r in result]
         widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
         for row in rows:
@@ -209,6 +231,10 @@ def build_parser():
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)
     add("actions", cmd_actions, uuid=True)
+    c = add("cache-image", cmd_cache_image, wait=True)
+    c.add_argument("images", nargs="+", metavar="IMAGE")
+    add("image-cache", cmd_image_cache).add_argument(
+        "--clean", action="store_true", help="run the cache manager now")
     return p
 
 

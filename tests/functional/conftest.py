@@ -51,7 +51,8 @@ def qcow2_image(tmp_module, image_service):
 
 
 @pytest.fixture(scope="module")
-def agent_conf(tmp_module, image_service):
+def agent_conf(request, tmp_module, image_service):
+    """The agent's config; a test module may set AGENT_CONF = {(group, name): value}."""
     conf = cfg.ConfigOpts()
     compute_conf.register_opts(conf)
     conf([], project="compute-agent-functional")
@@ -67,6 +68,8 @@ def agent_conf(tmp_module, image_service):
     conf.set_override("connection_uri", "test:///default", group="libvirt")
     conf.set_override("virt_type", "qemu", group="libvirt")
     conf.set_override("api_servers", [image_service], group="image")
+    for (group, name), value in getattr(request.module, "AGENT_CONF", {}).items():
+        conf.set_override(name, value, group=group)
     return conf
 
 

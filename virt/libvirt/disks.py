@@ -28,10 +28,10 @@ def create_root(instance_dir, flavor, base, use_cow, preallocate="none"):
     if use_cow:
         qemu_img.create_overlay(path, base.path, base.format, size)
         return GuestDisk("disk", path, "qcow2")
-    qemu_img.convert(base.path, base.format, path, "raw",
-                     preallocation="falloc" if preallocate == "space" else "off")
+    prealloc = "falloc" if preallocate == "space" else "off"
+    qemu_img.convert(base.path, base.format, path, "raw", preallocation=prealloc)
     if size > base.virtual_size:
-        qemu_img.resize(path, "raw", size)
+        qemu_img.resize(path, "raw", size, preallocation=prealloc)
     return GuestDisk("disk", path, "raw")
 
 

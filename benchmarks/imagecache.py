@@ -1,0 +1,98 @@
+"""Image cache: cold fetch throughput of a 1 GiB image through the agent
+(download, hash, inspect, fsync, rename) against `curl -s URL | sha256sum`
+from the same image service in the same run, and how many downloads 10
+concurrent spawns of one uncached image cause.  Prints one JSON object.
+
+    .venv/bin/python benchmarks/imagecache.py [--size-mb 1024]
+
+Needs libvirtd and RabbitMQ (tools/start-daemons.sh); starts its own
+compute-images and compute-agent and removes every guest it made.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.harness.agent import FLAVOR, Agent, wait_until  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def make_image(path, size_mb):
+    block = os.urandom(MiB)
+    with open(path, "wb") as f:
+        for i in range(size_mb):
+            f.write(block[i % 7:] + block[:i % 7])     # every MiB distinct
+
+
+def floor_s(url):
+    """curl -s URL | sha256sum, as two processes joined by a pipe."""
+    t0 = time.perf_counter()
+    curl = subprocess.Popen(["curl", "-s", url], stdout=subprocess.PIPE)
+    sha = subprocess.run(["sha256sum"], stdin=curl.stdout, capture_output=True, check=True)
+    curl.stdout.close()
+    curl.wait()
+    assert len(sha.stdout.split()[0]) == 64
+    return time.perf_counter() - t0
+
+
+def agent_fetch_s(agent, image_id):
+    t0 = time.perf_counter()
+    agent.api.cache_images(agent.host, [image_id])
+    wait_until(lambda: any(i["image_id"] == image_id and i["present"] for i in
+                           agent.api.get_image_cache_status(agent.host)["images"]),
+               600, 0.02, "the image in the cache")
+    return time.perf_counter() - t0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--size-mb", type=int, default=1024)
+    p.add_argument("--concurrent", type=int, default=10)
+    args = p.parse_args()
+    agent = Agent(extra_conf="[image]\ncache_free_space_reserve_mb = 0").start()
+    try:
+        agent.upload_test_guest()
+        path = os.path.join(agent.workdir, "big.raw")
+        make_image(path, args.size_mb)
+        big = agent._upload(path, "raw")
+        os.unlink(path)
+        url = f"{agent.image_url}/v2/images/{big}/file"
+        floor_s(url)                                  # warm the server's page cache
+        floor = min(floor_s(url) for _ in range(2))
+        fetch = agent_fetch_s(agent, big)
+        mb = args.size_mb * MiB / 1e6
+
+        image = agent.upload_variant("console=ttyS0 quiet tb.name=bench")
+        uuids = [str(uuid.uuid4()) for _ in range(args.concurrent)]
+        for u in uuids:
+            agent.api.build_and_run_instance(agent.host, u, "bench-ic", dict(FLAVOR), image)
+        states = [agent.wait_state(u, {"active", "error"}, timeout=300)["vm_state"]
+                  for u in uuids]
+        downloads = agent.file_downloads(image)
+        for u in uuids:
+            agent.api.terminate_instance(agent.host, u)
+        for u in uuids:
+            agent.wait_state(u, {"deleted"}, timeout=300)
+        print(json.dumps({
+            "image_mb": round(mb, 1),
+            "fetch_s": round(fetch, 3), "floor_s": round(floor, 3),
+            "fetch_mb_s": round(mb / fetch, 1), "floor_mb_s": round(mb / floor, 1),
+            "ratio_to_floor": round(floor / fetch, 3),
+            "concurrent_n": args.concurrent,
+            "concurrent_all_active": all(s == "active" for s in states),
+            "downloads_for_10_concurrent": downloads,
+        }, indent=2))
+    finally:
+        agent.stop()
+        agent.cleanup_guests()
+        agent.remove()
+
+
+if __name__ == "__main__":
+    main()
