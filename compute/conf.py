@@ -75,12 +75,16 @@ database_opts = [
 
 
 def register_opts(conf):
-    conf.register_opts(default_opts)
-    conf.register_group(database_group)
-    conf.register_opts(database_opts, group=database_group)
-    image_conf.register_opts(conf)
-    libvirt_conf.register_opts(conf)
-    network_conf.register_opts(conf)
+    """Register every option of the agent on conf.  Each ConfigOpts gets
+    fresh OptGroup objects: oslo.config keeps a group's options (and their
+    overrides) in the OptGroup, so sharing the module-level groups between
+    two ConfigOpts (tests make many) would share their overrides."""
+    for group, opts in list_opts():
+        if group is None:
+            conf.register_opts(opts)
+        else:
+            conf.register_group(cfg.OptGroup(group.name, title=group.title))
+            conf.register_opts(opts, group=group.name)
     rpc.register_opts(conf)
 
 

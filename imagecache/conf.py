@@ -65,12 +65,5 @@ cache_opts = [
 ]
 
 
-def register_opts(conf):
-    conf.register_group(image_group)
-    conf.register_opts(image_opts, group=image_group)
-    conf.register_group(cache_group)
-    conf.register_opts(cache_opts, group=cache_group)
-
-
 def list_opts():
     return [(image_group, image_opts), (cache_group, cache_opts)]

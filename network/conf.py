@@ -10,10 +10,5 @@ network_opts = [
 ]
 
 
-def register_opts(conf):
-    conf.register_group(network_group)
-    conf.register_opts(network_opts, group=network_group)
-
-
 def list_opts():
     return [(network_group, network_opts)]

@@ -5,6 +5,7 @@ import time
 
 import libvirt
 
+from compute import exception
 from tests.harness import guest
 from tests.harness.agent import LIBVIRT_URI, wait_until
 
@@ -20,8 +21,12 @@ def domains():
 
 def kill_when(agent, u, task_state):
     """kill -9 the agent as soon as instance u shows task_state."""
-    wait_until(lambda: agent.api.get_instance(agent.host, u)["task_state"] == task_state,
-               60, 0.005, f"task_state {task_state}")
+    def reached():
+        try:
+            return agent.api.get_instance(agent.host, u)["task_state"] == task_state
+        except exception.InstanceNotFound:
+            return False        # a build cast not recorded yet
+    wait_until(reached, 60, 0.005, f"task_state {task_state}")
     agent.kill_agent()
 
 

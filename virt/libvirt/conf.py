@@ -39,10 +39,5 @@ libvirt_opts = [
 ]
 
 
-def register_opts(conf):
-    conf.register_group(libvirt_group)
-    conf.register_opts(libvirt_opts, group=libvirt_group)
-
-
 def list_opts():
     return [(libvirt_group, libvirt_opts)]
