@@ -64,13 +64,16 @@ class ReconcileMixin:
 
     # -- power-state sync -------------------------------------------------------
 
-    def handle_power_state(self, uuid, power_state):
-        """A lifecycle event from the hypervisor."""
+    def handle_power_state(self, uuid):
+        """A lifecycle event from the hypervisor.  The power state is asked
+        again after the record is read: the event's state may predate the
+        record (a spawn that finished meanwhile), and judging a fresh record
+        by a stale state would stop a running instance."""
         try:
             inst = self.db.instance_get(uuid)
         except exception.InstanceNotFound:
             return
-        self._sync_instance(inst, power_state)
+        self._sync_instance(inst, self._power_state(inst))
 
     def sync_power_states(self):
         """Periodic: what lifecycle events missed, and unknown guests."""

@@ -148,5 +148,7 @@ class ComputeDriver(abc.ABC):
         return 0
 
     def register_event_listener(self, callback):
-        """Call callback(uuid, power_state) on guest lifecycle events."""
+        """Call callback(uuid) when a guest's power state may have changed;
+        the listener asks get_info for the state itself, so it never acts
+        on a state older than what it read from its own records."""
         self._event_callback = callback

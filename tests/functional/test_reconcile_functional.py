@@ -96,3 +96,12 @@ def test_agent_start_never_touches_a_running_guest(api, service, active_instance
                                                                          "RUNNING")
     assert [a["action"] for a in api.list_instance_actions(service.conf.host,
                                                            active_instance)] == ["create"]
+
+
+def test_stale_event_does_not_stop_a_running_instance(api, service, active_instance):
+    """An event raised before the spawn finished (the guest just defined,
+    still off) but handled after the record became ACTIVE must not stop the
+    instance: the handler judges the record by the state the guest has now."""
+    service.manager.handle_power_state(active_instance)
+    rec = api.get_instance(service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")

@@ -76,10 +76,10 @@ class LibvirtDriver(driver.ComputeDriver):
             disk_cache=cache, vnc_listen=lv.vnc_listen)
 
     def _on_lifecycle(self, uuid, event, detail):
-        """Report the guest's power state on each event.  A STOPPED event
-        is held back lifecycle_event_delay seconds and reported as the state
-        found then, so STOPPED quickly followed by STARTED (a reboot) never
-        reports the guest as off."""
+        """Tell the listener a guest's state may have changed.  A STOPPED
+        event is held back lifecycle_event_delay seconds (and dropped if
+        another event for the guest comes first), so STOPPED quickly
+        followed by STARTED (a reboot) is never reported as off."""
         with self._timers_lock:
             pending = self._timers.pop(uuid, None)
             if pending is not None:
@@ -99,13 +99,8 @@ class LibvirtDriver(driver.ComputeDriver):
         self._emit(uuid)
 
     def _emit(self, uuid):
-        if self._event_callback is None:
-            return
-        try:
-            state = self.host.lookup(uuid).power_state()
-        except errors.InstanceNotFound:
-            state = driver.NOSTATE
-        self._event_callback(uuid, state)
+        if self._event_callback is not None:
+            self._event_callback(uuid)
 
     def instance_dir(self, instance):
         return os.path.join(self.instances_path, check_uuid(instance.uuid))
