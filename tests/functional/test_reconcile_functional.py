@@ -105,3 +105,28 @@ def test_stale_event_does_not_stop_a_running_instance(api, service, active_insta
     service.manager.handle_power_state(active_instance)
     rec = api.get_instance(service.conf.host, active_instance)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
+
+
+def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, active_instance):
+    """A reboot outside the agent (STOPPED then STARTED within
+    lifecycle_event_delay, 0.5 s here) leaves the instance ACTIVE."""
+    import time
+    dom = conn().lookupByUUIDString(active_instance)
+    dom.destroy()
+    dom.create()
+    time.sleep(1.5)                         # well past the delay
+    rec = api.get_instance(service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
+
+
+def test_stopped_alone_is_reported_after_the_delay(api, service, active_instance):
+    import time
+    conn().lookupByUUIDString(active_instance).destroy()
+    time.sleep(0.2)
+    assert api.get_instance(service.conf.host, active_instance)["vm_state"] == "active"
+    rec = wait_settled(api, service.conf.host, active_instance)
+    deadline = time.monotonic() + 10
+    while rec["vm_state"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rec = api.get_instance(service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
