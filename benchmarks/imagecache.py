@@ -89,9 +89,7 @@ def main():
             "downloads_for_10_concurrent": downloads,
         }, indent=2))
     finally:
-        agent.stop()
-        agent.cleanup_guests()
-        agent.remove()
+        agent.close()
 
 
 if __name__ == "__main__":

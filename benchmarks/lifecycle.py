@@ -165,9 +165,7 @@ def main():
             except libvirt.libvirtError:
                 pass
         conn.close()
-        agent.stop()
-        agent.cleanup_guests()
-        agent.remove()
+        agent.close()
 
 
 if __name__ == "__main__":

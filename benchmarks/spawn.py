@@ -119,9 +119,7 @@ def main():
             "concurrent_wall_s": round(concurrent_wall, 3),
         }, indent=2))
     finally:
-        agent.stop()
-        agent.cleanup_guests()
-        agent.remove()
+        agent.close()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,4 @@ def agent():
     a = Agent().start()
     a.upload_test_guest()
     yield a
-    a.stop()
-    a.cleanup_guests()
-    a.remove()
+    a.close()

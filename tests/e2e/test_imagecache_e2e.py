@@ -25,10 +25,8 @@ def agent():
     a.start()
     a.upload_test_guest()
     yield a
-    a.stop()
-    a.cleanup_guests()
+    a.close()
     proxy.stop()
-    a.remove()
 
 
 def fresh_image(agent):

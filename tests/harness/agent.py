@@ -222,3 +222,9 @@ api_servers = {self.agent_image_url}
 
     def remove(self):
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def close(self):
+        """Stop the processes, destroy guests left behind, remove the dir."""
+        self.stop()
+        self.cleanup_guests()
+        self.remove()

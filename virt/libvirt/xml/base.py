@@ -100,12 +100,16 @@ def _prune_leaf(node, stop):
     _prune(parent, stop)
 
 
-class Child:
-    """One nested element, wrapped in its own element class."""
+class _Nested:
+    """A nested element of class cls at path (default: its own tag)."""
 
     def __init__(self, cls, path=None):
         self.cls = cls
         self.tags, _ = _split(path or cls.TAG)
+
+
+class Child(_Nested):
+    """One nested element, wrapped in its own element class."""
 
     def __get__(self, obj, objtype=None):
         if obj is None:
@@ -148,12 +152,8 @@ class ChildList:
         element.node.getparent().remove(element.node)
 
 
-class Children:
+class Children(_Nested):
     """Repeated nested elements of one class, as a ChildList."""
-
-    def __init__(self, cls, path=None):
-        self.cls = cls
-        self.tags, _ = _split(path or cls.TAG)
 
     def __get__(self, obj, objtype=None):
         if obj is None:
