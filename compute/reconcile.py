@@ -83,10 +83,10 @@ class ReconcileMixin:
         self._handle_unknown_guests()
 
     def _sync_instance(self, inst, power):
+        if inst.task_state is not None:
+            return      # an operation in progress owns the state and records it at its end
         if power != inst.power_state:
             self.db.instance_update(inst.uuid, power_state=power)
-        if inst.task_state is not None:
-            return                  # an operation in progress owns the state
         if inst.vm_state == states.ACTIVE and power in OFF:
             try:
                 self.db.instance_update(inst.uuid, expected_task_state=None,
