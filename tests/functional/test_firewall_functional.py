@@ -1,0 +1,46 @@
+"""The generated rulesets are accepted by the real iptables/ip6tables and,
+applied with --noflush, replace only the agent's own chains.  Runs in a
+network namespace of its own (needs root)."""
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from network import firewall
+from tests.unit.test_firewall import GROUPS, PORT
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a netns")
+
+
+@pytest.fixture
+def netns():
+    name = "ca-fw-" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def in_ns(ns, *argv, stdin=None):
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], input=stdin, text=True,
+                          capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize("version,tool", [(4, "iptables"), (6, "ip6tables")])
+def test_ruleset_applies_and_reapplying_replaces_only_our_chains(netns, version, tool):
+    in_ns(netns, tool, "-N", "not-ours")
+    in_ns(netns, tool, "-A", "not-ours", "-j", "ACCEPT")
+    in_ns(netns, tool, "-A", "FORWARD", "-j", "not-ours")
+    text = firewall.ruleset([PORT], GROUPS, version, {"lb": ("10.0.0.9", "fd00::9")})
+    in_ns(netns, f"{tool}-restore", "--noflush", "--test", stdin=text)
+    in_ns(netns, f"{tool}-restore", "--noflush", stdin=text)
+    before = in_ns(netns, tool, "-S")
+    assert "-N ca-i8a3b7c2d-1" in before and "-A ca-s8a3b7c2d-1 -j DROP" in before
+
+    fewer = {"web": GROUPS["web"].__class__("web", ())}               # every rule removed
+    in_ns(netns, f"{tool}-restore", "--noflush",
+          stdin=firewall.ruleset([PORT], fewer, version))
+    after = in_ns(netns, tool, "-S")
+    assert "--dport 22" not in after and "--dport 443" not in after
+    assert "-A not-ours -j ACCEPT" in after and "-A FORWARD -j not-ours" in after
+    assert after.count("-A ca-i8a3b7c2d-1 -j DROP") == 1              # replaced, not added
