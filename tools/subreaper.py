@@ -24,14 +24,14 @@ def main():
         os.dup2(devnull, fd)
     if os.fork() == 0:
         os.execvp(argv[0], argv)
+    # A daemon that forks into the background is re-parented to us before
+    # its parent exits, so "no children at all" means everything we started
+    # is gone: then there is nothing left to reap, and we exit.
     while True:
         try:
             os.wait()
         except ChildProcessError:
-            # Daemons fork into the background: keep reaping while any
-            # descendant may still be re-parented to us.
-            import time
-            time.sleep(1)
+            return
 
 
 if __name__ == "__main__":
