@@ -27,10 +27,6 @@ class UnexpectedTaskState(ComputeError):
     """Another operation changed the instance first (compare-and-swap lost)."""
 
 
-class BuildFailed(ComputeError):
-    pass
-
-
 class InstanceInvalidState(ComputeError):
     """The operation is not allowed in the instance's current state; the
     instance was not changed."""

@@ -55,10 +55,6 @@ def get_notifier(conf, host):
 class Context(dict):
     """What the caller sends along: a request id for tracing actions."""
 
-    @property
-    def request_id(self):
-        return self.get("request_id")
-
 
 class ContextSerializer(messaging.NoOpSerializer):
     def serialize_context(self, ctxt):

@@ -8,8 +8,6 @@ and address-space limits set by util-linux's prlimit (1 ms, where
 processutils' own prlimit= option starts a Python interpreter: 45 ms).
 Files reach qemu-img only after imagecache.inspector passed them.
 """
-import json
-
 from oslo_concurrency import processutils
 
 LIMITS = {"cpu_seconds": 30, "address_space_mb": 1024}
@@ -25,20 +23,10 @@ def _run(*args):
     return processutils.execute(*argv)
 
 
-def info(path, fmt):
-    """qemu-img info as a dict."""
-    out, _ = _run("info", "-f", fmt, "--output=json", path)
-    return json.loads(out)
-
-
 def create_overlay(path, backing, backing_format, size_bytes):
     """A qcow2 overlay on backing (explicit -F), of virtual size size_bytes."""
     _run("create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", "-b", backing,
          "-F", backing_format, path, str(size_bytes))
-
-
-def create(path, fmt, size_bytes):
-    _run("create", "-q", "-f", fmt, path, str(size_bytes))
 
 
 def convert(src, src_format, dst, dst_format, preallocation="off"):
