@@ -15,7 +15,8 @@ import logging
 
 import oslo_messaging as messaging
 
-from compute import rpc, schemas, states
+from compute import exception, rpc, schemas, states
+from network import model as net_model
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
@@ -35,6 +36,26 @@ class ComputeEndpoint:
             self.manager.ops.notify(f"{method}.rejected", {"reason": str(e)}, error=True)
             raise
 
+    def _check_networking(self, method, items, groups):
+        """What the schema cannot say: addresses inside their subnets, rule
+        prefixes of their ethertype, ports new to this host, every group a
+        port names either sent along or known already."""
+        try:
+            ports = [net_model.vif_from_payload(item, f"networks[{i}]")[1]
+                     for i, item in enumerate(items)]
+            for i, g in enumerate(groups):
+                net_model.group_from_payload(g, f"security_groups[{i}]")
+            ids = [p.id for p in ports]
+            taken = set(ids) & set(self.manager._host_ports()) if ids else set()
+            if len(set(ids)) != len(ids) or taken:
+                raise ValueError(f"networks: port ids must be new and unique: "
+                                 f"{sorted(taken) or ids}")
+            self.manager.check_security_groups(ports, groups)
+        except (ValueError, exception.InvalidRequest) as e:
+            e = exception.InvalidRequest(f"{method}: {e}")
+            LOG.warning("rejected %s: %s", method, e)
+            raise e from None
+
     def _start(self, ctxt, op, uuid):
         self.manager.accept(op, uuid)
         self.manager.submit(getattr(self.manager, op), ctxt, uuid)
@@ -44,6 +65,9 @@ class ComputeEndpoint:
 
     def build_and_run_instance(self, ctxt, **payload):
         self._check("build_and_run_instance", payload)
+        groups = payload.get("security_groups", [])
+        self._check_networking("build_and_run_instance", payload.get("networks", []), groups)
+        self.manager.save_security_groups(groups)
         uuid = payload["instance_uuid"]
         self.db.instance_create(
             uuid=uuid, display_name=payload["name"], host=self.manager.host,
@@ -97,6 +121,39 @@ class ComputeEndpoint:
         self._check("reset_state", payload)
         self.manager.reset_state(ctxt, payload["instance_uuid"], payload["state"])
         return self.manager.get_instance(payload["instance_uuid"])
+
+    # -- networking (calls that answer once applied) -----------------------------
+
+    def refresh_security_group_rules(self, ctxt, **payload):
+        self._check("refresh_security_group_rules", payload)
+        self._check_networking("refresh_security_group_rules", [],
+                               [payload["security_group"]])
+        return self.manager.refresh_security_group_rules(payload["security_group"])
+
+    def attach_interface(self, ctxt, **payload):
+        self._check("attach_interface", payload)
+        item = {"port": payload["port"], "network": payload["network"]}
+        groups = payload.get("security_groups", [])
+        self._check_networking("attach_interface", [item], groups)
+        return self.manager.attach_interface(ctxt, payload["instance_uuid"], item, groups)
+
+    def detach_interface(self, ctxt, **payload):
+        self._check("detach_interface", payload)
+        return self.manager.detach_interface(ctxt, payload["instance_uuid"],
+                                             payload["port_id"])
+
+    def associate_floating_ip(self, ctxt, **payload):
+        self._check("associate_floating_ip", payload)
+        return self.manager.associate_floating_ip(ctxt, payload["instance_uuid"],
+                                                  payload["address"], payload.get("fixed_ip"))
+
+    def disassociate_floating_ip(self, ctxt, **payload):
+        self._check("disassociate_floating_ip", payload)
+        return self.manager.disassociate_floating_ip(ctxt, payload["address"])
+
+    def get_network_status(self, ctxt, **payload):
+        self._check("get_network_status", payload)
+        return self.manager.get_network_status()
 
     # -- queries ----------------------------------------------------------------
 

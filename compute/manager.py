@@ -12,6 +12,7 @@ from compute import exception, states
 from compute.db.models import utcnow
 from compute.image_cache import ImageCacheMixin
 from compute.lifecycle import LifecycleMixin
+from compute.networking import NetworkingMixin
 from compute.operation import Operations
 from compute.reconcile import BUILD_TASK_STATES, ReconcileMixin
 from imagecache.glance import split_properties
@@ -37,7 +38,7 @@ def _iso(ts):
     return ts.isoformat() + "Z" if ts else None
 
 
-class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin):
+class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, NetworkingMixin):
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
         self.conf, self.db, self.driver = conf, db, driver
         self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin
@@ -46,6 +47,7 @@ class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin):
         self.builds = ThreadPoolExecutor(conf.max_concurrent_builds, thread_name_prefix="build")
         self.workers = ThreadPoolExecutor(conf.max_concurrent_operations,
                                           thread_name_prefix="op")
+        self._init_networking(conf)
 
     def submit(self, fn, *args):
         """Run an accepted operation in the worker pool."""
@@ -84,11 +86,12 @@ class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin):
 
     def _build(self, uuid):
         inst = self.db.instance_get(uuid)
-        network_info = []
+        plugged = False
         try:
             self.db.instance_update(uuid, expected_task_state=states.SCHEDULING,
                                     task_state=states.NETWORKING)
             network_info = self._plug_vifs(inst)
+            plugged = True
             self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
                                     task_state=states.SPAWNING)
             image_meta = split_properties(self.glance.show(inst.image_ref))
@@ -97,36 +100,20 @@ class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin):
                                         network_info)
             power = self._power_state(inst)
         except Exception:
-            self._cleanup_failed_build(inst, network_info)
+            self._cleanup_failed_build(inst, unplug=plugged)
             raise
         self.db.instance_update(uuid, expected_task_state=states.SPAWNING,
                                 vm_state=states.ACTIVE, task_state=None, power_state=power,
                                 launched_at=utcnow(), image_meta=image_meta,
                                 disk_formats=formats)
 
-    def _describe_vifs(self, inst):
-        return [self.vifs.describe(port) for port in inst.networks]
-
-    def _plug_vifs(self, inst):
-        """Plug every port (plugging is idempotent); undo on failure."""
-        network_info = self._describe_vifs(inst)
-        plugged = []
+    def _cleanup_failed_build(self, inst, unplug=True):
+        """Undo what a failed build created: guest, disks, instance dir, VIFs
+        (_plug_vifs undid its own partial work, hence unplug=False)."""
         try:
-            for vif in network_info:
-                self.vifs.plug(vif)
-                plugged.append(vif)
-        except Exception:
-            for vif in reversed(plugged):
-                self.vifs.unplug(vif)
-            raise
-        return network_info
-
-    def _cleanup_failed_build(self, inst, network_info):
-        """Undo what a failed build created: guest, disks, instance dir, VIFs."""
-        try:
-            self.driver.destroy(self.virt_instance(inst), network_info, destroy_disks=True)
-            for vif in network_info:
-                self.vifs.unplug(vif)
+            self.driver.destroy(self.virt_instance(inst), [], destroy_disks=True)
+            if unplug:
+                self._unplug_vifs(inst)
         except Exception:
             LOG.exception("instance %s: cleanup after failed build failed", inst.uuid)
 
@@ -143,10 +130,9 @@ class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin):
             return
         with self.ops.run(ctxt, uuid, "delete"):
             self.db.instance_update(uuid, task_state=states.DELETING)
-            network_info = self._describe_vifs(inst)
-            self.driver.destroy(self.virt_instance(inst), network_info, destroy_disks=True)
-            for vif in network_info:
-                self.vifs.unplug(vif)
+            self.driver.destroy(self.virt_instance(inst), [], destroy_disks=True)
+            self.db.floating_ip_remove(instance_uuid=uuid)
+            self._unplug_vifs(inst)
             self.db.instance_update(uuid, expected_task_state=states.DELETING,
                                     vm_state=states.DELETED, task_state=None,
                                     power_state=virt_driver.NOSTATE, deleted=True,

@@ -31,12 +31,22 @@ class ReconcileMixin:
             except Exception:
                 LOG.exception("instance %s: reconcile after restart failed", inst.uuid)
         self._handle_unknown_guests()
+        self._restore_network()
+
+    def _restore_network(self):
+        """Bridges and uplinks of every wired instance (after a host reboot
+        they are gone), then firewall, NAT and DHCP from the records."""
+        for inst in self.db.instance_list(host=self.host):
+            if self._wired(inst):
+                for net, _, vif in self._vifs(inst):
+                    self._safely(self.vifs.plug, net, vif)
+        self.apply_network()
 
     def _reconcile(self, inst):
         uuid, task = inst.uuid, inst.task_state
         if inst.vm_state == states.BUILDING or task in BUILD_TASK_STATES:
             LOG.warning("instance %s: build interrupted by an agent restart; cleaning up", uuid)
-            self._cleanup_failed_build(inst, self._describe_vifs(inst))
+            self._cleanup_failed_build(inst)
             self.db.fault_create(uuid, "BuildInterrupted: the agent restarted during the "
                                        f"build (task_state {task}); the build was cleaned up")
             self.db.instance_update(uuid, vm_state=states.ERROR, task_state=None,

@@ -48,17 +48,23 @@ class ComputeAPI:
     # -- casts ------------------------------------------------------------------
 
     def build_and_run_instance(self, host, instance_uuid, name, flavor, image_id,
-                               metadata=None):
+                               metadata=None, networks=None, security_groups=None):
         """Create and boot an instance on host.  flavor: vcpus, memory_mb,
         root_gb (0 = the image's size), optional ephemeral_gb, swap_mb, name.
 
         The agent handles messages concurrently, so a get_instance sent right
         after this cast may be answered InstanceNotFound until the agent has
-        recorded the instance (milliseconds): pollers should retry that."""
+        recorded the instance (milliseconds): pollers should retry that.
+
+        networks: [{"port": {...}, "network": {...}}] (see compute.schemas);
+        security_groups: the groups the ports name that the host may not
+        know yet."""
         payload = {"instance_uuid": instance_uuid, "name": name, "flavor": flavor,
                    "image_id": image_id}
-        if metadata:
-            payload["metadata"] = metadata
+        for key, value in (("metadata", metadata), ("networks", networks),
+                           ("security_groups", security_groups)):
+            if value:
+                payload[key] = value
         self._cast(host, "build_and_run_instance", **payload)
 
     def terminate_instance(self, host, instance_uuid):
@@ -106,6 +112,34 @@ class ComputeAPI:
         return self._call(host, "reset_state", instance_uuid=instance_uuid, state=state)
 
     # -- calls ------------------------------------------------------------------
+
+    def refresh_security_group_rules(self, host, security_group):
+        """Replace a group's rules (and remote members); answers once the
+        host's firewall is updated."""
+        return self._call(host, "refresh_security_group_rules",
+                          security_group=security_group)
+
+    def attach_interface(self, host, instance_uuid, port, network, security_groups=None):
+        payload = {"instance_uuid": instance_uuid, "port": port, "network": network}
+        if security_groups:
+            payload["security_groups"] = security_groups
+        return self._call(host, "attach_interface", **payload)
+
+    def detach_interface(self, host, instance_uuid, port_id):
+        return self._call(host, "detach_interface", instance_uuid=instance_uuid,
+                          port_id=port_id)
+
+    def associate_floating_ip(self, host, instance_uuid, address, fixed_ip=None):
+        payload = {"instance_uuid": instance_uuid, "address": address}
+        if fixed_ip:
+            payload["fixed_ip"] = fixed_ip
+        return self._call(host, "associate_floating_ip", **payload)
+
+    def disassociate_floating_ip(self, host, address):
+        return self._call(host, "disassociate_floating_ip", address=address)
+
+    def get_network_status(self, host):
+        return self._call(host, "get_network_status")
 
     def get_instance(self, host, instance_uuid, timeout=None):
         """The instance record as a dict (vm_state, task_state, power_state,

@@ -28,6 +28,60 @@ FLAVOR = {
 
 _INSTANCE_ONLY = {"instance_uuid": UUID}
 
+# Networking.  Addresses are checked further by network.model (syntax,
+# inside the subnet); names that become device or chain names are narrow.
+NET_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}
+IFNAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,14}$"}
+IP = {"type": "string", "maxLength": 45, "pattern": "^[0-9a-fA-F:.]+$"}
+MAC = {"type": "string", "pattern": "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"}
+
+
+def _object(properties, required=()):
+    return {"type": "object", "additionalProperties": False,
+            "required": list(required), "properties": properties}
+
+
+SEGMENTATION = {"oneOf": [
+    _object({"type": {"const": "flat"}, "physical_interface": IFNAME}, ["type"]),
+    _object({"type": {"const": "vlan"}, "physical_interface": IFNAME,
+             "vlan_id": {"type": "integer", "minimum": 1, "maximum": 4094}},
+            ["type", "physical_interface", "vlan_id"]),
+    _object({"type": {"const": "vxlan"}, "physical_interface": IFNAME,
+             "vni": {"type": "integer", "minimum": 1, "maximum": 16777215},
+             "local_ip": IP, "peers": {"type": "array", "items": IP, "maxItems": 256}},
+            ["type", "vni", "local_ip"]),
+]}
+NETWORK = _object({
+    "id": NET_ID, "bridge": IFNAME, "segmentation": SEGMENTATION,
+    "cidr": {"type": "string", "maxLength": 49, "pattern": "^[0-9a-fA-F:.]+/[0-9]{1,3}$"},
+    "gateway": {"oneOf": [IP, {"type": "null"}]}, "dhcp": {"type": "boolean"},
+    "dns_servers": {"type": "array", "items": IP, "maxItems": 4},
+    "mtu": {"type": "integer", "minimum": 576, "maximum": 9000},
+    "host_address": {"oneOf": [IP, {"type": "null"}]},
+}, ["id", "bridge", "segmentation", "cidr"])
+PORT = _object({
+    "id": UUID, "mac": MAC,
+    "fixed_ips": {"type": "array", "items": IP, "minItems": 1, "maxItems": 8},
+    "security_groups": {"type": "array", "items": NET_ID, "maxItems": 16,
+                        "uniqueItems": True},
+}, ["id", "mac", "fixed_ips"])
+VIF = _object({"port": PORT, "network": NETWORK}, ["port", "network"])
+RULE = _object({
+    "direction": {"enum": ["ingress", "egress"]}, "ethertype": {"enum": ["IPv4", "IPv6"]},
+    "protocol": {"oneOf": [{"enum": ["tcp", "udp", "icmp", "icmpv6"]}, {"type": "null"}]},
+    "port_range_min": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+    "port_range_max": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
+    "remote_ip_prefix": {"oneOf": [{"type": "string", "maxLength": 49,
+                                    "pattern": "^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"},
+                                   {"type": "null"}]},
+    "remote_group_id": {"oneOf": [NET_ID, {"type": "null"}]},
+}, ["direction"])
+SECURITY_GROUP = _object({
+    "id": NET_ID, "rules": {"type": "array", "items": RULE, "maxItems": 512},
+    "members": {"type": "array", "items": IP, "maxItems": 4096},
+}, ["id", "rules"])
+SECURITY_GROUPS = {"type": "array", "items": SECURITY_GROUP, "maxItems": 64}
+
 
 def _method(properties, required):
     return {"type": "object", "additionalProperties": False,
@@ -39,7 +93,8 @@ SCHEMAS = {
         {"instance_uuid": UUID, "name": NAME, "flavor": FLAVOR, "image_id": IMAGE_ID,
          "metadata": {"type": "object", "maxProperties": 128,
                       "additionalProperties": {"type": "string", "maxLength": 255}},
-         "networks": {"type": "array", "maxItems": 0}},
+         "networks": {"type": "array", "items": VIF, "maxItems": 8},
+         "security_groups": SECURITY_GROUPS},
         ["instance_uuid", "name", "flavor", "image_id"]),
     "terminate_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "reboot_instance": _method(
@@ -53,6 +108,19 @@ SCHEMAS = {
         {"instance_uuid": UUID, "state": {"enum": ["active", "error"]}},
         ["instance_uuid", "state"]),
     "get_host_status": _method({}, []),
+    "refresh_security_group_rules": _method({"security_group": SECURITY_GROUP},
+                                            ["security_group"]),
+    "attach_interface": _method(
+        {"instance_uuid": UUID, "port": PORT, "network": NETWORK,
+         "security_groups": SECURITY_GROUPS},
+        ["instance_uuid", "port", "network"]),
+    "detach_interface": _method({"instance_uuid": UUID, "port_id": UUID},
+                                ["instance_uuid", "port_id"]),
+    "associate_floating_ip": _method(
+        {"instance_uuid": UUID, "address": IP, "fixed_ip": IP},
+        ["instance_uuid", "address"]),
+    "disassociate_floating_ip": _method({"address": IP}, ["address"]),
+    "get_network_status": _method({}, []),
     "cache_images": _method(
         {"image_ids": {"type": "array", "items": IMAGE_ID, "minItems": 1, "maxItems": 64}},
         ["image_ids"]),

@@ -1,6 +1,7 @@
 """The VIF plugin seam: what the manager may ask of a plugin that connects
 guest ports to the host's network.  Plugins are found by name through the
-`compute.vif_plugins` entry points (stevedore)."""
+`compute.vif_plugins` entry points (stevedore).  The firewall and DHCP are
+not the plugin's business: the manager applies them around plug/unplug."""
 import abc
 
 from stevedore import driver as stevedore_driver
@@ -8,17 +9,24 @@ from stevedore import driver as stevedore_driver
 
 class VIFPlugin(abc.ABC):
     @abc.abstractmethod
-    def describe(self, port):
-        """The VIF dict the domain XML needs for port: address (MAC),
-        bridge, devname (tap name) and optional mtu."""
+    def describe(self, network, port):
+        """The VIF dict the domain XML needs for port: id, address (MAC),
+        bridge, devname (tap name) and mtu (None: the default)."""
 
     @abc.abstractmethod
-    def plug(self, vif):
-        """Prepare the host side (bridge, uplink, firewall) before define."""
+    def plug(self, network, vif):
+        """Prepare the host side (bridge, uplink) before the guest is
+        defined.  Idempotent."""
 
     @abc.abstractmethod
-    def unplug(self, vif):
-        """Undo plug; unplugging what is not plugged is not an error."""
+    def unplug(self, network, vif):
+        """Undo what plug did for this port alone, after the guest is gone;
+        unplugging what is not plugged is not an error."""
+
+    @abc.abstractmethod
+    def release(self, network):
+        """The network's last port left this host: remove its bridge and
+        uplink.  Releasing what does not exist is not an error."""
 
 
 def load(name, conf):

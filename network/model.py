@@ -1,6 +1,10 @@
 """What the agent knows of guest networking, as plain immutable data:
-networks, ports and security groups, as they arrive in RPC payloads."""
+networks, ports, security groups and floating IPs, as they arrive in RPC
+payloads.  from_payload functions check what a JSON schema cannot (address
+syntax, an address inside its subnet, a port's groups being known) and raise
+ValueError naming the field."""
 import dataclasses
+import ipaddress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +24,34 @@ class Rule:
 class SecurityGroup:
     id: str
     rules: tuple = ()
+    members: tuple = ()               # IPs of the group's ports on other hosts
+
+
+@dataclasses.dataclass(frozen=True)
+class Segmentation:
+    type: str                         # flat | vlan | vxlan
+    physical_interface: str | None = None
+    vlan_id: int | None = None
+    vni: int | None = None
+    local_ip: str | None = None
+    peers: tuple = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    id: str
+    bridge: str
+    segmentation: Segmentation
+    cidr: str
+    gateway: str | None = None
+    dhcp: bool = False
+    dns_servers: tuple = ()
+    mtu: int | None = None
+    host_address: str | None = None   # this host's address on the network (DHCP, NAT)
+
+    @property
+    def prefixlen(self):
+        return ipaddress.ip_network(self.cidr).prefixlen
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,3 +70,86 @@ class Port:
 
     def ips(self, version):
         return tuple(ip for ip in self.fixed_ips if (":" in ip) == (version == 6))
+
+
+@dataclasses.dataclass(frozen=True)
+class FloatingIP:
+    address: str
+    fixed_ip: str
+    port_id: str
+    cidr: str                         # the fixed IP's network (not SNATed)
+
+
+def _ip(value, field):
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not an IP address") from None
+
+
+def rule_from_payload(d, field):
+    prefix = d.get("remote_ip_prefix")
+    if prefix is not None:
+        try:
+            net = ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            raise ValueError(f"{field}.remote_ip_prefix: {prefix!r} is not a CIDR") from None
+        if (net.version == 6) != (d.get("ethertype", "IPv4") == "IPv6"):
+            raise ValueError(f"{field}.remote_ip_prefix: {prefix} is not {d.get('ethertype')}")
+        prefix = str(net)
+    lo, hi = d.get("port_range_min"), d.get("port_range_max")
+    if lo is not None and hi is not None and hi < lo:
+        raise ValueError(f"{field}: port_range_max {hi} < port_range_min {lo}")
+    return Rule(d["direction"], d.get("ethertype", "IPv4"), d.get("protocol"), lo, hi, prefix,
+                d.get("remote_group_id"))
+
+
+def group_from_payload(d, field="security_group"):
+    rules = tuple(rule_from_payload(r, f"{field}.rules[{i}]")
+                  for i, r in enumerate(d.get("rules", ())))
+    members = tuple(_ip(m, f"{field}.members") for m in d.get("members", ()))
+    return SecurityGroup(d["id"], rules, members)
+
+
+def network_from_payload(d, field="network"):
+    s = d["segmentation"]
+    seg = Segmentation(s["type"], s.get("physical_interface"), s.get("vlan_id"), s.get("vni"),
+                       _ip(s["local_ip"], f"{field}.segmentation.local_ip")
+                       if s.get("local_ip") else None,
+                       tuple(_ip(p, f"{field}.segmentation.peers") for p in s.get("peers", ())))
+    if seg.type == "vlan" and not seg.physical_interface:
+        raise ValueError(f"{field}.segmentation: a vlan needs physical_interface")
+    if seg.type == "vxlan" and not seg.local_ip:
+        raise ValueError(f"{field}.segmentation: a vxlan needs local_ip")
+    try:
+        cidr = ipaddress.ip_network(d["cidr"])
+    except ValueError as e:
+        raise ValueError(f"{field}.cidr: {e}") from None
+    inside = {}
+    for key in ("gateway", "host_address"):
+        if d.get(key) is not None:
+            inside[key] = _ip(d[key], f"{field}.{key}")
+            if ipaddress.ip_address(inside[key]) not in cidr:
+                raise ValueError(f"{field}.{key}: {inside[key]} is outside {cidr}")
+    return Network(d["id"], d["bridge"], seg, str(cidr), inside.get("gateway"),
+                   bool(d.get("dhcp", False)),
+                   tuple(_ip(x, f"{field}.dns_servers") for x in d.get("dns_servers", ())),
+                   d.get("mtu"), inside.get("host_address"))
+
+
+def port_from_payload(d, network, field="port"):
+    cidr = ipaddress.ip_network(network.cidr)
+    ips = []
+    for ip in d.get("fixed_ips", ()):
+        ip = _ip(ip, f"{field}.fixed_ips")
+        if ipaddress.ip_address(ip) not in cidr:
+            raise ValueError(f"{field}.fixed_ips: {ip} is outside {cidr}")
+        ips.append(ip)
+    return Port(d["id"], network.id, d["mac"].lower(), tuple(ips),
+                tuple(d.get("security_groups", ())))
+
+
+def vif_from_payload(item, field="networks"):
+    """(Network, Port) of one element of a build's `networks` list."""
+    net = network_from_payload(item["network"], f"{field}.network")
+    return net, port_from_payload(item["port"], net, f"{field}.port")

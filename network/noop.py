@@ -6,12 +6,15 @@ class NoopVIFPlugin(VIFPlugin):
     def __init__(self, conf=None):
         self.conf = conf
 
-    def describe(self, port):
-        return {"id": port.get("id"), "address": port.get("mac"), "bridge": None,
-                "devname": None}
+    def describe(self, network, port):
+        return {"id": port.id, "address": port.mac, "bridge": None, "devname": None,
+                "mtu": None}
 
-    def plug(self, vif):
+    def plug(self, network, vif):
         pass
 
-    def unplug(self, vif):
+    def unplug(self, network, vif):
+        pass
+
+    def release(self, network):
         pass

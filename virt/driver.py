@@ -119,6 +119,14 @@ class ComputeDriver(abc.ABC):
         """Let a paused guest's vCPUs run again."""
 
     @abc.abstractmethod
+    def attach_interface(self, instance, image_meta, vif):
+        """Add a NIC for vif to the definition (and the running guest)."""
+
+    @abc.abstractmethod
+    def detach_interface(self, instance, image_meta, vif):
+        """Remove vif's NIC from the definition (and the running guest)."""
+
+    @abc.abstractmethod
     def get_diagnostics(self, instance):
         """CPU time, memory, and per-disk and per-interface counters."""
 

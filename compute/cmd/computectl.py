@@ -73,9 +73,20 @@ def wait_for(api, host, uuid, done, quiet, timeout=600):
     raise CLIError(f"timed out waiting for instance {uuid}")
 
 
+def _load_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise CLIError(f"{path}: {e}") from None
+
+
 def cmd_boot(api, args):
     uuid = args.uuid or str(uuidlib.uuid4())
-    api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image)
+    nets = _load_json(args.networks) if args.networks else {}
+    api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image,
+                               networks=nets.get("networks"),
+                               security_groups=nets.get("security_groups"))
     if args.no_wait:
         return api.get_instance(args.host, uuid)
     return wait_for(api, args.host, uuid, lambda r: r["vm_state"] == "active", args.json)
@@ -150,6 +161,32 @@ def cmd_image_cache(api, args):
     return api.get_image_cache_status(args.host)
 
 
+def cmd_sg_refresh(api, args):
+    return api.refresh_security_group_rules(args.host, _load_json(args.file))
+
+
+def cmd_interface_attach(api, args):
+    body = _load_json(args.file)
+    return api.attach_interface(args.host, args.uuid, body["port"], body["network"],
+                                body.get("security_groups"))
+
+
+def cmd_interface_detach(api, args):
+    return api.detach_interface(args.host, args.uuid, args.port_id)
+
+
+def cmd_floating_ip(api, args):
+    if args.disassociate:
+        return api.disassociate_floating_ip(args.host, args.address)
+    if not args.uuid:
+        raise CLIError("give the instance uuid to associate with (or --disassociate)")
+    return api.associate_floating_ip(args.host, args.uuid, args.address, args.fixed_ip)
+
+
+def cmd_network_status(api, args):
+    return api.get_network_status(args.host)
+
+
 def cmd_list(api, args):
     return api.list_instances(args.host)
 
@@ -217,6 +254,9 @@ def build_parser():
     b.add_argument("--image", required=True)
     b.add_argument("--flavor", required=True, help="vcpus=N,ram=MiB,disk=GiB[,ephemeral,swap]")
     b.add_argument("--uuid", help="instance uuid (default: a new one)")
+    b.add_argument("--networks", metavar="FILE",
+                   help='JSON {"networks": [{"port":..., "network":...}], '
+                        '"security_groups": [...]}')
     b.add_argument("name")
     add("list", cmd_list)
     add("show", cmd_show, uuid=True)
@@ -233,6 +273,16 @@ def build_parser():
     add("actions", cmd_actions, uuid=True)
     c = add("cache-image", cmd_cache_image, wait=True)
     c.add_argument("images", nargs="+", metavar="IMAGE")
+    add("sg-refresh", cmd_sg_refresh).add_argument("file", help="security group JSON")
+    add("interface-attach", cmd_interface_attach, uuid=True).add_argument(
+        "file", help='JSON {"port":..., "network":..., "security_groups": [...]}')
+    add("interface-detach", cmd_interface_detach, uuid=True).add_argument("port_id")
+    f = add("floating-ip", cmd_floating_ip)
+    f.add_argument("address")
+    f.add_argument("uuid", nargs="?", help="instance to associate with")
+    f.add_argument("--fixed-ip")
+    f.add_argument("--disassociate", action="store_true")
+    add("network-status", cmd_network_status)
     add("image-cache", cmd_image_cache).add_argument(
         "--clean", action="store_true", help="run the cache manager now")
     return p

@@ -184,6 +184,49 @@ class Database:
             s.execute(delete(models.CachedImage).where(
                 models.CachedImage.host == host, models.CachedImage.filename.in_(filenames)))
 
+    # -- networking -----------------------------------------------------------
+
+    def security_group_put(self, body):
+        """Insert or replace a group (its validated payload dict)."""
+        with self.session() as s:
+            row = s.get(models.SecurityGroup, body["id"])
+            if row is None:
+                s.add(models.SecurityGroup(id=body["id"], body=body))
+            else:
+                row.body, row.updated_at = body, models.utcnow()
+
+    def security_groups(self, ids=None):
+        with self.session() as s:
+            q = select(models.SecurityGroup)
+            if ids is not None:
+                q = q.where(models.SecurityGroup.id.in_(list(ids)))
+            return {g.id: g.body for g in s.scalars(q)}
+
+    def floating_ip_add(self, **values):
+        with self.session() as s:
+            if s.get(models.FloatingIP, values["address"]) is not None:
+                raise exception.InvalidRequest(
+                    f"floating IP {values['address']} is already associated")
+            s.add(models.FloatingIP(**values))
+
+    def floating_ip_remove(self, address=None, instance_uuid=None):
+        """Forget the given address, or every address of an instance; the
+        removed rows."""
+        with self.session() as s:
+            q = select(models.FloatingIP)
+            q = q.where(models.FloatingIP.address == address) if address else \
+                q.where(models.FloatingIP.instance_uuid == instance_uuid)
+            rows = list(s.scalars(q))
+            for r in rows:
+                s.delete(r)
+            return rows
+
+    def floating_ips(self, host):
+        with self.session() as s:
+            return list(s.scalars(select(models.FloatingIP)
+                                  .where(models.FloatingIP.host == host)
+                                  .order_by(models.FloatingIP.address)))
+
     # -- services and nodes ---------------------------------------------------
 
     def service_heartbeat(self, host, binary, topic):

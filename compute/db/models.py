@@ -128,3 +128,24 @@ class CachedImage(Base):
     misses: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     last_used: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class SecurityGroup(Base):
+    """A security group as last received over RPC (its payload dict)."""
+
+    __tablename__ = "security_groups"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[dict] = mapped_column(JSON)
+    updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class FloatingIP(Base):
+    """A floating address NATed on this host to an instance's fixed IP."""
+
+    __tablename__ = "floating_ips"
+    address: Mapped[str] = mapped_column(String(45), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255), index=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    port_id: Mapped[str] = mapped_column(String(36))
+    fixed_ip: Mapped[str] = mapped_column(String(45))
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)

@@ -3,6 +3,7 @@ applied with --noflush, replace only the agent's own chains.  Runs in a
 network namespace of its own (needs root)."""
 import os
 import subprocess
+import sys
 import uuid
 
 import pytest
@@ -44,3 +45,34 @@ def test_ruleset_applies_and_reapplying_replaces_only_our_chains(netns, version,
     assert "--dport 22" not in after and "--dport 443" not in after
     assert "-A not-ours -j ACCEPT" in after and "-A FORWARD -j not-ours" in after
     assert after.count("-A ca-i8a3b7c2d-1 -j DROP") == 1              # replaced, not added
+
+
+APPLY = """
+import json, sys
+from network.iptables import IptablesFirewall
+from network.model import FloatingIP
+from tests.unit.test_firewall import GROUPS, PORT
+fw = IptablesFirewall()
+if sys.argv[1] == "full":
+    fw.apply([PORT], GROUPS, [FloatingIP("203.0.113.10", "10.0.0.5", PORT.id, "10.0.0.0/24")])
+else:
+    fw.apply([], {})
+"""
+
+
+def test_applier_is_idempotent_and_leaves_nothing_behind(netns):
+    for tool in ("iptables", "ip6tables"):
+        in_ns(netns, tool, "-A", "FORWARD", "-j", "ACCEPT")       # the operator's rule
+    in_ns(netns, "iptables", "-t", "nat", "-A", "POSTROUTING", "-j", "RETURN")
+
+    def state():
+        return [line for tool in ("iptables-save", "ip6tables-save")
+                for line in in_ns(netns, tool).splitlines() if not line.startswith("#")]
+    before = state()
+    in_ns(netns, sys.executable, "-c", APPLY, "full")
+    full = state()
+    assert "-A FORWARD -j ca-forward" in full and "-A PREROUTING -j ca-float-pre" in full
+    in_ns(netns, sys.executable, "-c", APPLY, "full")
+    assert state() == full                                         # nothing added twice
+    in_ns(netns, sys.executable, "-c", APPLY, "empty")
+    assert state() == before

@@ -59,6 +59,7 @@ class Agent:
         self.extra_conf = extra_conf
         self.procs = {}
         self.images = {}
+        self.owns_image_service = True
 
     def _spawn(self, name, argv):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
@@ -86,9 +87,10 @@ virt_type = {VIRT_TYPE}
 api_servers = {self.agent_image_url}
 {self.extra_conf}
 """)
-        self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
-                                       "--data-dir", os.path.join(self.workdir, "images"),
-                                       "--port", str(self.port)])
+        if self.owns_image_service:
+            self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
+                                           "--data-dir", os.path.join(self.workdir, "images"),
+                                           "--port", str(self.port)])
         self._start_agent()
         conf = cfg.ConfigOpts()
         compute_conf.register_opts(conf)
@@ -146,11 +148,12 @@ api_servers = {self.agent_image_url}
                             kernel_id=self.images["kernel"], ramdisk_id=self.images["ramdisk"],
                             os_command_line=cmdline, **props)
 
-    def boot(self, name="e2e", image=None, flavor=None, wait_console=True):
-        """Spawn an instance and (by default) wait for its guest to boot."""
+    def boot(self, name="e2e", image=None, flavor=None, wait_console=True, **kwargs):
+        """Spawn an instance and (by default) wait for its guest to boot.
+        kwargs: networks, security_groups of build_and_run_instance."""
         u = str(uuid.uuid4())
         self.api.build_and_run_instance(self.host, u, name, flavor or dict(FLAVOR),
-                                        image or self.images["disk"])
+                                        image or self.images["disk"], **kwargs)
         rec = self.wait_state(u, {"active", "error"})
         if rec["vm_state"] != "active":
             raise AssertionError(f"spawn failed: {rec['fault']}")

@@ -101,7 +101,7 @@ def build_interfaces(vifs, image_meta):
     model = _prop(image_meta, "hw_vif_model", VIF_MODELS, "virtio")
     return [x.Interface(type="bridge", mac=v["address"], source_bridge=v["bridge"],
                         target_dev=v["devname"], model=model, mtu=v.get("mtu"))
-            for v in vifs]
+            for v in vifs if v.get("bridge")]
 
 
 def build_serials(console_log):

@@ -36,6 +36,9 @@ libvirt_opts = [
                     "count in the host's disk usage report."),
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
                help="Address the guests' VNC servers listen on."),
+    cfg.FloatOpt("device_detach_timeout", default=20.0, min=0,
+                 help="Seconds to wait for a running guest to release a "
+                      "hot-unplugged device (NIC) before the detach fails."),
 ]
 
 

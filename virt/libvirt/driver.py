@@ -172,6 +172,34 @@ class LibvirtDriver(driver.ComputeDriver):
     def unpause(self, instance):
         self._guest(instance).unpause()
 
+    def attach_interface(self, instance, image_meta, vif):
+        guest = self._guest(instance)
+        iface = builder.build_interfaces([vif], image_meta)[0]
+        guest.attach_device(iface.to_xml(), live=guest.is_active())
+
+    def detach_interface(self, instance, image_meta, vif):
+        """Remove the port's NIC (matched by MAC) from the definition and
+        the running guest; a NIC that is not there is fine."""
+        guest = self._guest(instance)
+        mac = vif["address"].lower()
+
+        def nic():
+            return next((i for i in Domain.parse(guest.xml_desc()).devices.interfaces
+                         if (i.mac or "").lower() == mac), None)
+        iface = nic()
+        if iface is None:
+            return
+        live = guest.is_active()
+        guest.detach_device(iface.to_xml(), live=live)
+        # a live unplug completes when the guest releases the device
+        deadline = time.monotonic() + (self.conf.libvirt.device_detach_timeout if live else 0)
+        while live and nic() is not None:
+            if time.monotonic() > deadline:
+                raise errors.VirtError(f"instance {instance.uuid}: the guest did not release "
+                                       f"NIC {mac}; it is gone from the definition and "
+                                       "leaves on the next hard reboot")
+            time.sleep(0.1)
+
     def get_diagnostics(self, instance):
         guest = self._guest(instance)
         info = guest.info()

@@ -55,6 +55,15 @@ class Guest:
         return driver.InstanceInfo(LIBVIRT_POWER_STATE.get(state, driver.NOSTATE),
                                    mem_kib, vcpus, cpu_ns)
 
+    def attach_device(self, xml, live):
+        """Add a device to the definition, and to the running guest if live."""
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+        self._do(self._dom.attachDeviceFlags, xml, flags)
+
+    def detach_device(self, xml, live):
+        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+        self._do(self._dom.detachDeviceFlags, xml, flags)
+
     def launch(self):
         self._do(self._dom.createWithFlags, 0)
 

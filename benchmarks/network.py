@@ -1,0 +1,97 @@
+"""Host-side networking cost, measured in a network namespace of its own
+with the agent's own code (linux_bridge plugin, iptables applier, DHCP):
+
+- plug_1_s: plug one port (bridge, VXLAN uplink, host address) and apply
+  the host's rules and DHCP, as a build does before defining its guest;
+- plug_50_s: the same for 50 ports, one after another (each build applies
+  the whole host state, so later ones carry more rules);
+- sg_update_50_ports_s: with 50 ports on the host, one security-group
+  change (refresh_security_group_rules) applied.
+
+Prints JSON.  Needs root (ip netns).  Medians of --rounds runs."""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+
+def one_round(n_ports):
+    from network import dhcp, iptables, linux_bridge
+    from network.model import Port, group_from_payload, network_from_payload
+
+    net = network_from_payload({
+        "id": "bench", "bridge": "brbench", "cidr": "10.0.0.0/16", "dhcp": True,
+        "host_address": "10.0.0.2",
+        "segmentation": {"type": "vxlan", "vni": 300, "local_ip": "10.250.0.11",
+                         "peers": ["10.250.0.12"]}})
+    web = {"id": "web", "rules": [{"direction": "egress"},
+                                  {"direction": "ingress", "protocol": "tcp",
+                                   "port_range_min": 22, "port_range_max": 22}]}
+    groups = {"web": group_from_payload(web)}
+    plugin, fw = linux_bridge.LinuxBridgePlugin(), iptables.IptablesFirewall()
+    servers = dhcp.DHCPServers(tempfile.mkdtemp(prefix="ca-bench-"))
+    ports, times = [], []
+    for i in range(n_ports):
+        p = Port(str(uuid.uuid4()), net.id, f"fa:16:3e:01:{i // 256:02x}:{i % 256:02x}",
+                 (f"10.0.{1 + i // 250}.{1 + i % 250}",), ("web",))
+        t0 = time.perf_counter()
+        plugin.plug(net, plugin.describe(net, p))
+        ports.append(p)
+        fw.apply(ports, groups)
+        servers.sync({net.id: (net, ports)})
+        times.append(time.perf_counter() - t0)
+    web["rules"].append({"direction": "ingress", "protocol": "icmp"})
+    groups = {"web": group_from_payload(web)}
+    t0 = time.perf_counter()
+    fw.apply(ports, groups)
+    update = time.perf_counter() - t0
+    servers.sync({})
+    fw.apply([], {})
+    plugin.release(net)
+    return {"plug_1_s": times[0], "plug_n_s": sum(times), "update_s": update}
+
+
+def inside(args):
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    subprocess.run(["ip", "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1"],
+                   check=True)
+    subprocess.run(["ip", "addr", "add", "10.250.0.11/24", "dev", "mgmt0"], check=True)
+    subprocess.run(["ip", "link", "set", "mgmt0", "up"], check=True)
+    print(json.dumps(one_round(args.ports)))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--ports", type=int, default=50)
+    ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.inside:
+        return inside(args)
+    results = []
+    for _ in range(args.rounds):
+        ns = "ca-bench-" + uuid.uuid4().hex[:6]
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        try:
+            out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, __file__,
+                                  "--inside", "--ports", str(args.ports)],
+                                 check=True, capture_output=True, text=True).stdout
+            results.append(json.loads(out.splitlines()[-1]))
+        finally:
+            subprocess.run(["ip", "netns", "del", ns], check=True)
+    med = {k: round(statistics.median(r[k] for r in results), 4) for k in results[0]}
+    print(json.dumps({"ports": args.ports, "rounds": args.rounds,
+                      "plug_1_s": med["plug_1_s"], f"plug_{args.ports}_s": med["plug_n_s"],
+                      f"sg_update_{args.ports}_ports_s": med["update_s"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

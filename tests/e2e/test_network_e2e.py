@@ -1,0 +1,259 @@
+"""Guest networking end to end, on the multi-host test bed: two namespaced
+hosts (hA, hB), each with its own libvirtd and compute-agent, joined by a
+flat data segment and a management segment carrying VXLAN.  Guests get
+their fixed IPs from the agents' dnsmasqs and report pings on their
+consoles; security groups, anti-spoofing and floating IPs are checked by
+what the guests (and an external namespace) can reach."""
+import contextlib
+import re
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from tests.harness.agent import wait_until
+from tests.harness.testbed import TestBed, kernel_has_vlan
+
+FLAT_CIDR, VX_CIDR = "10.0.0.0/24", "10.1.0.0/24"
+HOST_ADDR = {"hA": "10.0.0.2", "hB": "10.0.0.3"}
+FLOATING = "203.0.113.10"
+
+
+def flat_network(host):
+    return {"id": "flat1", "bridge": "brflat", "cidr": FLAT_CIDR,
+            "segmentation": {"type": "flat", "physical_interface": "data0"},
+            "dhcp": True, "host_address": HOST_ADDR[host], "gateway": HOST_ADDR[host]}
+
+
+def vxlan_network(bed, host):
+    me, peer = ("hA", "hB") if host == "hA" else ("hB", "hA")
+    return {"id": "vx1", "bridge": "brvx", "cidr": VX_CIDR, "mtu": 1450, "dhcp": True,
+            "host_address": "10.1.0." + HOST_ADDR[host].rsplit(".", 1)[1],
+            "segmentation": {"type": "vxlan", "vni": 200, "physical_interface": "mgmt0",
+                             "local_ip": bed.hosts[me].mgmt_ip,
+                             "peers": [bed.hosts[peer].mgmt_ip]}}
+
+
+def port(ip, groups, mac=None):
+    _, _, c, d = (int(x) for x in ip.split("."))
+    return {"id": str(uuid.uuid4()), "mac": mac or f"fa:16:3e:00:{c:02x}:{d:02x}",
+            "fixed_ips": [ip], "security_groups": groups}
+
+
+EGRESS = [{"direction": "egress", "ethertype": "IPv4"}]
+ICMP_IN = {"direction": "ingress", "ethertype": "IPv4", "protocol": "icmp",
+           "remote_ip_prefix": "0.0.0.0/0"}
+WEB_NO_ICMP = {"id": "web", "rules": EGRESS}
+WEB_ICMP = {"id": "web", "rules": EGRESS + [ICMP_IN]}
+OPEN = {"id": "open", "rules": EGRESS + [ICMP_IN]}
+
+
+@pytest.fixture(scope="module")
+def bed():
+    tb = TestBed().start()
+    try:
+        for name in ("hA", "hB"):
+            tb.add_host(name)
+        tb.external = tb.add_external(tb.hosts["hA"])
+        tb.before = {name: h.snapshot() for name, h in tb.hosts.items()}
+        for h in tb.hosts.values():
+            h.start_agent(tb.image_port)
+        tb.upload_test_guest("console=ttyS0 quiet tb.name=net")
+        yield tb
+    finally:
+        tb.close()
+
+
+class Guest:
+    def __init__(self, bed, host, name, item, cmdline, groups):
+        self.agent = bed.hosts[host].agent
+        self.item, self.ip = item, item["port"]["fixed_ips"][0]
+        image = bed.images.upload_variant(f"console=ttyS0 quiet tb.name={name} {cmdline}")
+        self.uuid = self.agent.boot(name, image=image, networks=[item],
+                                    security_groups=groups, wait_console=False)
+
+    def console(self):
+        return self.agent.console(self.uuid)
+
+    def ticks(self):
+        return re.findall(r"^TB: tick (\d+) .*$", self.console(), re.M)
+
+    def wait_pings(self, ip, result, after_tick=0, times=2, timeout=90):
+        """Wait for `times` consecutive ticks after after_tick whose ping of
+        ip printed result (ok or FAIL)."""
+        def seen():
+            lines = [m.group(0) for m in re.finditer(r"^TB: tick (\d+) .*$", self.console(),
+                                                     re.M) if int(m.group(1)) > after_tick]
+            tail = lines[-times:]
+            return len(tail) == times and all(f"ping:{ip}={result}" in t for t in tail)
+        wait_until(seen, timeout, 0.5, f"{self.uuid}: ping {ip} {result}")
+
+    def last_tick(self):
+        ticks = self.ticks()
+        return int(ticks[-1]) if ticks else 0
+
+
+def wait_dhcp(guest, timeout=120):
+    guest.agent.wait_console(guest.uuid, lambda c: f"TB: dhcp eth0 {guest.ip}/24" in c,
+                             "DHCP lease", timeout)
+
+
+def refresh(bed, group):
+    for h in bed.hosts.values():
+        h.agent.api.refresh_security_group_rules(h.agent.host, group)
+
+
+@pytest.fixture(scope="module")
+def flat_guests(bed):
+    """g1, g2 on hA and g3 on hB, one flat network, group web (no ICMP)."""
+    g1 = Guest(bed, "hA", "g1", {"port": port("10.0.0.11", ["web"]),
+                                 "network": flat_network("hA")},
+               "tb.ip=dhcp tb.ping=10.0.0.12,10.0.0.13", [WEB_NO_ICMP])
+    g2 = Guest(bed, "hA", "g2", {"port": port("10.0.0.12", ["web"]),
+                                 "network": flat_network("hA")},
+               "tb.ip=dhcp tb.ping=10.0.0.11", [WEB_NO_ICMP])
+    g3 = Guest(bed, "hB", "g3", {"port": port("10.0.0.13", ["web"]),
+                                 "network": flat_network("hB")},
+               "tb.ip=dhcp tb.ping=10.0.0.11", [WEB_NO_ICMP])
+    for g in (g1, g2, g3):
+        wait_dhcp(g)
+    return g1, g2, g3
+
+
+def test_security_group_rules_change_without_restarting_guests(bed, flat_guests):
+    g1, g2, g3 = flat_guests
+    # each guest got its fixed IP from its own host's dnsmasq (wait_dhcp);
+    # without an ICMP rule nobody answers, on the same host or across hosts
+    g1.wait_pings("10.0.0.12", "FAIL")
+    g1.wait_pings("10.0.0.13", "FAIL")
+    g3.wait_pings("10.0.0.11", "FAIL")
+    mark = {g: g.last_tick() for g in flat_guests}
+    refresh(bed, WEB_ICMP)
+    g1.wait_pings("10.0.0.12", "ok", mark[g1])     # same host
+    g2.wait_pings("10.0.0.11", "ok", mark[g2])
+    g1.wait_pings("10.0.0.13", "ok", mark[g1])     # hA -> hB over the flat segment
+    g3.wait_pings("10.0.0.11", "ok", mark[g3])     # hB -> hA
+    mark = {g: g.last_tick() for g in flat_guests}
+    refresh(bed, WEB_NO_ICMP)
+    g1.wait_pings("10.0.0.12", "FAIL", mark[g1])
+    g3.wait_pings("10.0.0.11", "FAIL", mark[g3])
+    for g in flat_guests:                           # nobody rebooted
+        assert g.console().count("TB: boot-ok") == 1
+    refresh(bed, WEB_ICMP)
+    g1.wait_pings("10.0.0.12", "ok", g1.last_tick())
+
+
+def test_two_hosts_over_vxlan(bed):
+    g4 = Guest(bed, "hA", "g4", {"port": port("10.1.0.11", ["open"]),
+                                 "network": vxlan_network(bed, "hA")},
+               "tb.ip=dhcp tb.ping=10.1.0.12", [OPEN])
+    g5 = Guest(bed, "hB", "g5", {"port": port("10.1.0.12", ["open"]),
+                                 "network": vxlan_network(bed, "hB")},
+               "tb.ip=dhcp tb.ping=10.1.0.11", [OPEN])
+    wait_dhcp(g4)
+    wait_dhcp(g5)
+    g4.wait_pings("10.1.0.12", "ok")
+    g5.wait_pings("10.1.0.11", "ok")
+    assert "vxlan-200" in bed.hosts["hA"].run("ip", "-o", "link", "show", "master", "brvx")
+    for g in (g4, g5):
+        g.agent.api.terminate_instance(g.agent.host, g.uuid)
+        g.agent.wait_state(g.uuid, {"deleted"})
+
+
+@pytest.mark.parametrize("spoof", ["ip", "mac"])
+def test_a_guest_taking_another_ports_address_reaches_no_one(bed, flat_guests, spoof):
+    g1, g2, g3 = flat_guests
+    ip = "10.0.0.21" if spoof == "ip" else "10.0.0.22"
+    steal = f"tb.setip={g2.ip}/24" if spoof == "ip" else \
+        f"tb.setmac={g2.item['port']['mac']}"
+    g = Guest(bed, "hA", f"spoof-{spoof}", {"port": port(ip, ["open"]),
+                                            "network": flat_network("hA")},
+              f"tb.ip=dhcp tb.ping=10.0.0.11,10.0.0.13 tb.spoofat=4 {steal}", [OPEN])
+    wait_dhcp(g)
+    g.agent.wait_console(g.uuid, lambda c: re.search(r"^TB: tick [123] .*10.0.0.11=ok", c,
+                                                     re.M), "pings before spoofing")
+    g.agent.wait_console(g.uuid, lambda c: "TB: spoofing" in c, "spoofing")
+    g.wait_pings("10.0.0.11", "FAIL", 4, times=3)    # same host
+    g.wait_pings("10.0.0.13", "FAIL", 4, times=3)    # other host
+    g.agent.api.terminate_instance(g.agent.host, g.uuid)
+    g.agent.wait_state(g.uuid, {"deleted"})
+
+
+def ext_ping(bed, address):
+    """One ping from the external namespace (busybox: the host may lack
+    iputils)."""
+    return subprocess.run(["ip", "netns", "exec", bed.external, "busybox", "ping", "-c", "1",
+                           "-W", "1", address], capture_output=True).returncode == 0
+
+
+def test_floating_ip_reaches_the_guest_from_outside(bed, flat_guests):
+    g1 = flat_guests[0]
+    api, host = g1.agent.api, g1.agent.host
+    assert not ext_ping(bed, FLOATING)
+    api.associate_floating_ip(host, g1.uuid, FLOATING)
+    wait_until(lambda: ext_ping(bed, FLOATING), 20, 0.5, "floating IP to answer")
+    assert FLOATING + "/32" in bed.hosts["hA"].run("ip", "-o", "addr", "show", "pub0")
+    api.disassociate_floating_ip(host, FLOATING)
+    time.sleep(1)
+    assert not any(ext_ping(bed, FLOATING) for _ in range(3))
+    assert FLOATING not in bed.hosts["hA"].run("ip", "-o", "addr", "show", "pub0")
+
+
+def test_attach_and_detach_an_interface_while_the_guest_runs(bed, flat_guests):
+    g2, hA = flat_guests[1], bed.hosts["hA"]
+    api, host = g2.agent.api, g2.agent.host
+    item = {"port": port("10.0.0.41", ["web"]), "network": flat_network("hA")}
+    pid, tap = item["port"]["id"], "tap" + item["port"]["id"][:11]
+    api.attach_interface(host, g2.uuid, item["port"], item["network"])
+    assert tap in hA.run("ip", "-o", "link", "show", "master", "brflat")
+    assert f":ca-i{pid[:10]}" in hA.run("iptables-save")      # filtered before it is used
+    g2.agent.wait_console(g2.uuid, lambda c: re.findall(r"^TB: tick .* nics=(\d)", c, re.M)[-1]
+                          == "2", "the guest to see a second NIC")
+    api.detach_interface(host, g2.uuid, pid)
+    g2.agent.wait_console(g2.uuid, lambda c: re.findall(r"^TB: tick .* nics=(\d)", c, re.M)[-1]
+                          == "1", "the guest to lose it")
+    assert tap not in hA.run("ip", "-o", "link")
+    assert pid[:10] not in hA.run("iptables-save")
+    assert g2.console().count("TB: boot-ok") == 1
+
+
+def test_rules_survive_an_agent_restart_and_nothing_is_left_after_deletes(bed, flat_guests):
+    api_a = bed.hosts["hA"].agent.api
+    hA = bed.hosts["hA"]
+    api_a.associate_floating_ip(hA.agent.host, flat_guests[0].uuid, FLOATING)
+    rules = hA.snapshot()
+    assert any(line.startswith("-A ca-") for line in rules["iptables"])
+    hA.agent.kill_agent()
+    hA.agent.restart_agent()
+    after = hA.snapshot()
+    assert after["iptables"] == rules["iptables"]
+    assert after["ip6tables"] == rules["ip6tables"]
+    assert after["dnsmasq"] == rules["dnsmasq"]
+    for g in flat_guests:
+        g.agent.api.terminate_instance(g.agent.host, g.uuid)
+    for g in flat_guests:
+        g.agent.wait_state(g.uuid, {"deleted"})
+    for name, h in bed.hosts.items():
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda h=h, n=name: h.snapshot() == bed.before[n], 10, 0.5)
+        now, before = h.snapshot(), bed.before[name]
+        for key in before:
+            assert (key, sorted(set(now[key]) - set(before[key])),
+                    sorted(set(before[key]) - set(now[key]))) == (key, [], [])
+
+
+def test_vlan_network_between_two_guests(bed):
+    if not kernel_has_vlan():
+        pytest.skip("this kernel has no 802.1Q support (CONFIG_VLAN_8021Q is off); "
+                    "VLAN plugging is covered by tests/unit/test_linux_bridge.py")
+    net = {"id": "vlan1", "bridge": "brvlan", "cidr": "10.2.0.0/24", "dhcp": True,
+           "segmentation": {"type": "vlan", "vlan_id": 100, "physical_interface": "data0"}}
+    ga = Guest(bed, "hA", "va", {"port": port("10.2.0.11", ["open"]),
+                                 "network": dict(net, host_address="10.2.0.2")},
+               "tb.ip=dhcp tb.ping=10.2.0.12", [OPEN])
+    gb = Guest(bed, "hB", "vb", {"port": port("10.2.0.12", ["open"]),
+                                 "network": dict(net, host_address="10.2.0.3")},
+               "tb.ip=dhcp tb.ping=10.2.0.11", [OPEN])
+    ga.wait_pings("10.2.0.12", "ok")
+    gb.wait_pings("10.2.0.11", "ok")
