@@ -132,3 +132,36 @@ def test_ping_and_unknown_host_times_out(api, service):
     assert api.ping(service.conf.host)["status"] == "ok"
     with pytest.raises(messaging.MessagingTimeout):
         api.ping("no-such-host", timeout=0.5)
+
+
+NET = {"id": "n1", "bridge": "brn1", "cidr": "10.0.0.0/24",
+       "segmentation": {"type": "flat"}}
+
+
+@pytest.mark.parametrize("why,networks,groups,match", [
+    ("fixed IP outside the subnet",
+     [{"network": NET, "port": {"id": str(uuid.uuid4()), "mac": "fa:16:3e:00:00:01",
+                                "fixed_ips": ["10.9.9.9"]}}], [], "outside 10.0.0.0/24"),
+    ("unknown security group",
+     [{"network": NET, "port": {"id": str(uuid.uuid4()), "mac": "fa:16:3e:00:00:01",
+                                "fixed_ips": ["10.0.0.9"], "security_groups": ["nope"]}}],
+     [], "unknown security group 'nope'"),
+    ("duplicate port",
+     [{"network": NET, "port": {"id": "8a3b7c2d-1111-4222-8333-444455556666",
+                                "mac": "fa:16:3e:00:00:01", "fixed_ips": ["10.0.0.9"]}}] * 2,
+     [], "port ids must be new and unique"),
+    ("rule prefix of the other family", [],
+     [{"id": "g", "rules": [{"direction": "ingress", "ethertype": "IPv4",
+                             "remote_ip_prefix": "fd00::/64"}]}], "is not IPv4"),
+])
+def test_bad_networking_is_refused_and_writes_nothing(api, service, why, networks, groups,
+                                                       match):
+    u = str(uuid.uuid4())
+    raw = api.client.prepare(server=service.conf.host)
+    payload = {"instance_uuid": u, "name": "n", "flavor": FLAVOR, "image_id": "img",
+               "networks": networks, "security_groups": groups}
+    with pytest.raises(exception.InvalidRequest, match=match):
+        raw.call({}, "build_and_run_instance", **payload)
+    with pytest.raises(exception.InstanceNotFound):
+        service.db.instance_get(u, include_deleted=True)
+    assert "g" not in service.db.security_groups()
