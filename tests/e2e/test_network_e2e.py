@@ -123,7 +123,10 @@ def flat_guests(bed):
 
 def test_security_group_rules_change_without_restarting_guests(bed, flat_guests):
     g1, g2, g3 = flat_guests
-    # each guest got its fixed IP from its own host's dnsmasq (wait_dhcp);
+    # each guest got its fixed IP from its own host's dnsmasq (wait_dhcp):
+    # hA's one dnsmasq was reloaded, not restarted, for the second guest
+    assert len(bed.hosts["hA"].snapshot()["dnsmasq"]) == 1
+    assert "dnsmasq of network flat1 reloaded" in g1.agent.log()
     # without an ICMP rule nobody answers, on the same host or across hosts
     g1.wait_pings("10.0.0.12", "FAIL")
     g1.wait_pings("10.0.0.13", "FAIL")
