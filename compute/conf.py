@@ -24,6 +24,17 @@ default_opts = [
     cfg.StrOpt("instances_path", default="$state_path/instances",
                help="Directory holding one directory per instance and the "
                     "image cache."),
+    cfg.StrOpt("snapshots_directory", default="$instances_path/snapshots",
+               help="Where snapshots are made (a delta and the flattened image per "
+                    "snapshot) before upload; needs room for the flattened image."),
+    cfg.StrOpt("snapshot_image_format", choices=["qcow2", "raw"],
+               help="Disk format of uploaded snapshots; default: the source "
+                    "image's format."),
+    cfg.BoolOpt("disable_live_snapshot", default=False,
+                help="Always snapshot cold: a running guest is managed-saved "
+                     "for the copy and restored afterwards."),
+    cfg.IntOpt("max_concurrent_snapshots", default=5, min=1,
+               help="Snapshots made at once; further ones wait their turn."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,
                help="Builds run at once; further builds wait their turn."),
     cfg.IntOpt("max_concurrent_operations", default=32, min=1,

@@ -117,6 +117,15 @@ class ComputeEndpoint:
         self._check("start_instance", payload)
         return self._start(ctxt, "start", payload["instance_uuid"])
 
+    def snapshot_instance(self, ctxt, **payload):
+        """Accepted at once with the new image (queued); the copy and the
+        upload run in the worker pool: follow task_state and progress."""
+        self._check("snapshot_instance", payload)
+        uuid = payload["instance_uuid"]
+        image = self.manager.accept_snapshot(uuid, payload["name"])
+        self.manager.submit(self.manager.snapshot_instance, ctxt, uuid, image["id"])
+        return {"instance_uuid": uuid, "image_id": image["id"], "accepted": "snapshot"}
+
     def reset_state(self, ctxt, **payload):
         self._check("reset_state", payload)
         self.manager.reset_state(ctxt, payload["instance_uuid"], payload["state"])

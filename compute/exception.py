@@ -30,3 +30,7 @@ class UnexpectedTaskState(ComputeError):
 class InstanceInvalidState(ComputeError):
     """The operation is not allowed in the instance's current state; the
     instance was not changed."""
+
+
+class InsufficientStorage(ComputeError):
+    """Not enough free space for the operation; nothing was changed."""

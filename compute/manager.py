@@ -15,6 +15,7 @@ from compute.lifecycle import LifecycleMixin
 from compute.networking import NetworkingMixin
 from compute.operation import Operations
 from compute.reconcile import BUILD_TASK_STATES, ReconcileMixin
+from compute.snapshot import SnapshotMixin
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
@@ -25,7 +26,7 @@ def instance_view(inst, fault=None):
     """The JSON answer of get_instance/list_instances."""
     return {
         "uuid": inst.uuid, "name": inst.display_name, "host": inst.host,
-        "vm_state": inst.vm_state, "task_state": inst.task_state,
+        "vm_state": inst.vm_state, "task_state": inst.task_state, "progress": inst.progress,
         "power_state": virt_driver.POWER_STATE_NAMES.get(inst.power_state, "NOSTATE"),
         "flavor": inst.flavor, "image_id": inst.image_ref, "metadata": inst.metadata_,
         "created_at": _iso(inst.created_at), "launched_at": _iso(inst.launched_at),
@@ -38,7 +39,8 @@ def _iso(ts):
     return ts.isoformat() + "Z" if ts else None
 
 
-class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, NetworkingMixin):
+class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, NetworkingMixin,
+                     SnapshotMixin):
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
         self.conf, self.db, self.driver = conf, db, driver
         self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin
@@ -48,6 +50,7 @@ class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, Networking
         self.workers = ThreadPoolExecutor(conf.max_concurrent_operations,
                                           thread_name_prefix="op")
         self._init_networking(conf)
+        self._init_snapshots(conf)
 
     def submit(self, fn, *args):
         """Run an accepted operation in the worker pool."""

@@ -13,6 +13,7 @@ A mixin of ComputeManager.
 import logging
 
 from compute import exception, states
+from compute.snapshot import SNAPSHOT_STATES
 from compute.transitions import RESUME_AFTER_RESTART
 from virt import driver as virt_driver
 
@@ -25,6 +26,7 @@ class ReconcileMixin:
     def init_host(self):
         self.driver.init_host(self.host)
         self.driver.register_event_listener(self.handle_power_state)
+        self.cleanup_interrupted_snapshots()
         for inst in self.db.instance_list(host=self.host):
             try:
                 self._reconcile(inst)
@@ -51,6 +53,9 @@ class ReconcileMixin:
                                        f"build (task_state {task}); the build was cleaned up")
             self.db.instance_update(uuid, vm_state=states.ERROR, task_state=None,
                                     power_state=virt_driver.NOSTATE)
+        elif task in SNAPSHOT_STATES:
+            LOG.warning("instance %s: snapshot interrupted by an agent restart", uuid)
+            self._settle_snapshot(uuid)
         elif task == states.DELETING:
             LOG.warning("instance %s: completing an interrupted delete", uuid)
             self.submit(self.terminate_instance, {}, uuid)

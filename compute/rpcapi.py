@@ -113,6 +113,13 @@ class ComputeAPI:
 
     # -- calls ------------------------------------------------------------------
 
+    def snapshot_instance(self, host, instance_uuid, name):
+        """Snapshot an instance into a new image; answers with its id once
+        accepted.  The instance's task_state goes image_snapshot ->
+        image_pending_upload -> image_uploading -> None, with a progress
+        percentage in get_instance."""
+        return self._call(host, "snapshot_instance", instance_uuid=instance_uuid, name=name)
+
     def refresh_security_group_rules(self, host, security_group):
         """Replace a group's rules (and remote members); answers once the
         host's firewall is updated."""

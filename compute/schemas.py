@@ -121,6 +121,8 @@ SCHEMAS = {
         ["instance_uuid", "address"]),
     "disassociate_floating_ip": _method({"address": IP}, ["address"]),
     "get_network_status": _method({}, []),
+    "snapshot_instance": _method({"instance_uuid": UUID, "name": NAME},
+                                 ["instance_uuid", "name"]),
     "cache_images": _method(
         {"image_ids": {"type": "array", "items": IMAGE_ID, "minItems": 1, "maxItems": 64}},
         ["image_ids"]),

@@ -29,6 +29,11 @@ def create_overlay(path, backing, backing_format, size_bytes):
          "-F", backing_format, path, str(size_bytes))
 
 
+def create_blank(path, size_bytes):
+    """An empty qcow2 of virtual size size_bytes, with no backing file."""
+    _run("create", "-q", "-f", "qcow2", path, str(size_bytes))
+
+
 def convert(src, src_format, dst, dst_format, preallocation="off"):
     """Copy src into a new dst of dst_format; preallocation=falloc reserves
     the space up front (raw and qcow2 only)."""

@@ -127,6 +127,12 @@ class ComputeDriver(abc.ABC):
         """Remove vif's NIC from the definition (and the running guest)."""
 
     @abc.abstractmethod
+    def snapshot(self, instance, image_files, workdir, out_format, live, progress):
+        """A flat image file of the root disk in workdir; returns its path.
+        live: copy while the guest runs; else the guest is off or saved.
+        progress(percent) is called as the copy advances."""
+
+    @abc.abstractmethod
     def get_diagnostics(self, instance):
         """CPU time, memory, and per-disk and per-interface counters."""
 

@@ -161,6 +161,30 @@ def cmd_image_cache(api, args):
     return api.get_image_cache_status(args.host)
 
 
+def cmd_snapshot(api, args):
+    """Snapshot, then follow task_state and progress until it settles."""
+    started = api.snapshot_instance(args.host, args.uuid, args.name)
+    if args.no_wait:
+        return started
+    deadline, shown = time.monotonic() + 1800, None
+    while time.monotonic() < deadline:
+        rec = api.get_instance(args.host, args.uuid)
+        now = (rec["task_state"], rec["progress"])
+        if now != shown and not args.json and rec["task_state"]:
+            print(f"  {rec['task_state']:22} {rec['progress'] or 0:3d}%", file=sys.stderr)
+            shown = now
+        if rec["task_state"] is None:
+            break
+        time.sleep(0.2)
+    else:
+        raise CLIError(f"timed out waiting for the snapshot of {args.uuid}")
+    last = [a for a in api.list_instance_actions(args.host, args.uuid)
+            if a["action"] == "snapshot"][-1]
+    if last["message"] == "Error":
+        raise CLIError(f"snapshot failed: {rec['fault'] or last['events'][0]['details']}")
+    return {"instance_uuid": args.uuid, "image_id": started["image_id"], "status": "active"}
+
+
 def cmd_sg_refresh(api, args):
     return api.refresh_security_group_rules(args.host, _load_json(args.file))
 
@@ -273,6 +297,8 @@ def build_parser():
     add("actions", cmd_actions, uuid=True)
     c = add("cache-image", cmd_cache_image, wait=True)
     c.add_argument("images", nargs="+", metavar="IMAGE")
+    add("snapshot", cmd_snapshot, uuid=True, wait=True).add_argument(
+        "--name", required=True, help="name of the new image")
     add("sg-refresh", cmd_sg_refresh).add_argument("file", help="security group JSON")
     add("interface-attach", cmd_interface_attach, uuid=True).add_argument(
         "file", help='JSON {"port":..., "network":..., "security_groups": [...]}')

@@ -42,6 +42,7 @@ class Instance(Base):
     # which the guest controls): {"disk": "qcow2", "disk.local": "qcow2"}.
     disk_formats: Mapped[dict] = mapped_column(JSON, default=dict)
     networks: Mapped[list] = mapped_column(JSON, default=list)
+    progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True,

@@ -1,6 +1,7 @@
 """A proxy in front of compute-images that misbehaves on request, for the
-image-cache failure tests: it lies about an image's hash, or sends half of
-an image's data and drops the connection."""
+image-cache and snapshot failure tests: it lies about an image's hash,
+sends half of an image's data and drops the connection, or swallows an
+upload (stall_uploads) without ever answering."""
 import http.client
 import http.server
 import json
@@ -12,6 +13,9 @@ class FaultyProxy:
     def __init__(self, upstream):
         self.upstream = urllib.parse.urlsplit(upstream)
         self.lie_about_hash, self.cut_transfer = set(), set()
+        self.stall_uploads = False
+        self.stalled = threading.Event()      # an upload is being held
+        self._release = threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -21,9 +25,18 @@ class FaultyProxy:
                 pass
 
             def _forward(self):
+                if self.command == "PUT" and proxy.stall_uploads:
+                    self.rfile.read1(65536)
+                    proxy.stalled.set()
+                    proxy._release.wait()
+                    self.close_connection = True
+                    return
                 body = None
                 if "Content-Length" in self.headers:
                     body = self.rfile.read(int(self.headers["Content-Length"]))
+                elif self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b"".join(self._chunks())
+                    del self.headers["Transfer-Encoding"]
                 conn = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port,
                                                   timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
@@ -52,6 +65,12 @@ class FaultyProxy:
                     return
                 self.wfile.write(data)
 
+            def _chunks(self):
+                while n := int(self.rfile.readline().split(b";")[0], 16):
+                    yield self.rfile.read(n)
+                    self.rfile.readline()
+                self.rfile.readline()
+
             do_GET = do_POST = do_PUT = do_DELETE = _forward
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -60,5 +79,6 @@ class FaultyProxy:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def stop(self):
+        self._release.set()
         self.server.shutdown()
         self.server.server_close()

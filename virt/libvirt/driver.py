@@ -14,6 +14,7 @@ import libvirt
 
 from virt import driver, errors
 from virt.libvirt import builder, disks
+from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
 
@@ -199,6 +200,24 @@ class LibvirtDriver(driver.ComputeDriver):
                                        f"NIC {mac}; it is gone from the definition and "
                                        "leaves on the next hard reboot")
             time.sleep(0.1)
+
+    def snapshot(self, instance, image_files, workdir, out_format, live, progress):
+        """A flat image of the root disk in workdir (its path).  live: the
+        guest runs and keeps running (block copy); otherwise the guest must
+        be off or saved and the disk is read directly."""
+        root = os.path.join(self.instance_dir(instance), "disk")
+        fmt = instance.disk_formats.get("disk", "qcow2")
+        if live:
+            guest = self._guest(instance)
+            dev = next((d.target_dev for d in Domain.parse(guest.xml_desc()).devices.disks
+                        if d.source_file == root), None)
+            if dev is None:
+                raise errors.VirtError(f"instance {instance.uuid}: root disk {root} not found "
+                                       "in the guest definition")
+            size = disks.root_size(instance.flavor, image_files.root)
+            src = snap.live_copy(guest, dev, fmt, image_files.root, size, workdir, progress)
+            return snap.flatten(src, "qcow2", workdir, out_format)
+        return snap.flatten(root, fmt, workdir, out_format)
 
     def get_diagnostics(self, instance):
         guest = self._guest(instance)

@@ -64,6 +64,21 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
+    def block_copy(self, dev, dest_xml, flags):
+        self._do(self._dom.blockCopy, dev, dest_xml, None, flags)
+
+    def block_job_info(self, dev):
+        """{type, bandwidth, cur, end} of dev's block job; {} when none."""
+        return self._do(self._dom.blockJobInfo, dev, 0) or {}
+
+    def block_job_abort(self, dev):
+        """End dev's block job without pivoting; no job is fine."""
+        try:
+            self._dom.blockJobAbort(dev, 0)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
+                raise translate(e)
+
     def launch(self):
         self._do(self._dom.createWithFlags, 0)
 

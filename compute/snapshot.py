@@ -1,0 +1,224 @@
+"""Instance snapshots, uploaded to the image service.
+
+accept_snapshot (in the RPC call): the state check and compare-and-swap to
+IMAGE_SNAPSHOT, the free-space check, and the image created "queued" with
+the properties a boot needs; the caller gets the image id at once.
+snapshot_instance (in the worker pool, at most max_concurrent_snapshots at
+a time) then:
+
+1. makes the flat image in snapshots_directory/<uuid>.<image id>/: live
+   (block copy while the guest runs) unless the guest is off or live
+   snapshots are disabled; cold for a running guest means managed-save,
+   copy, restore, so the guest ends as it was;
+2. IMAGE_PENDING_UPLOAD, then IMAGE_UPLOADING: streams the file while
+   hashing it, and checks the image service's hash of what it stored;
+3. on any failure deletes the half-made image from the image service, and
+   always removes the work directory and clears the task state.
+
+The work directory holds state.json (image id, whether the guest was saved
+for a cold copy), so after an agent killed mid-way, init_host finishes the
+cleanup: image deleted unless active, guest restored, directory removed.
+A mixin of ComputeManager.
+"""
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid as uuidlib
+
+from compute import exception, states
+from imagecache import errors as image_errors
+from virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+SNAPSHOT_STATES = (states.IMAGE_SNAPSHOT, states.IMAGE_PENDING_UPLOAD, states.IMAGE_UPLOADING)
+ALLOWED = (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED)
+BOOT_PROPERTIES = ("kernel_id", "ramdisk_id", "os_command_line", "os_type", "os_distro")
+CHUNK = 4 * 1024 * 1024
+
+
+def snapshot_properties(inst):
+    """What the snapshot image carries: where it came from, and what the
+    source image needs to boot (kernel, ramdisk, command line, hw_*)."""
+    props = (inst.image_meta or {}).get("properties", {})
+    out = {k: v for k, v in props.items() if k in BOOT_PROPERTIES or k.startswith("hw_")}
+    out.update(instance_uuid=inst.uuid, base_image_ref=inst.image_ref, image_type="snapshot")
+    return out
+
+
+def allocated(path):
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return 0
+
+
+class SnapshotMixin:
+    def _init_snapshots(self, conf):
+        self.snapshots_dir = conf.snapshots_directory
+        self._snapshot_slots = threading.BoundedSemaphore(conf.max_concurrent_snapshots)
+
+    def _workdir(self, uuid, image_id):
+        return os.path.join(self.snapshots_dir, f"{uuid}.{image_id}")
+
+    def _space_needed(self, inst, files):
+        """Upper bound of the flattened image: the base's and the overlay's
+        allocated bytes (a live copy's delta holds at most the overlay)."""
+        disk = os.path.join(self.conf.instances_path, inst.uuid, "disk")
+        return allocated(files.root.path) + 2 * allocated(disk)
+
+    def accept_snapshot(self, uuid, name):
+        try:
+            self.db.instance_update(uuid, expected_vm_state=ALLOWED, expected_task_state=None,
+                                    task_state=states.IMAGE_SNAPSHOT, progress=0)
+        except exception.UnexpectedTaskState:
+            inst = self.db.instance_get(uuid)
+            raise exception.InstanceInvalidState(
+                f"cannot snapshot instance {uuid} in vm_state={inst.vm_state} "
+                f"task_state={inst.task_state}") from None
+        try:
+            inst = self.db.instance_get(uuid)
+            files = self._image_files(inst, inst.image_meta)
+            os.makedirs(self.snapshots_dir, exist_ok=True)
+            st = os.statvfs(self.snapshots_dir)
+            need, free = self._space_needed(inst, files), st.f_bavail * st.f_frsize
+            if need > free:
+                raise exception.InsufficientStorage(
+                    f"snapshot of {uuid}: {self.snapshots_dir} has {free // 2**20} MiB free, "
+                    f"the image needs up to {need // 2**20} MiB; nothing was done")
+            fmt = self.conf.snapshot_image_format or inst.image_meta.get("disk_format",
+                                                                         "qcow2")
+            # the work directory (named by the image id we choose) exists
+            # before the image does, so a restart can always find both
+            image_id = str(uuidlib.uuid4())
+            workdir = self._workdir(uuid, image_id)
+            os.makedirs(workdir)
+            self._write_state(workdir, {"image_id": image_id, "saved": False})
+            image = self.glance.create(id=image_id, name=name, disk_format=fmt,
+                                       container_format="bare", **snapshot_properties(inst))
+        except Exception:
+            if "workdir" in locals():
+                shutil.rmtree(workdir, ignore_errors=True)
+            self.db.instance_update(uuid, task_state=None, progress=None)
+            raise
+        return image
+
+    @staticmethod
+    def _write_state(workdir, state):
+        with open(os.path.join(workdir, "state.json.tmp"), "w") as f:
+            json.dump(state, f)
+        os.replace(os.path.join(workdir, "state.json.tmp"),
+                   os.path.join(workdir, "state.json"))
+
+    def snapshot_instance(self, ctxt, uuid, image_id):
+        with self._snapshot_slots:
+            try:
+                with self.ops.run(ctxt, uuid, "snapshot") as record:
+                    self._snapshot(uuid, image_id, record)
+            except Exception as e:
+                LOG.error("instance %s: snapshot %s failed: %s", uuid, image_id, e)
+                self._forget_image(image_id)
+            finally:
+                shutil.rmtree(self._workdir(uuid, image_id), ignore_errors=True)
+                self._settle_snapshot(uuid)
+
+    def _snapshot(self, uuid, image_id, record):
+        inst = self.db.instance_get(uuid)
+        vi, fmt = self.virt_instance(inst), self.glance.show(image_id)["disk_format"]
+        files = self._image_files(inst, inst.image_meta)
+        power = self._power_state(inst)
+        running = power in (virt_driver.RUNNING, virt_driver.PAUSED)
+        live = running and not self.conf.disable_live_snapshot
+        workdir = self._workdir(uuid, image_id)
+        state = {"image_id": image_id, "saved": running and not live}
+        self._write_state(workdir, state)
+        record.event("snapshot_live" if live else "snapshot_cold")
+        progress = self._progress_writer(uuid, 0, 50)
+        if state["saved"]:
+            self.driver.suspend(vi)           # managed save: memory and disk consistent
+        try:
+            path = self.driver.snapshot(vi, files, workdir, fmt, live, progress)
+        finally:
+            if state["saved"]:
+                self.driver.resume(vi)        # back as it was, running or paused
+        self.db.instance_update(uuid, expected_task_state=states.IMAGE_SNAPSHOT,
+                                task_state=states.IMAGE_PENDING_UPLOAD, progress=50)
+        self.db.instance_update(uuid, expected_task_state=states.IMAGE_PENDING_UPLOAD,
+                                task_state=states.IMAGE_UPLOADING)
+        self._upload(image_id, path, self._progress_writer(uuid, 50, 100))
+        record.event("uploaded", f"image {image_id}, {os.path.getsize(path)} bytes")
+
+    def _progress_writer(self, uuid, start, end):
+        """progress(percent of this step) -> the record, in steps of 5."""
+        last = [start]
+
+        def progress(pct):
+            value = start + (end - start) * pct // 100
+            if value >= last[0] + 5:
+                last[0] = value
+                self.db.instance_update(uuid, progress=value)
+        return progress
+
+    def _upload(self, image_id, path, progress):
+        size, sha = os.path.getsize(path), hashlib.sha512()
+
+        def chunks():
+            sent = 0
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    sha.update(chunk)
+                    sent += len(chunk)
+                    progress(sent * 100 // max(size, 1))
+                    yield chunk
+        self.glance.upload(image_id, chunks())
+        stored = self.glance.show(image_id)
+        if stored.get("os_hash_value") != sha.hexdigest() or stored.get("size") != size:
+            raise image_errors.ImageChecksumMismatch(
+                f"image {image_id}: the image service stored other data than was sent")
+
+    def _forget_image(self, image_id):
+        try:
+            self.glance.delete(image_id)
+        except image_errors.ImageNotFound:
+            pass
+        except Exception:
+            LOG.exception("snapshot image %s could not be deleted", image_id)
+
+    def _settle_snapshot(self, uuid):
+        try:
+            inst = self.db.instance_get(uuid)
+            self.db.instance_update(uuid, expected_task_state=SNAPSHOT_STATES,
+                                    task_state=None, progress=None,
+                                    power_state=self._power_state(inst))
+        except exception.ComputeError as e:
+            LOG.warning("instance %s: state not settled after snapshot: %s", uuid, e)
+
+    def cleanup_interrupted_snapshots(self):
+        """Agent start: what a killed agent left of its snapshots."""
+        if not os.path.isdir(self.snapshots_dir):
+            return
+        for name in os.listdir(self.snapshots_dir):
+            uuid, _, image_id = name.partition(".")
+            workdir = os.path.join(self.snapshots_dir, name)
+            try:
+                with open(os.path.join(workdir, "state.json")) as f:
+                    state = json.load(f)
+            except (OSError, ValueError):
+                state = {"image_id": image_id, "saved": False}
+            LOG.warning("instance %s: cleaning up snapshot %s interrupted by a restart",
+                        uuid, image_id)
+            try:
+                if self.glance.show(state["image_id"]).get("status") != "active":
+                    self._forget_image(state["image_id"])
+            except image_errors.ImageNotFound:
+                pass
+            except Exception:
+                LOG.exception("snapshot image %s: status unknown; kept", state["image_id"])
+            if state.get("saved"):
+                try:
+                    self.driver.resume(self.virt_instance(self.db.instance_get(uuid)))
+                except Exception:
+                    LOG.exception("instance %s: not restored after a cold snapshot", uuid)
+            shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,169 @@
+"""Snapshots end to end: real guests, real libvirt block copies, real
+uploads to compute-images, and the snapshot booted as a new instance that
+finds on its disk what the first guest wrote."""
+import os
+import re
+import subprocess
+import tempfile
+
+import pytest
+
+from compute import exception
+from imagecache.glance import GlanceClient
+from tests.harness.agent import Agent, wait_until
+from tests.harness.faulty_images import FaultyProxy
+
+
+def start_agent(extra_conf=""):
+    a = Agent(extra_conf=extra_conf)
+    a.proxy = FaultyProxy(a.image_url)
+    a.agent_image_url = a.proxy.url
+    a.start()
+    a.upload_test_guest("console=ttyS0 quiet tb.name=snap")
+    return a
+
+
+@pytest.fixture(scope="module")
+def agent():
+    a = start_agent()
+    yield a
+    a.close()
+    a.proxy.stop()
+
+
+def snapshot(agent, uuid_, name="snap"):
+    """Snapshot and wait until the instance settles; the image id and the
+    task states seen on the way."""
+    image_id = agent.api.snapshot_instance(agent.host, uuid_, name)["image_id"]
+    seen = []
+
+    def settled():
+        rec = agent.api.get_instance(agent.host, uuid_)
+        if rec["task_state"] and rec["task_state"] not in seen:
+            seen.append(rec["task_state"])
+        return rec if rec["task_state"] is None else None
+    wait_until(settled, 120, 0.02, "snapshot to finish")
+    return image_id, seen
+
+
+def images(agent):
+    return {i["id"]: i for i in GlanceClient([agent.image_url])._request(
+        "GET", "/v2/images").json()["images"]}
+
+
+def tick_gaps(console, since_tick):
+    """Seconds between consecutive ticks after since_tick (guest uptime)."""
+    ups = [(int(n), float(u)) for n, u in re.findall(r"^TB: tick (\d+) up=([\d.]+)",
+                                                      console, re.M)]
+    ups = [u for n, u in ups if n >= since_tick]
+    return [b - a for a, b in zip(ups, ups[1:], strict=False)]
+
+
+def boot_from(agent, image_id):
+    u = agent.boot("from-snap", image=image_id)
+    console = agent.wait_console(u, lambda c: "TB: bootcount=" in c, "boot from the snapshot")
+    return u, console
+
+
+def test_live_snapshot_keeps_the_guest_running_and_boots(agent):
+    u = agent.boot("live")
+    before = agent.wait_console(u, lambda c: re.search(r"^TB: tick 3 ", c, re.M), "tick 3")
+    image_id, seen = snapshot(agent, u)
+    order = ["image_snapshot", "image_pending_upload", "image_uploading"]
+    assert seen and seen == [t for t in order if t in seen]     # polled: some may be missed
+    assert images(agent)[image_id]["status"] == "active"
+    meta = images(agent)[image_id]
+    assert meta["image_type"] == "snapshot" and meta["instance_uuid"] == u
+    assert meta["kernel_id"] == agent.images["kernel"]
+    after = agent.wait_console(u, lambda c: len(re.findall(r"^TB: tick ", c, re.M)) >=
+                               len(re.findall(r"^TB: tick ", before, re.M)) + 3,
+                               "ticks after the snapshot")
+    assert after.count("TB: boot-ok") == 1
+    assert max(tick_gaps(after, 3)) < 2.2          # 1 s tick + at most ~1 s paused
+    actions = agent.api.list_instance_actions(agent.host, u)
+    assert [e["event"] for e in actions[-1]["events"]][:2] == ["compute_snapshot",
+                                                               "snapshot_live"]
+    u2, console = boot_from(agent, image_id)
+    assert "TB: bootcount=2" in console            # the first guest's boot, on disk
+    assert int(re.search(r"TB: disk-tick=(\d+)", console).group(1)) >= 3
+    assert not os.listdir(os.path.join(agent.instances_path, "snapshots"))
+    for x in (u, u2):
+        agent.api.terminate_instance(agent.host, x)
+
+
+def test_cold_snapshot_of_a_stopped_guest(agent):
+    u = agent.boot("cold")
+    agent.wait_console(u, lambda c: re.search(r"^TB: tick 2 ", c, re.M), "tick 2")
+    agent.api.stop_instance(agent.host, u)
+    agent.wait_state(u, {"stopped"})
+    image_id, _ = snapshot(agent, u)
+    rec = agent.api.get_instance(agent.host, u)
+    assert rec["vm_state"] == "stopped" and rec["power_state"] == "SHUTDOWN"
+    actions = agent.api.list_instance_actions(agent.host, u)
+    assert "snapshot_cold" in [e["event"] for e in actions[-1]["events"]]
+    u2, console = boot_from(agent, image_id)
+    assert "TB: bootcount=2" in console
+    for x in (u, u2):
+        agent.api.terminate_instance(agent.host, x)
+
+
+def test_snapshot_without_room_is_refused_and_changes_nothing(agent):
+    u = agent.boot("full")
+    small = tempfile.mkdtemp(prefix="ca-small-")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small], check=True)
+    snaps = os.path.join(agent.instances_path, "snapshots")
+    try:
+        os.makedirs(snaps, exist_ok=True)
+        subprocess.run(["mount", "--bind", small, snaps], check=True)
+        known = set(images(agent))
+        with pytest.raises(exception.InsufficientStorage, match="MiB free"):
+            agent.api.snapshot_instance(agent.host, u, "too-big")
+        rec = agent.api.get_instance(agent.host, u)
+        assert rec["task_state"] is None and rec["vm_state"] == "active"
+        assert os.listdir(snaps) == [] and set(images(agent)) == known
+        n = len(re.findall(r"^TB: tick ", agent.console(u), re.M))
+        agent.wait_console(u, lambda c: len(re.findall(r"^TB: tick ", c, re.M)) > n + 1,
+                           "the guest to keep ticking")
+    finally:
+        subprocess.run(["umount", snaps], check=False)
+        subprocess.run(["umount", small], check=False)
+        os.rmdir(small)
+    agent.api.terminate_instance(agent.host, u)
+
+
+def test_agent_killed_during_upload_leaves_no_half_image(agent):
+    u = agent.boot("killed")
+    known = set(images(agent))
+    agent.proxy.stall_uploads = True
+    try:
+        image_id = agent.api.snapshot_instance(agent.host, u, "half")["image_id"]
+        assert agent.proxy.stalled.wait(60)
+        assert agent.api.get_instance(agent.host, u)["task_state"] == "image_uploading"
+        agent.kill_agent()
+    finally:
+        agent.proxy.stall_uploads = False
+    agent.restart_agent()
+    rec = agent.wait_settled(u)
+    assert rec["vm_state"] == "active" and rec["power_state"] == "RUNNING"
+    assert image_id not in images(agent) and set(images(agent)) == known
+    assert os.listdir(os.path.join(agent.instances_path, "snapshots")) == []
+    agent.api.terminate_instance(agent.host, u)
+
+
+def test_cold_snapshot_of_a_running_guest_restores_it():
+    a = start_agent("[DEFAULT]\ndisable_live_snapshot = true\n")
+    try:
+        u = a.boot("cold-run")
+        a.wait_console(u, lambda c: re.search(r"^TB: tick 2 ", c, re.M), "tick 2")
+        image_id, _ = snapshot(a, u)
+        rec = a.api.get_instance(a.host, u)
+        assert rec["vm_state"] == "active" and rec["power_state"] == "RUNNING"
+        n = len(re.findall(r"^TB: tick ", a.console(u), re.M))
+        console = a.wait_console(u, lambda c: len(re.findall(r"^TB: tick ", c, re.M)) > n + 1,
+                                 "ticks after the restore")
+        assert console.count("TB: boot-ok") == 1      # restored, not rebooted
+        u2, console2 = boot_from(a, image_id)
+        assert "TB: bootcount=2" in console2
+    finally:
+        a.close()
+        a.proxy.stop()
