@@ -26,6 +26,7 @@ import logging
 import os
 import shutil
 import threading
+import time
 import uuid as uuidlib
 
 from compute import exception, states
@@ -64,10 +65,10 @@ class SnapshotMixin:
         return os.path.join(self.snapshots_dir, f"{uuid}.{image_id}")
 
     def _space_needed(self, inst, files):
-        """Upper bound of the flattened image: the base's and the overlay's
-        allocated bytes (a live copy's delta holds at most the overlay)."""
+        """Upper bound of the flat image: the base's and the overlay's
+        allocated bytes."""
         disk = os.path.join(self.conf.instances_path, inst.uuid, "disk")
-        return allocated(files.root.path) + 2 * allocated(disk)
+        return allocated(files.root.path) + allocated(disk)
 
     def accept_snapshot(self, uuid, name):
         try:
@@ -136,6 +137,7 @@ class SnapshotMixin:
         self._write_state(workdir, state)
         record.event("snapshot_live" if live else "snapshot_cold")
         progress = self._progress_writer(uuid, 0, 50)
+        started = time.monotonic()
         if state["saved"]:
             self.driver.suspend(vi)           # managed save: memory and disk consistent
         try:
@@ -143,6 +145,8 @@ class SnapshotMixin:
         finally:
             if state["saved"]:
                 self.driver.resume(vi)        # back as it was, running or paused
+        record.event("image_made", f"{time.monotonic() - started:.3f} s, "
+                                   f"{os.path.getsize(path)} bytes of {fmt}")
         self.db.instance_update(uuid, expected_task_state=states.IMAGE_SNAPSHOT,
                                 task_state=states.IMAGE_PENDING_UPLOAD, progress=50)
         self.db.instance_update(uuid, expected_task_state=states.IMAGE_PENDING_UPLOAD,

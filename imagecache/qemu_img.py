@@ -29,9 +29,9 @@ def create_overlay(path, backing, backing_format, size_bytes):
          "-F", backing_format, path, str(size_bytes))
 
 
-def create_blank(path, size_bytes):
-    """An empty qcow2 of virtual size size_bytes, with no backing file."""
-    _run("create", "-q", "-f", "qcow2", path, str(size_bytes))
+def create_blank(path, size_bytes, fmt="qcow2"):
+    """An empty image (qcow2 or sparse raw) of virtual size size_bytes."""
+    _run("create", "-q", "-f", fmt, path, str(size_bytes))
 
 
 def convert(src, src_format, dst, dst_format, preallocation="off"):

@@ -110,7 +110,7 @@ def test_cold_snapshot_of_a_stopped_guest(agent):
 def test_snapshot_without_room_is_refused_and_changes_nothing(agent):
     u = agent.boot("full")
     small = tempfile.mkdtemp(prefix="ca-small-")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", small], check=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", small], check=True)
     snaps = os.path.join(agent.instances_path, "snapshots")
     try:
         os.makedirs(snaps, exist_ok=True)

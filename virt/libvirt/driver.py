@@ -215,8 +215,7 @@ class LibvirtDriver(driver.ComputeDriver):
                 raise errors.VirtError(f"instance {instance.uuid}: root disk {root} not found "
                                        "in the guest definition")
             size = disks.root_size(instance.flavor, image_files.root)
-            src = snap.live_copy(guest, dev, fmt, image_files.root, size, workdir, progress)
-            return snap.flatten(src, "qcow2", workdir, out_format)
+            return snap.live_image(guest, dev, size, workdir, out_format, progress)
         return snap.flatten(root, fmt, workdir, out_format)
 
     def get_diagnostics(self, instance):

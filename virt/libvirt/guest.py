@@ -64,8 +64,8 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
-    def block_copy(self, dev, dest_xml, flags):
-        self._do(self._dom.blockCopy, dev, dest_xml, None, flags)
+    def block_copy(self, dev, dest_xml, flags, params=None):
+        self._do(self._dom.blockCopy, dev, dest_xml, params, flags)
 
     def block_job_info(self, dev):
         """{type, bandwidth, cur, end} of dev's block job; {} when none."""

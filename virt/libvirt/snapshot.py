@@ -1,12 +1,15 @@
 """Snapshots of an instance's root disk, as a flat image file.
 
-Live (the guest keeps running): an empty qcow2 delta with the disk's own
-backing file, a shallow block copy of the disk into it (libvirt's
-blockCopy with TRANSIENT_JOB: libvirt 9.0 refuses blockRebase COPY on a
-persistent domain, and this keeps the definition untouched), wait until the
-mirror is ready, abort the job without pivoting (the guest stays on its own
-disk), then qemu-img convert the delta, with its backing, into one flat file.
-A raw root disk has no backing to share: it is copied whole.
+Live (the guest keeps running): a full block copy (libvirt blockCopy, QEMU's
+mirror) of the disk with its whole backing chain into a new empty file of
+the snapshot's format, with a transient job (libvirt 9.0 refuses block
+copies on a persistent domain otherwise; this keeps the definition
+untouched); wait until the mirror is ready, then abort the job without
+pivoting, so the guest stays on its own disk and the copy is the disk as it
+was at that moment.  The copy is already flat: no qemu-img convert pass.
+(Nova mirrors shallowly into a delta and then converts delta + base: two
+passes over the data; measured here, 1.2-1.3 s against 0.7 s for the
+single pass, for 256 MiB written; see benchmarks/snapshot.py.)
 
 Cold: the guest is off (or managed-saved by the caller) and the disk is
 converted directly.  Either way the result is a new file in workdir that
@@ -22,31 +25,23 @@ from imagecache import qemu_img
 from virt import errors
 
 LOG = logging.getLogger(__name__)
-COPY_FLAGS_SHALLOW = (libvirt.VIR_DOMAIN_BLOCK_COPY_SHALLOW
-                      | libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
-                      | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB)
-COPY_FLAGS_FULL = (libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
-                   | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB)
+COPY_FLAGS = (libvirt.VIR_DOMAIN_BLOCK_COPY_REUSE_EXT
+              | libvirt.VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB)
+COPY_BUFFER = 64 * 1024 * 1024
 
 
-def delta_xml(path):
-    return (f"<disk type='file'><driver name='qemu' type='qcow2'/>"
+def target_xml(path, fmt):
+    return (f"<disk type='file'><driver name='qemu' type='{fmt}'/>"
             f"<source file='{path}'/></disk>")
 
 
-def live_copy(guest, target_dev, disk_format, base, size_bytes, workdir, progress,
-              timeout=600):
-    """Mirror the running guest's disk target_dev into workdir/delta.qcow2;
-    returns its path.  base: the CachedImage the disk backs onto (None for
-    a raw disk)."""
-    delta = os.path.join(workdir, "delta.qcow2")
-    if disk_format == "qcow2" and base is not None:
-        qemu_img.create_overlay(delta, base.path, base.format, size_bytes)
-        flags = COPY_FLAGS_SHALLOW
-    else:
-        qemu_img.create_blank(delta, size_bytes)
-        flags = COPY_FLAGS_FULL
-    guest.block_copy(target_dev, delta_xml(delta), flags)
+def live_image(guest, target_dev, size_bytes, workdir, out_format, progress, timeout=600):
+    """A point-in-time flat copy of the running guest's disk target_dev in
+    workdir/snapshot.<out_format>; returns its path."""
+    out = os.path.join(workdir, f"snapshot.{out_format}")
+    qemu_img.create_blank(out, size_bytes, out_format)
+    guest.block_copy(target_dev, target_xml(out, out_format), COPY_FLAGS,
+                     {libvirt.VIR_DOMAIN_BLOCK_COPY_BUF_SIZE: COPY_BUFFER})
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -63,7 +58,7 @@ def live_copy(guest, target_dev, disk_format, base, size_bytes, workdir, progres
             time.sleep(0.02)
     finally:
         guest.block_job_abort(target_dev)     # no pivot: the guest keeps its disk
-    return delta
+    return out
 
 
 def flatten(src, src_format, workdir, out_format):

@@ -1,0 +1,109 @@
+"""Live snapshot cost: a guest with a 1 GiB root disk holding 256 MiB of
+data it wrote itself is snapshotted through the agent while it runs, and
+the same disk is flattened by `qemu-img convert` in the same run (the
+floor: the least work that yields the same flat image).
+
+- live_s: from the request to the flat image made (the image_made event);
+- total_s: to the end of the upload to compute-images;
+- floor_s: `qemu-img convert -U -f qcow2 -O qcow2` of the instance disk;
+- max_guest_pause_s: the longest stall of the guest's 1 s tick during the
+  snapshots (gap between ticks minus the tick).
+
+    .venv/bin/python benchmarks/snapshot.py [--rounds 3]
+
+Prints JSON.  Needs libvirtd and RabbitMQ (tools/start-daemons.sh).
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.harness import guest  # noqa: E402
+from tests.harness.agent import Agent, wait_until  # noqa: E402
+
+FILL = """#!/bin/sh
+dd if=/dev/urandom of=/dev/vda bs=1M seek=512 count=256 conv=fsync 2>/dev/null
+echo "TB: filled"
+"""
+
+
+def fill_image(agent, workdir):
+    """The test guest's disk with a tb-run.sh that writes 256 MiB."""
+    raw = os.path.join(workdir, "fill.raw")
+    shutil.copy(os.path.join(guest.build(), "disk.raw"), raw)
+    script = os.path.join(workdir, "tb-run.sh")
+    with open(script, "w") as f:
+        f.write(FILL)
+    for cmd in (f"write {script} tb-run.sh", "sif tb-run.sh mode 0100755"):
+        subprocess.run(["debugfs", "-w", "-R", cmd, raw], check=True, capture_output=True)
+    qcow = os.path.join(workdir, "fill.qcow2")
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, qcow], check=True)
+    return agent._upload(qcow, "qcow2", kernel_id=agent.images["kernel"],
+                         ramdisk_id=agent.images["ramdisk"],
+                         os_command_line="console=ttyS0 quiet tb.name=fill")
+
+
+def ticks(console):
+    return [float(u) for u in re.findall(r"^TB: tick \d+ up=([\d.]+)", console, re.M)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    agent = Agent().start()
+    workdir = tempfile.mkdtemp(prefix="ca-bench-snap-")
+    try:
+        agent.upload_test_guest()
+        image = fill_image(agent, workdir)
+        u = agent.boot("fill", image=image, flavor={"vcpus": 1, "memory_mb": 128,
+                                                     "root_gb": 1}, wait_console=False)
+        agent.wait_console(u, lambda c: "TB: filled" in c, "256 MiB written", timeout=300)
+        agent.wait_console(u, lambda c: re.search(r"^TB: tick 2 ", c, re.M), "ticking")
+        disk = os.path.join(agent.instances_path, u, "disk")
+        live, total, floor, pauses = [], [], [], []
+        for _ in range(args.rounds):
+            n = len(ticks(agent.console(u)))
+            t0 = time.monotonic()
+            agent.api.snapshot_instance(agent.host, u, "bench")
+            wait_until(lambda: agent.api.get_instance(agent.host, u)["task_state"] is None,
+                       600, 0.02, "snapshot")
+            total.append(time.monotonic() - t0)
+            events = agent.api.list_instance_actions(agent.host, u)[-1]["events"]
+            made = [e for e in events if e["event"] == "image_made"]
+            if not made:
+                raise SystemExit(f"snapshot failed: {events}")
+            live.append(float(made[0]["details"].split()[0]))
+            time.sleep(2.5)
+            gaps = ticks(agent.console(u))[max(n - 1, 0):]
+            pauses.append(max(b - a for a, b in zip(gaps, gaps[1:], strict=False)) - 1.0)
+            out = os.path.join(workdir, "floor.qcow2")
+            t0 = time.monotonic()
+            subprocess.run(["qemu-img", "convert", "-U", "-f", "qcow2", "-O", "qcow2", disk,
+                            out], check=True)
+            floor.append(time.monotonic() - t0)
+            os.unlink(out)
+        med = {k: statistics.median(v) for k, v in
+               (("live", live), ("total", total), ("floor", floor))}
+        print(json.dumps({
+            "rounds": args.rounds, "data_mib": 256,
+            "live_s": round(med["live"], 3), "total_s": round(med["total"], 3),
+            "floor_s": round(med["floor"], 3),
+            "ratio_to_floor": round(med["live"] / med["floor"], 2),
+            "total_ratio_to_floor": round(med["total"] / med["floor"], 2),
+            "max_guest_pause_s": round(max(0.0, max(pauses)), 3)}, indent=2))
+    finally:
+        agent.close()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
