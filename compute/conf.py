@@ -35,6 +35,9 @@ default_opts = [
                      "for the copy and restored afterwards."),
     cfg.IntOpt("max_concurrent_snapshots", default=5, min=1,
                help="Snapshots made at once; further ones wait their turn."),
+    cfg.IntOpt("rpc_peer_timeout", default=300, min=1,
+               help="Seconds this agent waits for another agent's answer during a "
+                    "migration (the destination may fetch images first)."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,
                help="Builds run at once; further builds wait their turn."),
     cfg.IntOpt("max_concurrent_operations", default=32, min=1,

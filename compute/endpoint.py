@@ -117,6 +117,38 @@ class ComputeEndpoint:
         self._check("start_instance", payload)
         return self._start(ctxt, "start", payload["instance_uuid"])
 
+    # -- live migration (client -> source; source -> destination) -----------------
+
+    def live_migrate_instance(self, ctxt, **payload):
+        self._check("live_migrate_instance", payload)
+        uuid = payload["instance_uuid"]
+        self.manager.accept_live_migration(uuid, payload["dest_host"])
+        self.manager.submit(self.manager.live_migrate, ctxt, uuid, payload["dest_host"],
+                            payload["block_migration"])
+        return {"instance_uuid": uuid, "accepted": "live_migration"}
+
+    def check_can_live_migrate_destination(self, ctxt, **payload):
+        self._check("check_can_live_migrate_destination", payload)
+        self._check_networking("check_can_live_migrate_destination",
+                               payload["instance"]["networks"],
+                               payload["instance"]["security_groups"])
+        return self.manager.check_can_live_migrate_destination(
+            payload["instance"], payload["block_migration"], payload["probe"])
+
+    def pre_live_migration(self, ctxt, **payload):
+        self._check("pre_live_migration", payload)
+        return self.manager.pre_live_migration(ctxt, payload["instance"],
+                                               payload["block_migration"])
+
+    def post_live_migration_at_destination(self, ctxt, **payload):
+        self._check("post_live_migration_at_destination", payload)
+        return self.manager.post_live_migration_at_destination(payload["instance_uuid"])
+
+    def rollback_live_migration_at_destination(self, ctxt, **payload):
+        self._check("rollback_live_migration_at_destination", payload)
+        return self.manager.rollback_live_migration_at_destination(
+            payload["instance_uuid"], payload["shared_storage"])
+
     def snapshot_instance(self, ctxt, **payload):
         """Accepted at once with the new image (queued); the copy and the
         upload run in the worker pool: follow task_state and progress."""

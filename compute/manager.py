@@ -12,6 +12,7 @@ from compute import exception, states
 from compute.db.models import utcnow
 from compute.image_cache import ImageCacheMixin
 from compute.lifecycle import LifecycleMixin
+from compute.live_migration import LiveMigrationMixin
 from compute.networking import NetworkingMixin
 from compute.operation import Operations
 from compute.reconcile import BUILD_TASK_STATES, ReconcileMixin
@@ -40,7 +41,7 @@ def _iso(ts):
 
 
 class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, NetworkingMixin,
-                     SnapshotMixin):
+                     SnapshotMixin, LiveMigrationMixin):
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
         self.conf, self.db, self.driver = conf, db, driver
         self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin

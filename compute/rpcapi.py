@@ -113,6 +113,30 @@ class ComputeAPI:
 
     # -- calls ------------------------------------------------------------------
 
+    def live_migrate_instance(self, host, instance_uuid, dest_host, block_migration=False):
+        """Ask host (the source) to live-migrate an instance to dest_host;
+        answers once accepted (task_state migrating).  Follow it on the
+        destination: the instance appears there, and leaves the source."""
+        return self._call(host, "live_migrate_instance", instance_uuid=instance_uuid,
+                          dest_host=dest_host, block_migration=block_migration)
+
+    # agent-to-agent calls of a live migration
+    def check_can_live_migrate_destination(self, host, instance, block_migration, probe):
+        return self._call(host, "check_can_live_migrate_destination", instance=instance,
+                          block_migration=block_migration, probe=probe)
+
+    def pre_live_migration(self, host, instance, block_migration):
+        return self._call(host, "pre_live_migration", instance=instance,
+                          block_migration=block_migration)
+
+    def post_live_migration_at_destination(self, host, instance_uuid):
+        return self._call(host, "post_live_migration_at_destination",
+                          instance_uuid=instance_uuid)
+
+    def rollback_live_migration_at_destination(self, host, instance_uuid, shared_storage):
+        return self._call(host, "rollback_live_migration_at_destination",
+                          instance_uuid=instance_uuid, shared_storage=shared_storage)
+
     def snapshot_instance(self, host, instance_uuid, name):
         """Snapshot an instance into a new image; answers with its id once
         accepted.  The instance's task_state goes image_snapshot ->

@@ -81,6 +81,17 @@ SECURITY_GROUP = _object({
     "members": {"type": "array", "items": IP, "maxItems": 4096},
 }, ["id", "rules"])
 SECURITY_GROUPS = {"type": "array", "items": SECURITY_GROUP, "maxItems": 64}
+# An instance record sent from one agent to another (migrations).
+INSTANCE_RECORD = _object({
+    "uuid": UUID, "display_name": NAME, "flavor": FLAVOR, "image_ref": IMAGE_ID,
+    "image_meta": {"type": "object"},
+    "disk_formats": {"type": "object", "additionalProperties": {"enum": ["qcow2", "raw"]}},
+    "networks": {"type": "array", "items": VIF, "maxItems": 8},
+    "metadata": {"type": "object", "maxProperties": 128,
+                 "additionalProperties": {"type": "string", "maxLength": 255}},
+    "security_groups": SECURITY_GROUPS,
+}, ["uuid", "display_name", "flavor", "image_ref", "image_meta", "disk_formats", "networks",
+    "metadata", "security_groups"])
 
 
 def _method(properties, required):
@@ -121,6 +132,20 @@ SCHEMAS = {
         ["instance_uuid", "address"]),
     "disassociate_floating_ip": _method({"address": IP}, ["address"]),
     "get_network_status": _method({}, []),
+    "live_migrate_instance": _method(
+        {"instance_uuid": UUID, "dest_host": NAME, "block_migration": {"type": "boolean"}},
+        ["instance_uuid", "dest_host", "block_migration"]),
+    "check_can_live_migrate_destination": _method(
+        {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"},
+         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}$"}},
+        ["instance", "block_migration", "probe"]),
+    "pre_live_migration": _method(
+        {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"}},
+        ["instance", "block_migration"]),
+    "post_live_migration_at_destination": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "rollback_live_migration_at_destination": _method(
+        {"instance_uuid": UUID, "shared_storage": {"type": "boolean"}},
+        ["instance_uuid", "shared_storage"]),
     "snapshot_instance": _method({"instance_uuid": UUID, "name": NAME},
                                  ["instance_uuid", "name"]),
     "cache_images": _method(

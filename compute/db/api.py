@@ -103,6 +103,15 @@ class Database:
             f"expected task_state in {expected_task_state!r}"
             + ("" if expected_vm_state is _ANY else f", vm_state in {expected_vm_state!r}"))
 
+    def instance_purge(self, uuid, only_deleted=False):
+        """Remove an instance's row (a migration that did not happen, or an
+        old row of an instance that is coming back)."""
+        with self.session() as s:
+            q = delete(models.Instance).where(models.Instance.uuid == uuid)
+            if only_deleted:
+                q = q.where(models.Instance.deleted.is_(True))
+            s.execute(q)
+
     def fault_create(self, uuid, message, details="", code=500):
         with self.session() as s:
             s.add(models.InstanceFault(instance_uuid=uuid, message=message[:1024],

@@ -183,6 +183,8 @@ class HostAgent(Agent):
 
     def __init__(self, host, image_port):
         super().__init__(workdir=os.path.join(host.dir, "agent"), extra_conf=f"""
+[libvirt]
+live_migration_inbound_addr = {host.mgmt_ip}
 [network]
 vif_plugin = linux_bridge
 public_interface = pub0

@@ -36,6 +36,21 @@ libvirt_opts = [
                     "count in the host's disk usage report."),
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
                help="Address the guests' VNC servers listen on."),
+    cfg.StrOpt("live_migration_inbound_addr",
+               help="Address other hosts use to reach this host's libvirtd and "
+                    "QEMU for incoming live migrations (default: the host name)."),
+    cfg.StrOpt("live_migration_scheme", default="tcp",
+               help="libvirt transport of the migration control connection "
+                    "(qemu+SCHEME://ADDR/system): tcp, tls or ssh."),
+    cfg.BoolOpt("live_migration_permit_auto_converge", default=False,
+                help="Let QEMU throttle the guest's vCPUs when memory does not "
+                     "converge (VIR_MIGRATE_AUTO_CONVERGE)."),
+    cfg.BoolOpt("live_migration_permit_post_copy", default=False,
+                help="Allow switching to post-copy (VIR_MIGRATE_POSTCOPY)."),
+    cfg.BoolOpt("live_migration_unsafe", default=False,
+                help="Pass VIR_MIGRATE_UNSAFE: migrate with storage libvirt does "
+                     "not consider shared or safe.  Only for operators who know "
+                     "their storage is coherent."),
     cfg.FloatOpt("device_detach_timeout", default=20.0, min=0,
                  help="Seconds to wait for a running guest to release a "
                       "hot-unplugged device (NIC) before the detach fails."),

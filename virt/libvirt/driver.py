@@ -13,7 +13,7 @@ import uuid as uuidlib
 import libvirt
 
 from virt import driver, errors
-from virt.libvirt import builder, disks
+from virt.libvirt import builder, disks, migration
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
@@ -217,6 +217,42 @@ class LibvirtDriver(driver.ComputeDriver):
             size = disks.root_size(instance.flavor, image_files.root)
             return snap.live_image(guest, dev, size, workdir, out_format, progress)
         return snap.flatten(root, fmt, workdir, out_format)
+
+    # -- live migration ----------------------------------------------------------
+
+    def migration_paths(self, instance, image_files):
+        """{role: host path} a destination XML is rewritten to/from."""
+        paths = {"instance_dir": self.instance_dir(instance)}
+        for role in ("kernel", "ramdisk"):
+            f = getattr(image_files, role)
+            if f is not None:
+                paths[role] = f.path
+        return paths
+
+    def pre_live_migration(self, instance, image_files, block):
+        """Destination side: the instance directory and, for a block
+        migration, empty overlays on this host's bases for the copy."""
+        inst_dir = self.instance_dir(instance)
+        os.makedirs(inst_dir, exist_ok=True)
+        if block:
+            formats = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
+                                       True)
+            return {d.name: d.format for d in formats}
+        return dict(instance.disk_formats)
+
+    def live_migrate(self, instance, dest, src_paths, dest_paths, block):
+        """Source side: migrate the running guest to dest ({libvirt_uri,
+        migrate_uri}); returns once it runs there (or raises, the guest
+        still running here)."""
+        guest = self._guest(instance)
+        mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
+        xml = migration.rewrite_for_destination(guest.migratable_xml(), mapping)
+        params = {libvirt.VIR_MIGRATE_PARAM_URI: dest["migrate_uri"],
+                  libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
+        lv = self.conf.libvirt
+        guest.migrate(dest["libvirt_uri"], params, migration.flags(
+            block, lv.live_migration_permit_auto_converge,
+            lv.live_migration_permit_post_copy, lv.live_migration_unsafe))
 
     def get_diagnostics(self, instance):
         guest = self._guest(instance)

@@ -79,6 +79,22 @@ class Guest:
             if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
                 raise translate(e)
 
+    def migratable_xml(self):
+        return self._do(self._dom.XMLDesc, libvirt.VIR_DOMAIN_XML_MIGRATABLE
+                        | libvirt.VIR_DOMAIN_XML_SECURE)
+
+    def migrate(self, dest_uri, params, flags):
+        self._do(self._dom.migrateToURI3, dest_uri, params, flags)
+
+    def job_info(self):
+        return self._do(self._dom.jobStats, 0) or {}
+
+    def abort_job(self):
+        self._do(self._dom.abortJob)
+
+    def set_max_downtime(self, ms):
+        self._do(self._dom.migrateSetMaxDowntime, ms, 0)
+
     def launch(self):
         self._do(self._dom.createWithFlags, 0)
 

@@ -1,0 +1,178 @@
+"""Live migration between agents, Nova's RPC sequence:
+
+    client -> source   live_migrate_instance (accepted: task MIGRATING)
+    source -> dest     check_can_live_migrate_destination (RAM, disk, the
+                       shared-storage probe; the addresses to migrate to)
+    source -> dest     pre_live_migration (record, instance directory,
+                       bases fetched, overlays for a block migration, VIFs
+                       plugged and firewall applied)
+    source             libvirt migrateToURI3 with the destination's XML
+    source -> dest     post_live_migration_at_destination (record settled)
+    source             unplug, remove the directory (unless shared), the
+                       record marks the instance as moved
+
+Any failure before the guest runs on the destination calls
+rollback_live_migration_at_destination and leaves the guest running here.
+Each host keeps its own records, so the record moves with the guest.
+A mixin of ComputeManager.
+"""
+import logging
+import os
+import shutil
+import socket
+import uuid as uuidlib
+
+from compute import exception, states
+from compute.db.models import utcnow
+from virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+RECORD_FIELDS = ("uuid", "display_name", "flavor", "image_ref", "image_meta", "disk_formats",
+                 "networks")
+
+
+class LiveMigrationMixin:
+    def _peer_api(self):
+        if getattr(self, "_peer", None) is None:
+            from compute.rpcapi import ComputeAPI
+            self._peer = ComputeAPI(self.conf, timeout=self.conf.rpc_peer_timeout)
+        return self._peer
+
+    def accept_live_migration(self, uuid, dest_host):
+        if dest_host == self.host:
+            raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
+        try:
+            self.db.instance_update(uuid, expected_vm_state=(states.ACTIVE, states.PAUSED),
+                                    expected_task_state=None, task_state=states.MIGRATING)
+        except exception.UnexpectedTaskState:
+            inst = self.db.instance_get(uuid)
+            raise exception.InstanceInvalidState(
+                f"cannot live-migrate instance {uuid} in vm_state={inst.vm_state} "
+                f"task_state={inst.task_state}") from None
+
+    # -- source side ----------------------------------------------------------------
+
+    def live_migrate(self, ctxt, uuid, dest_host, block):
+        api = self._peer_api()
+        try:
+            with self.ops.run(ctxt, uuid, "live_migration") as record:
+                inst = self.db.instance_get(uuid)
+                vi = self.virt_instance(inst)
+                probe = self._write_probe()
+                try:
+                    dest = api.check_can_live_migrate_destination(
+                        dest_host, instance=self._record_payload(inst), block_migration=block,
+                        probe=probe)
+                finally:
+                    os.unlink(os.path.join(self.conf.instances_path, probe))
+                if dest["shared_storage"] and block:
+                    raise exception.InvalidRequest("block migration asked, but the "
+                                                   "instances path is shared")
+                if not dest["shared_storage"] and not block:
+                    raise exception.InvalidRequest(
+                        f"{dest_host} does not share this host's instances path; "
+                        "use a block migration")
+                record.event("destination_checked", str(dest))
+                try:
+                    prep = api.pre_live_migration(dest_host, instance=self._record_payload(inst),
+                                                  block_migration=block)
+                    files = self._image_files(inst, inst.image_meta)
+                    self.driver.live_migrate(vi, dest, self.driver.migration_paths(vi, files),
+                                             prep["paths"], block)
+                except Exception:
+                    LOG.exception("instance %s: live migration to %s failed; rolling back",
+                                  uuid, dest_host)
+                    api.rollback_live_migration_at_destination(
+                        dest_host, instance_uuid=uuid, shared_storage=dest["shared_storage"])
+                    raise
+                record.event("migrated", f"to {dest_host}")
+                api.post_live_migration_at_destination(dest_host, instance_uuid=uuid)
+                self._unplug_vifs(inst)
+                if not dest["shared_storage"]:
+                    shutil.rmtree(self.driver.instance_dir(vi), ignore_errors=True)
+                self.db.instance_update(uuid, expected_task_state=states.MIGRATING,
+                                        task_state=None, host=dest_host, deleted=True,
+                                        power_state=virt_driver.NOSTATE,
+                                        terminated_at=utcnow())
+        except Exception as e:
+            LOG.error("instance %s: live migration failed: %s", uuid, e)
+            try:
+                inst = self.db.instance_get(uuid)
+                self.db.instance_update(uuid, expected_task_state=states.MIGRATING,
+                                        task_state=None, power_state=self._power_state(inst))
+            except exception.ComputeError as e2:
+                LOG.warning("instance %s: not settled after failed migration: %s", uuid, e2)
+
+    def _write_probe(self):
+        name = f".shared-probe-{uuidlib.uuid4().hex}"
+        with open(os.path.join(self.conf.instances_path, name), "w") as f:
+            f.write(self.host)
+        return name
+
+    def _record_payload(self, inst):
+        payload = {k: getattr(inst, k) for k in RECORD_FIELDS}
+        payload["metadata"] = inst.metadata_ or {}
+        gids = {g for item in inst.networks or () for g in item["port"].get(
+            "security_groups", ())}
+        payload["security_groups"] = list(self.db.security_groups(gids).values())
+        return payload
+
+    # -- destination side -------------------------------------------------------------
+
+    def check_can_live_migrate_destination(self, instance, block, probe):
+        flavor = instance["flavor"]
+        free_mb = self.driver.get_available_resource().memory_mb_free
+        if free_mb < flavor["memory_mb"]:
+            raise exception.InvalidRequest(
+                f"{self.host} has {free_mb} MiB free, the instance needs {flavor['memory_mb']}")
+        st = os.statvfs(self.conf.instances_path)
+        need = (flavor["root_gb"] + flavor.get("ephemeral_gb", 0)) * 1024 ** 3 if block else 0
+        if st.f_bavail * st.f_frsize < need:
+            raise exception.InvalidRequest(f"{self.host} lacks disk space for the instance")
+        address = self.conf.libvirt.live_migration_inbound_addr or socket.gethostname()
+        scheme = self.conf.libvirt.live_migration_scheme
+        return {"shared_storage": os.path.exists(os.path.join(self.conf.instances_path, probe)),
+                "libvirt_uri": f"qemu+{scheme}://{address}/system",
+                "migrate_uri": f"tcp://{address}"}
+
+    def pre_live_migration(self, ctxt, instance, block):
+        uuid = instance["uuid"]
+        self.save_security_groups(instance["security_groups"])
+        self.db.instance_purge(uuid, only_deleted=True)      # it lived here before
+        self.db.instance_create(
+            uuid=uuid, display_name=instance["display_name"], host=self.host,
+            vm_state=states.ACTIVE, task_state=states.MIGRATING,
+            power_state=virt_driver.NOSTATE, flavor=instance["flavor"],
+            image_ref=instance["image_ref"], image_meta=instance["image_meta"],
+            disk_formats=instance["disk_formats"], networks=instance["networks"],
+            metadata_=instance["metadata"], launched_at=utcnow())
+        with self.ops.run(ctxt, uuid, "live_migration_destination") as record:
+            inst = self.db.instance_get(uuid)
+            files = self._image_files(inst, inst.image_meta)
+            vi = self.virt_instance(inst)
+            formats = self.driver.pre_live_migration(vi, files, block)
+            self.db.instance_update(uuid, disk_formats=formats)
+            self._plug_vifs(inst)
+            record.event("prepared", "block" if block else "shared storage")
+            return {"paths": self.driver.migration_paths(vi, files)}
+
+    def post_live_migration_at_destination(self, uuid):
+        inst = self.db.instance_get(uuid)
+        self.db.instance_update(uuid, expected_task_state=states.MIGRATING, task_state=None,
+                                power_state=self._power_state(inst))
+        return self.get_instance(uuid)
+
+    def rollback_live_migration_at_destination(self, uuid, shared_storage):
+        """Undo pre_live_migration; with shared storage the disks are the
+        source's and stay."""
+        try:
+            inst = self.db.instance_get(uuid)
+        except exception.InstanceNotFound:
+            return {"instance_uuid": uuid}
+        if inst.task_state != states.MIGRATING:
+            raise exception.InstanceInvalidState(f"instance {uuid} is not migrating here")
+        vi = self.virt_instance(inst)
+        self.driver.destroy(vi, [], destroy_disks=not shared_storage)
+        self._unplug_vifs(inst)
+        self.db.instance_purge(uuid)
+        return {"instance_uuid": uuid}
