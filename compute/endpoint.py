@@ -127,6 +127,14 @@ class ComputeEndpoint:
                             payload["block_migration"])
         return {"instance_uuid": uuid, "accepted": "live_migration"}
 
+    def live_migration_abort(self, ctxt, **payload):
+        self._check("live_migration_abort", payload)
+        return self.manager.live_migration_control(payload["instance_uuid"], "abort")
+
+    def live_migration_force_complete(self, ctxt, **payload):
+        self._check("live_migration_force_complete", payload)
+        return self.manager.live_migration_control(payload["instance_uuid"], "force_complete")
+
     def check_can_live_migrate_destination(self, ctxt, **payload):
         self._check("check_can_live_migrate_destination", payload)
         self._check_networking("check_can_live_migrate_destination",

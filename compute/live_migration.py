@@ -27,8 +27,8 @@ from compute.db.models import utcnow
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
-RECORD_FIELDS = ("uuid", "display_name", "flavor", "image_ref", "image_meta", "disk_formats",
-                 "networks")
+RECORD_FIELDS = ("uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta",
+                 "disk_formats", "networks")
 
 
 class LiveMigrationMixin:
@@ -37,6 +37,13 @@ class LiveMigrationMixin:
             from compute.rpcapi import ComputeAPI
             self._peer = ComputeAPI(self.conf, timeout=self.conf.rpc_peer_timeout)
         return self._peer
+
+    @property
+    def _migrations(self):
+        """{uuid: Control} of the migrations this host runs as source."""
+        if getattr(self, "_migration_controls", None) is None:
+            self._migration_controls = {}
+        return self._migration_controls
 
     def accept_live_migration(self, uuid, dest_host):
         if dest_host == self.host:
@@ -77,31 +84,43 @@ class LiveMigrationMixin:
                     prep = api.pre_live_migration(dest_host, instance=self._record_payload(inst),
                                                   block_migration=block)
                     files = self._image_files(inst, inst.image_meta)
-                    self.driver.live_migrate(vi, dest, self.driver.migration_paths(vi, files),
-                                             prep["paths"], block)
+                    control = self._migrations[uuid] = virt_driver.MigrationControl()
+                    seconds = self.driver.live_migrate(
+                        vi, dest, self.driver.migration_paths(vi, files), prep["paths"], block,
+                        control, self._progress_writer(uuid, 0, 100))
                 except Exception:
                     LOG.exception("instance %s: live migration to %s failed; rolling back",
                                   uuid, dest_host)
                     api.rollback_live_migration_at_destination(
                         dest_host, instance_uuid=uuid, shared_storage=dest["shared_storage"])
                     raise
-                record.event("migrated", f"to {dest_host}")
+                record.event("migrated", f"to {dest_host} in {seconds:.3f} s")
                 api.post_live_migration_at_destination(dest_host, instance_uuid=uuid)
                 self._unplug_vifs(inst)
                 if not dest["shared_storage"]:
                     shutil.rmtree(self.driver.instance_dir(vi), ignore_errors=True)
+                self._migrations.pop(uuid, None)
                 self.db.instance_update(uuid, expected_task_state=states.MIGRATING,
                                         task_state=None, host=dest_host, deleted=True,
                                         power_state=virt_driver.NOSTATE,
                                         terminated_at=utcnow())
         except Exception as e:
             LOG.error("instance %s: live migration failed: %s", uuid, e)
+            self._migrations.pop(uuid, None)
             try:
                 inst = self.db.instance_get(uuid)
                 self.db.instance_update(uuid, expected_task_state=states.MIGRATING,
                                         task_state=None, power_state=self._power_state(inst))
             except exception.ComputeError as e2:
                 LOG.warning("instance %s: not settled after failed migration: %s", uuid, e2)
+
+    def live_migration_control(self, uuid, what):
+        """abort or force_complete a running migration of uuid."""
+        control = self._migrations.get(uuid)
+        if control is None:
+            raise exception.InstanceInvalidState(f"instance {uuid} is not live-migrating here")
+        getattr(control, what).set()
+        return {"instance_uuid": uuid, what: True}
 
     def _write_probe(self):
         name = f".shared-probe-{uuidlib.uuid4().hex}"
@@ -141,7 +160,7 @@ class LiveMigrationMixin:
         self.db.instance_purge(uuid, only_deleted=True)      # it lived here before
         self.db.instance_create(
             uuid=uuid, display_name=instance["display_name"], host=self.host,
-            vm_state=states.ACTIVE, task_state=states.MIGRATING,
+            vm_state=instance["vm_state"], task_state=states.MIGRATING,
             power_state=virt_driver.NOSTATE, flavor=instance["flavor"],
             image_ref=instance["image_ref"], image_meta=instance["image_meta"],
             disk_formats=instance["disk_formats"], networks=instance["networks"],
@@ -158,6 +177,8 @@ class LiveMigrationMixin:
 
     def post_live_migration_at_destination(self, uuid):
         inst = self.db.instance_get(uuid)
+        if inst.vm_state == states.ACTIVE and self._power_state(inst) == virt_driver.PAUSED:
+            self.driver.unpause(self.virt_instance(inst))   # paused to force completion
         self.db.instance_update(uuid, expected_task_state=states.MIGRATING, task_state=None,
                                 power_state=self._power_state(inst))
         return self.get_instance(uuid)
@@ -172,7 +193,12 @@ class LiveMigrationMixin:
         if inst.task_state != states.MIGRATING:
             raise exception.InstanceInvalidState(f"instance {uuid} is not migrating here")
         vi = self.virt_instance(inst)
-        self.driver.destroy(vi, [], destroy_disks=not shared_storage)
+        try:
+            self.driver.destroy(vi, [], destroy_disks=False)
+        except Exception:          # libvirtd may be what failed
+            LOG.exception("instance %s: no guest to destroy on rollback", uuid)
+        if not shared_storage:
+            shutil.rmtree(self.driver.instance_dir(vi), ignore_errors=True)
         self._unplug_vifs(inst)
         self.db.instance_purge(uuid)
         return {"instance_uuid": uuid}

@@ -120,6 +120,16 @@ class ComputeAPI:
         return self._call(host, "live_migrate_instance", instance_uuid=instance_uuid,
                           dest_host=dest_host, block_migration=block_migration)
 
+    def live_migration_abort(self, host, instance_uuid):
+        """Abort a running live migration (host: the source); the guest
+        stays where it was."""
+        return self._call(host, "live_migration_abort", instance_uuid=instance_uuid)
+
+    def live_migration_force_complete(self, host, instance_uuid):
+        """Make a migration that does not converge finish: post-copy when
+        allowed, else the guest is paused until it completes."""
+        return self._call(host, "live_migration_force_complete", instance_uuid=instance_uuid)
+
     # agent-to-agent calls of a live migration
     def check_can_live_migrate_destination(self, host, instance, block_migration, probe):
         return self._call(host, "check_can_live_migrate_destination", instance=instance,

@@ -83,15 +83,16 @@ SECURITY_GROUP = _object({
 SECURITY_GROUPS = {"type": "array", "items": SECURITY_GROUP, "maxItems": 64}
 # An instance record sent from one agent to another (migrations).
 INSTANCE_RECORD = _object({
-    "uuid": UUID, "display_name": NAME, "flavor": FLAVOR, "image_ref": IMAGE_ID,
+    "uuid": UUID, "display_name": NAME, "vm_state": {"enum": ["active", "paused"]},
+    "flavor": FLAVOR, "image_ref": IMAGE_ID,
     "image_meta": {"type": "object"},
     "disk_formats": {"type": "object", "additionalProperties": {"enum": ["qcow2", "raw"]}},
     "networks": {"type": "array", "items": VIF, "maxItems": 8},
     "metadata": {"type": "object", "maxProperties": 128,
                  "additionalProperties": {"type": "string", "maxLength": 255}},
     "security_groups": SECURITY_GROUPS,
-}, ["uuid", "display_name", "flavor", "image_ref", "image_meta", "disk_formats", "networks",
-    "metadata", "security_groups"])
+}, ["uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta", "disk_formats",
+    "networks", "metadata", "security_groups"])
 
 
 def _method(properties, required):
@@ -142,6 +143,8 @@ SCHEMAS = {
     "pre_live_migration": _method(
         {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"}},
         ["instance", "block_migration"]),
+    "live_migration_abort": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "live_migration_force_complete": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "post_live_migration_at_destination": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "rollback_live_migration_at_destination": _method(
         {"instance_uuid": UUID, "shared_storage": {"type": "boolean"}},

@@ -4,6 +4,7 @@ boots from, and what a driver reports back.  Drivers never see the database.
 """
 import abc
 import dataclasses
+import threading
 
 from imagecache.cache import CachedImage
 
@@ -46,6 +47,14 @@ class ImageFiles:
     root: CachedImage
     kernel: CachedImage | None = None
     ramdisk: CachedImage | None = None
+
+
+class MigrationControl:
+    """Requests from RPC to a running live migration's monitor."""
+
+    def __init__(self):
+        self.abort = threading.Event()
+        self.force_complete = threading.Event()
 
 
 # Nova's power_state numbers: the record stores them, drivers report them.

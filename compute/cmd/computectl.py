@@ -185,6 +185,34 @@ def cmd_snapshot(api, args):
     return {"instance_uuid": args.uuid, "image_id": started["image_id"], "status": "active"}
 
 
+def cmd_live_migrate(api, args):
+    """Live-migrate, then follow progress on the source until the instance
+    shows up settled on the destination (or stays here after a failure)."""
+    api.live_migrate_instance(args.host, args.uuid, args.dest, args.block)
+    if args.no_wait:
+        return {"instance_uuid": args.uuid, "status": "migrating"}
+    deadline, shown = time.monotonic() + 3600, None
+    while time.monotonic() < deadline:
+        rec = api.get_instance(args.host, args.uuid)
+        if rec["progress"] != shown and rec["task_state"] and not args.json:
+            print(f"  migrating {rec['progress'] or 0:3d}%", file=sys.stderr)
+            shown = rec["progress"]
+        if rec["task_state"] is None:
+            break
+        time.sleep(0.2)
+    if rec["host"] != args.dest:
+        last = api.list_instance_actions(args.host, args.uuid)[-1]
+        raise CLIError(f"live migration failed; the instance is still on {args.host}: "
+                       f"{last['events'][0]['details'] or last['message']}")
+    return api.get_instance(args.dest, args.uuid)
+
+
+def cmd_migration_control(api, args):
+    if args.command == "live-migration-abort":
+        return api.live_migration_abort(args.host, args.uuid)
+    return api.live_migration_force_complete(args.host, args.uuid)
+
+
 def cmd_sg_refresh(api, args):
     return api.refresh_security_group_rules(args.host, _load_json(args.file))
 
@@ -299,6 +327,11 @@ def build_parser():
     c.add_argument("images", nargs="+", metavar="IMAGE")
     add("snapshot", cmd_snapshot, uuid=True, wait=True).add_argument(
         "--name", required=True, help="name of the new image")
+    m = add("live-migrate", cmd_live_migrate, uuid=True, wait=True)
+    m.add_argument("--dest", required=True, help="destination host")
+    m.add_argument("--block", action="store_true", help="copy the disks (no shared storage)")
+    add("live-migration-abort", cmd_migration_control, uuid=True)
+    add("live-migration-force-complete", cmd_migration_control, uuid=True)
     add("sg-refresh", cmd_sg_refresh).add_argument("file", help="security group JSON")
     add("interface-attach", cmd_interface_attach, uuid=True).add_argument(
         "file", help='JSON {"port":..., "network":..., "security_groups": [...]}')

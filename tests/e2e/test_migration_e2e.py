@@ -70,3 +70,90 @@ def test_migration_without_shared_storage_needs_block(bed):
     with pytest.raises(exception.InstanceNotFound):
         b.api.get_instance(b.host, u)
     a.api.terminate_instance(a.host, u)
+
+
+def wait_settled_on(agent, uuid_, timeout=120):
+    return wait_until(lambda: (r := agent.api.get_instance(agent.host, uuid_))["task_state"]
+                      is None and r, timeout, 0.2, f"{uuid_} to settle on {agent.host}")
+
+
+def assert_stayed_on_source(bed, u, dest_libvirtd_up=True):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    rec = wait_settled_on(a, u)
+    assert rec["host"] == a.host and rec["power_state"] == "RUNNING"
+    n = guest.last_tick(a.console(u))
+    a.wait_console(u, lambda c: guest.last_tick(c) > n + 1, "ticks on hA after the failure")
+    with pytest.raises(exception.InstanceNotFound):
+        b.api.get_instance(b.host, u)
+    assert not os.path.exists(os.path.join(b.instances_path, u))
+    if dest_libvirtd_up:
+        assert f"instance-{u}" not in bed.hosts["hB"].virsh("list", "--all", "--name")
+
+
+def test_abort_mid_way_leaves_the_guest_on_the_source(bed):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("abort", image=bed.images.images["disk"], wait_console=False)
+    a.wait_console(u, lambda c: guest.last_tick(c) >= 2, "tick 2")
+    bed.hosts["hA"].virsh("migrate-setspeed", f"instance-{u}", "1")     # 1 MiB/s: slow
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    wait_until(lambda: (r := _maybe(b, u)) and r["task_state"] == "migrating", 60, 0.2,
+               "the destination to be prepared")
+    wait_until(lambda: a.api.get_instance(a.host, u)["progress"] is not None, 30, 0.2,
+               "progress")
+    a.api.live_migration_abort(a.host, u)
+    assert_stayed_on_source(bed, u)
+    actions = a.api.list_instance_actions(a.host, u)
+    assert actions[-1]["message"] == "Error"
+    a.api.terminate_instance(a.host, u)
+
+
+def _maybe(agent, u):
+    try:
+        return agent.api.get_instance(agent.host, u)
+    except exception.InstanceNotFound:
+        return None
+
+
+def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("down", image=bed.images.images["disk"], wait_console=False)
+    a.wait_console(u, lambda c: guest.last_tick(c) >= 2, "tick 2")
+    bed.hosts["hB"].stop_libvirtd()                 # last test of the module
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    assert_stayed_on_source(bed, u, dest_libvirtd_up=False)
+    a.api.terminate_instance(a.host, u)
+
+
+@pytest.fixture(scope="module")
+def shared_bed():
+    tb = TestBed(shared_instances=True).start()
+    try:
+        for name in ("hA", "hB"):
+            tb.add_host(name).start_agent(tb.image_port)
+        tb.upload_test_guest("console=ttyS0 quiet tb.name=shared")
+        yield tb
+    finally:
+        tb.close()
+
+
+def test_shared_storage_live_migration(shared_bed):
+    a, b = shared_bed.hosts["hA"].agent, shared_bed.hosts["hB"].agent
+    u = a.boot("shared", image=shared_bed.images.images["disk"], wait_console=False)
+    a.wait_console(u, lambda c: guest.last_tick(c) >= 3, "tick 3")
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=False)
+    rec = wait_until(lambda: on_host(b, u), 120, 0.2, "the instance on hB")
+    assert rec["power_state"] == "RUNNING"
+    assert shared_bed.hosts["hA"].virsh("list", "--all", "--name").split() == []
+    assert os.path.exists(os.path.join(b.instances_path, u, "disk"))    # nothing copied
+    n = guest.last_tick(b.console(u))
+    console = b.wait_console(u, lambda c: guest.last_tick(c) > n + 2, "ticks on hB")
+    ticks = [int(x) for x in re.findall(r"^TB: tick (\d+) ", console, re.M)]
+    assert ticks == list(range(1, len(ticks) + 1))    # one console, never restarted
+    assert console.count("TB: boot-ok") == 1
+    ups = [float(x) for x in re.findall(r"^TB: tick \d+ up=([\d.]+)", console, re.M)]
+    downtime = max(y - x for x, y in zip(ups, ups[1:], strict=False)) - 1.0
+    print(f"guest-observed downtime: {downtime:.3f} s")
+    assert downtime < 2.0
+    events = b.api.list_instance_actions(b.host, u)
+    assert events[-1]["action"] == "live_migration_destination"
+    b.api.terminate_instance(b.host, u)

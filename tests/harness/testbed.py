@@ -117,6 +117,13 @@ class Host:
             ["virsh", "-c", f"qemu:///system?socket={sock}", "version"],
             capture_output=True).returncode == 0, 30, 0.1, f"libvirtd of {self.name}")
 
+    def stop_libvirtd(self):
+        os.kill(self.libvirtd_pid(), signal.SIGTERM)
+        sock = os.path.join(self.dir, "run", "libvirt-sock")
+        wait_until(lambda: subprocess.run(
+            ["virsh", "-c", f"qemu:///system?socket={sock}", "version"],
+            capture_output=True).returncode != 0, 30, 0.1, f"libvirtd of {self.name} to stop")
+
     def libvirtd_pid(self):
         with open(os.path.join(self.dir, "run", "libvirtd.pid")) as f:
             return int(f.read().strip())
@@ -182,14 +189,18 @@ class HostAgent(Agent):
     the bed's (shared by every host), reached through the host's relay."""
 
     def __init__(self, host, image_port):
+        shared = (f"[DEFAULT]\ninstances_path = {host.bed.shared}/instances\n"
+                  if host.bed.shared_instances else "")
         super().__init__(workdir=os.path.join(host.dir, "agent"), extra_conf=f"""
-[libvirt]
+{shared}[libvirt]
 live_migration_inbound_addr = {host.mgmt_ip}
 [network]
 vif_plugin = linux_bridge
 public_interface = pub0
 {host.extra_conf}""")
         os.makedirs(self.workdir, exist_ok=True)
+        if host.bed.shared_instances:
+            self.instances_path = f"{host.bed.shared}/instances"
         self.tb_host = host
         self.host = f"{host.name}-{host.bed.run}"
         self.port = image_port
@@ -209,7 +220,11 @@ public_interface = pub0
 class TestBed:
     __test__ = False      # not a pytest class
 
-    def __init__(self):
+    def __init__(self, shared_instances=False):
+        """shared_instances: every host's instances_path is one directory
+        on a bindfs mount typed fuse.glusterfs, which libvirt 9.0 takes for
+        shared storage (TESTBED section 3)."""
+        self.shared_instances = shared_instances
         self.run = "ca" + uuid.uuid4().hex[:5]
         self.dir = tempfile.mkdtemp(prefix=f"{self.run}-")
         os.chmod(self.dir, 0o755)     # dnsmasq reads its hosts file as nobody
@@ -227,6 +242,11 @@ class TestBed:
             sh("ip", "-n", self.sw, "link", "set", br, "up")
         sh("ip", "-n", self.sw, "link", "set", "lo", "up")
         sh("ip", "-n", self.sw, "addr", "add", f"{MGMT}.1/24", "dev", "br-mgmt")
+        if self.shared_instances:      # before any host copies the mount table
+            backing, self.shared = (os.path.join(self.dir, n) for n in ("gbacking", "gshared"))
+            os.makedirs(backing)
+            os.makedirs(self.shared)
+            sh("bindfs", "-o", "subtype=glusterfs,fsname=tbgluster", backing, self.shared)
         # the images service: one Agent-owned process in the machine's netns
         self.images = Agent(workdir=os.path.join(self.dir, "images"))
         os.makedirs(self.images.workdir, exist_ok=True)
@@ -301,5 +321,7 @@ class TestBed:
             proc.kill()
         for ns in self.extra_ns + [self.sw]:
             sh("ip", "netns", "del", ns, check=False)
+        if self.shared_instances:
+            sh("umount", "-l", self.shared, check=False)
         self.images.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

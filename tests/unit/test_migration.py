@@ -25,3 +25,18 @@ def test_prefix_match_is_by_whole_directory():
     out = migration.rewrite_for_destination(SOURCE, {"/a/u": "/b/u", "/a/u/dis": "/x"})
     assert "/b/u/disk" in out
     assert migration._swap("/a/uu/disk", {"/a/u": "/b/u"}) == "/a/uu/disk"
+
+
+def test_downtime_rises_in_steps_to_the_maximum():
+    steps = migration.downtime_steps(500, 10, 75, 0.125)     # a 128 MiB guest: 1 GiB minimum
+    assert steps[0] == (0, 50) and steps[-1] == (750, 500) and len(steps) == 11
+    assert [d for _, d in steps] == sorted(d for _, d in steps)
+    assert migration.downtime_steps(400, 4, 10, 2)[1] == (20, 175)
+
+
+def test_block_migration_flags():
+    import libvirt
+    f = migration.flags(block=True)
+    assert f & libvirt.VIR_MIGRATE_NON_SHARED_INC and f & libvirt.VIR_MIGRATE_PEER2PEER
+    assert not f & libvirt.VIR_MIGRATE_UNSAFE            # never unless configured
+    assert migration.flags(False, unsafe=True) & libvirt.VIR_MIGRATE_UNSAFE

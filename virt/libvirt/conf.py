@@ -42,6 +42,19 @@ libvirt_opts = [
     cfg.StrOpt("live_migration_scheme", default="tcp",
                help="libvirt transport of the migration control connection "
                     "(qemu+SCHEME://ADDR/system): tcp, tls or ssh."),
+    cfg.IntOpt("live_migration_bandwidth", default=0, min=0,
+               help="Migration bandwidth limit in MiB/s (0: no limit)."),
+    cfg.IntOpt("live_migration_downtime", default=500, min=100,
+               help="Largest pause of the guest (ms) the migration may end with; "
+                    "reached in live_migration_downtime_steps steps."),
+    cfg.IntOpt("live_migration_downtime_steps", default=10, min=3,
+               help="Steps from live_migration_downtime/steps up to "
+                    "live_migration_downtime."),
+    cfg.FloatOpt("live_migration_downtime_delay", default=75, min=1,
+                 help="Seconds per GiB of data between two downtime steps."),
+    cfg.FloatOpt("live_migration_completion_timeout", default=800, min=0,
+                 help="Seconds per GiB of data (memory, plus disk for a block "
+                      "migration) after which an unfinished migration is aborted."),
     cfg.BoolOpt("live_migration_permit_auto_converge", default=False,
                 help="Let QEMU throttle the guest's vCPUs when memory does not "
                      "converge (VIR_MIGRATE_AUTO_CONVERGE)."),

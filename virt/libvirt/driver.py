@@ -240,19 +240,30 @@ class LibvirtDriver(driver.ComputeDriver):
             return {d.name: d.format for d in formats}
         return dict(instance.disk_formats)
 
-    def live_migrate(self, instance, dest, src_paths, dest_paths, block):
+    def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
         """Source side: migrate the running guest to dest ({libvirt_uri,
-        migrate_uri}); returns once it runs there (or raises, the guest
-        still running here)."""
+        migrate_uri}) under a monitor (migration.run_and_monitor); returns
+        the seconds it took once the guest runs there, or raises with the
+        guest still running here."""
         guest = self._guest(instance)
         mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
         xml = migration.rewrite_for_destination(guest.migratable_xml(), mapping)
         params = {libvirt.VIR_MIGRATE_PARAM_URI: dest["migrate_uri"],
                   libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
         lv = self.conf.libvirt
-        guest.migrate(dest["libvirt_uri"], params, migration.flags(
-            block, lv.live_migration_permit_auto_converge,
-            lv.live_migration_permit_post_copy, lv.live_migration_unsafe))
+        if lv.live_migration_bandwidth:
+            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = lv.live_migration_bandwidth
+        memory_gib = instance.flavor.memory_mb / 1024
+        data_gib = memory_gib + (instance.flavor.root_gb if block else 0)
+        schedule = migration.downtime_steps(lv.live_migration_downtime,
+                                            lv.live_migration_downtime_steps,
+                                            lv.live_migration_downtime_delay, data_gib)
+        return migration.run_and_monitor(
+            guest, dest["libvirt_uri"], params,
+            migration.flags(block, lv.live_migration_permit_auto_converge,
+                            lv.live_migration_permit_post_copy, lv.live_migration_unsafe),
+            schedule, lv.live_migration_completion_timeout * max(data_gib, 1.0), control,
+            progress, post_copy=lv.live_migration_permit_post_copy)
 
     def get_diagnostics(self, instance):
         guest = self._guest(instance)

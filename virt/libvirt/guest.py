@@ -92,6 +92,9 @@ class Guest:
     def abort_job(self):
         self._do(self._dom.abortJob)
 
+    def start_post_copy(self):
+        self._do(self._dom.migrateStartPostCopy, 0)
+
     def set_max_downtime(self, ms):
         self._do(self._dom.migrateSetMaxDowntime, ms, 0)
 

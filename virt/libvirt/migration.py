@@ -6,10 +6,16 @@ addresses, aliases and the CPU must match what the guest already sees), so
 the destination definition is that XML with every host path swapped for
 the destination's: disk sources, kernel and initrd, and the console log.
 """
+import logging
+import threading
+import time
+
 import libvirt
 
+from virt import errors
 from virt.libvirt.xml.domain import Domain
 
+LOG = logging.getLogger(__name__)
 FLAGS = (libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
          | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE)
 
@@ -49,3 +55,64 @@ def flags(block, auto_converge=False, post_copy=False, unsafe=False):
     if unsafe:
         f |= libvirt.VIR_MIGRATE_UNSAFE
     return f
+
+
+def downtime_steps(max_downtime_ms, steps, delay_s, memory_gib):
+    """[(seconds after start, max downtime ms)]: Nova's schedule, raising
+    the allowed downtime in `steps` steps from max/steps to max, one step
+    every delay_s seconds per GiB of guest memory (at least one GiB)."""
+    delay = delay_s * max(memory_gib, 1.0)
+    base = max_downtime_ms / steps
+    offset = (max_downtime_ms - base) / steps
+    return [(delay * i, int(base + offset * i)) for i in range(steps + 1)]
+
+
+def run_and_monitor(guest, dest_uri, params, flags, schedule, completion_timeout, control,
+                    progress, post_copy=False, poll=0.2):
+    """Run the migration on a thread and watch it: raise the allowed
+    downtime per schedule, abort at completion_timeout or on request,
+    force completion on request (post-copy if allowed, else pause the
+    guest so memory converges), report progress(percent).  Raises what
+    the migration raised (the guest then still runs here)."""
+    failure = []
+
+    def migrate():
+        try:
+            guest.migrate(dest_uri, params, flags)
+        except Exception as e:       # noqa: BLE001 - re-raised below
+            failure.append(e)
+    thread = threading.Thread(target=migrate, name="live-migration", daemon=True)
+    start = time.monotonic()
+    thread.start()
+    schedule, aborted, forced = list(schedule), None, False
+    while thread.is_alive():
+        thread.join(poll)
+        if not thread.is_alive():
+            break
+        elapsed = time.monotonic() - start
+        try:
+            while schedule and elapsed >= schedule[0][0]:
+                guest.set_max_downtime(schedule.pop(0)[1])
+            if aborted is None and (control.abort.is_set() or elapsed > completion_timeout):
+                aborted = "aborted on request" if control.abort.is_set() else \
+                    f"not complete after {completion_timeout:.0f} s"
+                LOG.warning("live migration %s; aborting", aborted)
+                guest.abort_job()
+            if control.force_complete.is_set() and not forced:
+                forced = True
+                if post_copy:
+                    guest.start_post_copy()
+                else:
+                    guest.pause()
+            info = guest.job_info()
+            total = info.get("data_total") or info.get("memory_total") or 0
+            remaining = info.get("data_remaining", info.get("memory_remaining", 0))
+            if total:
+                progress(max(0, min(100, 100 - remaining * 100 // total)))
+        except errors.VirtError as e:
+            LOG.debug("migration monitor: %s", e)     # the job may have just ended
+    if failure:
+        if aborted:
+            raise errors.VirtError(f"live migration {aborted}: {failure[0]}")
+        raise failure[0]
+    return time.monotonic() - start
