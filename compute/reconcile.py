@@ -56,6 +56,13 @@ class ReconcileMixin:
         elif task in SNAPSHOT_STATES:
             LOG.warning("instance %s: snapshot interrupted by an agent restart", uuid)
             self._settle_snapshot(uuid)
+        elif task == states.MIGRATING:
+            # libvirt finishes or fails a peer-to-peer migration on its own;
+            # the record follows where the guest is now
+            power = self._power_state(inst)
+            LOG.warning("instance %s: live migration interrupted by an agent restart; the "
+                        "guest is %s here", uuid, "present" if power else "not")
+            self.db.instance_update(uuid, task_state=None, power_state=power)
         elif task == states.DELETING:
             LOG.warning("instance %s: completing an interrupted delete", uuid)
             self.submit(self.terminate_instance, {}, uuid)
