@@ -58,7 +58,7 @@ def measure(shared, rounds):
             wait_until(lambda a=dst.agent: settled_on(a, u), 300, 0.02, "migration")
             totals.append(time.monotonic() - t0)
             info = dst.virsh("domjobinfo", "--completed", f"instance-{u}")
-            downtimes.append(int(re.search(r"Total downtime:\s+(\d+) ms", info).group(1)))
+            downtimes.append(int(re.search(r"Total downtime:\s+(\d+)\s+ms", info).group(1)))
             src, dst = dst, src           # and back again
             time.sleep(1)
         return statistics.median(totals), statistics.median(downtimes)
