@@ -122,9 +122,9 @@ class ComputeEndpoint:
     def live_migrate_instance(self, ctxt, **payload):
         self._check("live_migrate_instance", payload)
         uuid = payload["instance_uuid"]
-        self.manager.accept_live_migration(uuid, payload["dest_host"])
+        self.manager.accept_live_migration(uuid, payload["dest_host"], payload.get("networks"))
         self.manager.submit(self.manager.live_migrate, ctxt, uuid, payload["dest_host"],
-                            payload["block_migration"])
+                            payload["block_migration"], payload.get("networks"))
         return {"instance_uuid": uuid, "accepted": "live_migration"}
 
     def live_migration_abort(self, ctxt, **payload):

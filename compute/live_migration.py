@@ -45,9 +45,15 @@ class LiveMigrationMixin:
             self._migration_controls = {}
         return self._migration_controls
 
-    def accept_live_migration(self, uuid, dest_host):
+    def accept_live_migration(self, uuid, dest_host, networks=None):
         if dest_host == self.host:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
+        if networks is not None:
+            inst = self.db.instance_get(uuid)
+            mine = sorted(item["port"]["id"] for item in inst.networks or ())
+            if sorted(item["port"]["id"] for item in networks) != mine:
+                raise exception.InvalidRequest(
+                    f"networks: the destination's view must list the instance's ports {mine}")
         try:
             self.db.instance_update(uuid, expected_vm_state=(states.ACTIVE, states.PAUSED),
                                     expected_task_state=None, task_state=states.MIGRATING)
@@ -59,7 +65,7 @@ class LiveMigrationMixin:
 
     # -- source side ----------------------------------------------------------------
 
-    def live_migrate(self, ctxt, uuid, dest_host, block):
+    def live_migrate(self, ctxt, uuid, dest_host, block, networks=None):
         api = self._peer_api()
         try:
             with self.ops.run(ctxt, uuid, "live_migration") as record:
@@ -68,8 +74,8 @@ class LiveMigrationMixin:
                 probe = self._write_probe()
                 try:
                     dest = api.check_can_live_migrate_destination(
-                        dest_host, instance=self._record_payload(inst), block_migration=block,
-                        probe=probe)
+                        dest_host, instance=self._record_payload(inst, networks),
+                        block_migration=block, probe=probe)
                 finally:
                     os.unlink(os.path.join(self.conf.instances_path, probe))
                 if dest["shared_storage"] and block:
@@ -81,8 +87,9 @@ class LiveMigrationMixin:
                         "use a block migration")
                 record.event("destination_checked", str(dest))
                 try:
-                    prep = api.pre_live_migration(dest_host, instance=self._record_payload(inst),
-                                                  block_migration=block)
+                    prep = api.pre_live_migration(
+                        dest_host, instance=self._record_payload(inst, networks),
+                        block_migration=block)
                     files = self._image_files(inst, inst.image_meta)
                     control = self._migrations[uuid] = virt_driver.MigrationControl()
                     seconds = self.driver.live_migrate(
@@ -128,8 +135,12 @@ class LiveMigrationMixin:
             f.write(self.host)
         return name
 
-    def _record_payload(self, inst):
+    def _record_payload(self, inst, networks=None):
+        """The record as the destination gets it (with its own view of the
+        networks when the caller gave one)."""
         payload = {k: getattr(inst, k) for k in RECORD_FIELDS}
+        if networks is not None:
+            payload["networks"] = networks
         payload["metadata"] = inst.metadata_ or {}
         gids = {g for item in inst.networks or () for g in item["port"].get(
             "security_groups", ())}

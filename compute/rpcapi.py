@@ -113,12 +113,19 @@ class ComputeAPI:
 
     # -- calls ------------------------------------------------------------------
 
-    def live_migrate_instance(self, host, instance_uuid, dest_host, block_migration=False):
+    def live_migrate_instance(self, host, instance_uuid, dest_host, block_migration=False,
+                              networks=None):
         """Ask host (the source) to live-migrate an instance to dest_host;
         answers once accepted (task_state migrating).  Follow it on the
-        destination: the instance appears there, and leaves the source."""
-        return self._call(host, "live_migrate_instance", instance_uuid=instance_uuid,
-                          dest_host=dest_host, block_migration=block_migration)
+        destination: the instance appears there, and leaves the source.
+        networks: the instance's ports with the destination's view of
+        their networks (host_address, VXLAN local_ip); needed when those
+        differ per host."""
+        payload = {"instance_uuid": instance_uuid, "dest_host": dest_host,
+                   "block_migration": block_migration}
+        if networks:
+            payload["networks"] = networks
+        return self._call(host, "live_migrate_instance", **payload)
 
     def live_migration_abort(self, host, instance_uuid):
         """Abort a running live migration (host: the source); the guest

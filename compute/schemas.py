@@ -134,7 +134,8 @@ SCHEMAS = {
     "disassociate_floating_ip": _method({"address": IP}, ["address"]),
     "get_network_status": _method({}, []),
     "live_migrate_instance": _method(
-        {"instance_uuid": UUID, "dest_host": NAME, "block_migration": {"type": "boolean"}},
+        {"instance_uuid": UUID, "dest_host": NAME, "block_migration": {"type": "boolean"},
+         "networks": {"type": "array", "items": VIF, "maxItems": 8}},
         ["instance_uuid", "dest_host", "block_migration"]),
     "check_can_live_migrate_destination": _method(
         {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"},

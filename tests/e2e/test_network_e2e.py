@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from compute import exception
 from tests.harness.agent import wait_until
 from tests.harness.testbed import TestBed, kernel_has_vlan
 
@@ -219,6 +220,30 @@ def test_attach_and_detach_an_interface_while_the_guest_runs(bed, flat_guests):
     assert tap not in hA.run("ip", "-o", "link")
     assert pid[:10] not in hA.run("iptables-save")
     assert g2.console().count("TB: boot-ok") == 1
+
+
+def test_live_migration_takes_the_port_along(bed, flat_guests):
+    g1, g2, _ = flat_guests
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    view = [dict(g2.item, network=flat_network("hB"))]       # hB's view of the network
+    a.api.live_migrate_instance(a.host, g2.uuid, b.host, block_migration=True,
+                                networks=view)
+    wait_until(lambda: (r := _on(b, g2.uuid)) and r["task_state"] is None, 120, 0.2,
+               "g2 on hB")
+    g2.agent = b                                                 # its console is on hB now
+    pid = g2.item["port"]["id"]
+    assert f":ca-i{pid[:10]}" in bed.hosts["hB"].run("iptables-save")
+    assert f":ca-i{pid[:10]}" not in bed.hosts["hA"].run("iptables-save")
+    g1.wait_pings("10.0.0.12", "ok", g1.last_tick())          # hA -> hB now
+    g2.wait_pings("10.0.0.11", "ok")
+    assert "TB: boot-ok" not in g2.console()                   # moved, not rebooted
+
+
+def _on(agent, uuid_):
+    try:
+        return agent.api.get_instance(agent.host, uuid_)
+    except exception.InstanceNotFound:
+        return None
 
 
 def test_rules_survive_an_agent_restart_and_nothing_is_left_after_deletes(bed, flat_guests):
