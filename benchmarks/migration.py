@@ -23,7 +23,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from compute import exception  # noqa: E402
 from tests.harness import guest  # noqa: E402
 from tests.harness.agent import wait_until  # noqa: E402
 from tests.harness.testbed import TestBed  # noqa: E402
@@ -32,11 +31,8 @@ FLAVOR = {"vcpus": 1, "memory_mb": 256, "root_gb": 1}
 
 
 def settled_on(agent, u):
-    try:
-        rec = agent.api.get_instance(agent.host, u)
-    except exception.InstanceNotFound:
-        return None
-    return rec if rec["task_state"] is None and rec["host"] == agent.host else None
+    rec = agent.find(u)
+    return rec if rec and rec["task_state"] is None and rec["host"] == agent.host else None
 
 
 def measure(shared, rounds):

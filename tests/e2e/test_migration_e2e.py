@@ -11,9 +11,9 @@ from tests.harness.agent import wait_until
 from tests.harness.testbed import TestBed
 
 
-@pytest.fixture(scope="module")
-def bed():
-    tb = TestBed().start()
+def two_hosts(shared_instances=False):
+    """A bed of hosts hA and hB with agents and the test guest uploaded."""
+    tb = TestBed(shared_instances=shared_instances).start()
     try:
         for name in ("hA", "hB"):
             tb.add_host(name).start_agent(tb.image_port)
@@ -23,13 +23,15 @@ def bed():
         tb.close()
 
 
+@pytest.fixture(scope="module")
+def bed():
+    yield from two_hosts()
+
+
 def on_host(agent, uuid_):
     """The record on agent's host once the instance settled there."""
-    try:
-        rec = agent.api.get_instance(agent.host, uuid_)
-    except exception.InstanceNotFound:
-        return None
-    return rec if rec["task_state"] is None and rec["host"] == agent.host else None
+    rec = agent.find(uuid_)
+    return rec if rec and rec["task_state"] is None and rec["host"] == agent.host else None
 
 
 def test_block_live_migration_keeps_the_guest_running(bed):
@@ -96,7 +98,7 @@ def test_abort_mid_way_leaves_the_guest_on_the_source(bed):
     a.wait_console(u, lambda c: guest.last_tick(c) >= 2, "tick 2")
     bed.hosts["hA"].virsh("migrate-setspeed", f"instance-{u}", "1")     # 1 MiB/s: slow
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
-    wait_until(lambda: (r := _maybe(b, u)) and r["task_state"] == "migrating", 60, 0.2,
+    wait_until(lambda: (r := b.find(u)) and r["task_state"] == "migrating", 60, 0.2,
                "the destination to be prepared")
     wait_until(lambda: a.api.get_instance(a.host, u)["progress"] is not None, 30, 0.2,
                "progress")
@@ -105,13 +107,6 @@ def test_abort_mid_way_leaves_the_guest_on_the_source(bed):
     actions = a.api.list_instance_actions(a.host, u)
     assert actions[-1]["message"] == "Error"
     a.api.terminate_instance(a.host, u)
-
-
-def _maybe(agent, u):
-    try:
-        return agent.api.get_instance(agent.host, u)
-    except exception.InstanceNotFound:
-        return None
 
 
 def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
@@ -126,14 +121,7 @@ def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
 
 @pytest.fixture(scope="module")
 def shared_bed():
-    tb = TestBed(shared_instances=True).start()
-    try:
-        for name in ("hA", "hB"):
-            tb.add_host(name).start_agent(tb.image_port)
-        tb.upload_test_guest("console=ttyS0 quiet tb.name=shared")
-        yield tb
-    finally:
-        tb.close()
+    yield from two_hosts(shared_instances=True)
 
 
 def test_shared_storage_live_migration(shared_bed):

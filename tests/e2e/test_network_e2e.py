@@ -12,7 +12,6 @@ import uuid
 
 import pytest
 
-from compute import exception
 from tests.harness.agent import wait_until
 from tests.harness.testbed import TestBed, kernel_has_vlan
 
@@ -228,7 +227,7 @@ def test_live_migration_takes_the_port_along(bed, flat_guests):
     view = [dict(g2.item, network=flat_network("hB"))]       # hB's view of the network
     a.api.live_migrate_instance(a.host, g2.uuid, b.host, block_migration=True,
                                 networks=view)
-    wait_until(lambda: (r := _on(b, g2.uuid)) and r["task_state"] is None, 120, 0.2,
+    wait_until(lambda: (r := b.find(g2.uuid)) and r["task_state"] is None, 120, 0.2,
                "g2 on hB")
     g2.agent = b                                                 # its console is on hB now
     pid = g2.item["port"]["id"]
@@ -237,13 +236,6 @@ def test_live_migration_takes_the_port_along(bed, flat_guests):
     g1.wait_pings("10.0.0.12", "ok", g1.last_tick())          # hA -> hB now
     g2.wait_pings("10.0.0.11", "ok")
     assert "TB: boot-ok" not in g2.console()                   # moved, not rebooted
-
-
-def _on(agent, uuid_):
-    try:
-        return agent.api.get_instance(agent.host, uuid_)
-    except exception.InstanceNotFound:
-        return None
 
 
 def test_rules_survive_an_agent_restart_and_nothing_is_left_after_deletes(bed, flat_guests):

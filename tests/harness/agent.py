@@ -169,23 +169,26 @@ api_servers = {self.agent_image_url}
         return wait_until(lambda: (c := self.console(uuid_)) and predicate(c) and c,
                           timeout, 0.2, f"{uuid_}: {what}")
 
+    def find(self, uuid_):
+        """The instance's record on this host, or None (not recorded yet: a
+        build cast still in flight, or a migration not arrived)."""
+        try:
+            return self.api.get_instance(self.host, uuid_)
+        except exception.InstanceNotFound:
+            return None
+
     def wait_settled(self, uuid_, timeout=120):
         """The record once no operation is in progress."""
         def settled():
-            try:
-                rec = self.api.get_instance(self.host, uuid_)
-            except exception.InstanceNotFound:
-                return None
-            return rec if rec["task_state"] is None and rec["vm_state"] != "building" else None
+            rec = self.find(uuid_)
+            return rec if rec and rec["task_state"] is None and rec["vm_state"] != "building" \
+                else None
         return wait_until(settled, timeout, 0.1, f"{uuid_} to settle")
 
     def wait_state(self, uuid_, vm_states, timeout=120, interval=0.05):
         def reached():
-            try:
-                rec = self.api.get_instance(self.host, uuid_)
-            except exception.InstanceNotFound:
-                return None     # a build cast not recorded yet
-            return rec if rec["vm_state"] in vm_states else None
+            rec = self.find(uuid_)
+            return rec if rec and rec["vm_state"] in vm_states else None
         return wait_until(reached, timeout, interval, f"{uuid_} to reach {vm_states}")
 
     def console(self, uuid_):
