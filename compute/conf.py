@@ -38,6 +38,18 @@ default_opts = [
     cfg.IntOpt("rpc_peer_timeout", default=300, min=1,
                help="Seconds this agent waits for another agent's answer during a "
                     "migration (the destination may fetch images first)."),
+    cfg.BoolOpt("allow_resize_same_host", default=False,
+                help="Allow a resize or cold migration whose destination is the "
+                     "host the instance is on."),
+    cfg.StrOpt("migration_transfer_address",
+               help="Address this host listens on, and other agents connect to, "
+                    "for the disks of an incoming cold migration or resize "
+                    "(default: [libvirt] live_migration_inbound_addr, else the "
+                    "host name).  A random port is opened per migration and "
+                    "closed after its one transfer."),
+    cfg.IntOpt("migration_transfer_timeout", default=600, min=1,
+               help="Seconds an incoming disk transfer may take, from the "
+                    "destination's preparation to the last byte."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,
                help="Builds run at once; further builds wait their turn."),
     cfg.IntOpt("max_concurrent_operations", default=32, min=1,

@@ -157,6 +157,60 @@ class ComputeEndpoint:
         return self.manager.rollback_live_migration_at_destination(
             payload["instance_uuid"], payload["shared_storage"])
 
+    # -- cold migration and resize (client -> source or destination; agents) -----
+
+    def migrate_instance(self, ctxt, **payload):
+        """Cold-migrate (no flavor) or resize; accepted with the migration id."""
+        self._check("migrate_instance", payload)
+        uuid = payload["instance_uuid"]
+        mig = self.manager.accept_resize(uuid, payload["dest_host"], payload.get("flavor"),
+                                         payload.get("networks"))
+        self.manager.submit(self.manager.resize_instance, ctxt, uuid, mig.id,
+                            payload.get("networks"))
+        return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": mig.migration_type}
+
+    def confirm_resize(self, ctxt, **payload):
+        self._check("confirm_resize", payload)
+        return self._decide(ctxt, payload["instance_uuid"], states.RESIZE_CONFIRMING,
+                            self.manager.confirm_resize)
+
+    def revert_resize(self, ctxt, **payload):
+        self._check("revert_resize", payload)
+        return self._decide(ctxt, payload["instance_uuid"], states.RESIZE_REVERTING,
+                            self.manager.revert_resize)
+
+    def _decide(self, ctxt, uuid, task_state, work):
+        mig = self.manager.accept_resize_decision(uuid, task_state)
+        self.manager.submit(work, ctxt, uuid, mig.id)
+        return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": task_state}
+
+    def list_migrations(self, ctxt, **payload):
+        self._check("list_migrations", payload)
+        return self.manager.list_migrations(payload.get("instance_uuid"))
+
+    def prep_resize(self, ctxt, **payload):
+        self._check("prep_resize", payload)
+        mig, inst = payload["migration"], payload["instance"]
+        if mig["source_host"] != self.manager.host:
+            self._check_networking("prep_resize", inst["networks"], inst["security_groups"])
+        return self.manager.prep_resize(ctxt, mig, inst, payload["probe"])
+
+    def finish_resize(self, ctxt, **payload):
+        self._check("finish_resize", payload)
+        return self.manager.finish_resize(ctxt, payload["migration_id"])
+
+    def abort_resize_at_destination(self, ctxt, **payload):
+        self._check("abort_resize_at_destination", payload)
+        return self.manager.abort_resize_at_destination(ctxt, payload["migration_id"])
+
+    def confirm_resize_at_source(self, ctxt, **payload):
+        self._check("confirm_resize_at_source", payload)
+        return self.manager.confirm_resize_at_source(ctxt, payload["migration_id"])
+
+    def finish_revert_resize(self, ctxt, **payload):
+        self._check("finish_revert_resize", payload)
+        return self.manager.finish_revert_resize(ctxt, payload["migration_id"])
+
     def snapshot_instance(self, ctxt, **payload):
         """Accepted at once with the new image (queued); the copy and the
         upload run in the worker pool: follow task_state and progress."""

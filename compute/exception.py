@@ -34,3 +34,12 @@ class InstanceInvalidState(ComputeError):
 
 class InsufficientStorage(ComputeError):
     """Not enough free space for the operation; nothing was changed."""
+
+
+class MigrationNotFound(ComputeError):
+    pass
+
+
+class ResourcesUnavailable(ComputeError):
+    """The destination cannot hold the instance (memory, disk); nothing was
+    changed."""

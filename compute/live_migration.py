@@ -48,12 +48,7 @@ class LiveMigrationMixin:
     def accept_live_migration(self, uuid, dest_host, networks=None):
         if dest_host == self.host:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
-        if networks is not None:
-            inst = self.db.instance_get(uuid)
-            mine = sorted(item["port"]["id"] for item in inst.networks or ())
-            if sorted(item["port"]["id"] for item in networks) != mine:
-                raise exception.InvalidRequest(
-                    f"networks: the destination's view must list the instance's ports {mine}")
+        self._check_networks_view(self.db.instance_get(uuid), networks)
         try:
             self.db.instance_update(uuid, expected_vm_state=(states.ACTIVE, states.PAUSED),
                                     expected_task_state=None, task_state=states.MIGRATING)
@@ -62,6 +57,17 @@ class LiveMigrationMixin:
             raise exception.InstanceInvalidState(
                 f"cannot live-migrate instance {uuid} in vm_state={inst.vm_state} "
                 f"task_state={inst.task_state}") from None
+
+    @staticmethod
+    def _check_networks_view(inst, networks):
+        """The destination's view of the networks must name exactly the
+        instance's ports."""
+        if networks is None:
+            return
+        mine = sorted(item["port"]["id"] for item in inst.networks or ())
+        if sorted(item["port"]["id"] for item in networks) != mine:
+            raise exception.InvalidRequest(
+                f"networks: the destination's view must list the instance's ports {mine}")
 
     # -- source side ----------------------------------------------------------------
 
@@ -167,15 +173,7 @@ class LiveMigrationMixin:
 
     def pre_live_migration(self, ctxt, instance, block):
         uuid = instance["uuid"]
-        self.save_security_groups(instance["security_groups"])
-        self.db.instance_purge(uuid, only_deleted=True)      # it lived here before
-        self.db.instance_create(
-            uuid=uuid, display_name=instance["display_name"], host=self.host,
-            vm_state=instance["vm_state"], task_state=states.MIGRATING,
-            power_state=virt_driver.NOSTATE, flavor=instance["flavor"],
-            image_ref=instance["image_ref"], image_meta=instance["image_meta"],
-            disk_formats=instance["disk_formats"], networks=instance["networks"],
-            metadata_=instance["metadata"], launched_at=utcnow())
+        self._record_incoming(instance, states.MIGRATING)
         with self.ops.run(ctxt, uuid, "live_migration_destination") as record:
             inst = self.db.instance_get(uuid)
             files = self._image_files(inst, inst.image_meta)
@@ -185,6 +183,21 @@ class LiveMigrationMixin:
             self._plug_vifs(inst)
             record.event("prepared", "block" if block else "shared storage")
             return {"paths": self.driver.migration_paths(vi, files)}
+
+    def _record_incoming(self, instance, task_state, **overrides):
+        """Destination: the record of an instance arriving from another host
+        (the payload of _record_payload), with its security groups."""
+        self.save_security_groups(instance["security_groups"])
+        self.db.instance_purge(instance["uuid"], only_deleted=True)   # it lived here before
+        values = dict(
+            uuid=instance["uuid"], display_name=instance["display_name"], host=self.host,
+            vm_state=instance["vm_state"], task_state=task_state,
+            power_state=virt_driver.NOSTATE, flavor=instance["flavor"],
+            image_ref=instance["image_ref"], image_meta=instance["image_meta"],
+            disk_formats=instance["disk_formats"], networks=instance["networks"],
+            metadata_=instance["metadata"], launched_at=utcnow())
+        values.update(overrides)
+        return self.db.instance_create(**values)
 
     def post_live_migration_at_destination(self, uuid):
         inst = self.db.instance_get(uuid)

@@ -16,6 +16,7 @@ from compute.live_migration import LiveMigrationMixin
 from compute.networking import NetworkingMixin
 from compute.operation import Operations
 from compute.reconcile import BUILD_TASK_STATES, ReconcileMixin
+from compute.resize import ResizeMixin
 from compute.snapshot import SnapshotMixin
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
@@ -41,7 +42,7 @@ def _iso(ts):
 
 
 class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, NetworkingMixin,
-                     SnapshotMixin, LiveMigrationMixin):
+                     SnapshotMixin, LiveMigrationMixin, ResizeMixin):
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
         self.conf, self.db, self.driver = conf, db, driver
         self.cache, self.glance, self.vifs = image_cache, glance, vif_plugin
@@ -52,6 +53,7 @@ class ComputeManager(LifecycleMixin, ReconcileMixin, ImageCacheMixin, Networking
                                           thread_name_prefix="op")
         self._init_networking(conf)
         self._init_snapshots(conf)
+        self._init_resize()
 
     def submit(self, fn, *args):
         """Run an accepted operation in the worker pool."""

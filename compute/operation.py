@@ -24,10 +24,12 @@ class Operations:
             LOG.exception("could not send notification %s", event_type)
 
     @contextlib.contextmanager
-    def run(self, ctxt, uuid, action, record_fault=True):
+    def run(self, ctxt, uuid, action, record_fault=True, lock=True):
         """with ops.run(ctxt, uuid, "create") as record: ... the steps;
-        record.event(name, details) notes a noteworthy step."""
-        with lockutils.lock(f"instance-{uuid}"):
+        record.event(name, details) notes a noteworthy step.  lock=False:
+        the caller already holds the instance (the destination side of a
+        resize on the same host, called by its source side)."""
+        with lockutils.lock(f"instance-{uuid}") if lock else contextlib.nullcontext():
             action_id = self.db.action_start(uuid, action, (ctxt or {}).get("request_id"))
             event_id = self.db.event_start(action_id, f"compute_{action}")
             payload = {"instance_uuid": uuid, "host": self.host}

@@ -154,6 +154,50 @@ class ComputeAPI:
         return self._call(host, "rollback_live_migration_at_destination",
                           instance_uuid=instance_uuid, shared_storage=shared_storage)
 
+    def migrate_instance(self, host, instance_uuid, dest_host, flavor=None, networks=None):
+        """Cold-migrate (flavor None) or resize an instance from host (its
+        source) to dest_host, which may be host itself when the agent allows
+        it.  Answers {migration_id} once accepted; the instance ends on
+        dest_host in vm_state resized, to confirm_resize or revert_resize
+        there.  A flavor with a smaller root or ephemeral disk is refused."""
+        payload = {"instance_uuid": instance_uuid, "dest_host": dest_host}
+        if flavor:
+            payload["flavor"] = flavor
+        if networks:
+            payload["networks"] = networks
+        return self._call(host, "migrate_instance", **payload)
+
+    def confirm_resize(self, host, instance_uuid):
+        """host: where the instance is now; the source drops its copy."""
+        return self._call(host, "confirm_resize", instance_uuid=instance_uuid)
+
+    def revert_resize(self, host, instance_uuid):
+        """host: where the instance is now; it goes back to the source with
+        its old flavor, running if it was."""
+        return self._call(host, "revert_resize", instance_uuid=instance_uuid)
+
+    def list_migrations(self, host, instance_uuid=None):
+        """The migrations host took part in, newest first."""
+        payload = {"instance_uuid": instance_uuid} if instance_uuid else {}
+        return self._call(host, "list_migrations", **payload)
+
+    # agent-to-agent calls of a cold migration or resize
+    def prep_resize(self, host, migration, instance, probe):
+        return self._call(host, "prep_resize", migration=migration, instance=instance,
+                          probe=probe)
+
+    def finish_resize(self, host, migration_id):
+        return self._call(host, "finish_resize", migration_id=migration_id)
+
+    def abort_resize_at_destination(self, host, migration_id):
+        return self._call(host, "abort_resize_at_destination", migration_id=migration_id)
+
+    def confirm_resize_at_source(self, host, migration_id):
+        return self._call(host, "confirm_resize_at_source", migration_id=migration_id)
+
+    def finish_revert_resize(self, host, migration_id):
+        return self._call(host, "finish_revert_resize", migration_id=migration_id)
+
     def snapshot_instance(self, host, instance_uuid, name):
         """Snapshot an instance into a new image; answers with its id once
         accepted.  The instance's task_state goes image_snapshot ->

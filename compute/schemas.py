@@ -83,7 +83,7 @@ SECURITY_GROUP = _object({
 SECURITY_GROUPS = {"type": "array", "items": SECURITY_GROUP, "maxItems": 64}
 # An instance record sent from one agent to another (migrations).
 INSTANCE_RECORD = _object({
-    "uuid": UUID, "display_name": NAME, "vm_state": {"enum": ["active", "paused"]},
+    "uuid": UUID, "display_name": NAME, "vm_state": {"enum": ["active", "paused", "stopped"]},
     "flavor": FLAVOR, "image_ref": IMAGE_ID,
     "image_meta": {"type": "object"},
     "disk_formats": {"type": "object", "additionalProperties": {"enum": ["qcow2", "raw"]}},
@@ -93,6 +93,18 @@ INSTANCE_RECORD = _object({
     "security_groups": SECURITY_GROUPS,
 }, ["uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta", "disk_formats",
     "networks", "metadata", "security_groups"])
+
+# A cold migration or resize as its source sends it to the destination.
+MIGRATION = _object({
+    "id": UUID, "instance_uuid": UUID,
+    "migration_type": {"enum": ["migration", "resize"]},
+    "source_host": NAME, "dest_host": NAME, "old_flavor": FLAVOR, "new_flavor": FLAVOR,
+    "old_vm_state": {"enum": ["active", "stopped"]},
+    "old_disk_formats": {"type": "object",
+                         "additionalProperties": {"enum": ["qcow2", "raw"]}},
+}, ["id", "instance_uuid", "migration_type", "source_host", "dest_host", "old_flavor",
+    "new_flavor", "old_vm_state", "old_disk_formats"])
+_MIGRATION_ONLY = {"migration_id": UUID}
 
 
 def _method(properties, required):
@@ -150,6 +162,20 @@ SCHEMAS = {
     "rollback_live_migration_at_destination": _method(
         {"instance_uuid": UUID, "shared_storage": {"type": "boolean"}},
         ["instance_uuid", "shared_storage"]),
+    "migrate_instance": _method(
+        {"instance_uuid": UUID, "dest_host": NAME, "flavor": FLAVOR,
+         "networks": {"type": "array", "items": VIF, "maxItems": 8}},
+        ["instance_uuid", "dest_host"]),
+    "confirm_resize": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "revert_resize": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "list_migrations": _method({"instance_uuid": UUID}, []),
+    "prep_resize": _method(
+        {"migration": MIGRATION, "instance": INSTANCE_RECORD,
+         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}$"}},
+        ["migration", "instance", "probe"]),
+    **{m: _method(_MIGRATION_ONLY, ["migration_id"])
+       for m in ("finish_resize", "abort_resize_at_destination", "confirm_resize_at_source",
+                 "finish_revert_resize")},
     "snapshot_instance": _method({"instance_uuid": UUID, "name": NAME},
                                  ["instance_uuid", "name"]),
     "cache_images": _method(

@@ -45,3 +45,10 @@ def resize(path, fmt, size_bytes, preallocation="off"):
     """Grow path to size_bytes; preallocation=falloc reserves the new part."""
     opts = [f"--preallocation={preallocation}"] if preallocation != "off" else []
     _run("resize", "-q", "-f", fmt, *opts, path, str(size_bytes))
+
+
+def rebase_unsafe(path, fmt, backing, backing_format):
+    """Point path's header at backing (explicit -F) without reading data:
+    for an overlay moved to a host whose copy of the same base lives
+    elsewhere."""
+    _run("rebase", "-q", "-u", "-f", fmt, "-b", backing, "-F", backing_format, path)

@@ -142,6 +142,30 @@ class ComputeDriver(abc.ABC):
         progress(percent) is called as the copy advances."""
 
     @abc.abstractmethod
+    def migrate_disk_and_power_off(self, instance, timeout, retry_interval):
+        """Cold migration, source: guest off and undefined, its directory
+        moved aside; {name: path} of the disk files to send."""
+
+    @abc.abstractmethod
+    def finish_migration(self, instance, old_flavor, image_meta, image_files, network_info,
+                         start):
+        """Cold migration, destination: adopt the arrived disks for the new
+        flavor, define the guest (started if start); the disk formats."""
+
+    @abc.abstractmethod
+    def finish_revert_migration(self, instance, image_meta, image_files, network_info, start):
+        """Cold migration, source: put the directory back and define the
+        guest as before (started if start)."""
+
+    @abc.abstractmethod
+    def confirm_migration(self, instance):
+        """Cold migration, source: drop the directory kept aside."""
+
+    @abc.abstractmethod
+    def aside_disk_files(self, instance):
+        """{name: path} of the disk files a cold migration moved aside."""
+
+    @abc.abstractmethod
     def get_diagnostics(self, instance):
         """CPU time, memory, and per-disk and per-interface counters."""
 

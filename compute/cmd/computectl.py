@@ -6,6 +6,10 @@
     computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
     computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
+    computectl snapshot --host H --name N UUID
+    computectl live-migrate --host SRC --dest DEST [--block] UUID
+    computectl migrate --host SRC --dest DEST UUID | resize --host SRC [--dest DEST] UUID FLAVOR
+    computectl resize-confirm | resize-revert --host DEST UUID | migration-list --host H
 Long operations wait with a progress line (--no-wait to return at once);
 --json prints machine-readable output; errors exit non-zero with the reason.
 """
@@ -207,6 +211,70 @@ def cmd_live_migrate(api, args):
     return api.get_instance(args.dest, args.uuid)
 
 
+def _follow_progress(api, host, uuid, label, quiet, timeout=3600):
+    """Poll host's record of uuid until its task settles, with a progress
+    line; the last record."""
+    deadline, shown = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        rec = api.get_instance(host, uuid)
+        now = (rec["task_state"], rec["progress"])
+        if now != shown and rec["task_state"] and not quiet:
+            print(f"  {label} {rec['task_state']:20} {rec['progress'] or 0:3d}%", file=sys.stderr)
+            shown = now
+        if rec["task_state"] is None:
+            return rec
+        time.sleep(0.2)
+    raise CLIError(f"timed out waiting for {uuid} on {host}")
+
+
+def cmd_migrate(api, args):
+    """Cold-migrate or resize, then follow it on the source until the
+    instance is resized on the destination (or back here after a failure)."""
+    flavor = parse_flavor(args.flavor) if getattr(args, "flavor", None) else None
+    dest = args.dest or args.host
+    started = api.migrate_instance(args.host, args.uuid, dest, flavor=flavor)
+    if args.no_wait:
+        return started
+    rec = _follow_progress(api, args.host, args.uuid, "migrating", args.json)
+    mig = next(m for m in api.list_migrations(args.host, args.uuid)
+               if m["id"] == started["migration_id"])
+    if mig["status"] != "finished":
+        raise CLIError(f"{mig['migration_type']} failed; the instance is {rec['vm_state']} "
+                       f"on {args.host}: {mig['message']}")
+    return api.get_instance(dest, args.uuid)
+
+
+def cmd_resize_decision(api, args):
+    """resize-confirm or resize-revert on the host the instance is on now."""
+    fn = api.confirm_resize if args.command == "resize-confirm" else api.revert_resize
+    started = fn(args.host, args.uuid)
+    if args.no_wait:
+        return started
+    mig = started["migration_id"]
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        status = next(m["status"] for m in api.list_migrations(args.host, args.uuid)
+                      if m["id"] == mig)
+        if status in ("confirmed", "reverted"):
+            break
+        try:
+            rec = api.get_instance(args.host, args.uuid)
+        except exception.InstanceNotFound:      # reverted meanwhile: the record left
+            continue
+        if rec["task_state"] is None and rec["vm_state"] == "resized":
+            raise CLIError(f"{args.command} failed: {rec['fault'] or 'see actions'}")
+        time.sleep(0.2)
+    else:
+        raise CLIError(f"timed out waiting for {args.command} of {args.uuid}")
+    source = next(m["source_host"] for m in api.list_migrations(args.host, args.uuid)
+                  if m["id"] == mig)
+    return api.get_instance(source if status == "reverted" else args.host, args.uuid)
+
+
+def cmd_migration_list(api, args):
+    return api.list_migrations(args.host, args.instance)
+
+
 def cmd_migration_control(api, args):
     if args.command == "live-migration-abort":
         return api.live_migration_abort(args.host, args.uuid)
@@ -332,6 +400,16 @@ def build_parser():
     m.add_argument("--block", action="store_true", help="copy the disks (no shared storage)")
     add("live-migration-abort", cmd_migration_control, uuid=True)
     add("live-migration-force-complete", cmd_migration_control, uuid=True)
+    m = add("migrate", cmd_migrate, uuid=True, wait=True)
+    m.add_argument("--dest", required=True, help="destination host")
+    r = add("resize", cmd_migrate, uuid=True, wait=True)
+    r.add_argument("flavor", help="vcpus=N,ram=MiB,disk=GiB[,ephemeral,swap]")
+    r.add_argument("--dest", help="destination host (default: --host, when the agent "
+                                  "allows a resize on the same host)")
+    add("resize-confirm", cmd_resize_decision, uuid=True, wait=True)
+    add("resize-revert", cmd_resize_decision, uuid=True, wait=True)
+    add("migration-list", cmd_migration_list).add_argument(
+        "--instance", help="only this instance's migrations")
     add("sg-refresh", cmd_sg_refresh).add_argument("file", help="security group JSON")
     add("interface-attach", cmd_interface_attach, uuid=True).add_argument(
         "file", help='JSON {"port":..., "network":..., "security_groups": [...]}')

@@ -236,6 +236,40 @@ class Database:
                                   .where(models.FloatingIP.host == host)
                                   .order_by(models.FloatingIP.address)))
 
+    # -- migrations -------------------------------------------------------------
+
+    def migration_create(self, **values):
+        """A new row, or the existing one of that id (a resize on one host
+        is both source and destination)."""
+        with self.session() as s:
+            row = s.get(models.Migration, values["id"])
+            if row is None:
+                row = models.Migration(**values)
+                s.add(row)
+        return row
+
+    def migration_get(self, migration_id):
+        with self.session() as s:
+            row = s.get(models.Migration, migration_id)
+        if row is None:
+            raise exception.MigrationNotFound(f"migration {migration_id} not found")
+        return row
+
+    def migration_update(self, migration_id, **values):
+        with self.session() as s:
+            s.execute(update(models.Migration).where(models.Migration.id == migration_id)
+                      .values(updated_at=models.utcnow(), **values))
+
+    def migrations(self, instance_uuid=None, status=None):
+        """Newest first."""
+        with self.session() as s:
+            q = select(models.Migration)
+            if instance_uuid:
+                q = q.where(models.Migration.instance_uuid == instance_uuid)
+            if status:
+                q = q.where(models.Migration.status.in_(list(status)))
+            return list(s.scalars(q.order_by(models.Migration.created_at.desc())))
+
     # -- services and nodes ---------------------------------------------------
 
     def service_heartbeat(self, host, binary, topic):

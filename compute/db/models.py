@@ -150,3 +150,28 @@ class FloatingIP(Base):
     port_id: Mapped[str] = mapped_column(String(36))
     fixed_ip: Mapped[str] = mapped_column(String(45))
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Migration(Base):
+    """A move of an instance between hosts, as this host saw it.  The id is
+    chosen by the source, so both hosts' rows carry the same id."""
+
+    __tablename__ = "migrations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
+    # "migration" (cold, same flavor), "resize", "live-migration"
+    migration_type: Mapped[str] = mapped_column(String(32))
+    source_host: Mapped[str] = mapped_column(String(255))
+    dest_host: Mapped[str] = mapped_column(String(255))
+    # pre-migrating, migrating, post-migrating, finished, confirmed,
+    # reverted, completed, error
+    status: Mapped[str] = mapped_column(String(32))
+    old_flavor: Mapped[dict] = mapped_column(JSON)
+    new_flavor: Mapped[dict] = mapped_column(JSON)
+    old_vm_state: Mapped[str] = mapped_column(String(32))
+    old_disk_formats: Mapped[dict] = mapped_column(JSON, default=dict)
+    shared_storage: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    message: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True,
+                                                                 onupdate=utcnow)

@@ -1,6 +1,7 @@
 """LibvirtDriver: the ComputeDriver for libvirt/QEMU.  Each method is the
 short sequence of steps of its operation; the XML comes from builder, the
 disks from disks, the libvirt calls from host and guest."""
+import dataclasses
 import errno
 import logging
 import os
@@ -13,7 +14,7 @@ import uuid as uuidlib
 import libvirt
 
 from virt import driver, errors
-from virt.libvirt import builder, disks, migration
+from virt.libvirt import builder, disks, migration, resize
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
@@ -123,6 +124,12 @@ class LibvirtDriver(driver.ComputeDriver):
         return {d.name: d.format for d in guest_disks}
 
     def power_on(self, instance, image_meta, image_files, network_info):
+        self.redefine(instance, image_meta, image_files, network_info).launch()
+        LOG.info("instance %s: guest started from a regenerated definition", instance.uuid)
+
+    def redefine(self, instance, image_meta, image_files, network_info):
+        """Define the guest anew from the record over the disks in its
+        directory (any old definition is powered off first); the Guest."""
         inst_dir = self.instance_dir(instance)
         guest_disks = disks.reopen_all(inst_dir, instance.flavor, self.cache,
                                        instance.disk_formats)
@@ -133,9 +140,50 @@ class LibvirtDriver(driver.ComputeDriver):
         if old is not None:
             old.destroy()
             old.remove_managed_save()
-        guest = self.host.define(xml)
-        guest.launch()
-        LOG.info("instance %s: guest started from a regenerated definition", instance.uuid)
+        return self.host.define(xml)
+
+    # -- cold migration and resize (disk work in virt.libvirt.resize) -------------
+
+    def migrate_disk_and_power_off(self, instance, timeout, retry_interval):
+        """Source: shut the guest down (gracefully, then hard), undefine it,
+        move its directory aside; {name: path} of the disk files to send."""
+        if not self.shutdown(instance, timeout, retry_interval):
+            LOG.warning("instance %s: no clean shutdown in %s s; powering off",
+                        instance.uuid, timeout)
+        guest = self._lookup(instance)
+        if guest is not None:
+            guest.destroy()
+            guest.undefine()
+        return resize.move_aside(self.instance_dir(instance))
+
+    def finish_migration(self, instance, old_flavor, image_meta, image_files, network_info,
+                         start):
+        """Destination: the arrived disks adopted for instance's (new)
+        flavor, the guest defined and started if start; the disk formats."""
+        formats = resize.adopt(self.instance_dir(instance), instance.disk_formats, old_flavor,
+                               instance.flavor, image_files, self.cache)
+        instance = dataclasses.replace(instance, disk_formats=formats)
+        guest = self.redefine(instance, image_meta, image_files, network_info)
+        if start:
+            guest.launch()
+        made = {n: "qcow2" for n in resize.DISK_FILES       # by reopen_all, as overlays
+                if os.path.exists(os.path.join(self.instance_dir(instance), n))}
+        return made | formats
+
+    def finish_revert_migration(self, instance, image_meta, image_files, network_info, start):
+        """Source: the directory moved back, the guest defined as before and
+        started if start."""
+        resize.move_back(self.instance_dir(instance))
+        guest = self.redefine(instance, image_meta, image_files, network_info)
+        if start:
+            guest.launch()
+
+    def confirm_migration(self, instance):
+        resize.remove_aside(self.instance_dir(instance))
+
+    def aside_disk_files(self, instance):
+        """{name: path} of the disk files a resize moved aside here."""
+        return resize.aside_files(self.instance_dir(instance))
 
     def shutdown(self, instance, timeout, retry_interval=None):
         guest = self._lookup(instance)
@@ -318,6 +366,7 @@ class LibvirtDriver(driver.ComputeDriver):
         if destroy_disks:
             shutil.rmtree(self.instance_dir(instance), ignore_errors=False,
                           onerror=_ignore_missing)
+            resize.remove_aside(self.instance_dir(instance))   # an unconfirmed resize's
 
     def get_info(self, instance):
         return self._guest(instance).info()

@@ -1,0 +1,293 @@
+"""Disk transfer between agents for a cold migration or resize: the
+instance's own disk files (qcow2 overlays, never the bases, which the
+destination has from the image service), sparse-aware, over one TCP
+connection that only the peer holding this migration's token can use.
+
+The destination opens a Receiver for a migration and hands its address,
+port and a fresh random token to the source in the prep_resize answer (over
+RabbitMQ, whose users are authenticated).  The source connects and sends:
+
+    receiver -> sender   MAGIC + 32-byte random challenge
+    sender -> receiver   HMAC-SHA256(token, challenge)
+    receiver -> sender   b"\\x01" (accepted) or closes the connection
+
+then a stream of frames, each a one-byte kind and a fixed header:
+
+    F  u16 name length, u64 logical size, name  a file starts (name from
+                                                the receiver's allowed set)
+    D  u64 offset, u32 length, data             a data extent of that file
+    Z  32-byte HMAC-SHA256(token, every frame byte sent before it)
+
+Only extents that hold data are sent (SEEK_DATA/SEEK_HOLE, and all-zero
+blocks are skipped), so the copy stays sparse.  The receiver computes the
+same HMAC over what it received, fsyncs the files and answers b"\\x01", or
+b"\\x00" and the reason; any mismatch removes what was received.  The token
+is single-use: the receiver accepts one connection and then closes.
+"""
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import socket
+import struct
+import threading
+import time
+
+LOG = logging.getLogger(__name__)
+MAGIC = b"CAXF1\n"
+CHUNK = 4 * 1024 * 1024
+ZERO = bytes(CHUNK)
+FILE = struct.Struct("!cHQ")
+DATA = struct.Struct("!cQI")
+
+
+class TransferError(Exception):
+    """The transfer failed or was refused; nothing received is kept."""
+
+
+def new_token():
+    return secrets.token_hex(32)
+
+
+def data_extents(fd, size):
+    """(offset, length) of the parts of an open file that may hold data."""
+    pos = 0
+    while pos < size:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:           # ENXIO: only a hole is left
+            return
+        end = os.lseek(fd, start, os.SEEK_HOLE)
+        yield start, min(end, size) - start
+        pos = end
+
+
+def _recv_exact(sock, view):
+    got = 0
+    while got < len(view):
+        n = sock.recv_into(view[got:])
+        if not n:
+            raise TransferError("the connection closed mid-transfer")
+        got += n
+
+
+# -- the sending side -----------------------------------------------------------
+
+def send(address, port, token, files, progress=None, timeout=300):
+    """Send files [(name, path)] to a Receiver; returns the data bytes sent.
+    progress(bytes_done, bytes_total) is called as data goes out."""
+    key = bytes.fromhex(token)
+    with socket.create_connection((address, port), timeout=timeout) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)
+        hello = bytearray(len(MAGIC) + 32)
+        _recv_exact(sock, memoryview(hello))
+        if not hello.startswith(MAGIC):
+            raise TransferError(f"{address}:{port} is not a disk transfer receiver")
+        sock.sendall(hmac.digest(key, bytes(hello[len(MAGIC):]), hashlib.sha256))
+        ok = sock.recv(1)
+        if ok != b"\x01":
+            raise TransferError(f"{address}:{port} refused this migration's token")
+        mac = hmac.new(key, digestmod=hashlib.sha256)
+        total = sum(os.path.getsize(p) for _, p in files)
+        done = 0
+        buf = bytearray(CHUNK)
+        for name, path in files:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                frame = FILE.pack(b"F", len(name.encode()), size) + name.encode()
+                mac.update(frame)
+                sock.sendall(frame)
+                for offset, length in data_extents(f.fileno(), size):
+                    end = offset + length
+                    while offset < end:
+                        n = os.preadv(f.fileno(), [memoryview(buf)[:min(CHUNK, end - offset)]],
+                                      offset)
+                        if n == 0:
+                            break
+                        chunk = memoryview(buf)[:n]
+                        if chunk != ZERO[:n]:
+                            head = DATA.pack(b"D", offset, n)
+                            mac.update(head)
+                            mac.update(chunk)
+                            sock.sendall(head)
+                            sock.sendall(chunk)
+                        offset += n
+                        done += n
+                        if progress:
+                            progress(done, total)
+        sock.sendall(b"Z" + mac.digest())
+        answer = sock.recv(4096)
+        if answer[:1] != b"\x01":
+            reason = answer[1:].decode("utf-8", "replace") or "no answer"
+            raise TransferError(f"{address}:{port} rejected the transfer: {reason}")
+        return done
+
+
+# -- the receiving side -----------------------------------------------------------
+
+class Receiver:
+    """Accepts one authenticated transfer into directory (created when the
+    sender connects; it must not exist then).  allowed: the file names that
+    may arrive; max_bytes: the most data accepted in all."""
+
+    def __init__(self, directory, allowed, max_bytes, bind_address, timeout=300):
+        self.directory, self.allowed, self.max_bytes = directory, set(allowed), max_bytes
+        self.token = new_token()
+        self.timeout = timeout
+        self.files = []
+        self.error = None
+        self._done = threading.Event()
+        self._sock = socket.create_server((bind_address, 0))
+        self._sock.settimeout(timeout)
+        self.address, self.port = bind_address, self._sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, name="disk-receiver", daemon=True)
+        self._thread.start()
+
+    def offer(self, address):
+        """What the source needs to connect (address as it reaches us)."""
+        return {"address": address, "port": self.port, "token": self.token}
+
+    def wait(self, timeout):
+        """The names received; raises TransferError if it failed or did not
+        end in timeout seconds."""
+        if not self._done.wait(timeout):
+            raise TransferError("no disk transfer arrived in time")
+        if self.error:
+            raise TransferError(self.error)
+        return list(self.files)
+
+    def close(self):
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def _serve(self):
+        try:
+            conn, peer = self._sock.accept()
+        except OSError as e:
+            self.error = f"no sender connected: {e}"
+            self._done.set()
+            return
+        finally:
+            self.close()
+        with conn:
+            conn.settimeout(self.timeout)
+            try:
+                self._authenticate(conn)
+            except (OSError, TransferError) as e:
+                LOG.warning("disk transfer from %s refused: %s", peer, e)
+                self.error = f"sender {peer[0]} failed authentication: {e}"
+                self._done.set()
+                return
+            started = time.monotonic()
+            try:
+                received = self._receive(conn)
+                conn.sendall(b"\x01")
+                LOG.info("received %d bytes of disk data from %s in %.3f s", received,
+                         peer[0], time.monotonic() - started)
+            except (OSError, TransferError) as e:
+                self.error = str(e)
+                self._discard()
+                try:
+                    conn.sendall(b"\x00" + str(e).encode()[:1000])
+                except OSError:
+                    pass
+        self._done.set()
+
+    def _authenticate(self, conn):
+        challenge = secrets.token_bytes(32)
+        conn.sendall(MAGIC + challenge)
+        answer = bytearray(32)
+        _recv_exact(conn, memoryview(answer))
+        want = hmac.digest(bytes.fromhex(self.token), challenge, hashlib.sha256)
+        if not hmac.compare_digest(bytes(answer), want):
+            raise TransferError("wrong token")
+        conn.sendall(b"\x01")
+
+    def _receive(self, conn):
+        mac = hmac.new(bytes.fromhex(self.token), digestmod=hashlib.sha256)
+        os.mkdir(self.directory, 0o755)
+        buf = bytearray(CHUNK)
+        fd, size, received = None, 0, 0
+        try:
+            while True:
+                kind = bytearray(1)
+                _recv_exact(conn, memoryview(kind))
+                if kind == b"Z":
+                    digest = bytearray(32)
+                    _recv_exact(conn, memoryview(digest))
+                    if not hmac.compare_digest(bytes(digest), mac.digest()):
+                        raise TransferError("checksum mismatch: the data arrived altered")
+                    break
+                if kind == b"F":
+                    head = bytearray(FILE.size - 1)
+                    _recv_exact(conn, memoryview(head))
+                    _, name_len, size = FILE.unpack(b"F" + head)
+                    name = bytearray(name_len)
+                    _recv_exact(conn, memoryview(name))
+                    mac.update(b"F" + head + name)
+                    fd = self._open(name.decode("utf-8", "replace"), size, fd)
+                elif kind == b"D":
+                    head = bytearray(DATA.size - 1)
+                    _recv_exact(conn, memoryview(head))
+                    _, offset, length = DATA.unpack(b"D" + head)
+                    if fd is None or length > CHUNK or offset + length > size:
+                        raise TransferError("a data extent outside its file")
+                    received += length
+                    if received > self.max_bytes:
+                        raise TransferError(f"more than {self.max_bytes} bytes sent")
+                    view = memoryview(buf)[:length]
+                    _recv_exact(conn, view)
+                    mac.update(b"D" + head)
+                    mac.update(view)
+                    os.pwrite(fd, view, offset)
+                else:
+                    raise TransferError(f"unknown frame {bytes(kind)!r}")
+        finally:
+            if fd is not None:
+                os.fsync(fd)
+                os.close(fd)
+        return received
+
+    def _open(self, name, size, previous):
+        if previous is not None:
+            os.fsync(previous)
+            os.close(previous)
+        if name not in self.allowed or name in self.files:
+            raise TransferError(f"file {name!r} was not expected")
+        fd = os.open(os.path.join(self.directory, name),
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.ftruncate(fd, size)
+        self.files.append(name)
+        return fd
+
+    def _discard(self):
+        for name in self.files:
+            try:
+                os.unlink(os.path.join(self.directory, name))
+            except OSError:
+                pass
+        self.files = []
+        try:
+            os.rmdir(self.directory)
+        except OSError:
+            pass
+
+
+def copy_local(src, dst):
+    """The same sparse copy on one filesystem (shared storage, or a resize
+    on the same host): data extents only, holes stay holes."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        size = os.fstat(fin.fileno()).st_size
+        os.ftruncate(fout.fileno(), size)
+        for offset, length in data_extents(fin.fileno(), size):
+            end = offset + length
+            while offset < end:
+                n = os.copy_file_range(fin.fileno(), fout.fileno(), min(end - offset, 1 << 30),
+                                       offset, offset)
+                if n == 0:
+                    break
+                offset += n
+        os.fsync(fout.fileno())

@@ -1,0 +1,399 @@
+"""Cold migration and resize between agents.  The source drives it; the
+destination prepares, receives and finishes:
+
+    client -> source  migrate_instance (accepted: task resize_prep and a
+                      migration row; a smaller disk is refused here)
+    source -> dest    prep_resize: room for the new flavor, the
+                      shared-storage probe, the record (task resize_prep:
+                      it counts in the destination's usage from now on), the
+                      bases fetched, a disk Receiver (compute.disk_transfer)
+    source            guest shut down and undefined, its directory moved to
+                      <uuid>_resize, VIFs unplugged, the disk files sent
+                      (with shared storage nothing is sent: the destination
+                      copies from _resize on the same filesystem)
+    source -> dest    finish_resize: disks adopted (rebased on this host's
+                      bases, grown), VIFs plugged, the guest defined with the
+                      new flavor and started if it was running; vm_state
+                      resized on both hosts
+    client -> dest    confirm_resize -> source confirm_resize_at_source
+                      (_resize removed, the source's record marked moved)
+    client -> dest    revert_resize: the destination's guest, disks and
+                      record go -> source finish_revert_resize (_resize
+                      moved back, old flavor, started if it was running)
+
+Any failure before finish_resize succeeded calls abort_resize_at_destination
+and puts the instance back on the source as it was.  A resize on one host
+(allow_resize_same_host) takes the same steps on one record; the agent
+then calls itself, so the destination half does not take the instance
+lock the source half holds.  A mixin of ComputeManager.
+"""
+import dataclasses
+import logging
+import os
+import socket
+import threading
+import time
+import uuid as uuidlib
+
+from compute import disk_transfer, exception, states
+from compute.db.models import utcnow
+from virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+SOURCE_TASKS = (states.RESIZE_PREP, states.RESIZE_MIGRATING, states.RESIZE_MIGRATED)
+DISK_FILES = ("disk", "disk.local", "disk.swap")
+MIGRATION_FIELDS = ("id", "instance_uuid", "migration_type", "source_host", "dest_host",
+                    "old_flavor", "new_flavor", "old_vm_state", "old_disk_formats")
+
+
+def full_flavor(flavor):
+    return {"ephemeral_gb": 0, "swap_mb": 0, "name": "", **flavor}
+
+
+def check_growth(old, new):
+    """Refuse a flavor whose disks are smaller: disks never shrink (root_gb
+    0 means the image's own size, which a sized root may be below)."""
+    if new["root_gb"] < old["root_gb"] or (old["root_gb"] and not new["root_gb"]):
+        raise exception.InvalidRequest(
+            f"cannot resize the root disk from {old['root_gb']} GiB to "
+            f"{new['root_gb'] or 'the image size'} GiB: disks never shrink")
+    if new["ephemeral_gb"] < old["ephemeral_gb"]:
+        raise exception.InvalidRequest(
+            f"cannot resize the ephemeral disk from {old['ephemeral_gb']} GiB to "
+            f"{new['ephemeral_gb']} GiB: disks never shrink")
+
+
+def migration_view(mig):
+    out = {c: getattr(mig, c) for c in mig.__table__.columns.keys()}
+    for k in ("created_at", "updated_at"):
+        out[k] = out[k].isoformat() + "Z" if out[k] else None
+    return out
+
+
+class ResizeMixin:
+    def _init_resize(self):
+        self._receivers = {}                  # migration id -> disk_transfer.Receiver
+        self._claim_lock = threading.Lock()
+
+    # -- client -> source -------------------------------------------------------------
+
+    def accept_resize(self, uuid, dest_host, flavor=None, networks=None):
+        inst = self.db.instance_get(uuid)
+        old = full_flavor(inst.flavor)
+        new = full_flavor(flavor) if flavor else old
+        if dest_host == self.host and not self.conf.allow_resize_same_host:
+            raise exception.InvalidRequest(
+                f"instance {uuid} is on {dest_host} already (allow_resize_same_host is off)")
+        if flavor and new == old:
+            raise exception.InvalidRequest(f"instance {uuid} has this flavor already")
+        check_growth(old, new)
+        self._check_networks_view(inst, networks)
+        try:
+            self.db.instance_update(uuid, expected_vm_state=(states.ACTIVE, states.STOPPED),
+                                    expected_task_state=None, task_state=states.RESIZE_PREP)
+        except exception.UnexpectedTaskState:
+            inst = self.db.instance_get(uuid)
+            raise exception.InstanceInvalidState(
+                f"cannot migrate or resize instance {uuid} in vm_state={inst.vm_state} "
+                f"task_state={inst.task_state}") from None
+        return self.db.migration_create(
+            id=str(uuidlib.uuid4()), instance_uuid=uuid,
+            migration_type="resize" if flavor else "migration", source_host=self.host,
+            dest_host=dest_host, status="pre-migrating", old_flavor=old, new_flavor=new,
+            old_vm_state=inst.vm_state, old_disk_formats=dict(inst.disk_formats or {}))
+
+    # -- source side --------------------------------------------------------------------
+
+    def resize_instance(self, ctxt, uuid, migration_id, networks=None):
+        mig = self.db.migration_get(migration_id)
+        same, api = mig.dest_host == self.host, self._peer_api()
+        try:
+            with self.ops.run(ctxt, uuid, mig.migration_type) as record:
+                inst = self.db.instance_get(uuid)
+                moved = False
+                try:
+                    prep = self._prepare_destination(api, inst, mig, networks)
+                    record.event("destination_prepared", "shared storage"
+                                 if prep["shared_storage"] else "disks to transfer")
+                    self.db.instance_update(uuid, expected_task_state=states.RESIZE_PREP,
+                                            task_state=states.RESIZE_MIGRATING)
+                    files = self.driver.migrate_disk_and_power_off(
+                        self.virt_instance(inst), self.conf.shutdown_timeout,
+                        self.conf.shutdown_retry_interval)
+                    moved = True
+                    self._unplug_vifs(inst)
+                    if not prep["shared_storage"]:
+                        self._send_disks(uuid, prep["transfer"], files, record)
+                    self.db.migration_update(migration_id, status="post-migrating")
+                    self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATING,
+                                            task_state=states.RESIZE_MIGRATED)
+                    api.finish_resize(mig.dest_host, migration_id=migration_id)
+                except Exception:
+                    LOG.exception("instance %s: %s to %s failed; putting it back",
+                                  uuid, mig.migration_type, mig.dest_host)
+                    self._abort_at_destination(api, mig)
+                    if moved:
+                        self._restore_here(uuid, mig)
+                    raise
+                record.event("finished", f"on {mig.dest_host}")
+                self.db.migration_update(migration_id, status="finished")
+                if not same:
+                    self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATED,
+                                            vm_state=states.RESIZED, task_state=None,
+                                            power_state=virt_driver.NOSTATE, progress=None)
+        except Exception as e:
+            self.db.migration_update(migration_id, status="error", message=str(e)[:1000])
+            try:
+                inst = self.db.instance_get(uuid)
+                self.db.instance_update(uuid, expected_task_state=SOURCE_TASKS, task_state=None,
+                                        progress=None, power_state=self._power_state(inst))
+            except exception.ComputeError as e2:
+                LOG.warning("instance %s: not settled after failed resize: %s", uuid, e2)
+
+    def _prepare_destination(self, api, inst, mig, networks):
+        probe = self._write_probe()
+        try:
+            prep = api.prep_resize(
+                mig.dest_host, migration={k: getattr(mig, k) for k in MIGRATION_FIELDS},
+                instance=self._record_payload(inst, networks), probe=probe)
+        finally:
+            os.unlink(os.path.join(self.conf.instances_path, probe))
+        self.db.migration_update(mig.id, status="migrating",
+                                 shared_storage=prep["shared_storage"])
+        return prep
+
+    def _send_disks(self, uuid, offer, files, record):
+        progress = self._progress_writer(uuid, 0, 100)
+        started = time.monotonic()
+        sent = disk_transfer.send(offer["address"], offer["port"], offer["token"],
+                                  sorted(files.items()),
+                                  lambda done, total: progress(done * 100 // max(total, 1)),
+                                  timeout=self.conf.migration_transfer_timeout)
+        seconds = time.monotonic() - started
+        record.event("disks_sent", f"{sent} bytes in {seconds:.3f} s "
+                                   f"({sent / max(seconds, 1e-6) / 2 ** 20:.1f} MiB/s)")
+
+    def _abort_at_destination(self, api, mig):
+        try:
+            api.abort_resize_at_destination(mig.dest_host, migration_id=mig.id)
+        except Exception:
+            LOG.exception("instance %s: the destination %s did not clean up",
+                          mig.instance_uuid, mig.dest_host)
+
+    def _restore_here(self, uuid, mig):
+        """The instance back on this host as before the move: directory,
+        old flavor and disks, VIFs, guest (started if it was running)."""
+        self.db.instance_update(uuid, flavor=mig.old_flavor, disk_formats=mig.old_disk_formats)
+        inst = self.db.instance_get(uuid)
+        network_info = self._plug_vifs(inst)
+        files = self._image_files(inst, inst.image_meta)
+        self.driver.finish_revert_migration(self.virt_instance(inst), inst.image_meta, files,
+                                            network_info, mig.old_vm_state == states.ACTIVE)
+
+    def confirm_resize_at_source(self, ctxt, migration_id):
+        mig = self.db.migration_get(migration_id)
+        same, uuid = mig.dest_host == self.host, mig.instance_uuid
+        with self.ops.run(ctxt, uuid, "resize_confirm_source", lock=not same):
+            inst = self.db.instance_get(uuid)
+            self.driver.confirm_migration(self.virt_instance(inst))
+            if not same:
+                self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
+                                        expected_task_state=None, host=mig.dest_host,
+                                        deleted=True, terminated_at=utcnow())
+            self.db.migration_update(migration_id, status="confirmed")
+        return {"migration_id": migration_id}
+
+    def finish_revert_resize(self, ctxt, migration_id):
+        mig = self.db.migration_get(migration_id)
+        same, uuid = mig.dest_host == self.host, mig.instance_uuid
+        with self.ops.run(ctxt, uuid, "resize_revert_source", lock=not same):
+            self._restore_here(uuid, mig)
+            inst = self.db.instance_get(uuid)
+            self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
+                                    vm_state=mig.old_vm_state, task_state=None,
+                                    power_state=self._power_state(inst))
+            self.db.migration_update(migration_id, status="reverted")
+        return {"migration_id": migration_id}
+
+    # -- destination side ---------------------------------------------------------------
+
+    def prep_resize(self, ctxt, migration, instance, probe):
+        uuid, same = migration["instance_uuid"], migration["source_host"] == self.host
+        shared = os.path.exists(os.path.join(self.conf.instances_path, probe))
+        inst_dir = self.driver.instance_dir(virt_driver.Instance.ref(uuid))
+        with self._claim_lock:
+            if not same:
+                if self._find_live(uuid) is not None:
+                    raise exception.InvalidRequest(f"instance {uuid} is on {self.host} already")
+                if not shared and os.path.lexists(inst_dir):
+                    raise exception.InvalidRequest(
+                        f"{inst_dir} exists on {self.host} without an instance: a leftover")
+            self._check_room(migration, same, shared)
+            if not same:
+                self._record_incoming(instance, states.RESIZE_PREP,
+                                      flavor=migration["new_flavor"])
+        try:
+            self.db.migration_create(**migration, status="pre-migrating", shared_storage=shared)
+            inst = self.db.instance_get(uuid)
+            self._image_files(inst, inst.image_meta)          # the bases, fetched now
+            answer = {"shared_storage": shared}
+            if not shared:
+                receiver = disk_transfer.Receiver(
+                    inst_dir, DISK_FILES, self._free_disk_bytes(), self._transfer_address(),
+                    timeout=self.conf.migration_transfer_timeout)
+                self._receivers[migration["id"]] = receiver
+                answer["transfer"] = receiver.offer(self._transfer_address())
+            return answer
+        except Exception:
+            if not same:
+                self.db.instance_purge(uuid)
+            raise
+
+    def _find_live(self, uuid):
+        try:
+            return self.db.instance_get(uuid)
+        except exception.InstanceNotFound:
+            return None
+
+    def _check_room(self, migration, same, shared):
+        """The claim: memory and disk of the new flavor must fit beside
+        every instance this host's records hold (and what libvirt says is
+        free); on one host only the growth counts."""
+        new, old = migration["new_flavor"], migration["old_flavor"]
+        res = self.driver.get_available_resource()
+        used = sum(i.flavor["memory_mb"] for i in self.db.instance_list(host=self.host))
+        need_mb = new["memory_mb"] - (old["memory_mb"] if same else 0)
+        free_mb = min(res.memory_mb - used, res.memory_mb_free)
+        if need_mb > free_mb:
+            raise exception.ResourcesUnavailable(
+                f"{self.host} has {free_mb} MiB of memory free, the instance needs {need_mb}")
+        need_gb = new["root_gb"] + new["ephemeral_gb"] - (
+            old["root_gb"] + old["ephemeral_gb"] if shared else 0)
+        if need_gb * 1024 ** 3 > self._free_disk_bytes():
+            raise exception.ResourcesUnavailable(
+                f"{self.host} lacks {need_gb} GiB of disk space for the instance")
+
+    def _free_disk_bytes(self):
+        st = os.statvfs(self.conf.instances_path)
+        return st.f_bavail * st.f_frsize
+
+    def _transfer_address(self):
+        return (self.conf.migration_transfer_address
+                or self.conf.libvirt.live_migration_inbound_addr or socket.gethostname())
+
+    def finish_resize(self, ctxt, migration_id):
+        mig = self.db.migration_get(migration_id)
+        uuid, same = mig.instance_uuid, mig.source_host == self.host
+        with self.ops.run(ctxt, uuid, "resize_finish", lock=not same) as record:
+            self.db.instance_update(uuid, expected_task_state=(states.RESIZE_PREP,
+                                                               states.RESIZE_MIGRATED),
+                                    task_state=states.RESIZE_FINISH)
+            inst = self.db.instance_get(uuid)
+            vi = dataclasses.replace(self.virt_instance(inst),
+                                     flavor=virt_driver.Flavor(**mig.new_flavor),
+                                     disk_formats=mig.old_disk_formats)
+            if mig.shared_storage:
+                inst_dir = self.driver.instance_dir(vi)
+                os.mkdir(inst_dir, 0o755)
+                for name, path in self.driver.aside_disk_files(vi).items():
+                    disk_transfer.copy_local(path, os.path.join(inst_dir, name))
+            else:
+                receiver = self._receivers.pop(migration_id, None)
+                if receiver is None:
+                    raise exception.ComputeError(f"no disk transfer for migration "
+                                                 f"{migration_id} on {self.host}")
+                receiver.wait(self.conf.migration_transfer_timeout)
+            record.event("disks_ready")
+            files = self._image_files(inst, inst.image_meta)
+            network_info = self._plug_vifs(inst)
+            formats = self.driver.finish_migration(
+                vi, virt_driver.Flavor(**mig.old_flavor), inst.image_meta, files,
+                network_info, mig.old_vm_state == states.ACTIVE)
+            self.db.instance_update(uuid, expected_task_state=states.RESIZE_FINISH,
+                                    vm_state=states.RESIZED, task_state=None, progress=None,
+                                    flavor=mig.new_flavor, disk_formats=formats,
+                                    power_state=self._power_state(inst))
+            self.db.migration_update(migration_id, status="finished")
+        return self.get_instance(uuid)
+
+    def abort_resize_at_destination(self, ctxt, migration_id):
+        """Undo prep_resize and finish_resize (the source puts the instance
+        back).  Disks on shared storage are left to the source, which may
+        still be using them."""
+        try:
+            mig = self.db.migration_get(migration_id)
+        except exception.MigrationNotFound:
+            return {"migration_id": migration_id}
+        receiver = self._receivers.pop(migration_id, None)
+        if receiver is not None:
+            receiver.close()
+        if mig.source_host != self.host:
+            inst = self._find_live(mig.instance_uuid)
+            if inst is not None:
+                self._drop_incoming(inst, mig)
+                self.db.instance_purge(inst.uuid)
+        self.db.migration_update(migration_id, status="error")
+        return {"migration_id": migration_id}
+
+    def _drop_incoming(self, inst, mig):
+        """The destination's guest, its disks (unless shared: the source
+        moves its own back over them) and its VIFs."""
+        self.driver.destroy(self.virt_instance(inst), [], destroy_disks=not mig.shared_storage)
+        self._unplug_vifs(inst)
+
+    # -- client -> destination: confirm or revert ---------------------------------------
+
+    def accept_resize_decision(self, uuid, task_state):
+        """The finished migration of uuid that ends here; the instance takes
+        task_state (confirming or reverting) by compare-and-swap."""
+        finished = [m for m in self.db.migrations(uuid, status=("finished",))
+                    if m.dest_host == self.host]
+        try:
+            self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
+                                    expected_task_state=None, task_state=task_state)
+        except exception.UnexpectedTaskState:
+            raise exception.InstanceInvalidState(
+                f"instance {uuid} has no resize to confirm or revert on {self.host}") from None
+        if not finished:
+            self.db.instance_update(uuid, task_state=None)
+            raise exception.InstanceInvalidState(
+                f"instance {uuid}: no finished migration to {self.host}")
+        return finished[0]
+
+    def confirm_resize(self, ctxt, uuid, migration_id):
+        mig = self.db.migration_get(migration_id)
+        try:
+            with self.ops.run(ctxt, uuid, "resize_confirm"):
+                self._peer_api().confirm_resize_at_source(mig.source_host,
+                                                         migration_id=migration_id)
+                inst = self.db.instance_get(uuid)
+                self.db.instance_update(uuid, expected_task_state=states.RESIZE_CONFIRMING,
+                                        vm_state=mig.old_vm_state, task_state=None,
+                                        power_state=self._power_state(inst))
+                self.db.migration_update(migration_id, status="confirmed")
+        except Exception:
+            self._settle_decision(uuid, states.RESIZE_CONFIRMING)
+
+    def revert_resize(self, ctxt, uuid, migration_id):
+        mig = self.db.migration_get(migration_id)
+        same = mig.source_host == self.host
+        try:
+            with self.ops.run(ctxt, uuid, "resize_revert"):
+                self._drop_incoming(self.db.instance_get(uuid), mig)
+                self._peer_api().finish_revert_resize(mig.source_host,
+                                                      migration_id=migration_id)
+                self.db.migration_update(migration_id, status="reverted")
+                if not same:
+                    self.db.instance_purge(uuid)
+        except Exception:
+            self._settle_decision(uuid, states.RESIZE_REVERTING)
+
+    def _settle_decision(self, uuid, task_state):
+        """A failed confirm or revert leaves the instance resized, to retry."""
+        try:
+            self.db.instance_update(uuid, expected_task_state=task_state, task_state=None)
+        except exception.ComputeError as e:
+            LOG.warning("instance %s: not settled after failed %s: %s", uuid, task_state, e)
+
+    def list_migrations(self, uuid=None):
+        return [migration_view(m) for m in self.db.migrations(uuid)]

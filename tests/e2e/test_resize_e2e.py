@@ -1,0 +1,143 @@
+"""Cold migration and resize between two namespaced hosts, agent to agent
+over RPC, with the disks sent over the agents' own authenticated channel;
+the guest reports what it sees (vCPUs, memory, disk size) on its console."""
+import os
+import re
+import subprocess
+
+import pytest
+
+from compute import exception
+from tests.harness import guest
+from tests.harness.agent import wait_until
+from tests.harness.testbed import TestBed
+
+SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
+BIG = {"vcpus": 2, "memory_mb": 192, "root_gb": 2}
+GiB = 1024 ** 3
+
+
+@pytest.fixture(scope="module")
+def bed():
+    tb = TestBed().start()
+    try:
+        tb.add_host("hA", extra_conf="[DEFAULT]\nallow_resize_same_host = true\n")
+        tb.add_host("hB")
+        for h in tb.hosts.values():
+            h.start_agent(tb.image_port)
+        tb.upload_test_guest("console=ttyS0 quiet tb.name=resize")
+        yield tb
+    finally:
+        tb.close()
+
+
+def hw(console):
+    """(cpus, MemTotal kB, root disk bytes) the guest reported at its last boot."""
+    cpus, mem, vda = re.findall(r"^TB: hw cpus=(\d+) mem_kb=(\d+) vda_bytes=(\d+)",
+                                console, re.M)[-1]
+    return int(cpus), int(mem), int(vda)
+
+
+def settled(agent, u, vm_state):
+    return wait_until(lambda: (r := agent.find(u)) and r["task_state"] is None
+                      and r["vm_state"] == vm_state and r, 180, 0.2,
+                      f"{u} {vm_state} on {agent.host}")
+
+
+def migration(agent, u, mid):
+    return next(m for m in agent.api.list_migrations(agent.host, u) if m["id"] == mid)
+
+
+def boots_since(agent, u, n):
+    return agent.wait_console(u, lambda c: guest.boots(c) > n and "TB: bootcount=" in
+                              c.rsplit(guest.BOOT_MARKER, 1)[-1], "a new boot")
+
+
+def test_resize_between_hosts_revert_then_confirm(bed):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("rs", image=bed.images.images["disk"], flavor=SMALL)
+    small = hw(a.console(u))
+    assert small[0] == 1 and small[2] == 1 * GiB
+
+    # resize up to hB: the guest there sees the new flavor and the old disk
+    mid = a.api.migrate_instance(a.host, u, b.host, flavor=BIG)["migration_id"]
+    rec = settled(b, u, "resized")
+    assert rec["flavor"]["vcpus"] == 2 and rec["power_state"] == "RUNNING"
+    console = boots_since(b, u, 0)
+    cpus, mem, vda = hw(console)
+    assert cpus == 2 and vda == 2 * GiB and mem > small[1] + 40 * 1024
+    assert "TB: bootcount=2" in console                 # hA's disk, written on hA
+    src = a.api.get_instance(a.host, u)
+    assert src["vm_state"] == "resized" and src["task_state"] is None
+    assert os.path.isdir(os.path.join(a.instances_path, u + "_resize"))
+    assert not os.path.exists(os.path.join(a.instances_path, u))
+    assert bed.hosts["hA"].virsh("list", "--all", "--name").split() == []
+    assert migration(a, u, mid)["status"] == "finished"
+    assert migration(b, u, mid)["status"] == "finished"
+    sent = [e for e in a.api.list_instance_actions(a.host, u)[-1]["events"]
+            if e["event"] == "disks_sent"]
+    assert sent and sent[0]["result"] == "Success"
+    # the overlay travelled, not a flattened disk: hB's rests on hB's base
+    info = subprocess.run(["qemu-img", "info", "-U", "--output=json",
+                           os.path.join(b.instances_path, u, "disk")],
+                          check=True, capture_output=True, text=True).stdout
+    assert b.instances_path in info and "backing-filename" in info
+
+    # revert: back on hA with the old flavor, hB clean
+    b.api.revert_resize(b.host, u)
+    rec = settled(a, u, "active")
+    assert rec["flavor"]["vcpus"] == 1 and rec["host"] == a.host
+    console = boots_since(a, u, 1)
+    assert hw(console) == small
+    assert not os.path.exists(os.path.join(a.instances_path, u + "_resize"))
+    wait_until(lambda: b.find(u) is None, 30, 0.2, "hB's record gone")
+    assert not os.path.exists(os.path.join(b.instances_path, u))
+    assert bed.hosts["hB"].virsh("list", "--all", "--name").split() == []
+    assert migration(a, u, mid)["status"] == "reverted"
+
+    # again, and confirm: hA lets go of everything
+    mid = a.api.migrate_instance(a.host, u, b.host, flavor=BIG)["migration_id"]
+    settled(b, u, "resized")
+    b.api.confirm_resize(b.host, u)
+    rec = settled(b, u, "active")
+    assert rec["flavor"]["root_gb"] == 2 and rec["power_state"] == "RUNNING"
+    wait_until(lambda: migration(a, u, mid)["status"] == "confirmed", 30, 0.2, "confirmed")
+    assert not os.path.exists(os.path.join(a.instances_path, u + "_resize"))
+    assert a.api.get_instance(a.host, u)["host"] == b.host          # moved, kept as deleted
+    assert u not in [i["uuid"] for i in a.api.list_instances(a.host)]
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})
+
+
+def test_smaller_disk_is_refused_before_anything_changes(bed):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = b.boot("shrink", image=bed.images.images["disk"], flavor=BIG, wait_console=False)
+    with pytest.raises(exception.InvalidRequest, match="never shrink"):
+        b.api.migrate_instance(b.host, u, a.host, flavor=SMALL)
+    with pytest.raises(exception.InvalidRequest, match="allow_resize_same_host"):
+        b.api.migrate_instance(b.host, u, b.host, flavor={**BIG, "vcpus": 1})
+    rec = b.api.get_instance(b.host, u)
+    assert rec["task_state"] is None and rec["power_state"] == "RUNNING"
+    assert b.api.list_migrations(b.host, u) == []
+    assert a.find(u) is None
+    b.api.terminate_instance(b.host, u)
+
+
+def test_cold_migration_of_a_stopped_instance_on_one_host(bed):
+    """allow_resize_same_host: the same steps on one host (the agent calls
+    itself); a stopped instance stays stopped and keeps its disk."""
+    a = bed.hosts["hA"].agent
+    u = a.boot("same", image=bed.images.images["disk"], flavor=SMALL)
+    a.api.stop_instance(a.host, u)
+    settled(a, u, "stopped")
+    a.api.migrate_instance(a.host, u, a.host, flavor={**SMALL, "root_gb": 2})
+    rec = settled(a, u, "resized")
+    assert rec["power_state"] != "RUNNING" and rec["flavor"]["root_gb"] == 2
+    a.api.confirm_resize(a.host, u)
+    settled(a, u, "stopped")
+    assert not os.path.exists(os.path.join(a.instances_path, u + "_resize"))
+    n = guest.boots(a.console(u))
+    a.api.start_instance(a.host, u)
+    console = boots_since(a, u, n)
+    assert hw(console)[2] == 2 * GiB and "TB: bootcount=2" in console
+    a.api.terminate_instance(a.host, u)
