@@ -7,7 +7,13 @@ agent to agent over RPC, of a 256 MiB guest:
   settled on the destination; *_downtime_ms: the guest's pause as the
   destination's libvirt reports it (domjobinfo --completed).
 
-Cold migration is not built yet (issue 7): its keys are null.
+- cold_transfer_mb_s: a stopped guest's 1 GiB root overlay holding 256 MiB
+  written (qemu-io) is cold-migrated back and forth; the rate is the
+  overlay file's size over the source's `disks_sent` time (connect,
+  authenticate, stream, checksum, the receiver's fsync, its answer);
+- cold_floor_mb_s: `cp --sparse=always` of the same file on the same
+  machine right after each transfer (no network, no checksum, no fsync);
+  cold_floor_synced_mb_s: the same cp followed by an fsync of the copy.
 
     .venv/bin/python benchmarks/migration.py [--rounds 3]
 
@@ -18,6 +24,7 @@ import json
 import os
 import re
 import statistics
+import subprocess
 import sys
 import time
 
@@ -62,17 +69,73 @@ def measure(shared, rounds):
         bed.close()
 
 
+def measure_cold(rounds):
+    bed = TestBed().start()
+    try:
+        hosts = [bed.add_host(n) for n in ("hA", "hB")]
+        for h in hosts:
+            h.start_agent(bed.image_port)
+        bed.upload_test_guest("console=ttyS0 quiet tb.name=bench")
+        src, dst = (h.agent for h in hosts)
+        u = src.boot("cold", image=bed.images.images["disk"], flavor=dict(FLAVOR))
+        src.api.stop_instance(src.host, u)
+        src.wait_state(u, {"stopped"})
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 512M 256M",
+                        os.path.join(src.instances_path, u, "disk")], check=True,
+                       capture_output=True)
+        rates, floors, synced = [], [], []
+        for _ in range(rounds):
+            src.api.migrate_instance(src.host, u, dst.host)
+            wait_until(lambda a=dst: (r := settled_on(a, u)) and r["vm_state"] == "resized",
+                       300, 0.05, "cold migration")
+            events = src.api.list_instance_actions(src.host, u)[-1]["events"]
+            details = next((e["details"] for e in events if e["event"] == "disks_sent"), None)
+            if details is None:
+                raise SystemExit(f"no disks_sent event: {events}")
+            seconds = float(re.search(r"in ([\d.]+) s", details).group(1))
+            aside = os.path.join(src.instances_path, u + "_resize", "disk")
+            size = os.path.getsize(aside)
+            rates.append(size / seconds / 1e6)
+            copy = os.path.join(bed.dir, "floor-copy")
+            t0 = time.monotonic()
+            subprocess.run(["cp", "--sparse=always", aside, copy], check=True)
+            floors.append(size / (time.monotonic() - t0) / 1e6)
+            fd = os.open(copy, os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+            synced.append(size / (time.monotonic() - t0) / 1e6)
+            os.unlink(copy)
+            dst.api.confirm_resize(dst.host, u)
+            wait_until(lambda a=dst: (r := settled_on(a, u)) and r["vm_state"] == "stopped",
+                       120, 0.05, "confirm")
+            src, dst = dst, src
+        return [statistics.median(v) for v in (rates, floors, synced)]
+    finally:
+        bed.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--cold-only", action="store_true", help="only the cold transfer keys")
     args = ap.parse_args()
+    if args.cold_only:
+        cold, floor, synced = measure_cold(args.rounds)
+        print(json.dumps({"rounds": args.rounds, "cold_transfer_mb_s": round(cold, 1),
+                          "cold_floor_mb_s": round(floor, 1),
+                          "cold_ratio_to_floor": round(cold / floor, 2),
+                          "cold_floor_synced_mb_s": round(synced, 1)}, indent=2))
+        return
     shared_total, shared_down = measure(True, args.rounds)
     block_total, block_down = measure(False, args.rounds)
+    cold, floor, synced = measure_cold(args.rounds)
     print(json.dumps({
         "rounds": args.rounds, "guest_memory_mb": FLAVOR["memory_mb"],
         "live_shared_total_s": round(shared_total, 3), "live_shared_downtime_ms": shared_down,
         "live_block_total_s": round(block_total, 3), "live_block_downtime_ms": block_down,
-        "cold_transfer_mb_s": None, "cold_floor_mb_s": None}, indent=2))
+        "cold_transfer_mb_s": round(cold, 1), "cold_floor_mb_s": round(floor, 1),
+        "cold_ratio_to_floor": round(cold / floor, 2),
+        "cold_floor_synced_mb_s": round(synced, 1)}, indent=2))
 
 
 if __name__ == "__main__":

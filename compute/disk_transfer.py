@@ -88,40 +88,59 @@ def send(address, port, token, files, progress=None, timeout=300):
         ok = sock.recv(1)
         if ok != b"\x01":
             raise TransferError(f"{address}:{port} refused this migration's token")
-        mac = hmac.new(key, digestmod=hashlib.sha256)
-        total = sum(os.path.getsize(p) for _, p in files)
-        done = 0
-        buf = bytearray(CHUNK)
-        for name, path in files:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                frame = FILE.pack(b"F", len(name.encode()), size) + name.encode()
-                mac.update(frame)
-                sock.sendall(frame)
-                for offset, length in data_extents(f.fileno(), size):
-                    end = offset + length
-                    while offset < end:
-                        n = os.preadv(f.fileno(), [memoryview(buf)[:min(CHUNK, end - offset)]],
-                                      offset)
-                        if n == 0:
-                            break
-                        chunk = memoryview(buf)[:n]
-                        if chunk != ZERO[:n]:
-                            head = DATA.pack(b"D", offset, n)
-                            mac.update(head)
-                            mac.update(chunk)
-                            sock.sendall(head)
-                            sock.sendall(chunk)
-                        offset += n
-                        done += n
-                        if progress:
-                            progress(done, total)
-        sock.sendall(b"Z" + mac.digest())
+        try:
+            done = _stream(sock, key, files, progress)
+        except OSError as e:          # the receiver gave up: its reason, if it sent one
+            raise TransferError(f"{address}:{port} rejected the transfer: "
+                                f"{_reason(sock) or e}") from None
         answer = sock.recv(4096)
         if answer[:1] != b"\x01":
-            reason = answer[1:].decode("utf-8", "replace") or "no answer"
-            raise TransferError(f"{address}:{port} rejected the transfer: {reason}")
+            raise TransferError(f"{address}:{port} rejected the transfer: "
+                                f"{answer[1:].decode('utf-8', 'replace') or 'no answer'}")
         return done
+
+
+def _reason(sock):
+    try:
+        sock.settimeout(2)
+        answer = sock.recv(4096)
+    except OSError:
+        return ""
+    return answer[1:].decode("utf-8", "replace") if answer[:1] == b"\x00" else ""
+
+
+def _stream(sock, key, files, progress):
+    """Every frame of files, then the MAC; the data bytes read."""
+    mac = hmac.new(key, digestmod=hashlib.sha256)
+    total = sum(os.path.getsize(p) for _, p in files)
+    done = 0
+    buf = bytearray(CHUNK)
+    for name, path in files:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            frame = FILE.pack(b"F", len(name.encode()), size) + name.encode()
+            mac.update(frame)
+            sock.sendall(frame)
+            for offset, length in data_extents(f.fileno(), size):
+                end = offset + length
+                while offset < end:
+                    n = os.preadv(f.fileno(), [memoryview(buf)[:min(CHUNK, end - offset)]],
+                                  offset)
+                    if n == 0:
+                        break
+                    chunk = memoryview(buf)[:n]
+                    if chunk != ZERO[:n]:
+                        head = DATA.pack(b"D", offset, n)
+                        mac.update(head)
+                        mac.update(chunk)
+                        sock.sendall(head)
+                        sock.sendall(chunk)
+                    offset += n
+                    done += n
+                    if progress:
+                        progress(done, total)
+    sock.sendall(b"Z" + mac.digest())
+    return done
 
 
 # -- the receiving side -----------------------------------------------------------

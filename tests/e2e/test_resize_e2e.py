@@ -40,7 +40,7 @@ def hw(console):
 
 def settled(agent, u, vm_state):
     return wait_until(lambda: (r := agent.find(u)) and r["task_state"] is None
-                      and r["vm_state"] == vm_state and r, 180, 0.2,
+                      and r["vm_state"] == vm_state and r["host"] == agent.host and r, 180, 0.2,
                       f"{u} {vm_state} on {agent.host}")
 
 

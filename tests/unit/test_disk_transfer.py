@@ -1,0 +1,121 @@
+"""The agents' disk transfer over a real local socket: sparse, complete,
+and refused or discarded whenever the peer or the data is not right."""
+import hashlib
+import hmac
+import os
+import socket
+
+import pytest
+
+from compute import disk_transfer as dt
+
+MiB = 1024 * 1024
+
+
+def sparse_file(path, size=64 * MiB, extents=((0, b"head"), (32 * MiB, b"x" * MiB))):
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for offset, data in extents:
+            f.seek(offset)
+            f.write(data)
+    return path
+
+
+def receiver(tmp_path, allowed=("disk", "disk.local"), max_bytes=1 << 40):
+    return dt.Receiver(str(tmp_path / "dest"), allowed, max_bytes, "127.0.0.1", timeout=10)
+
+
+def test_files_arrive_identical_and_sparse(tmp_path):
+    src = sparse_file(tmp_path / "disk")
+    local = sparse_file(tmp_path / "disk.local", 8 * MiB, ((MiB, b"eph"),))
+    r = receiver(tmp_path)
+    sent = dt.send("127.0.0.1", r.port, r.token, [("disk", src), ("disk.local", local)])
+    assert r.wait(5) == ["disk", "disk.local"]
+    for name, path in (("disk", src), ("disk.local", local)):
+        got = tmp_path / "dest" / name
+        assert got.read_bytes() == open(path, "rb").read()
+    st = os.stat(tmp_path / "dest" / "disk")
+    assert st.st_size == 64 * MiB and st.st_blocks * 512 < 8 * MiB      # holes stayed holes
+    assert sent < 16 * MiB
+
+
+def test_wrong_token_is_refused_and_nothing_is_written(tmp_path):
+    r = receiver(tmp_path)
+    with pytest.raises(dt.TransferError, match="refused"):
+        dt.send("127.0.0.1", r.port, dt.new_token(), [("disk", sparse_file(tmp_path / "d"))])
+    with pytest.raises(dt.TransferError, match="authentication"):
+        r.wait(5)
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_token_is_single_use(tmp_path):
+    r = receiver(tmp_path)
+    dt.send("127.0.0.1", r.port, r.token, [("disk", sparse_file(tmp_path / "disk"))])
+    r.wait(5)
+    with pytest.raises(OSError):
+        dt.send("127.0.0.1", r.port, r.token, [("disk", str(tmp_path / "disk"))], timeout=2)
+
+
+@pytest.mark.parametrize("name", ["../evil", "/etc/passwd", "disk.swap", "console.log"])
+def test_unexpected_names_are_refused(tmp_path, name):
+    r = receiver(tmp_path)
+    with pytest.raises(dt.TransferError, match="not expected"):
+        dt.send("127.0.0.1", r.port, r.token, [(name, sparse_file(tmp_path / "f"))])
+    with pytest.raises(dt.TransferError):
+        r.wait(5)
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_more_data_than_allowed_is_refused(tmp_path):
+    r = receiver(tmp_path, max_bytes=512 * 1024)
+    with pytest.raises(dt.TransferError, match="more than"):
+        dt.send("127.0.0.1", r.port, r.token, [("disk", sparse_file(tmp_path / "disk"))])
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def _authenticated(r):
+    sock = socket.create_connection(("127.0.0.1", r.port), timeout=5)
+    hello = sock.recv(len(dt.MAGIC) + 32, socket.MSG_WAITALL)
+    key = bytes.fromhex(r.token)
+    sock.sendall(hmac.digest(key, hello[len(dt.MAGIC):], hashlib.sha256))
+    assert sock.recv(1) == b"\x01"
+    return sock, key
+
+
+def test_altered_data_is_detected_and_discarded(tmp_path):
+    r = receiver(tmp_path)
+    sock, key = _authenticated(r)
+    name = b"disk"
+    head = dt.FILE.pack(b"F", len(name), 4096) + name
+    data = dt.DATA.pack(b"D", 0, 4) + b"evil"
+    mac = hmac.new(key, head + dt.DATA.pack(b"D", 0, 4) + b"good", hashlib.sha256)
+    sock.sendall(head + data + b"Z" + mac.digest())    # the MAC of other data
+    answer = sock.recv(4096)
+    assert answer[:1] == b"\x00" and b"checksum mismatch" in answer
+    with pytest.raises(dt.TransferError, match="checksum"):
+        r.wait(5)
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_extent_outside_its_file_is_refused(tmp_path):
+    r = receiver(tmp_path)
+    sock, _ = _authenticated(r)
+    sock.sendall(dt.FILE.pack(b"F", 4, 4096) + b"disk" + dt.DATA.pack(b"D", 4094, 4) + b"abcd")
+    assert b"outside" in sock.recv(4096)
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_existing_directory_is_never_written_into(tmp_path):
+    os.mkdir(tmp_path / "dest")
+    (tmp_path / "dest" / "keep").write_text("mine")
+    r = receiver(tmp_path)
+    with pytest.raises(dt.TransferError):
+        dt.send("127.0.0.1", r.port, r.token, [("disk", sparse_file(tmp_path / "disk"))])
+    assert os.listdir(tmp_path / "dest") == ["keep"]
+
+
+def test_local_copy_is_sparse_and_identical(tmp_path):
+    src = sparse_file(tmp_path / "disk")
+    dt.copy_local(src, tmp_path / "copy")
+    assert (tmp_path / "copy").read_bytes() == open(src, "rb").read()
+    assert os.stat(tmp_path / "copy").st_blocks * 512 < 8 * MiB
