@@ -13,6 +13,7 @@ A mixin of ComputeManager.
 import logging
 
 from compute import exception, states
+from compute.resize import RESIZE_TASKS
 from compute.snapshot import SNAPSHOT_STATES
 from compute.transitions import RESUME_AFTER_RESTART
 from virt import driver as virt_driver
@@ -63,6 +64,8 @@ class ReconcileMixin:
             LOG.warning("instance %s: live migration interrupted by an agent restart; the "
                         "guest is %s here", uuid, "present" if power else "not")
             self.db.instance_update(uuid, task_state=None, power_state=power)
+        elif task in RESIZE_TASKS:
+            self.recover_resize(inst)
         elif task == states.DELETING:
             LOG.warning("instance %s: completing an interrupted delete", uuid)
             self.submit(self.terminate_instance, {}, uuid)

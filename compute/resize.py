@@ -41,6 +41,8 @@ from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 SOURCE_TASKS = (states.RESIZE_PREP, states.RESIZE_MIGRATING, states.RESIZE_MIGRATED)
+RESIZE_TASKS = SOURCE_TASKS + (states.RESIZE_FINISH, states.RESIZE_CONFIRMING,
+                               states.RESIZE_REVERTING)
 DISK_FILES = ("disk", "disk.local", "disk.swap")
 MIGRATION_FIELDS = ("id", "instance_uuid", "migration_type", "source_host", "dest_host",
                     "old_flavor", "new_flavor", "old_vm_state", "old_disk_formats")
@@ -394,6 +396,38 @@ class ResizeMixin:
             self.db.instance_update(uuid, expected_task_state=task_state, task_state=None)
         except exception.ComputeError as e:
             LOG.warning("instance %s: not settled after failed %s: %s", uuid, task_state, e)
+
+    # -- agent restart ------------------------------------------------------------------
+
+    def recover_resize(self, inst):
+        """init_host: a resize this agent was in the middle of.  As its
+        source (the move never finished): the destination is told to drop
+        its part and the instance is put back here as it was.  As the
+        destination: an unfinished arrival waits for its source, which
+        aborts it when its calls fail; a confirm or revert in flight is
+        cleared so the client may ask again."""
+        uuid, task = inst.uuid, inst.task_state
+        migs = [m for m in self.db.migrations(uuid) if m.status not in
+                ("error", "confirmed", "reverted")]
+        mig = migs[0] if migs else None
+        if task in SOURCE_TASKS and mig is not None and mig.source_host == self.host:
+            LOG.warning("instance %s: %s interrupted by an agent restart; putting it back",
+                        uuid, mig.migration_type)
+            if mig.dest_host != self.host:        # on one host, redefining below suffices
+                self._abort_at_destination(self._peer_api(), mig)
+            if self.driver.aside_disk_files(self.virt_instance(inst)):
+                self._restore_here(uuid, mig)
+            self.db.migration_update(mig.id, status="error",
+                                     message="interrupted by an agent restart")
+            inst = self.db.instance_get(uuid)
+            self.db.instance_update(uuid, vm_state=mig.old_vm_state, task_state=None,
+                                    progress=None, power_state=self._power_state(inst))
+        elif task in (states.RESIZE_CONFIRMING, states.RESIZE_REVERTING):
+            LOG.warning("instance %s: %s interrupted; ask again", uuid, task)
+            self.db.instance_update(uuid, task_state=None)
+        else:
+            LOG.warning("instance %s: arriving by %s, interrupted; its source decides",
+                        uuid, mig.migration_type if mig else "a resize")
 
     def list_migrations(self, uuid=None):
         return [migration_view(m) for m in self.db.migrations(uuid)]

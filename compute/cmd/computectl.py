@@ -434,7 +434,8 @@ def main(argv=None):
         api = None if args.fn is cmd_service_list else ComputeAPI(CONF)
         render(args.fn(api, args), args.json)
     except (CLIError, exception.ComputeError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        # a remote error's text carries the agent's traceback: the reason is enough
+        print(f"error: {str(e).split(chr(10) + 'Traceback')[0].strip()}", file=sys.stderr)
         return 1
     except Exception as e:  # messaging timeouts, unreachable broker, ...
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Cold migration and resize between two namespaced hosts, agent to agent
 over RPC, with the disks sent over the agents' own authenticated channel;
 the guest reports what it sees (vCPUs, memory, disk size) on its console."""
+import json
 import os
 import re
 import subprocess
@@ -141,3 +142,41 @@ def test_cold_migration_of_a_stopped_instance_on_one_host(bed):
     console = boots_since(a, u, n)
     assert hw(console)[2] == 2 * GiB and "TB: bootcount=2" in console
     a.api.terminate_instance(a.host, u)
+
+
+def test_destination_without_room_leaves_the_instance_as_it_was(bed):
+    """The destination's claim fails (more memory than it has): the source
+    never shuts the guest down, and the destination keeps nothing."""
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("noroom", image=bed.images.images["disk"], flavor=SMALL)
+    mid = a.api.migrate_instance(a.host, u, b.host,
+                                 flavor={**SMALL, "memory_mb": 1024 * 1024})["migration_id"]
+    wait_until(lambda: migration(a, u, mid)["status"] == "error", 60, 0.2, "the refusal")
+    assert "memory" in migration(a, u, mid)["message"]
+    rec = settled(a, u, "active")
+    assert rec["power_state"] == "RUNNING" and rec["flavor"]["memory_mb"] == 128
+    assert guest.boots(a.console(u)) == 1                  # never shut down
+    assert b.find(u) is None and not os.path.exists(os.path.join(b.instances_path, u))
+    assert not os.path.exists(os.path.join(a.instances_path, u + "_resize"))
+    a.api.terminate_instance(a.host, u)
+
+
+def test_computectl_resize_confirm_and_migration_list(bed):
+    """The operator's commands: resize waits until the instance is resized
+    on the destination, resize-confirm until it is settled there."""
+    from tests.e2e.test_cli_e2e import ctl
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("cli", image=bed.images.images["disk"], flavor=SMALL, wait_console=False)
+    rec = json.loads(ctl(a, "--json", "resize", "--host", a.host, "--dest", b.host, u,
+                         "vcpus=2,ram=128,disk=1").stdout)
+    assert rec["vm_state"] == "resized" and rec["host"] == b.host
+    rec = json.loads(ctl(b, "--json", "resize-confirm", "--host", b.host, u).stdout)
+    assert rec["vm_state"] == "active" and rec["flavor"]["vcpus"] == 2
+    migs = json.loads(ctl(a, "--json", "migration-list", "--host", a.host,
+                          "--instance", u).stdout)
+    assert [(m["migration_type"], m["status"]) for m in migs] == [("resize", "confirmed")]
+    refused = ctl(b, "resize", "--host", b.host, "--dest", a.host, u, "vcpus=2,ram=128,disk=0",
+                  check=False)
+    assert refused.returncode != 0 and "never shrink" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    b.api.terminate_instance(b.host, u)

@@ -44,3 +44,34 @@ def test_every_method_refuses_unknown_fields():
 def test_unknown_method():
     with pytest.raises(InvalidRequest):
         schemas.validate("format_disk", {})
+
+
+def test_resize_growth_rules():
+    from compute import exception
+    from compute.resize import check_growth, full_flavor
+    old = full_flavor({"vcpus": 1, "memory_mb": 128, "root_gb": 2, "ephemeral_gb": 1})
+    check_growth(old, {**old, "root_gb": 3, "vcpus": 4})
+    check_growth(old, old)
+    for bad in ({"root_gb": 1}, {"root_gb": 0}, {"ephemeral_gb": 0}):
+        with pytest.raises(exception.InvalidRequest, match="never shrink"):
+            check_growth(old, {**old, **bad})
+    check_growth({**old, "root_gb": 0}, {**old, "root_gb": 0})
+
+
+def test_migration_payloads_are_bounded():
+    mig = {"id": "6f1c1f8e-0c4d-44bd-b637-548d873c9205",
+           "instance_uuid": "6f1c1f8e-0c4d-44bd-b637-548d873c9206",
+           "migration_type": "resize", "source_host": "a", "dest_host": "b",
+           "old_flavor": {"vcpus": 1, "memory_mb": 128, "root_gb": 1},
+           "new_flavor": {"vcpus": 2, "memory_mb": 256, "root_gb": 2},
+           "old_vm_state": "active", "old_disk_formats": {"disk": "qcow2"}}
+    schemas.validate("finish_resize", {"migration_id": mig["id"]})
+    for bad in ({"migration_id": "../x"}, {"migration_id": mig["id"], "extra": 1}):
+        with pytest.raises(InvalidRequest):
+            schemas.validate("finish_resize", bad)
+    with pytest.raises(InvalidRequest):
+        schemas.validate("migrate_instance", {"instance_uuid": mig["instance_uuid"],
+                                              "dest_host": "../b"})
+    with pytest.raises(InvalidRequest):
+        schemas.validate("prep_resize", {"migration": {**mig, "old_vm_state": "error"},
+                                         "instance": {}, "probe": ".shared-probe-" + "0" * 32})
