@@ -232,7 +232,9 @@ def test_live_migration_takes_the_port_along(bed, flat_guests):
     g2.agent = b                                                 # its console is on hB now
     pid = g2.item["port"]["id"]
     assert f":ca-i{pid[:10]}" in bed.hosts["hB"].run("iptables-save")
-    assert f":ca-i{pid[:10]}" not in bed.hosts["hA"].run("iptables-save")
+    # the source unplugs after the destination settled: wait for it
+    wait_until(lambda: f":ca-i{pid[:10]}" not in bed.hosts["hA"].run("iptables-save"), 30,
+               0.2, "g2's chains to leave hA")
     g1.wait_pings("10.0.0.12", "ok", g1.last_tick())          # hA -> hB now
     g2.wait_pings("10.0.0.11", "ok")
     assert "TB: boot-ok" not in g2.console()                   # moved, not rebooted
