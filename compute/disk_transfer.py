@@ -163,9 +163,9 @@ class Receiver:
         self._thread = threading.Thread(target=self._serve, name="disk-receiver", daemon=True)
         self._thread.start()
 
-    def offer(self, address):
-        """What the source needs to connect (address as it reaches us)."""
-        return {"address": address, "port": self.port, "token": self.token}
+    def offer(self):
+        """What the source needs to connect."""
+        return {"address": self.address, "port": self.port, "token": self.token}
 
     def wait(self, timeout):
         """The names received; raises TransferError if it failed or did not

@@ -22,15 +22,21 @@ class LifecycleMixin:
         """Move the instance into op's task_state, or refuse with
         InstanceInvalidState naming the state it is in (nothing changes)."""
         t = TRANSITIONS[op]
+        self.take_task(uuid, op.replace("_", " "), t.vm_from, t.task_from, t.task)
+
+    def take_task(self, uuid, what, vm_from, task_from, task, **values):
+        """Compare-and-swap the instance into task (with values) from
+        vm_state in vm_from and task_state in task_from, or refuse with
+        InstanceInvalidState naming the state it is in; nothing changes."""
         try:
-            self.db.instance_update(uuid, expected_vm_state=t.vm_from,
-                                    expected_task_state=t.task_from, task_state=t.task)
+            self.db.instance_update(uuid, expected_vm_state=vm_from,
+                                    expected_task_state=task_from, task_state=task, **values)
         except exception.UnexpectedTaskState:
             inst = self.db.instance_get(uuid)
             raise exception.InstanceInvalidState(
-                f"cannot {op.replace('_', ' ')} instance {uuid} in vm_state={inst.vm_state} "
+                f"cannot {what} instance {uuid} in vm_state={inst.vm_state} "
                 f"task_state={inst.task_state}; allowed: vm_state in "
-                f"{sorted(t.vm_from)} with task_state in {list(t.task_from)}")
+                f"{sorted(vm_from)} with task_state in {list(task_from)}") from None
 
     def _run_op(self, ctxt, op, uuid, work):
         """Run work(inst, record) for an accepted op and settle the state."""

@@ -49,14 +49,8 @@ class LiveMigrationMixin:
         if dest_host == self.host:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
         self._check_networks_view(self.db.instance_get(uuid), networks)
-        try:
-            self.db.instance_update(uuid, expected_vm_state=(states.ACTIVE, states.PAUSED),
-                                    expected_task_state=None, task_state=states.MIGRATING)
-        except exception.UnexpectedTaskState:
-            inst = self.db.instance_get(uuid)
-            raise exception.InstanceInvalidState(
-                f"cannot live-migrate instance {uuid} in vm_state={inst.vm_state} "
-                f"task_state={inst.task_state}") from None
+        self.take_task(uuid, "live-migrate", (states.ACTIVE, states.PAUSED), (None,),
+                       states.MIGRATING)
 
     @staticmethod
     def _check_networks_view(inst, networks):

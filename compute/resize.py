@@ -90,14 +90,8 @@ class ResizeMixin:
             raise exception.InvalidRequest(f"instance {uuid} has this flavor already")
         check_growth(old, new)
         self._check_networks_view(inst, networks)
-        try:
-            self.db.instance_update(uuid, expected_vm_state=(states.ACTIVE, states.STOPPED),
-                                    expected_task_state=None, task_state=states.RESIZE_PREP)
-        except exception.UnexpectedTaskState:
-            inst = self.db.instance_get(uuid)
-            raise exception.InstanceInvalidState(
-                f"cannot migrate or resize instance {uuid} in vm_state={inst.vm_state} "
-                f"task_state={inst.task_state}") from None
+        self.take_task(uuid, "migrate or resize", (states.ACTIVE, states.STOPPED), (None,),
+                       states.RESIZE_PREP)
         return self.db.migration_create(
             id=str(uuidlib.uuid4()), instance_uuid=uuid,
             migration_type="resize" if flavor else "migration", source_host=self.host,
@@ -108,38 +102,12 @@ class ResizeMixin:
 
     def resize_instance(self, ctxt, uuid, migration_id, networks=None):
         mig = self.db.migration_get(migration_id)
-        same, api = mig.dest_host == self.host, self._peer_api()
         try:
             with self.ops.run(ctxt, uuid, mig.migration_type) as record:
-                inst = self.db.instance_get(uuid)
-                moved = False
-                try:
-                    prep = self._prepare_destination(api, inst, mig, networks)
-                    record.event("destination_prepared", "shared storage"
-                                 if prep["shared_storage"] else "disks to transfer")
-                    self.db.instance_update(uuid, expected_task_state=states.RESIZE_PREP,
-                                            task_state=states.RESIZE_MIGRATING)
-                    files = self.driver.migrate_disk_and_power_off(
-                        self.virt_instance(inst), self.conf.shutdown_timeout,
-                        self.conf.shutdown_retry_interval)
-                    moved = True
-                    self._unplug_vifs(inst)
-                    if not prep["shared_storage"]:
-                        self._send_disks(uuid, prep["transfer"], files, record)
-                    self.db.migration_update(migration_id, status="post-migrating")
-                    self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATING,
-                                            task_state=states.RESIZE_MIGRATED)
-                    api.finish_resize(mig.dest_host, migration_id=migration_id)
-                except Exception:
-                    LOG.exception("instance %s: %s to %s failed; putting it back",
-                                  uuid, mig.migration_type, mig.dest_host)
-                    self._abort_at_destination(api, mig)
-                    if moved:
-                        self._restore_here(uuid, mig)
-                    raise
+                self._move_out(self.db.instance_get(uuid), mig, networks, record)
                 record.event("finished", f"on {mig.dest_host}")
                 self.db.migration_update(migration_id, status="finished")
-                if not same:
+                if mig.dest_host != self.host:
                     self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATED,
                                             vm_state=states.RESIZED, task_state=None,
                                             power_state=virt_driver.NOSTATE, progress=None)
@@ -151,6 +119,36 @@ class ResizeMixin:
                                         progress=None, power_state=self._power_state(inst))
             except exception.ComputeError as e2:
                 LOG.warning("instance %s: not settled after failed resize: %s", uuid, e2)
+
+    def _move_out(self, inst, mig, networks, record):
+        """Prepare the destination, power off and move aside, send the
+        disks, have the destination finish; on any failure the destination
+        is told to abort and the instance is put back here."""
+        uuid, api, moved = inst.uuid, self._peer_api(), False
+        try:
+            prep = self._prepare_destination(api, inst, mig, networks)
+            record.event("destination_prepared", "shared storage"
+                         if prep["shared_storage"] else "disks to transfer")
+            self.db.instance_update(uuid, expected_task_state=states.RESIZE_PREP,
+                                    task_state=states.RESIZE_MIGRATING)
+            files = self.driver.migrate_disk_and_power_off(
+                self.virt_instance(inst), self.conf.shutdown_timeout,
+                self.conf.shutdown_retry_interval)
+            moved = True
+            self._unplug_vifs(inst)
+            if not prep["shared_storage"]:
+                self._send_disks(uuid, prep["transfer"], files, record)
+            self.db.migration_update(mig.id, status="post-migrating")
+            self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATING,
+                                    task_state=states.RESIZE_MIGRATED)
+            api.finish_resize(mig.dest_host, migration_id=mig.id)
+        except Exception:
+            LOG.exception("instance %s: %s to %s failed; putting it back",
+                          uuid, mig.migration_type, mig.dest_host)
+            self._abort_at_destination(api, mig)
+            if moved:
+                self._restore_here(uuid, mig)
+            raise
 
     def _prepare_destination(self, api, inst, mig, networks):
         probe = self._write_probe()
@@ -244,7 +242,7 @@ class ResizeMixin:
                     inst_dir, DISK_FILES, self._free_disk_bytes(), self._transfer_address(),
                     timeout=self.conf.migration_transfer_timeout)
                 self._receivers[migration["id"]] = receiver
-                answer["transfer"] = receiver.offer(self._transfer_address())
+                answer["transfer"] = receiver.offer()
             return answer
         except Exception:
             if not same:
@@ -350,16 +348,12 @@ class ResizeMixin:
         task_state (confirming or reverting) by compare-and-swap."""
         finished = [m for m in self.db.migrations(uuid, status=("finished",))
                     if m.dest_host == self.host]
-        try:
-            self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
-                                    expected_task_state=None, task_state=task_state)
-        except exception.UnexpectedTaskState:
-            raise exception.InstanceInvalidState(
-                f"instance {uuid} has no resize to confirm or revert on {self.host}") from None
         if not finished:
-            self.db.instance_update(uuid, task_state=None)
             raise exception.InstanceInvalidState(
-                f"instance {uuid}: no finished migration to {self.host}")
+                f"instance {uuid} has no resize to confirm or revert on {self.host}")
+        what = {states.RESIZE_CONFIRMING: "confirm the resize of",
+                states.RESIZE_REVERTING: "revert the resize of"}[task_state]
+        self.take_task(uuid, what, (states.RESIZED,), (None,), task_state)
         return finished[0]
 
     def confirm_resize(self, ctxt, uuid, migration_id):
@@ -415,7 +409,8 @@ class ResizeMixin:
                         uuid, mig.migration_type)
             if mig.dest_host != self.host:        # on one host, redefining below suffices
                 self._abort_at_destination(self._peer_api(), mig)
-            if self.driver.aside_disk_files(self.virt_instance(inst)):
+            if task != states.RESIZE_PREP and self.driver.aside_disk_files(
+                    self.virt_instance(inst)):
                 self._restore_here(uuid, mig)
             self.db.migration_update(mig.id, status="error",
                                      message="interrupted by an agent restart")

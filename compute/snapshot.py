@@ -71,14 +71,7 @@ class SnapshotMixin:
         return allocated(files.root.path) + allocated(disk)
 
     def accept_snapshot(self, uuid, name):
-        try:
-            self.db.instance_update(uuid, expected_vm_state=ALLOWED, expected_task_state=None,
-                                    task_state=states.IMAGE_SNAPSHOT, progress=0)
-        except exception.UnexpectedTaskState:
-            inst = self.db.instance_get(uuid)
-            raise exception.InstanceInvalidState(
-                f"cannot snapshot instance {uuid} in vm_state={inst.vm_state} "
-                f"task_state={inst.task_state}") from None
+        self.take_task(uuid, "snapshot", ALLOWED, (None,), states.IMAGE_SNAPSHOT, progress=0)
         try:
             inst = self.db.instance_get(uuid)
             files = self._image_files(inst, inst.image_meta)
