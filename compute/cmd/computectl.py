@@ -165,52 +165,6 @@ def cmd_image_cache(api, args):
     return api.get_image_cache_status(args.host)
 
 
-def cmd_snapshot(api, args):
-    """Snapshot, then follow task_state and progress until it settles."""
-    started = api.snapshot_instance(args.host, args.uuid, args.name)
-    if args.no_wait:
-        return started
-    deadline, shown = time.monotonic() + 1800, None
-    while time.monotonic() < deadline:
-        rec = api.get_instance(args.host, args.uuid)
-        now = (rec["task_state"], rec["progress"])
-        if now != shown and not args.json and rec["task_state"]:
-            print(f"  {rec['task_state']:22} {rec['progress'] or 0:3d}%", file=sys.stderr)
-            shown = now
-        if rec["task_state"] is None:
-            break
-        time.sleep(0.2)
-    else:
-        raise CLIError(f"timed out waiting for the snapshot of {args.uuid}")
-    last = [a for a in api.list_instance_actions(args.host, args.uuid)
-            if a["action"] == "snapshot"][-1]
-    if last["message"] == "Error":
-        raise CLIError(f"snapshot failed: {rec['fault'] or last['events'][0]['details']}")
-    return {"instance_uuid": args.uuid, "image_id": started["image_id"], "status": "active"}
-
-
-def cmd_live_migrate(api, args):
-    """Live-migrate, then follow progress on the source until the instance
-    shows up settled on the destination (or stays here after a failure)."""
-    api.live_migrate_instance(args.host, args.uuid, args.dest, args.block)
-    if args.no_wait:
-        return {"instance_uuid": args.uuid, "status": "migrating"}
-    deadline, shown = time.monotonic() + 3600, None
-    while time.monotonic() < deadline:
-        rec = api.get_instance(args.host, args.uuid)
-        if rec["progress"] != shown and rec["task_state"] and not args.json:
-            print(f"  migrating {rec['progress'] or 0:3d}%", file=sys.stderr)
-            shown = rec["progress"]
-        if rec["task_state"] is None:
-            break
-        time.sleep(0.2)
-    if rec["host"] != args.dest:
-        last = api.list_instance_actions(args.host, args.uuid)[-1]
-        raise CLIError(f"live migration failed; the instance is still on {args.host}: "
-                       f"{last['events'][0]['details'] or last['message']}")
-    return api.get_instance(args.dest, args.uuid)
-
-
 def _follow_progress(api, host, uuid, label, quiet, timeout=3600):
     """Poll host's record of uuid until its task settles, with a progress
     line; the last record."""
@@ -225,6 +179,33 @@ def _follow_progress(api, host, uuid, label, quiet, timeout=3600):
             return rec
         time.sleep(0.2)
     raise CLIError(f"timed out waiting for {uuid} on {host}")
+
+
+def cmd_snapshot(api, args):
+    """Snapshot, then follow task_state and progress until it settles."""
+    started = api.snapshot_instance(args.host, args.uuid, args.name)
+    if args.no_wait:
+        return started
+    rec = _follow_progress(api, args.host, args.uuid, "snapshot", args.json, 1800)
+    last = [a for a in api.list_instance_actions(args.host, args.uuid)
+            if a["action"] == "snapshot"][-1]
+    if last["message"] == "Error":
+        raise CLIError(f"snapshot failed: {rec['fault'] or last['events'][0]['details']}")
+    return {"instance_uuid": args.uuid, "image_id": started["image_id"], "status": "active"}
+
+
+def cmd_live_migrate(api, args):
+    """Live-migrate, then follow progress on the source until the instance
+    shows up settled on the destination (or stays here after a failure)."""
+    api.live_migrate_instance(args.host, args.uuid, args.dest, args.block)
+    if args.no_wait:
+        return {"instance_uuid": args.uuid, "status": "migrating"}
+    rec = _follow_progress(api, args.host, args.uuid, "live-migrating", args.json)
+    if rec["host"] != args.dest:
+        last = api.list_instance_actions(args.host, args.uuid)[-1]
+        raise CLIError(f"live migration failed; the instance is still on {args.host}: "
+                       f"{last['events'][0]['details'] or last['message']}")
+    return api.get_instance(args.dest, args.uuid)
 
 
 def cmd_migrate(api, args):

@@ -2,9 +2,11 @@
 against a real agent and guest."""
 import json
 import os
+import re
 import subprocess
 import sys
 
+from imagecache.glance import GlanceClient
 from tests.harness import guest
 
 CTL = os.path.join(os.path.dirname(sys.executable), "computectl")
@@ -42,6 +44,12 @@ def test_operator_session(agent):
     assert cache["bases"] >= 3 and cache["hits"] + cache["misses"] >= 3
     assert json.loads(ctl(agent, "--json", "cache-image", *host,
                           agent.images["disk"]).stdout)[0]["present"]
+
+    snap = ctl(agent, "snapshot", *host, "--name", "cli-snap", u)     # progress on stderr
+    assert "snapshot image_" in snap.stderr
+    assert agent.api.get_instance(agent.host, u)["task_state"] is None
+    image_id = re.search(r"^image_id\s+(\S+)$", snap.stdout, re.M).group(1)
+    assert GlanceClient([agent.image_url]).show(image_id)["status"] == "active"
 
     assert json.loads(ctl(agent, "--json", "delete", *host, u).stdout)["vm_state"] == "deleted"
     bad = ctl(agent, "boot", *host, "--image", "a/b", "--flavor", "vcpus=1,ram=128,disk=1",
