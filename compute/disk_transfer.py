@@ -1,7 +1,8 @@
 """Disk transfer between agents for a cold migration or resize: the
 instance's own disk files (qcow2 overlays, never the bases, which the
 destination has from the image service), sparse-aware, over one TCP
-connection that only the peer holding this migration's token can use.
+connection that only the peer holding this migration's token can use, and
+encrypted, as scp would be, but without SSH between hypervisors.
 
 The destination opens a Receiver for a migration and hands its address,
 port and a fresh random token to the source in the prep_resize answer (over
@@ -11,18 +12,27 @@ RabbitMQ, whose users are authenticated).  The source connects and sends:
     sender -> receiver   HMAC-SHA256(token, challenge)
     receiver -> sender   b"\\x01" (accepted) or closes the connection
 
-then a stream of frames, each a one-byte kind and a fixed header:
+Both then hold a key for this connection alone, HMAC-SHA256(token, KEY_LABEL
++ challenge), and the sender sends frames, each a clear header followed by
+its payload sealed with AES-256-GCM (the header is the associated data, the
+frame's number the nonce):
 
-    F  u16 name length, u64 logical size, name  a file starts (name from
-                                                the receiver's allowed set)
-    D  u64 offset, u32 length, data             a data extent of that file
-    Z  32-byte HMAC-SHA256(token, every frame byte sent before it)
+    F  u16 name length, u64 logical size | sealed name    a file starts (name
+                                                         from the allowed set)
+    D  u64 offset, u32 length            | sealed data    a data extent of it
+    Z                                    | sealed nothing the end
 
+A frame altered, dropped, repeated or reordered fails its tag, and a stream
+cut short lacks its Z: the end-to-end check is the sum of the frames' tags.
 Only extents that hold data are sent (SEEK_DATA/SEEK_HOLE, and all-zero
-blocks are skipped), so the copy stays sparse.  The receiver computes the
-same HMAC over what it received, fsyncs the files and answers b"\\x01", or
-b"\\x00" and the reason; any mismatch removes what was received.  The token
-is single-use: the receiver accepts one connection and then closes.
+blocks are skipped), so the copy stays sparse.  The receiver answers
+b"\\x01", or b"\\x00" and the reason; any failure removes what was
+received.  The token is single-use: the receiver accepts one connection
+and then closes.
+
+Neither side fsyncs here: the source keeps its copy (<uuid>_resize) until
+the resize is confirmed, and the destination makes its files durable
+(ComputeDriver.sync_disks) before it lets the source drop that copy.
 """
 import hashlib
 import hmac
@@ -34,10 +44,16 @@ import struct
 import threading
 import time
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 LOG = logging.getLogger(__name__)
-MAGIC = b"CAXF1\n"
+MAGIC = b"CAXF2\n"
+KEY_LABEL = b"compute-agent disk transfer key"
 CHUNK = 4 * 1024 * 1024
 ZERO = bytes(CHUNK)
+TAG = 16
+MAX_NAME = 255
 FILE = struct.Struct("!cHQ")
 DATA = struct.Struct("!cQI")
 
@@ -48,6 +64,29 @@ class TransferError(Exception):
 
 def new_token():
     return secrets.token_hex(32)
+
+
+class Sealer:
+    """AES-256-GCM over a connection's frames, in order: the nonce is the
+    frame's number, so each side keeps its own count."""
+
+    def __init__(self, token, challenge):
+        self._aead = AESGCM(hmac.digest(bytes.fromhex(token), KEY_LABEL + challenge,
+                                        hashlib.sha256))
+        self._count = 0
+
+    def _nonce(self):
+        self._count += 1
+        return self._count.to_bytes(12, "big")
+
+    def seal(self, payload, header):
+        return self._aead.encrypt(self._nonce(), payload, header)
+
+    def open(self, sealed, header):
+        try:
+            return self._aead.decrypt(self._nonce(), sealed, header)
+        except InvalidTag:
+            raise TransferError("checksum mismatch: the data arrived altered") from None
 
 
 def data_extents(fd, size):
@@ -63,6 +102,12 @@ def data_extents(fd, size):
         pos = end
 
 
+def _zero(buf, n):
+    """buf[:n] is all zero bytes (bytearray == bytes is one memcmp; a
+    memoryview comparison would go byte by byte)."""
+    return buf == ZERO if n == len(buf) else buf[:n] == ZERO[:n]
+
+
 def _recv_exact(sock, view):
     got = 0
     while got < len(view):
@@ -70,6 +115,11 @@ def _recv_exact(sock, view):
         if not n:
             raise TransferError("the connection closed mid-transfer")
         got += n
+    return view
+
+
+def _recv(sock, n):
+    return bytes(_recv_exact(sock, memoryview(bytearray(n))))
 
 
 # -- the sending side -----------------------------------------------------------
@@ -77,19 +127,18 @@ def _recv_exact(sock, view):
 def send(address, port, token, files, progress=None, timeout=300):
     """Send files [(name, path)] to a Receiver; returns the data bytes sent.
     progress(bytes_done, bytes_total) is called as data goes out."""
-    key = bytes.fromhex(token)
     with socket.create_connection((address, port), timeout=timeout) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHUNK)
-        hello = bytearray(len(MAGIC) + 32)
-        _recv_exact(sock, memoryview(hello))
+        hello = _recv(sock, len(MAGIC) + 32)
         if not hello.startswith(MAGIC):
             raise TransferError(f"{address}:{port} is not a disk transfer receiver")
-        sock.sendall(hmac.digest(key, bytes(hello[len(MAGIC):]), hashlib.sha256))
+        challenge = hello[len(MAGIC):]
+        sock.sendall(hmac.digest(bytes.fromhex(token), challenge, hashlib.sha256))
         ok = sock.recv(1)
         if ok != b"\x01":
             raise TransferError(f"{address}:{port} refused this migration's token")
         try:
-            done = _stream(sock, key, files, progress)
+            done = _stream(sock, Sealer(token, challenge), files, progress)
         except OSError as e:          # the receiver gave up: its reason, if it sent one
             raise TransferError(f"{address}:{port} rejected the transfer: "
                                 f"{_reason(sock) or e}") from None
@@ -109,18 +158,16 @@ def _reason(sock):
     return answer[1:].decode("utf-8", "replace") if answer[:1] == b"\x00" else ""
 
 
-def _stream(sock, key, files, progress):
-    """Every frame of files, then the MAC; the data bytes read."""
-    mac = hmac.new(key, digestmod=hashlib.sha256)
+def _stream(sock, sealer, files, progress):
+    """Every frame of files, then the end; the data bytes read."""
     total = sum(os.path.getsize(p) for _, p in files)
     done = 0
     buf = bytearray(CHUNK)
     for name, path in files:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            frame = FILE.pack(b"F", len(name.encode()), size) + name.encode()
-            mac.update(frame)
-            sock.sendall(frame)
+            head = FILE.pack(b"F", len(name.encode()), size)
+            sock.sendall(head + sealer.seal(name.encode(), head))
             for offset, length in data_extents(f.fileno(), size):
                 end = offset + length
                 while offset < end:
@@ -128,18 +175,16 @@ def _stream(sock, key, files, progress):
                                   offset)
                     if n == 0:
                         break
-                    chunk = memoryview(buf)[:n]
-                    if chunk != ZERO[:n]:
+                    if not _zero(buf, n):
                         head = DATA.pack(b"D", offset, n)
-                        mac.update(head)
-                        mac.update(chunk)
+                        sealed = sealer.seal(memoryview(buf)[:n], head)
                         sock.sendall(head)
-                        sock.sendall(chunk)
+                        sock.sendall(sealed)
                     offset += n
                     done += n
                     if progress:
                         progress(done, total)
-    sock.sendall(b"Z" + mac.digest())
+    sock.sendall(b"Z" + sealer.seal(b"", b"Z"))
     return done
 
 
@@ -194,7 +239,7 @@ class Receiver:
         with conn:
             conn.settimeout(self.timeout)
             try:
-                self._authenticate(conn)
+                sealer = self._authenticate(conn)
             except (OSError, TransferError) as e:
                 LOG.warning("disk transfer from %s refused: %s", peer, e)
                 self.error = f"sender {peer[0]} failed authentication: {e}"
@@ -202,7 +247,7 @@ class Receiver:
                 return
             started = time.monotonic()
             try:
-                received = self._receive(conn)
+                received = self._receive(conn, sealer)
                 conn.sendall(b"\x01")
                 LOG.info("received %d bytes of disk data from %s in %.3f s", received,
                          peer[0], time.monotonic() - started)
@@ -216,63 +261,52 @@ class Receiver:
         self._done.set()
 
     def _authenticate(self, conn):
+        """The challenge answered with the token; the connection's Sealer."""
         challenge = secrets.token_bytes(32)
         conn.sendall(MAGIC + challenge)
-        answer = bytearray(32)
-        _recv_exact(conn, memoryview(answer))
+        answer = _recv(conn, 32)
         want = hmac.digest(bytes.fromhex(self.token), challenge, hashlib.sha256)
-        if not hmac.compare_digest(bytes(answer), want):
+        if not hmac.compare_digest(answer, want):
             raise TransferError("wrong token")
         conn.sendall(b"\x01")
+        return Sealer(self.token, challenge)
 
-    def _receive(self, conn):
-        mac = hmac.new(bytes.fromhex(self.token), digestmod=hashlib.sha256)
+    def _receive(self, conn, sealer):
         os.mkdir(self.directory, 0o755)
-        buf = bytearray(CHUNK)
+        buf = memoryview(bytearray(CHUNK + TAG))
         fd, size, received = None, 0, 0
         try:
             while True:
-                kind = bytearray(1)
-                _recv_exact(conn, memoryview(kind))
+                kind = _recv(conn, 1)
                 if kind == b"Z":
-                    digest = bytearray(32)
-                    _recv_exact(conn, memoryview(digest))
-                    if not hmac.compare_digest(bytes(digest), mac.digest()):
-                        raise TransferError("checksum mismatch: the data arrived altered")
+                    sealer.open(_recv(conn, TAG), b"Z")
                     break
                 if kind == b"F":
-                    head = bytearray(FILE.size - 1)
-                    _recv_exact(conn, memoryview(head))
-                    _, name_len, size = FILE.unpack(b"F" + head)
-                    name = bytearray(name_len)
-                    _recv_exact(conn, memoryview(name))
-                    mac.update(b"F" + head + name)
+                    head = kind + _recv(conn, FILE.size - 1)
+                    _, name_len, size = FILE.unpack(head)
+                    if name_len > MAX_NAME:
+                        raise TransferError("a file name too long")
+                    name = sealer.open(_recv(conn, name_len + TAG), head)
                     fd = self._open(name.decode("utf-8", "replace"), size, fd)
                 elif kind == b"D":
-                    head = bytearray(DATA.size - 1)
-                    _recv_exact(conn, memoryview(head))
-                    _, offset, length = DATA.unpack(b"D" + head)
+                    head = kind + _recv(conn, DATA.size - 1)
+                    _, offset, length = DATA.unpack(head)
                     if fd is None or length > CHUNK or offset + length > size:
                         raise TransferError("a data extent outside its file")
                     received += length
                     if received > self.max_bytes:
                         raise TransferError(f"more than {self.max_bytes} bytes sent")
-                    view = memoryview(buf)[:length]
-                    _recv_exact(conn, view)
-                    mac.update(b"D" + head)
-                    mac.update(view)
-                    os.pwrite(fd, view, offset)
+                    sealed = _recv_exact(conn, buf[:length + TAG])
+                    os.pwrite(fd, sealer.open(sealed, head), offset)
                 else:
-                    raise TransferError(f"unknown frame {bytes(kind)!r}")
+                    raise TransferError(f"unknown frame {kind!r}")
         finally:
             if fd is not None:
-                os.fsync(fd)
                 os.close(fd)
         return received
 
     def _open(self, name, size, previous):
         if previous is not None:
-            os.fsync(previous)
             os.close(previous)
         if name not in self.allowed or name in self.files:
             raise TransferError(f"file {name!r} was not expected")
@@ -309,4 +343,3 @@ def copy_local(src, dst):
                 if n == 0:
                     break
                 offset += n
-        os.fsync(fout.fileno())

@@ -141,7 +141,13 @@ class ComputeEndpoint:
                                payload["instance"]["networks"],
                                payload["instance"]["security_groups"])
         return self.manager.check_can_live_migrate_destination(
-            payload["instance"], payload["block_migration"], payload["probe"])
+            payload["instance"], payload["block_migration"], payload["probe"],
+            payload["source_host"], payload.get("cpu"))
+
+    def check_can_live_migrate_source(self, ctxt, **payload):
+        self._check("check_can_live_migrate_source", payload)
+        return self.manager.check_can_live_migrate_source(payload["instance_uuid"],
+                                                          payload["dest_check_data"])
 
     def pre_live_migration(self, ctxt, **payload):
         self._check("pre_live_migration", payload)

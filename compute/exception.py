@@ -7,6 +7,16 @@ Every class takes one message argument.
 """
 
 
+def local_copy(e):
+    """A ComputeError from another agent as that agent raised it:
+    oslo.messaging re-creates it as a subclass whose str() adds the remote
+    traceback, which is noise when the error is passed on."""
+    cls = type(e)
+    if cls.__name__.endswith("_Remote"):
+        cls = cls.__bases__[0]
+    return cls(*e.args)
+
+
 class ComputeError(Exception):
     """Base class; str() is the reason, written for an operator."""
 
@@ -43,3 +53,8 @@ class MigrationNotFound(ComputeError):
 class ResourcesUnavailable(ComputeError):
     """The destination cannot hold the instance (memory, disk); nothing was
     changed."""
+
+
+class MigrationPreCheckError(ComputeError):
+    """A host's pre-migration check refused the migration (CPU, memory,
+    disk, storage); nothing was changed."""

@@ -1,8 +1,11 @@
 """Live migration between agents, Nova's RPC sequence:
 
     client -> source   live_migrate_instance (accepted: task MIGRATING)
-    source -> dest     check_can_live_migrate_destination (RAM, disk, the
+    source -> dest     check_can_live_migrate_destination (RAM, the guest's
+                       CPU via libvirt's compareHypervisorCPU, the
                        shared-storage probe; the addresses to migrate to)
+    dest -> source     check_can_live_migrate_source (block or shared fits
+                       the storage; the disks fit the destination's space)
     source -> dest     pre_live_migration (record, instance directory,
                        bases fetched, overlays for a block migration, VIFs
                        plugged and firewall applied)
@@ -25,6 +28,7 @@ import uuid as uuidlib
 from compute import exception, states
 from compute.db.models import utcnow
 from virt import driver as virt_driver
+from virt import errors as virt_errors
 
 LOG = logging.getLogger(__name__)
 RECORD_FIELDS = ("uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta",
@@ -71,21 +75,16 @@ class LiveMigrationMixin:
             with self.ops.run(ctxt, uuid, "live_migration") as record:
                 inst = self.db.instance_get(uuid)
                 vi = self.virt_instance(inst)
+                cpu = self.driver.migration_cpu(vi)
                 probe = self._write_probe()
                 try:
                     dest = api.check_can_live_migrate_destination(
                         dest_host, instance=self._record_payload(inst, networks),
-                        block_migration=block, probe=probe)
+                        block_migration=block, probe=probe, source_host=self.host, cpu=cpu)
                 finally:
                     os.unlink(os.path.join(self.conf.instances_path, probe))
-                if dest["shared_storage"] and block:
-                    raise exception.InvalidRequest("block migration asked, but the "
-                                                   "instances path is shared")
-                if not dest["shared_storage"] and not block:
-                    raise exception.InvalidRequest(
-                        f"{dest_host} does not share this host's instances path; "
-                        "use a block migration")
-                record.event("destination_checked", str(dest))
+                record.event("destination_checked",
+                             f"{dest}, cpu {'compared' if cpu else 'hypervisor default'}")
                 try:
                     prep = api.pre_live_migration(
                         dest_host, instance=self._record_payload(inst, networks),
@@ -121,6 +120,29 @@ class LiveMigrationMixin:
             except exception.ComputeError as e2:
                 LOG.warning("instance %s: not settled after failed migration: %s", uuid, e2)
 
+    def check_can_live_migrate_source(self, uuid, dest):
+        """Source, called back by the destination's check: the instance is
+        migrating from here, the kind of migration fits the storage, and a
+        block migration's data fits the destination's free disk."""
+        inst = self.db.instance_get(uuid)
+        if inst.host != self.host or inst.task_state != states.MIGRATING:
+            raise exception.InstanceInvalidState(f"instance {uuid} is not migrating from "
+                                                 f"{self.host}")
+        if dest["shared_storage"] and dest["block_migration"]:
+            raise exception.MigrationPreCheckError(
+                "block migration asked, but the instances path is shared")
+        if not dest["shared_storage"] and not dest["block_migration"]:
+            raise exception.MigrationPreCheckError(
+                "the destination does not share this host's instances path; "
+                "use a block migration")
+        if dest["block_migration"]:
+            need = self.driver.instance_disk_bytes(self.virt_instance(inst))
+            if need > dest["disk_available"]:
+                raise exception.MigrationPreCheckError(
+                    f"the destination has {dest['disk_available'] // 2**20} MiB free, the "
+                    f"instance's disks hold {need // 2**20} MiB")
+        return dest
+
     def live_migration_control(self, uuid, what):
         """abort or force_complete a running migration of uuid."""
         control = self._migrations.get(uuid)
@@ -149,21 +171,33 @@ class LiveMigrationMixin:
 
     # -- destination side -------------------------------------------------------------
 
-    def check_can_live_migrate_destination(self, instance, block, probe):
+    def check_can_live_migrate_destination(self, instance, block, probe, source_host, cpu):
+        """Destination: the memory and the CPU here, the shared-storage
+        probe and the addresses to migrate to; then, as in Nova, the
+        source's own check with what this host found."""
         flavor = instance["flavor"]
         free_mb = self.driver.get_available_resource().memory_mb_free
         if free_mb < flavor["memory_mb"]:
-            raise exception.InvalidRequest(
+            raise exception.MigrationPreCheckError(
                 f"{self.host} has {free_mb} MiB free, the instance needs {flavor['memory_mb']}")
+        if cpu is not None:
+            try:
+                self.driver.check_cpu(cpu)
+            except virt_errors.CPUIncompatible as e:
+                raise exception.MigrationPreCheckError(
+                    f"{self.host} cannot provide the guest's CPU: {e}") from None
         st = os.statvfs(self.conf.instances_path)
-        need = (flavor["root_gb"] + flavor.get("ephemeral_gb", 0)) * 1024 ** 3 if block else 0
-        if st.f_bavail * st.f_frsize < need:
-            raise exception.InvalidRequest(f"{self.host} lacks disk space for the instance")
         address = self.conf.libvirt.live_migration_inbound_addr or socket.gethostname()
         scheme = self.conf.libvirt.live_migration_scheme
-        return {"shared_storage": os.path.exists(os.path.join(self.conf.instances_path, probe)),
-                "libvirt_uri": f"qemu+{scheme}://{address}/system",
-                "migrate_uri": f"tcp://{address}"}
+        found = {"shared_storage": os.path.exists(os.path.join(self.conf.instances_path, probe)),
+                 "block_migration": block, "disk_available": st.f_bavail * st.f_frsize,
+                 "libvirt_uri": f"qemu+{scheme}://{address}/system",
+                 "migrate_uri": f"tcp://{address}"}
+        try:
+            return self._peer_api().check_can_live_migrate_source(
+                source_host, instance_uuid=instance["uuid"], dest_check_data=found)
+        except exception.ComputeError as e:
+            raise exception.local_copy(e) from None
 
     def pre_live_migration(self, ctxt, instance, block):
         uuid = instance["uuid"]

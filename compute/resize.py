@@ -112,6 +112,8 @@ class ResizeMixin:
                                             vm_state=states.RESIZED, task_state=None,
                                             power_state=virt_driver.NOSTATE, progress=None)
         except Exception as e:
+            if isinstance(e, exception.ComputeError):
+                e = exception.local_copy(e)         # a destination's reason, no traceback
             self.db.migration_update(migration_id, status="error", message=str(e)[:1000])
             try:
                 inst = self.db.instance_get(uuid)
@@ -360,6 +362,9 @@ class ResizeMixin:
         mig = self.db.migration_get(migration_id)
         try:
             with self.ops.run(ctxt, uuid, "resize_confirm"):
+                # durable here before the source drops its copy (the transfer
+                # does not fsync: until now the source's copy was the safe one)
+                self.driver.sync_disks(self.virt_instance(self.db.instance_get(uuid)))
                 self._peer_api().confirm_resize_at_source(mig.source_host,
                                                          migration_id=migration_id)
                 inst = self.db.instance_get(uuid)
@@ -395,8 +400,9 @@ class ResizeMixin:
 
     def recover_resize(self, inst):
         """init_host: a resize this agent was in the middle of.  As its
-        source (the move never finished): the destination is told to drop
-        its part and the instance is put back here as it was.  As the
+        source: if the destination says it finished the move, the instance
+        is resized there; otherwise the destination is told to drop its
+        part and the instance is put back here as it was.  As the
         destination: an unfinished arrival waits for its source, which
         aborts it when its calls fail; a confirm or revert in flight is
         cleared so the client may ask again."""
@@ -405,12 +411,18 @@ class ResizeMixin:
                 ("error", "confirmed", "reverted")]
         mig = migs[0] if migs else None
         if task in SOURCE_TASKS and mig is not None and mig.source_host == self.host:
+            if task == states.RESIZE_MIGRATED and self._finished_at_destination(mig):
+                LOG.warning("instance %s: %s finished on %s while this agent was down",
+                            uuid, mig.migration_type, mig.dest_host)
+                self.db.migration_update(mig.id, status="finished")
+                self.db.instance_update(uuid, vm_state=states.RESIZED, task_state=None,
+                                        progress=None, power_state=virt_driver.NOSTATE)
+                return
             LOG.warning("instance %s: %s interrupted by an agent restart; putting it back",
                         uuid, mig.migration_type)
             if mig.dest_host != self.host:        # on one host, redefining below suffices
                 self._abort_at_destination(self._peer_api(), mig)
-            if task != states.RESIZE_PREP and self.driver.aside_disk_files(
-                    self.virt_instance(inst)):
+            if task != states.RESIZE_PREP:        # shut down, maybe moved aside: back up
                 self._restore_here(uuid, mig)
             self.db.migration_update(mig.id, status="error",
                                      message="interrupted by an agent restart")
@@ -423,6 +435,18 @@ class ResizeMixin:
         else:
             LOG.warning("instance %s: arriving by %s, interrupted; its source decides",
                         uuid, mig.migration_type if mig else "a resize")
+
+    def _finished_at_destination(self, mig):
+        """The destination says it finished mig (the source died waiting)."""
+        if mig.dest_host == self.host:
+            return False
+        try:
+            theirs = self._peer_api().list_migrations(mig.dest_host,
+                                                      instance_uuid=mig.instance_uuid)
+        except Exception as e:       # noqa: BLE001 - unknown: put it back here
+            LOG.warning("migration %s: %s did not answer: %s", mig.id, mig.dest_host, e)
+            return False
+        return any(m["id"] == mig.id and m["status"] == "finished" for m in theirs)
 
     def list_migrations(self, uuid=None):
         return [migration_view(m) for m in self.db.migrations(uuid)]

@@ -138,9 +138,15 @@ class ComputeAPI:
         return self._call(host, "live_migration_force_complete", instance_uuid=instance_uuid)
 
     # agent-to-agent calls of a live migration
-    def check_can_live_migrate_destination(self, host, instance, block_migration, probe):
+    def check_can_live_migrate_destination(self, host, instance, block_migration, probe,
+                                           source_host, cpu=None):
         return self._call(host, "check_can_live_migrate_destination", instance=instance,
-                          block_migration=block_migration, probe=probe)
+                          block_migration=block_migration, probe=probe,
+                          source_host=source_host, cpu=cpu)
+
+    def check_can_live_migrate_source(self, host, instance_uuid, dest_check_data):
+        return self._call(host, "check_can_live_migrate_source", instance_uuid=instance_uuid,
+                          dest_check_data=dest_check_data)
 
     def pre_live_migration(self, host, instance, block_migration):
         return self._call(host, "pre_live_migration", instance=instance,

@@ -27,6 +27,7 @@ FLAVOR = {
 }
 
 _INSTANCE_ONLY = {"instance_uuid": UUID}
+HOST_ADDRESS = "[A-Za-z0-9._:\\[\\]-]{1,255}"
 
 # Networking.  Addresses are checked further by network.model (syntax,
 # inside the subnet); names that become device or chain names are narrow.
@@ -105,6 +106,13 @@ MIGRATION = _object({
 }, ["id", "instance_uuid", "migration_type", "source_host", "dest_host", "old_flavor",
     "new_flavor", "old_vm_state", "old_disk_formats"])
 _MIGRATION_ONLY = {"migration_id": UUID}
+DEST_CHECK = _object({
+    "shared_storage": {"type": "boolean"}, "block_migration": {"type": "boolean"},
+    "disk_available": {"type": "integer", "minimum": 0},
+    "libvirt_uri": {"type": "string",
+                    "pattern": f"^qemu\\+(tcp|tls|ssh)://{HOST_ADDRESS}/system$"},
+    "migrate_uri": {"type": "string", "pattern": f"^tcp://{HOST_ADDRESS}$"},
+}, ["shared_storage", "block_migration", "disk_available", "libvirt_uri", "migrate_uri"])
 
 
 def _method(properties, required):
@@ -151,8 +159,14 @@ SCHEMAS = {
         ["instance_uuid", "dest_host", "block_migration"]),
     "check_can_live_migrate_destination": _method(
         {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"},
-         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}$"}},
-        ["instance", "block_migration", "probe"]),
+         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}$"},
+         "source_host": NAME,
+         "cpu": {"oneOf": [{"type": "string", "maxLength": 65536,
+                            "pattern": "^\\s*<cpu[\\s>/]"}, {"type": "null"}]}},
+        ["instance", "block_migration", "probe", "source_host"]),
+    "check_can_live_migrate_source": _method(
+        {"instance_uuid": UUID, "dest_check_data": DEST_CHECK},
+        ["instance_uuid", "dest_check_data"]),
     "pre_live_migration": _method(
         {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"}},
         ["instance", "block_migration"]),

@@ -166,6 +166,11 @@ class ComputeDriver(abc.ABC):
         """{name: path} of the disk files a cold migration moved aside."""
 
     @abc.abstractmethod
+    def sync_disks(self, instance):
+        """Make the instance's disk files durable (before another copy of
+        them is dropped)."""
+
+    @abc.abstractmethod
     def get_diagnostics(self, instance):
         """CPU time, memory, and per-disk and per-interface counters."""
 

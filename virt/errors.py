@@ -23,3 +23,7 @@ class DiskTooSmall(VirtError):
 
 class DiskMissing(VirtError):
     """An instance's root disk is gone; booting a blank one would lose data."""
+
+
+class CPUIncompatible(VirtError):
+    """This host's hypervisor cannot provide a guest's CPU."""

@@ -1,7 +1,9 @@
 """Live migration between two namespaced hosts, agent to agent over RPC,
 with real libvirtds and a guest that keeps counting."""
+import functools
 import os
 import re
+import uuid as uuidlib
 
 import pytest
 
@@ -41,6 +43,9 @@ def test_block_live_migration_keeps_the_guest_running(bed):
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
     rec = wait_until(lambda: on_host(b, u), 120, 0.2, "the instance on hB")
     assert rec["vm_state"] == "active" and rec["power_state"] == "RUNNING"
+    checked = [e["details"] for e in a.api.list_instance_actions(a.host, u)[-1]["events"]
+               if e["event"] == "destination_checked"]
+    assert checked and "'block_migration': True" in checked[0]
     before = a.console(u) if os.path.exists(os.path.join(a.instances_path, u)) else ""
     src = a.api.get_instance(a.host, u)
     assert src["host"] == b.host and src["vm_state"] == "active"
@@ -60,6 +65,31 @@ def test_block_live_migration_keeps_the_guest_running(bed):
     b.wait_state(u, {"deleted"})
 
 
+INCOMPATIBLE_CPU = ("<cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model>"
+                    "<feature policy='require' name='avx512f'/></cpu>")
+
+
+def test_destination_refuses_a_cpu_its_hypervisor_cannot_provide(bed):
+    """The destination asks its libvirt (compareHypervisorCPU); a CPU that
+    passes goes on to the source's check, which refuses an instance that
+    is not migrating from there."""
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    record = {"uuid": str(uuidlib.uuid4()), "display_name": "cpu", "vm_state": "active",
+              "flavor": {"vcpus": 1, "memory_mb": 64, "root_gb": 1}, "image_ref": "x",
+              "image_meta": {}, "disk_formats": {}, "networks": [], "metadata": {},
+              "security_groups": []}
+    ask = functools.partial(b.api.check_can_live_migrate_destination, b.host,
+                            instance=record, block_migration=True,
+                            probe=".shared-probe-" + "0" * 32, source_host=a.host)
+    with pytest.raises(exception.MigrationPreCheckError, match="avx512f"):
+        ask(cpu=INCOMPATIBLE_CPU)
+    with pytest.raises(exception.MigrationPreCheckError, match="unreadable"):
+        ask(cpu="<cpu><model>qemu64")
+    with pytest.raises(exception.InstanceNotFound):
+        ask(cpu=INCOMPATIBLE_CPU.replace("avx512f", "sse2"))
+    assert not os.path.exists(os.path.join(b.instances_path, record["uuid"]))
+
+
 def test_migration_without_shared_storage_needs_block(bed):
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     u = a.boot("nomig", image=bed.images.images["disk"], wait_console=False)
@@ -71,6 +101,8 @@ def test_migration_without_shared_storage_needs_block(bed):
     assert actions[-1]["action"] == "live_migration" and actions[-1]["message"] == "Error"
     with pytest.raises(exception.InstanceNotFound):
         b.api.get_instance(b.host, u)
+    # the source's own check (called back by hB) said why
+    assert "use a block migration" in a.log()
     a.api.terminate_instance(a.host, u)
 
 

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import os
 import socket
+import threading
 
 import pytest
 
@@ -74,35 +75,101 @@ def test_more_data_than_allowed_is_refused(tmp_path):
 
 
 def _authenticated(r):
+    """A raw connection past the handshake, and the Sealer the sender holds."""
     sock = socket.create_connection(("127.0.0.1", r.port), timeout=5)
     hello = sock.recv(len(dt.MAGIC) + 32, socket.MSG_WAITALL)
-    key = bytes.fromhex(r.token)
-    sock.sendall(hmac.digest(key, hello[len(dt.MAGIC):], hashlib.sha256))
+    challenge = hello[len(dt.MAGIC):]
+    sock.sendall(hmac.digest(bytes.fromhex(r.token), challenge, hashlib.sha256))
     assert sock.recv(1) == b"\x01"
-    return sock, key
+    return sock, dt.Sealer(r.token, challenge)
+
+
+def file_frame(sealer, name=b"disk", size=4096):
+    head = dt.FILE.pack(b"F", len(name), size)
+    return head + sealer.seal(name, head)
+
+
+def data_frame(sealer, offset, data):
+    head = dt.DATA.pack(b"D", offset, len(data))
+    return head + sealer.seal(data, head)
+
+
+def end_frame(sealer):
+    return b"Z" + sealer.seal(b"", b"Z")
+
+
+def refused_with(r, sock, payload, reason):
+    sock.sendall(payload)
+    answer = sock.recv(4096)
+    assert answer[:1] == b"\x00" and reason.encode() in answer, answer
+    with pytest.raises(dt.TransferError, match=reason):
+        r.wait(5)
 
 
 def test_altered_data_is_detected_and_discarded(tmp_path):
     r = receiver(tmp_path)
-    sock, key = _authenticated(r)
-    name = b"disk"
-    head = dt.FILE.pack(b"F", len(name), 4096) + name
-    data = dt.DATA.pack(b"D", 0, 4) + b"evil"
-    mac = hmac.new(key, head + dt.DATA.pack(b"D", 0, 4) + b"good", hashlib.sha256)
-    sock.sendall(head + data + b"Z" + mac.digest())    # the MAC of other data
-    answer = sock.recv(4096)
-    assert answer[:1] == b"\x00" and b"checksum mismatch" in answer
-    with pytest.raises(dt.TransferError, match="checksum"):
+    sock, sealer = _authenticated(r)
+    frame = bytearray(data_frame(sealer, 0, b"good"))
+    frame[dt.DATA.size] ^= 1                                  # one bit flipped on the way
+    refused_with(r, sock, file_frame(sealer) + frame + end_frame(sealer), "checksum mismatch")
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_a_dropped_frame_is_detected(tmp_path):
+    r = receiver(tmp_path)
+    sock, sealer = _authenticated(r)
+    first = file_frame(sealer)
+    data_frame(sealer, 0, b"lost")                            # sealed, never sent
+    refused_with(r, sock, first + data_frame(sealer, 4, b"next") + end_frame(sealer),
+                 "checksum mismatch")
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_a_stream_cut_short_is_discarded(tmp_path):
+    r = receiver(tmp_path)
+    sock, sealer = _authenticated(r)
+    sock.sendall(file_frame(sealer) + data_frame(sealer, 0, b"part"))
+    sock.shutdown(socket.SHUT_WR)                             # no end frame
+    with pytest.raises(dt.TransferError, match="closed mid-transfer"):
         r.wait(5)
     assert not os.path.exists(tmp_path / "dest")
 
 
 def test_extent_outside_its_file_is_refused(tmp_path):
     r = receiver(tmp_path)
-    sock, _ = _authenticated(r)
-    sock.sendall(dt.FILE.pack(b"F", 4, 4096) + b"disk" + dt.DATA.pack(b"D", 4094, 4) + b"abcd")
-    assert b"outside" in sock.recv(4096)
+    sock, sealer = _authenticated(r)
+    refused_with(r, sock, file_frame(sealer) + data_frame(sealer, 4094, b"abcd"), "outside")
     assert not os.path.exists(tmp_path / "dest")
+
+
+def test_disk_data_never_crosses_the_wire_in_clear(tmp_path):
+    """A relay between sender and receiver sees no byte of the disk."""
+    marker = b"secret-guest-data-" * 64
+    src = sparse_file(tmp_path / "disk", extents=((MiB, marker),))
+    r = receiver(tmp_path)
+    relay, wire = socket.create_server(("127.0.0.1", 0)), bytearray()
+
+    def pump(a, b, record):
+        while chunk := a.recv(65536):
+            if record:
+                wire.extend(chunk)
+            b.sendall(chunk)
+        b.shutdown(socket.SHUT_WR)
+
+    def serve():
+        client, _ = relay.accept()
+        upstream = socket.create_connection(("127.0.0.1", r.port))
+        back = threading.Thread(target=pump, args=(upstream, client, False))
+        back.start()
+        pump(client, upstream, True)
+        back.join()
+    t = threading.Thread(target=serve)
+    t.start()
+    dt.send("127.0.0.1", relay.getsockname()[1], r.token, [("disk", src)])
+    t.join(5)
+    assert r.wait(5) == ["disk"]
+    assert (tmp_path / "dest" / "disk").read_bytes() == open(src, "rb").read()
+    assert len(wire) > len(marker) and b"secret-guest-data" not in wire
 
 
 def test_existing_directory_is_never_written_into(tmp_path):

@@ -1,5 +1,9 @@
 """The destination XML of a live migration: every host path swapped,
-everything else (device addresses the guest sees) kept."""
+everything else (device addresses the guest sees) kept; the CPU a
+destination is asked to provide."""
+import pytest
+
+from virt import errors
 from virt.libvirt import migration
 
 SOURCE = """<domain type='qemu'><name>instance-u</name><uuid>u</uuid>
@@ -40,3 +44,43 @@ def test_block_migration_flags():
     assert f & libvirt.VIR_MIGRATE_NON_SHARED_INC and f & libvirt.VIR_MIGRATE_PEER2PEER
     assert not f & libvirt.VIR_MIGRATE_UNSAFE            # never unless configured
     assert migration.flags(False, unsafe=True) & libvirt.VIR_MIGRATE_UNSAFE
+
+
+def domain_with(cpu):
+    return f"<domain type='qemu'><name>x</name>{cpu}</domain>"
+
+
+def test_cpu_to_compare_sends_a_named_model_with_its_features():
+    cpu = ("<cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model>"
+           "<feature policy='require' name='sse4.2'/></cpu>")
+    out = migration.cpu_to_compare(domain_with(cpu), host_cpu=lambda: 1 / 0)
+    assert "<model fallback=\"forbid\">qemu64</model>" in out
+    assert "name=\"sse4.2\"" in out and out.startswith("<cpu")
+
+
+def test_cpu_to_compare_host_passthrough_sends_the_host_cpu():
+    out = migration.cpu_to_compare(domain_with("<cpu mode='host-passthrough'/>"),
+                                   host_cpu=lambda: "<cpu><model>EPYC</model></cpu>")
+    assert out == "<cpu><model>EPYC</model></cpu>"
+
+
+def test_cpu_to_compare_default_cpu_sends_nothing():
+    assert migration.cpu_to_compare(domain_with(""), host_cpu=lambda: 1 / 0) is None
+    assert migration.cpu_to_compare(domain_with("<cpu mode='custom' match='exact'/>"),
+                                    host_cpu=lambda: 1 / 0) is None
+
+
+@pytest.mark.parametrize("text", [
+    "<cpu><model>qemu64",                                           # unreadable
+    "<domain><cpu/></domain>",                                      # another root
+    '<!DOCTYPE cpu [<!ENTITY x SYSTEM "file:///etc/passwd">]><cpu><model>&x;</model></cpu>',
+])
+def test_clean_cpu_xml_refuses_anything_but_one_cpu_element(text):
+    with pytest.raises(errors.CPUIncompatible):
+        migration.clean_cpu_xml(text)
+
+
+def test_clean_cpu_xml_keeps_a_cpu_element():
+    text = "<cpu mode='custom'><model>qemu64</model><feature name='x' policy='require'/></cpu>"
+    out = migration.clean_cpu_xml(text)
+    assert out.startswith("<cpu") and "qemu64" in out and 'name="x"' in out

@@ -1,8 +1,9 @@
 """Every RPC payload is checked against its schema; each malformed request
 names what is wrong."""
+import jsonschema
 import pytest
 
-from compute import schemas
+from compute import exception, schemas
 from compute.exception import InvalidRequest
 
 GOOD = {"instance_uuid": "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55", "name": "web",
@@ -75,3 +76,31 @@ def test_migration_payloads_are_bounded():
     with pytest.raises(InvalidRequest):
         schemas.validate("prep_resize", {"migration": {**mig, "old_vm_state": "error"},
                                          "instance": {}, "probe": ".shared-probe-" + "0" * 32})
+
+
+def test_live_migration_check_payloads_are_bounded():
+    u = "6f1c1f8e-0c4d-44bd-b637-548d873c9206"
+    found = {"shared_storage": False, "block_migration": True, "disk_available": 2**30,
+             "libvirt_uri": "qemu+tcp://hB/system", "migrate_uri": "tcp://hB"}
+    schemas.validate("check_can_live_migrate_source",
+                     {"instance_uuid": u, "dest_check_data": found})
+    for bad in ({"libvirt_uri": "qemu+tcp://hB/system?x=1"},
+                {"libvirt_uri": "qemu:///system"}, {"migrate_uri": "tcp://h B"},
+                {"disk_available": -1}, {"extra": True}):
+        with pytest.raises(InvalidRequest):
+            schemas.validate("check_can_live_migrate_source",
+                             {"instance_uuid": u, "dest_check_data": {**found, **bad}})
+    cpu = schemas.SCHEMAS["check_can_live_migrate_destination"]["properties"]["cpu"]
+    for good in (None, "<cpu mode='custom'><model>qemu64</model></cpu>"):
+        jsonschema.validate(good, cpu)
+    for bad in ("<domain/>", "<cpu>" + "x" * 65536, 3):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, cpu)
+
+
+def test_local_copy_drops_the_remote_traceback():
+    remote = type("InvalidRequest_Remote", (InvalidRequest,),
+                  {"__str__": lambda self: "no room\nTraceback (most recent call last): ..."})
+    e = exception.local_copy(remote("no room"))
+    assert type(e) is InvalidRequest and str(e) == "no room"
+    assert type(exception.local_copy(InvalidRequest("x"))) is InvalidRequest

@@ -277,6 +277,37 @@ class LibvirtDriver(driver.ComputeDriver):
                 paths[role] = f.path
         return paths
 
+    def migration_cpu(self, instance):
+        """Source side: the CPU description the destination must provide
+        (virt.libvirt.migration.cpu_to_compare), or None."""
+        return migration.cpu_to_compare(self._guest(instance).xml_desc(), self.host.cpu_xml)
+
+    def check_cpu(self, cpu_xml):
+        """Destination side: raise CPUIncompatible unless this host can run
+        a guest with that CPU (or cpu_xml is no plain <cpu> description)."""
+        self.host.compare_cpu(migration.clean_cpu_xml(cpu_xml), self.conf.libvirt.virt_type)
+
+    def sync_disks(self, instance):
+        inst_dir = self.instance_dir(instance)
+        for name in os.listdir(inst_dir):
+            fd = os.open(os.path.join(inst_dir, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(inst_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def instance_disk_bytes(self, instance):
+        """Bytes the instance directory's files hold on disk (what a block
+        migration writes at the destination, at most)."""
+        inst_dir = self.instance_dir(instance)
+        return sum(os.stat(os.path.join(inst_dir, n)).st_blocks * 512
+                   for n in os.listdir(inst_dir))
+
     def pre_live_migration(self, instance, image_files, block):
         """Destination side: the instance directory and, for a block
         migration, empty overlays on this host's bases for the copy."""

@@ -12,6 +12,7 @@ import threading
 import time
 
 import libvirt
+from lxml import etree
 
 from virt import driver, errors
 from virt.libvirt.guest import Guest, translate
@@ -150,6 +151,22 @@ class Host:
 
     def free_memory_mb(self):
         return self._call(lambda c: c.getFreeMemory()) // (1024 * 1024)
+
+    def cpu_xml(self):
+        """This host's CPU, as libvirt's capabilities describe it."""
+        caps = etree.fromstring(self._call(lambda c: c.getCapabilities()).encode())
+        return etree.tostring(caps.find("host/cpu"), encoding="unicode")
+
+    def compare_cpu(self, xml, virt_type):
+        """Raise CPUIncompatible (with libvirt's reason) unless this host's
+        hypervisor can provide the CPU described by xml."""
+        flags = libvirt.VIR_CONNECT_COMPARE_CPU_FAIL_INCOMPATIBLE
+        try:
+            self.get_connection().compareHypervisorCPU(None, None, None, virt_type, xml, flags)
+        except libvirt.libvirtError as e:
+            if e.get_error_code() == libvirt.VIR_ERR_CPU_INCOMPATIBLE:
+                raise errors.CPUIncompatible(e.get_error_message()) from None
+            raise translate(e) from None
 
     def hostname(self):
         return self._call(lambda c: c.getHostname())

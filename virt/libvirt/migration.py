@@ -5,12 +5,16 @@ The running domain's XML is the only safe starting point (device
 addresses, aliases and the CPU must match what the guest already sees), so
 the destination definition is that XML with every host path swapped for
 the destination's: disk sources, kernel and initrd, and the console log.
+The guest's CPU, as the destination must provide it, is taken from the
+same XML (cpu_to_compare); what a source sends is re-serialized before
+libvirt compares it (clean_cpu_xml).
 """
 import logging
 import threading
 import time
 
 import libvirt
+from lxml import etree
 
 from virt import errors
 from virt.libvirt.xml.domain import Domain
@@ -42,6 +46,34 @@ def rewrite_for_destination(xml, mapping):
         serial.source_path = _swap(serial.source_path, mapping)
         serial.log_file = _swap(serial.log_file, mapping)
     return dom.to_xml()
+
+
+def cpu_to_compare(live_xml, host_cpu):
+    """The CPU a destination must provide for the running guest whose
+    domain XML is live_xml: its <cpu> when that names a model (custom, or
+    host-model as libvirt expanded it at start); the source host's CPU
+    (host_cpu(), called only then) for host-passthrough; None when the
+    guest runs the hypervisor's default CPU, which every host provides."""
+    cpu = Domain.parse(live_xml).cpu
+    if cpu is None:
+        return None
+    if cpu.mode == "host-passthrough":
+        return host_cpu()
+    return cpu.to_xml(pretty=False) if cpu.model else None
+
+
+def clean_cpu_xml(text):
+    """text (from another host, so untrusted) re-serialized as one <cpu>
+    element; raises CPUIncompatible for anything else (a DOCTYPE, entities,
+    another root element, unreadable XML)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        root = etree.fromstring(text.encode(), parser)
+    except etree.XMLSyntaxError as e:
+        raise errors.CPUIncompatible(f"unreadable CPU description: {e}") from None
+    if root.tag != "cpu" or root.getroottree().docinfo.doctype:
+        raise errors.CPUIncompatible("the CPU description must be one <cpu> element")
+    return etree.tostring(root, encoding="unicode")
 
 
 def flags(block, auto_converge=False, post_copy=False, unsafe=False):
