@@ -201,6 +201,7 @@ class Receiver:
         self.timeout = timeout
         self.files = []
         self.error = None
+        self._made_dir = False
         self._done = threading.Event()
         self._sock = socket.create_server((bind_address, 0))
         self._sock.settimeout(timeout)
@@ -273,6 +274,7 @@ class Receiver:
 
     def _receive(self, conn, sealer):
         os.mkdir(self.directory, 0o755)
+        self._made_dir = True
         buf = memoryview(bytearray(CHUNK + TAG))
         fd, size, received = None, 0, 0
         try:
@@ -323,10 +325,11 @@ class Receiver:
             except OSError:
                 pass
         self.files = []
-        try:
-            os.rmdir(self.directory)
-        except OSError:
-            pass
+        if self._made_dir:                 # never a directory that existed before
+            try:
+                os.rmdir(self.directory)
+            except OSError:
+                pass
 
 
 def copy_local(src, dst):

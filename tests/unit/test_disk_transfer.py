@@ -181,6 +181,14 @@ def test_existing_directory_is_never_written_into(tmp_path):
     assert os.listdir(tmp_path / "dest") == ["keep"]
 
 
+def test_existing_empty_directory_is_left_in_place(tmp_path):
+    os.mkdir(tmp_path / "dest")
+    r = receiver(tmp_path)
+    with pytest.raises(dt.TransferError):
+        dt.send("127.0.0.1", r.port, r.token, [("disk", sparse_file(tmp_path / "disk"))])
+    assert os.path.isdir(tmp_path / "dest")
+
+
 def test_local_copy_is_sparse_and_identical(tmp_path):
     src = sparse_file(tmp_path / "disk")
     dt.copy_local(src, tmp_path / "copy")
