@@ -46,9 +46,11 @@ def test_block_live_migration_keeps_the_guest_running(bed):
     checked = [e["details"] for e in a.api.list_instance_actions(a.host, u)[-1]["events"]
                if e["event"] == "destination_checked"]
     assert checked and "'block_migration': True" in checked[0]
+    # the source unplugs, cleans up and marks its record moved just after
+    src = wait_until(lambda: (r := a.api.get_instance(a.host, u))["host"] == b.host and r,
+                     30, 0.2, "hA's record to name hB")
+    assert src["vm_state"] == "active"
     before = a.console(u) if os.path.exists(os.path.join(a.instances_path, u)) else ""
-    src = a.api.get_instance(a.host, u)
-    assert src["host"] == b.host and src["vm_state"] == "active"
     assert not os.path.exists(os.path.join(a.instances_path, u))      # nothing left on hA
     assert bed.hosts["hA"].virsh("list", "--all", "--name").split() == []
     assert f"instance-{u}" in bed.hosts["hB"].virsh("list", "--name")
