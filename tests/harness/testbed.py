@@ -89,8 +89,10 @@ class Host:
     def _write_libvirt_conf(self):
         for sub in ("run", "lib", "log", "cache", "etc", "local", "state"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        # the system libvirtd's settings, but none of its domain or network
+        # definitions (/etc/libvirt/qemu): a host starts with no guests
         shutil.copytree("/etc/libvirt", os.path.join(self.dir, "etc"), dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("*.pid"))
+                        ignore=shutil.ignore_patterns("*.pid", "qemu"))
         n = 10 + self.index
         with open(os.path.join(self.dir, "etc", "libvirtd.conf"), "w") as f:
             f.write(f'host_uuid = "7b000000-0000-4000-8000-0000000000{n:02d}"\n'
