@@ -25,8 +25,8 @@ default_opts = [
                help="Directory holding one directory per instance and the "
                     "image cache."),
     cfg.StrOpt("snapshots_directory", default="$instances_path/snapshots",
-               help="Where snapshots are made (a delta and the flattened image per "
-                    "snapshot) before upload; needs room for the flattened image."),
+               help="Where snapshots are flattened (one image per snapshot) before "
+                    "upload; needs room for the flattened image."),
     cfg.StrOpt("snapshot_image_format", choices=["qcow2", "raw"],
                help="Disk format of uploaded snapshots; default: the source "
                     "image's format."),

@@ -7,9 +7,10 @@ snapshot_instance (in the worker pool, at most max_concurrent_snapshots at
 a time) then:
 
 1. makes the flat image in snapshots_directory/<uuid>.<image id>/: live
-   (block copy while the guest runs) unless the guest is off or live
-   snapshots are disabled; cold for a running guest means managed-save,
-   copy, restore, so the guest ends as it was;
+   (the guest runs on an overlay while its frozen disk is converted, then
+   the overlay is merged back) unless the guest is off or live snapshots
+   are disabled; cold for a running guest means managed-save, convert,
+   restore, so the guest ends as it was;
 2. IMAGE_PENDING_UPLOAD, then IMAGE_UPLOADING: streams the file while
    hashing it, and checks the image service's hash of what it stored;
 3. on any failure deletes the half-made image from the image service, and
@@ -17,7 +18,8 @@ a time) then:
 
 The work directory holds state.json (image id, whether the guest was saved
 for a cold copy), so after an agent killed mid-way, init_host finishes the
-cleanup: image deleted unless active, guest restored, directory removed.
+cleanup: image deleted unless active, guest restored, directory removed;
+and every guest left on a snapshot overlay is merged back onto its disk.
 A mixin of ComputeManager.
 """
 import hashlib
@@ -135,11 +137,15 @@ class SnapshotMixin:
             self.driver.suspend(vi)           # managed save: memory and disk consistent
         try:
             path = self.driver.snapshot(vi, files, workdir, fmt, live, progress)
+            record.event("image_made", f"{time.monotonic() - started:.3f} s, "
+                                       f"{os.path.getsize(path)} bytes of {fmt}")
         finally:
+            if live:
+                merging = time.monotonic()
+                self.driver.end_snapshot(vi)  # the guest's writes back on its own disk
+                record.event("disk_merged", f"{time.monotonic() - merging:.3f} s")
             if state["saved"]:
                 self.driver.resume(vi)        # back as it was, running or paused
-        record.event("image_made", f"{time.monotonic() - started:.3f} s, "
-                                   f"{os.path.getsize(path)} bytes of {fmt}")
         self.db.instance_update(uuid, expected_task_state=states.IMAGE_SNAPSHOT,
                                 task_state=states.IMAGE_PENDING_UPLOAD, progress=50)
         self.db.instance_update(uuid, expected_task_state=states.IMAGE_PENDING_UPLOAD,
@@ -194,9 +200,8 @@ class SnapshotMixin:
 
     def cleanup_interrupted_snapshots(self):
         """Agent start: what a killed agent left of its snapshots."""
-        if not os.path.isdir(self.snapshots_dir):
-            return
-        for name in os.listdir(self.snapshots_dir):
+        names = os.listdir(self.snapshots_dir) if os.path.isdir(self.snapshots_dir) else []
+        for name in names:
             uuid, _, image_id = name.partition(".")
             workdir = os.path.join(self.snapshots_dir, name)
             try:
@@ -219,3 +224,8 @@ class SnapshotMixin:
                 except Exception:
                     LOG.exception("instance %s: not restored after a cold snapshot", uuid)
             shutil.rmtree(workdir, ignore_errors=True)
+        for inst in self.db.instance_list(host=self.host):
+            try:          # a guest left on a live snapshot's overlay goes back to its disk
+                self.driver.end_snapshot(self.virt_instance(inst))
+            except Exception:
+                LOG.exception("instance %s: still on its snapshot overlay", inst.uuid)

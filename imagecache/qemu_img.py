@@ -34,11 +34,18 @@ def create_blank(path, size_bytes, fmt="qcow2"):
     _run("create", "-q", "-f", fmt, path, str(size_bytes))
 
 
-def convert(src, src_format, dst, dst_format, preallocation="off"):
+def convert(src, src_format, dst, dst_format, preallocation="off", force_share=False):
     """Copy src into a new dst of dst_format; preallocation=falloc reserves
-    the space up front (raw and qcow2 only)."""
+    the space up front (raw and qcow2 only).  force_share: read src although
+    a running QEMU has it open (the caller guarantees nothing writes it)."""
     opts = ["-o", f"preallocation={preallocation}"] if preallocation != "off" else []
-    _run("convert", "-f", src_format, "-O", dst_format, *opts, src, dst)
+    share = ["-U"] if force_share else []
+    _run("convert", *share, "-f", src_format, "-O", dst_format, *opts, src, dst)
+
+
+def commit(path, fmt):
+    """Write path's data into its backing file (the guest is off)."""
+    _run("commit", "-q", "-f", fmt, path)
 
 
 def resize(path, fmt, size_bytes, preallocation="off"):

@@ -139,7 +139,13 @@ class ComputeDriver(abc.ABC):
     def snapshot(self, instance, image_files, workdir, out_format, live, progress):
         """A flat image file of the root disk in workdir; returns its path.
         live: copy while the guest runs; else the guest is off or saved.
-        progress(percent) is called as the copy advances."""
+        progress(percent) is called as the copy advances.  After a live
+        snapshot, end_snapshot must follow, whatever happened."""
+
+    @abc.abstractmethod
+    def end_snapshot(self, instance):
+        """Undo what a live snapshot (maybe interrupted by a kill) changed
+        in the guest's disks; nothing to do when nothing is left."""
 
     @abc.abstractmethod
     def migrate_disk_and_power_off(self, instance, timeout, retry_interval):

@@ -6,12 +6,16 @@ import re
 import subprocess
 import tempfile
 
+import libvirt
 import pytest
 
 from compute import exception
 from imagecache.glance import GlanceClient
-from tests.harness.agent import Agent, wait_until
+from tests.harness.agent import LIBVIRT_URI, Agent, wait_until
 from tests.harness.faulty_images import FaultyProxy
+from tests.harness.guest import last_tick
+from virt.libvirt import snapshot as virt_snapshot
+from virt.libvirt.xml.domain import Domain
 
 
 def start_agent(extra_conf=""):
@@ -147,6 +151,63 @@ def test_agent_killed_during_upload_leaves_no_half_image(agent):
     assert rec["vm_state"] == "active" and rec["power_state"] == "RUNNING"
     assert image_id not in images(agent) and set(images(agent)) == known
     assert os.listdir(os.path.join(agent.instances_path, "snapshots")) == []
+    agent.api.terminate_instance(agent.host, u)
+
+
+def left_on_overlay(agent, u):
+    """Kill the agent and leave the guest as a kill between freeze and
+    merge would: running on the snapshot overlay; then let it tick on it.
+    The last tick the guest wrote to its disk."""
+    agent.kill_agent()
+    dom = libvirt.open(LIBVIRT_URI).lookupByUUIDString(u)
+    overlay = os.path.join(agent.instances_path, u, virt_snapshot.OVERLAY)
+    dom.snapshotCreateXML(virt_snapshot.snapshot_xml(
+        Domain.parse(dom.XMLDesc()).devices.disks, "vda", overlay),
+        libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+        | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA)
+    on_overlay = last_tick(agent.console(u))
+    agent.wait_console(u, lambda c: last_tick(c) >= on_overlay + 3, "ticks on the overlay")
+    return dom, overlay, last_tick(agent.console(u))
+
+
+def root_sources(dom, flags=0):
+    return [d.source_file for d in Domain.parse(dom.XMLDesc(flags)).devices.disks
+            if d.target_dev == "vda"]
+
+
+def test_a_guest_left_on_its_snapshot_overlay_is_merged_back_at_start(agent):
+    u = agent.boot("overlay-run")
+    agent.wait_console(u, lambda c: last_tick(c) >= 2, "tick 2")
+    dom, overlay, written = left_on_overlay(agent, u)
+    disk = os.path.join(agent.instances_path, u, "disk")
+    assert root_sources(dom) == [overlay]
+    agent.restart_agent()
+    wait_until(lambda: not os.path.exists(overlay), 60, 0.2, "the overlay merged back")
+    assert root_sources(dom) == [disk]
+    assert root_sources(dom, libvirt.VIR_DOMAIN_XML_INACTIVE) == [disk]
+    # a hard reboot boots from the definition the agent writes: the root
+    # disk alone must hold what the guest wrote while on the overlay
+    agent.api.reboot_instance(agent.host, u, "HARD")
+    console = agent.wait_console(u, lambda c: c.count("TB: bootcount=") == 2, "reboot")
+    assert int(re.findall(r"TB: disk-tick=(\d+)", console)[-1]) >= written
+    agent.api.terminate_instance(agent.host, u)
+
+
+def test_a_guest_shut_off_on_its_snapshot_overlay_is_merged_offline(agent):
+    u = agent.boot("overlay-off")
+    agent.wait_console(u, lambda c: last_tick(c) >= 2, "tick 2")
+    dom, overlay, written = left_on_overlay(agent, u)
+    dom.destroy()                     # the host went down with the agent
+    disk = os.path.join(agent.instances_path, u, "disk")
+    assert root_sources(dom, libvirt.VIR_DOMAIN_XML_INACTIVE) == [overlay]
+    agent.restart_agent()
+    wait_until(lambda: not os.path.exists(overlay), 60, 0.2, "the overlay merged back")
+    assert root_sources(dom, libvirt.VIR_DOMAIN_XML_INACTIVE) == [disk]
+    agent.wait_settled(u)
+    if agent.api.get_instance(agent.host, u)["power_state"] != "RUNNING":
+        agent.api.start_instance(agent.host, u)
+    console = agent.wait_console(u, lambda c: c.count("TB: bootcount=") == 2, "start")
+    assert int(re.findall(r"TB: disk-tick=(\d+)", console)[-1]) >= written
     agent.api.terminate_instance(agent.host, u)
 
 

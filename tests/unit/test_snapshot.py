@@ -1,9 +1,10 @@
 """Snapshot logic that needs no hypervisor: the properties a snapshot
-image carries, progress throttling, and the block-copy target."""
+image carries, progress throttling, and the live snapshot's XML."""
 import types
 
 from compute.snapshot import SnapshotMixin, snapshot_properties
 from virt.libvirt import snapshot
+from virt.libvirt.xml.domain import Domain
 
 
 def test_snapshot_image_carries_what_a_boot_needs_and_its_origin():
@@ -28,7 +29,31 @@ def test_progress_is_written_in_steps_within_its_range():
     assert len(values) <= 10
 
 
-def test_block_copy_target_is_a_file_of_the_snapshot_format():
-    assert snapshot.target_xml("/s/snapshot.raw", "raw") == (
-        "<disk type='file'><driver name='qemu' type='raw'/>"
-        "<source file='/s/snapshot.raw'/></disk>")
+def test_live_snapshot_moves_only_the_root_disk_to_an_overlay():
+    dom = Domain.parse(
+        "<domain><devices>"
+        "<disk type='file' device='disk'><source file='/i/u/disk'/><target dev='vda'/></disk>"
+        "<disk type='file' device='disk'><source file='/i/u/disk.eph0'/><target dev='vdb'/></disk>"
+        "<disk type='file' device='cdrom'><source file='/i/u/disk.config'/><target dev='hdd'/>"
+        "</disk></devices></domain>")
+    xml = snapshot.snapshot_xml(dom.devices.disks, "vda", "/i/u/disk.snapshot")
+    assert xml == (
+        "<domainsnapshot><disks>"
+        "<disk name='vda' snapshot='external'><driver type='qcow2'/>"
+        "<source file='/i/u/disk.snapshot'/></disk>"
+        "<disk name='vdb' snapshot='no'/><disk name='hdd' snapshot='no'/>"
+        "</disks></domainsnapshot>").replace("'", '"')
+    assert snapshot.disk_on(dom, "/i/u/disk").target_dev == "vda"
+    assert snapshot.disk_on(dom, "/i/u/disk.snapshot") is None
+
+
+def test_a_disk_put_back_on_its_root_loses_the_overlay_chain():
+    dom = Domain.parse(
+        "<domain><devices><disk type='file'><source file='/i/u/disk.snapshot'/>"
+        "<backingStore type='file'><source file='/i/u/disk'/></backingStore>"
+        "<target dev='vda'/></disk></devices></domain>")
+    disk = snapshot.disk_on(dom, "/i/u/disk.snapshot")
+    disk.source_file, disk.backing_store = "/i/u/disk", False
+    assert dom.to_xml(pretty=False) == (
+        '<domain><devices><disk type="file"><source file="/i/u/disk"/>'
+        '<target dev="vda"/></disk></devices></domain>')

@@ -251,20 +251,32 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def snapshot(self, instance, image_files, workdir, out_format, live, progress):
         """A flat image of the root disk in workdir (its path).  live: the
-        guest runs and keeps running (block copy); otherwise the guest must
-        be off or saved and the disk is read directly."""
+        guest runs and keeps running, its writes held in an overlay that
+        end_snapshot merges back; otherwise the guest must be off or saved
+        and the disk is read directly."""
         root = os.path.join(self.instance_dir(instance), "disk")
         fmt = instance.disk_formats.get("disk", "qcow2")
+        total = snap.allocated(root) + snap.allocated(image_files.root.path)
         if live:
+            self.end_snapshot(instance)           # a leftover overlay first
+            snap.freeze(self._guest(instance), root, self._overlay(instance))
+        return snap.flatten(root, fmt, workdir, out_format, total, progress, frozen=live)
+
+    def end_snapshot(self, instance):
+        """The guest back on its own root disk after a live snapshot (also
+        one a killed agent left half-done); nothing to do otherwise."""
+        overlay = self._overlay(instance)
+        if not os.path.exists(overlay):
+            return
+        try:
             guest = self._guest(instance)
-            dev = next((d.target_dev for d in Domain.parse(guest.xml_desc()).devices.disks
-                        if d.source_file == root), None)
-            if dev is None:
-                raise errors.VirtError(f"instance {instance.uuid}: root disk {root} not found "
-                                       "in the guest definition")
-            size = disks.root_size(instance.flavor, image_files.root)
-            return snap.live_image(guest, dev, size, workdir, out_format, progress)
-        return snap.flatten(root, fmt, workdir, out_format)
+        except errors.InstanceNotFound:
+            return
+        root = os.path.join(self.instance_dir(instance), "disk")
+        snap.merge_back(guest, self.host.define, root, overlay)
+
+    def _overlay(self, instance):
+        return os.path.join(self.instance_dir(instance), snap.OVERLAY)
 
     # -- live migration ----------------------------------------------------------
 

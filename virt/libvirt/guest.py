@@ -64,20 +64,28 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
-    def block_copy(self, dev, dest_xml, flags, params=None):
-        self._do(self._dom.blockCopy, dev, dest_xml, params, flags)
+    def snapshot_disks(self, xml):
+        """An external disk-only snapshot, all disks or none, with no
+        snapshot metadata kept by libvirt (the agent tracks it)."""
+        self._do(self._dom.snapshotCreateXML, xml,
+                 libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)
+
+    def block_commit_active(self, dev, base):
+        """Start merging dev's active layer down into base (a path in its
+        chain); the job waits for a pivot once the two are in sync."""
+        self._do(self._dom.blockCommit, dev, base, None, 0,
+                 libvirt.VIR_DOMAIN_BLOCK_COMMIT_ACTIVE)
 
     def block_job_info(self, dev):
-        """{type, bandwidth, cur, end} of dev's block job; {} when none."""
+        """{type, bandwidth, cur, end} of dev's block job; {} when none.
+        libvirt reports cur == end (not 0) only once the job is ready."""
         return self._do(self._dom.blockJobInfo, dev, 0) or {}
 
-    def block_job_abort(self, dev):
-        """End dev's block job without pivoting; no job is fine."""
-        try:
-            self._dom.blockJobAbort(dev, 0)
-        except libvirt.libvirtError as e:
-            if e.get_error_code() != libvirt.VIR_ERR_OPERATION_INVALID:
-                raise translate(e)
+    def block_job_pivot(self, dev):
+        """Switch dev to the job's target and end the job (synchronous)."""
+        self._do(self._dom.blockJobAbort, dev, libvirt.VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT)
 
     def migratable_xml(self):
         return self._do(self._dom.XMLDesc, libvirt.VIR_DOMAIN_XML_MIGRATABLE
@@ -126,6 +134,10 @@ class Guest:
 
     def xml_desc(self):
         return self._do(self._dom.XMLDesc, 0)
+
+    def inactive_xml(self):
+        """The persistent definition (what the next start uses)."""
+        return self._do(self._dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)
 
     def shutdown(self):
         """Ask the guest to power off (ACPI power button)."""

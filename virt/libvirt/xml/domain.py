@@ -82,6 +82,7 @@ class Disk(Element):
     driver_type = Prop("driver/@type")
     driver_cache = Prop("driver/@cache")
     source_file = Prop("source/@file")
+    backing_store = Prop("backingStore", presence=True)
     target_dev = Prop("target/@dev")
     target_bus = Prop("target/@bus")
     serial = Prop("serial")
