@@ -132,7 +132,8 @@ class ImageCache:
                                            max_virtual_size)
                 final = tmp
                 if self.force_raw and fmt != "raw":
-                    qemu_img.convert(tmp, inspector.qemu_format(fmt), converted, "raw")
+                    qemu_img.convert(tmp, inspector.qemu_format(fmt), converted, "raw",
+                                     untrusted=True)
                     final = converted
             os.chmod(final, 0o644)
             os.rename(final, path)

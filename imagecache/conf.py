@@ -40,9 +40,11 @@ image_opts = [
     cfg.StrOpt("default_ephemeral_format", default="ext4",
                help="Filesystem made on ephemeral disks (mkfs -t)."),
     cfg.IntOpt("qemu_img_cpu_seconds", default=30, min=1,
-               help="CPU-time limit (seconds) of every qemu-img call."),
+               help="CPU-time limit (seconds) of qemu-img converting a "
+                    "downloaded image."),
     cfg.IntOpt("qemu_img_address_space_mb", default=1024, min=64,
-               help="Address-space limit (MiB) of every qemu-img call."),
+               help="Address-space limit (MiB) of qemu-img converting a "
+                    "downloaded image."),
 ]
 
 

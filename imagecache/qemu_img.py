@@ -3,10 +3,14 @@
 Commands go through oslo.concurrency's processutils.execute: argv lists (no
 shell), logged, and a ProcessExecutionError carrying exit code and stderr on
 failure.  The input format is always given with -f (or -F for a backing
-file) so qemu-img never probes a format, and every call runs under CPU-time
-and address-space limits set by util-linux's prlimit (1 ms, where
-processutils' own prlimit= option starts a Python interpreter: 45 ms).
-Files reach qemu-img only after imagecache.inspector passed them.
+file) so qemu-img never probes a format.  Files reach qemu-img only after
+imagecache.inspector passed them, and qemu-img reading a downloaded image
+(untrusted=True) runs under CPU-time and address-space limits set by
+util-linux's prlimit (1 ms, where processutils' own prlimit= option starts
+a Python interpreter: 45 ms).  The agent's own files (instance disks,
+snapshots) are not limited: converting a large disk takes more than any
+limit that stops a hostile header, and QEMU's I/O threads alone can take
+a GiB of address space.
 """
 from oslo_concurrency import processutils
 
@@ -17,10 +21,10 @@ def configure_limits(cpu_seconds, address_space_mb):
     LIMITS.update(cpu_seconds=cpu_seconds, address_space_mb=address_space_mb)
 
 
-def _run(*args):
-    argv = ["prlimit", f"--cpu={LIMITS['cpu_seconds']}",
-            f"--as={LIMITS['address_space_mb'] * 1024 * 1024}", "--", "qemu-img", *args]
-    return processutils.execute(*argv)
+def _run(*args, untrusted=False):
+    limits = ["prlimit", f"--cpu={LIMITS['cpu_seconds']}",
+              f"--as={LIMITS['address_space_mb'] * 1024 * 1024}", "--"] if untrusted else []
+    return processutils.execute(*limits, "qemu-img", *args)
 
 
 def create_overlay(path, backing, backing_format, size_bytes):
@@ -34,13 +38,16 @@ def create_blank(path, size_bytes, fmt="qcow2"):
     _run("create", "-q", "-f", fmt, path, str(size_bytes))
 
 
-def convert(src, src_format, dst, dst_format, preallocation="off", force_share=False):
+def convert(src, src_format, dst, dst_format, preallocation="off", force_share=False,
+            untrusted=False):
     """Copy src into a new dst of dst_format; preallocation=falloc reserves
     the space up front (raw and qcow2 only).  force_share: read src although
-    a running QEMU has it open (the caller guarantees nothing writes it)."""
+    a running QEMU has it open (the caller guarantees nothing writes it).
+    untrusted: src came from the image service (limits apply)."""
     opts = ["-o", f"preallocation={preallocation}"] if preallocation != "off" else []
     share = ["-U"] if force_share else []
-    _run("convert", *share, "-f", src_format, "-O", dst_format, *opts, src, dst)
+    _run("convert", *share, "-f", src_format, "-O", dst_format, *opts, src, dst,
+         untrusted=untrusted)
 
 
 def commit(path, fmt):

@@ -107,3 +107,13 @@ def test_no_room_is_refused_before_download(tmp_path):
     with pytest.raises(Exception, match="needs .* MiB"):
         cache.fetch("img")
     assert os.listdir(tmp_path / "_base") == []
+
+
+def test_only_qemu_img_on_a_downloaded_image_runs_under_limits(monkeypatch):
+    from imagecache import qemu_img
+    calls = []
+    monkeypatch.setattr(qemu_img.processutils, "execute", lambda *argv: calls.append(argv))
+    qemu_img.convert("/dl/tmp", "qcow2", "/dl/out", "raw", untrusted=True)
+    qemu_img.convert("/i/u/disk", "qcow2", "/s/snapshot.qcow2", "qcow2", force_share=True)
+    assert calls[0][0] == "prlimit" and "qemu-img" in calls[0]
+    assert calls[1][:3] == ("qemu-img", "convert", "-U")
