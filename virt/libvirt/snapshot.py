@@ -73,7 +73,10 @@ def freeze(guest, root, overlay):
     disk = disk_on(domain, root)
     if disk is None:
         raise errors.VirtError(f"root disk {root} not found in the guest definition")
+    started = time.monotonic()
     guest.snapshot_disks(snapshot_xml(domain.devices.disks, disk.target_dev, overlay))
+    LOG.info("%s frozen, the guest writes to %s (%.3f s)", root, overlay,
+             time.monotonic() - started)
 
 
 @contextlib.contextmanager
@@ -99,8 +102,10 @@ def flatten(src, src_format, workdir, out_format, total, progress, frozen=False)
     total: the bytes expected, for progress.  frozen: a running QEMU still
     has src open, read-only, and nothing writes it."""
     out = os.path.join(workdir, f"snapshot.{out_format}")
+    started = time.monotonic()
     with watching(out, total, progress):
         qemu_img.convert(src, src_format, out, out_format, force_share=frozen)
+    LOG.info("%s flattened into %s in %.3f s", src, out, time.monotonic() - started)
     return out
 
 
