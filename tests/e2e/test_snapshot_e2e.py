@@ -1,4 +1,4 @@
-"""Snapshots end to end: real guests, real libvirt block copies, real
+"""Snapshots end to end: real guests, real libvirt snapshots and commits, real
 uploads to compute-images, and the snapshot booted as a new instance that
 finds on its disk what the first guest wrote."""
 import os
