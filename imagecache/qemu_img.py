@@ -9,8 +9,8 @@ imagecache.inspector passed them, and qemu-img reading a downloaded image
 util-linux's prlimit (1 ms, where processutils' own prlimit= option starts
 a Python interpreter: 45 ms).  The agent's own files (instance disks,
 snapshots) are not limited: converting a large disk takes more than any
-limit that stops a hostile header, and QEMU's I/O threads alone can take
-a GiB of address space.
+limit that stops a hostile header, and each of a convert's I/O threads
+reserves its own stack and heap address space.
 """
 from oslo_concurrency import processutils
 
