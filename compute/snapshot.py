@@ -51,13 +51,6 @@ def snapshot_properties(inst):
     return out
 
 
-def allocated(path):
-    try:
-        return os.stat(path).st_blocks * 512
-    except OSError:
-        return 0
-
-
 class SnapshotMixin:
     def _init_snapshots(self, conf):
         self.snapshots_dir = conf.snapshots_directory
@@ -70,7 +63,7 @@ class SnapshotMixin:
         """Upper bound of the flat image: the base's and the overlay's
         allocated bytes."""
         disk = os.path.join(self.conf.instances_path, inst.uuid, "disk")
-        return allocated(files.root.path) + allocated(disk)
+        return virt_driver.allocated(files.root.path) + virt_driver.allocated(disk)
 
     def accept_snapshot(self, uuid, name):
         self.take_task(uuid, "snapshot", ALLOWED, (None,), states.IMAGE_SNAPSHOT, progress=0)

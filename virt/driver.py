@@ -1,12 +1,23 @@
 """The hypervisor driver interface the manager talks to, and the plain data
 it passes: what an instance is (to a driver), which cached image files it
 boots from, and what a driver reports back.  Drivers never see the database.
+Also allocated(), the on-disk size of a file, which both sides measure.
 """
 import abc
 import dataclasses
+import os
 import threading
 
 from imagecache.cache import CachedImage
+
+
+def allocated(path):
+    """Bytes path takes on disk (sparse files count what they hold); 0 when
+    it is gone."""
+    try:
+        return os.stat(path).st_blocks * 512
+    except OSError:
+        return 0
 
 
 @dataclasses.dataclass(frozen=True)

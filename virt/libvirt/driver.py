@@ -256,7 +256,7 @@ class LibvirtDriver(driver.ComputeDriver):
         and the disk is read directly."""
         root = os.path.join(self.instance_dir(instance), "disk")
         fmt = instance.disk_formats.get("disk", "qcow2")
-        total = snap.allocated(root) + snap.allocated(image_files.root.path)
+        total = driver.allocated(root) + driver.allocated(image_files.root.path)
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
             snap.freeze(self._guest(instance), root, self._overlay(instance))
@@ -317,8 +317,7 @@ class LibvirtDriver(driver.ComputeDriver):
         """Bytes the instance directory's files hold on disk (what a block
         migration writes at the destination, at most)."""
         inst_dir = self.instance_dir(instance)
-        return sum(os.stat(os.path.join(inst_dir, n)).st_blocks * 512
-                   for n in os.listdir(inst_dir))
+        return sum(driver.allocated(os.path.join(inst_dir, n)) for n in os.listdir(inst_dir))
 
     def pre_live_migration(self, instance, image_files, block):
         """Destination side: the instance directory and, for a block
@@ -374,14 +373,9 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def saved_state_bytes(self):
         """Sizes of the managed-save images of this agent's guests."""
-        total = 0
-        for uuid in self.list_instance_uuids():
-            path = os.path.join(self.conf.libvirt.save_image_dir, f"{DOMAIN_PREFIX}{uuid}.save")
-            try:
-                total += os.stat(path).st_blocks * 512
-            except OSError:
-                pass
-        return total
+        return sum(driver.allocated(os.path.join(self.conf.libvirt.save_image_dir,
+                                                 f"{DOMAIN_PREFIX}{uuid}.save"))
+                   for uuid in self.list_instance_uuids())
 
     def _lookup(self, instance):
         try:

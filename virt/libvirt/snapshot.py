@@ -36,18 +36,12 @@ import time
 
 from imagecache import qemu_img
 from virt import errors
+from virt.driver import allocated
 from virt.libvirt.xml.domain import Domain
 from virt.libvirt.xml.snapshot import DomainSnapshot, SnapshotDisk
 
 LOG = logging.getLogger(__name__)
 OVERLAY = "disk.snapshot"
-
-
-def allocated(path):
-    try:
-        return os.stat(path).st_blocks * 512
-    except OSError:
-        return 0
 
 
 def snapshot_xml(disks, root_dev, overlay):
@@ -126,9 +120,7 @@ def _wait_ready(guest, dev, timeout):
 def merge_back(guest, define, root, overlay, timeout=600):
     """Put the guest back on root with all it wrote to overlay, and remove
     overlay.  define(xml) replaces the persistent definition.  Nothing to
-    do when the guest is not on overlay."""
-    if not os.path.exists(overlay):
-        return
+    do but the removal when the guest is not on overlay."""
     if guest.is_active():
         disk = disk_on(Domain.parse(guest.xml_desc()), overlay)
         if disk is not None:
