@@ -109,11 +109,16 @@ def test_no_room_is_refused_before_download(tmp_path):
     assert os.listdir(tmp_path / "_base") == []
 
 
-def test_only_qemu_img_on_a_downloaded_image_runs_under_limits(monkeypatch):
+def test_only_qemu_img_on_a_downloaded_image_runs_under_limits(tmp_path, monkeypatch):
+    """Real qemu-img under an address-space limit too small to start its
+    I/O threads: the download's convert dies, the agent's own does not."""
+    from oslo_concurrency import processutils
+
     from imagecache import qemu_img
-    calls = []
-    monkeypatch.setattr(qemu_img.processutils, "execute", lambda *argv: calls.append(argv))
-    qemu_img.convert("/dl/tmp", "qcow2", "/dl/out", "raw", untrusted=True)
-    qemu_img.convert("/i/u/disk", "qcow2", "/s/snapshot.qcow2", "qcow2", force_share=True)
-    assert calls[0][0] == "prlimit" and "qemu-img" in calls[0]
-    assert calls[1][:3] == ("qemu-img", "convert", "-U")
+    src = str(tmp_path / "src.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", src, "16M"], check=True)
+    monkeypatch.setitem(qemu_img.LIMITS, "address_space_mb", 16)
+    with pytest.raises(processutils.ProcessExecutionError):
+        qemu_img.convert(src, "qcow2", str(tmp_path / "dl.raw"), "raw", untrusted=True)
+    qemu_img.convert(src, "qcow2", str(tmp_path / "own.qcow2"), "qcow2", force_share=True)
+    assert os.path.exists(tmp_path / "own.qcow2")
