@@ -157,7 +157,9 @@ def test_agent_killed_during_upload_leaves_no_half_image(agent):
 def left_on_overlay(agent, u):
     """Kill the agent and leave the guest as a kill between freeze and
     merge would: running on the snapshot overlay; then let it tick on it.
-    The last tick the guest wrote to its disk."""
+    The last tick surely on its disk: the guest prints tick N before it
+    writes and syncs it, so a destroy can lose N but never N - 1, and
+    N - 1 >= on_overlay + 2 was written on the overlay."""
     agent.kill_agent()
     dom = libvirt.open(LIBVIRT_URI).lookupByUUIDString(u)
     overlay = os.path.join(agent.instances_path, u, virt_snapshot.OVERLAY)
@@ -167,7 +169,7 @@ def left_on_overlay(agent, u):
         | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA)
     on_overlay = last_tick(agent.console(u))
     agent.wait_console(u, lambda c: last_tick(c) >= on_overlay + 3, "ticks on the overlay")
-    return dom, overlay, last_tick(agent.console(u))
+    return dom, overlay, last_tick(agent.console(u)) - 1
 
 
 def root_sources(dom, flags=0):
