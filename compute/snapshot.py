@@ -59,12 +59,6 @@ class SnapshotMixin:
     def _workdir(self, uuid, image_id):
         return os.path.join(self.snapshots_dir, f"{uuid}.{image_id}")
 
-    def _space_needed(self, inst, files):
-        """Upper bound of the flat image: the base's and the overlay's
-        allocated bytes."""
-        disk = os.path.join(self.conf.instances_path, inst.uuid, "disk")
-        return virt_driver.allocated(files.root.path) + virt_driver.allocated(disk)
-
     def accept_snapshot(self, uuid, name):
         self.take_task(uuid, "snapshot", ALLOWED, (None,), states.IMAGE_SNAPSHOT, progress=0)
         try:
@@ -72,7 +66,8 @@ class SnapshotMixin:
             files = self._image_files(inst, inst.image_meta)
             os.makedirs(self.snapshots_dir, exist_ok=True)
             st = os.statvfs(self.snapshots_dir)
-            need, free = self._space_needed(inst, files), st.f_bavail * st.f_frsize
+            need = self.driver.snapshot_bytes(self.virt_instance(inst), files)
+            free = st.f_bavail * st.f_frsize
             if need > free:
                 raise exception.InsufficientStorage(
                     f"snapshot of {uuid}: {self.snapshots_dir} has {free // 2**20} MiB free, "

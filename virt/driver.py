@@ -154,6 +154,10 @@ class ComputeDriver(abc.ABC):
         snapshot, end_snapshot must follow, whatever happened."""
 
     @abc.abstractmethod
+    def snapshot_bytes(self, instance, image_files):
+        """The most bytes a snapshot's flat image of the root disk can take."""
+
+    @abc.abstractmethod
     def end_snapshot(self, instance):
         """Undo what a live snapshot (maybe interrupted by a kill) changed
         in the guest's disks; nothing to do when nothing is left."""

@@ -254,13 +254,18 @@ class LibvirtDriver(driver.ComputeDriver):
         guest runs and keeps running, its writes held in an overlay that
         end_snapshot merges back; otherwise the guest must be off or saved
         and the disk is read directly."""
-        root = os.path.join(self.instance_dir(instance), "disk")
+        root = self._root(instance)
         fmt = instance.disk_formats.get("disk", "qcow2")
-        total = driver.allocated(root) + driver.allocated(image_files.root.path)
+        total = self.snapshot_bytes(instance, image_files)
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
             snap.freeze(self._guest(instance), root, self._overlay(instance))
         return snap.flatten(root, fmt, workdir, out_format, total, progress, frozen=live)
+
+    def snapshot_bytes(self, instance, image_files):
+        """Upper bound of a snapshot's flat image: the allocated bytes of
+        the root disk and of its base."""
+        return driver.allocated(self._root(instance)) + driver.allocated(image_files.root.path)
 
     def end_snapshot(self, instance):
         """The guest back on its own root disk after a live snapshot (also
@@ -272,8 +277,10 @@ class LibvirtDriver(driver.ComputeDriver):
             guest = self._guest(instance)
         except errors.InstanceNotFound:
             return
-        root = os.path.join(self.instance_dir(instance), "disk")
-        snap.merge_back(guest, self.host.define, root, overlay)
+        snap.merge_back(guest, self.host.define, self._root(instance), overlay)
+
+    def _root(self, instance):
+        return os.path.join(self.instance_dir(instance), "disk")
 
     def _overlay(self, instance):
         return os.path.join(self.instance_dir(instance), snap.OVERLAY)

@@ -121,7 +121,8 @@ def merge_back(guest, define, root, overlay, timeout=600):
     """Put the guest back on root with all it wrote to overlay, and remove
     overlay.  define(xml) replaces the persistent definition.  Nothing to
     do but the removal when the guest is not on overlay."""
-    if guest.is_active():
+    active = guest.is_active()
+    if active:
         disk = disk_on(Domain.parse(guest.xml_desc()), overlay)
         if disk is not None:
             if not guest.block_job_info(disk.target_dev):   # else a merge already runs
@@ -131,7 +132,7 @@ def merge_back(guest, define, root, overlay, timeout=600):
     persistent = Domain.parse(guest.inactive_xml())
     disk = disk_on(persistent, overlay)
     if disk is not None:
-        if not guest.is_active():      # shut off while on the overlay
+        if not active:                 # shut off while on the overlay
             LOG.warning("merging snapshot overlay %s into %s offline", overlay, root)
             qemu_img.commit(overlay, "qcow2")
         disk.source_file, disk.backing_store = root, False
