@@ -39,10 +39,14 @@ class ComputeEndpoint:
     def _check_networking(self, method, items, groups):
         """What the schema cannot say: addresses inside their subnets, rule
         prefixes of their ethertype, ports new to this host, every group a
-        port names either sent along or known already."""
+        port names either sent along or known already, and networks this
+        host can serve with what it owns (network.hostres)."""
         try:
-            ports = [net_model.vif_from_payload(item, f"networks[{i}]")[1]
-                     for i, item in enumerate(items)]
+            vifs = [net_model.vif_from_payload(item, f"networks[{i}]")
+                    for i, item in enumerate(items)]
+            ports = [p for _, p in vifs]
+            self.manager.check_networks([(f"networks[{i}].network", n)
+                                         for i, (n, _) in enumerate(vifs)])
             for i, g in enumerate(groups):
                 net_model.group_from_payload(g, f"security_groups[{i}]")
             ids = [p.id for p in ports]

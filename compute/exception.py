@@ -25,6 +25,10 @@ class InvalidRequest(ComputeError):
     """The payload failed validation; nothing was written."""
 
 
+class InvalidAnswer(ComputeError):
+    """Another agent's answer failed validation; it was not used."""
+
+
 class InstanceExists(ComputeError):
     pass
 

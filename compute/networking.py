@@ -13,21 +13,20 @@ defined; after the guest is destroyed the ports are unplugged, a network
 with no port left on this host is released, and rules are re-applied.
 A mixin of ComputeManager.
 """
-import ipaddress
 import logging
 import os
 import threading
 
 from compute import exception, states
 from network import dhcp as dhcp_mod
-from network import iptables, linux_net
+from network import hostres, iptables, linux_net
 from network.model import FloatingIP, group_from_payload, vif_from_payload
 
 LOG = logging.getLogger(__name__)
 
 
 class NoopFirewall:
-    def apply(self, ports, groups, floating_ips=()):
+    def apply(self, vifs, groups, floating_ips=(), snat_networks=()):
         pass
 
 
@@ -35,8 +34,8 @@ class NetworkingMixin:
     def _init_networking(self, conf):
         self._net_lock = threading.RLock()
         net = conf.network
-        self.firewall = (iptables.IptablesFirewall() if net.firewall_driver == "iptables"
-                         else NoopFirewall())
+        self.firewall = (iptables.IptablesFirewall(net.public_interface)
+                         if net.firewall_driver == "iptables" else NoopFirewall())
         self.dhcp = dhcp_mod.DHCPServers(conf.state_path, net.dhcp_lease_seconds) \
             if net.dhcp_enabled else None
 
@@ -91,7 +90,14 @@ class NetworkingMixin:
                 if f.port_id in ports and f.instance_uuid != exclude:
                     floating.append(FloatingIP(f.address, f.fixed_ip, f.port_id,
                                                ports[f.port_id][0].cidr))
-            self.firewall.apply(port_list, groups, floating)
+            # networks whose gateway is this host: their guests go out by SNAT
+            routed = {n.id: n for n, _, _ in ports.values()
+                      if n.host_address and n.gateway == n.host_address
+                      and ":" not in n.cidr}
+            self.firewall.apply([(n, p) for n, p, _ in ports.values()], groups, floating,
+                                list(routed.values()))
+            if routed or floating:
+                linux_net.enable_ip_forward()
             self._sync_floating_addresses(floating)
             if self.dhcp is not None:
                 by_net = {}
@@ -114,8 +120,6 @@ class NetworkingMixin:
             return
         dev = self.conf.network.public_interface
         _write_lines(path, old | wanted)
-        if wanted:
-            linux_net.enable_ip_forward()
         for address in sorted(wanted - old):
             linux_net.ensure_address(dev, f"{address}/32")
         for address in sorted(old - wanted):
@@ -180,6 +184,15 @@ class NetworkingMixin:
         for body in bodies:
             self.db.security_group_put(body)
 
+    def check_networks(self, networks):
+        """[(field, Network)] of a payload: refuse (ValueError naming the
+        field) any this host cannot serve with the resources it owns;
+        nothing is changed."""
+        known = {n.id: n for n, _, _ in self._host_ports().values()}
+        for field, net in networks:
+            self.vifs.check(net, field, known)
+            known.setdefault(net.id, net)
+
     def check_security_groups(self, ports, bodies):
         known = set(self.db.security_groups()) | {b["id"] for b in bodies}
         for p in ports:
@@ -190,8 +203,15 @@ class NetworkingMixin:
 
     def associate_floating_ip(self, ctxt, uuid, address, fixed_ip=None):
         inst = self.db.instance_get(uuid)
-        if ipaddress.ip_address(address).version != 4:
-            raise exception.InvalidRequest(f"floating IP {address}: only IPv4 is supported")
+        try:
+            hostres.check_floating_ip(address, "address", self.conf.network.floating_ranges,
+                                      linux_net.host_addresses(),
+                                      [f.address for f in self.db.floating_ips(self.host)])
+        except ValueError as e:
+            raise exception.InvalidRequest(f"associate_floating_ip: {e}") from None
+        if any(f.address == address for f in self.db.floating_ips(self.host)):
+            raise exception.InvalidRequest(f"associate_floating_ip: address: {address} is "
+                                           "associated already")
         candidates = [(p, ip) for _, p in self._ports_of(inst) for ip in p.ips(4)
                       if fixed_ip in (None, ip)]
         if not candidates:

@@ -43,7 +43,9 @@ class ComputeAPI:
 
     def _call(self, host, method, timeout=None, **payload):
         schemas.validate(method, payload)
-        return self._prepare(host, timeout).call(self._ctxt(), method, **payload)
+        answer = self._prepare(host, timeout).call(self._ctxt(), method, **payload)
+        schemas.validate_answer(method, answer)
+        return answer
 
     # -- casts ------------------------------------------------------------------
 

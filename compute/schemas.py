@@ -1,16 +1,21 @@
 """JSON schemas of every RPC method's payload, checked at the RPC boundary
-(and by the client before it sends).  Unknown fields are errors.  A request
-that fails here is answered with compute.exception.InvalidRequest naming the
-offending field, and nothing is written."""
+(and by the client before it sends), and of the answers one agent takes
+from another during a migration.  Unknown fields are errors, and every
+string, list and map has a bound.  A request that fails here is answered
+with compute.exception.InvalidRequest naming the offending field, and
+nothing is written.
+
+Patterns end in \\Z, not $: Python's $ also matches before a trailing
+newline, so "abc\\n" would pass a "^[a-z]+$" check (jsonschema uses re)."""
 import jsonschema
 
-from compute.exception import InvalidRequest
+from compute.exception import InvalidAnswer, InvalidRequest
 
 UUID = {"type": "string",
-        "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"}
-IMAGE_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"}
+        "pattern": "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\\Z"}
+IMAGE_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\\Z"}
 NAME = {"type": "string", "minLength": 1, "maxLength": 255,
-        "pattern": "^[^\\x00-\\x1f/]+$"}
+        "pattern": "^[^\\x00-\\x1f/]+\\Z"}
 
 FLAVOR = {
     "type": "object",
@@ -31,10 +36,9 @@ HOST_ADDRESS = "[A-Za-z0-9._:\\[\\]-]{1,255}"
 
 # Networking.  Addresses are checked further by network.model (syntax,
 # inside the subnet); names that become device or chain names are narrow.
-NET_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"}
-IFNAME = {"type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_.-]{0,14}$"}
-IP = {"type": "string", "maxLength": 45, "pattern": "^[0-9a-fA-F:.]+$"}
-MAC = {"type": "string", "pattern": "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"}
+NET_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\\Z"}
+IP = {"type": "string", "maxLength": 45, "pattern": "^[0-9a-fA-F:.]+\\Z"}
+MAC = {"type": "string", "pattern": "^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\\Z"}
 
 
 def _object(properties, required=()):
@@ -42,24 +46,27 @@ def _object(properties, required=()):
             "required": list(required), "properties": properties}
 
 
+PHYSNET = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\\Z"}
+# a bridge a payload names must be one of the agent's own (network.names)
+BRIDGE = {"type": "string", "pattern": "^brca[A-Za-z0-9_-]{1,11}\\Z"}
 SEGMENTATION = {"oneOf": [
-    _object({"type": {"const": "flat"}, "physical_interface": IFNAME}, ["type"]),
-    _object({"type": {"const": "vlan"}, "physical_interface": IFNAME,
+    _object({"type": {"const": "flat"}, "physical_network": PHYSNET}, ["type"]),
+    _object({"type": {"const": "vlan"}, "physical_network": PHYSNET,
              "vlan_id": {"type": "integer", "minimum": 1, "maximum": 4094}},
-            ["type", "physical_interface", "vlan_id"]),
-    _object({"type": {"const": "vxlan"}, "physical_interface": IFNAME,
+            ["type", "physical_network", "vlan_id"]),
+    _object({"type": {"const": "vxlan"},
              "vni": {"type": "integer", "minimum": 1, "maximum": 16777215},
-             "local_ip": IP, "peers": {"type": "array", "items": IP, "maxItems": 256}},
-            ["type", "vni", "local_ip"]),
+             "peers": {"type": "array", "items": IP, "maxItems": 256, "uniqueItems": True}},
+            ["type", "vni"]),
 ]}
 NETWORK = _object({
-    "id": NET_ID, "bridge": IFNAME, "segmentation": SEGMENTATION,
-    "cidr": {"type": "string", "maxLength": 49, "pattern": "^[0-9a-fA-F:.]+/[0-9]{1,3}$"},
+    "id": NET_ID, "bridge": BRIDGE, "segmentation": SEGMENTATION,
+    "cidr": {"type": "string", "maxLength": 49, "pattern": "^[0-9a-fA-F:.]+/[0-9]{1,3}\\Z"},
     "gateway": {"oneOf": [IP, {"type": "null"}]}, "dhcp": {"type": "boolean"},
     "dns_servers": {"type": "array", "items": IP, "maxItems": 4},
     "mtu": {"type": "integer", "minimum": 576, "maximum": 9000},
     "host_address": {"oneOf": [IP, {"type": "null"}]},
-}, ["id", "bridge", "segmentation", "cidr"])
+}, ["id", "segmentation", "cidr"])
 PORT = _object({
     "id": UUID, "mac": MAC,
     "fixed_ips": {"type": "array", "items": IP, "minItems": 1, "maxItems": 8},
@@ -73,7 +80,7 @@ RULE = _object({
     "port_range_min": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
     "port_range_max": {"type": ["integer", "null"], "minimum": 1, "maximum": 65535},
     "remote_ip_prefix": {"oneOf": [{"type": "string", "maxLength": 49,
-                                    "pattern": "^[0-9a-fA-F:.]+(/[0-9]{1,3})?$"},
+                                    "pattern": "^[0-9a-fA-F:.]+(/[0-9]{1,3})?\\Z"},
                                    {"type": "null"}]},
     "remote_group_id": {"oneOf": [NET_ID, {"type": "null"}]},
 }, ["direction"])
@@ -82,12 +89,25 @@ SECURITY_GROUP = _object({
     "members": {"type": "array", "items": IP, "maxItems": 4096},
 }, ["id", "rules"])
 SECURITY_GROUPS = {"type": "array", "items": SECURITY_GROUP, "maxItems": 64}
+# An image's record as the image service gave it (core fields, and its
+# custom properties under "properties"): flat values, bounded.
+_SCALAR = {"type": ["string", "number", "boolean", "null"], "maxLength": 4096}
+_FIELD = {"oneOf": [_SCALAR,
+                    {"type": "array", "maxItems": 64, "items": {"oneOf": [
+                        _SCALAR, {"type": "object", "maxProperties": 16,
+                                  "additionalProperties": _SCALAR}]}}]}
+IMAGE_META = {"type": "object", "maxProperties": 64, "additionalProperties": _FIELD,
+              "properties": {"properties": {"type": "object", "maxProperties": 128,
+                                            "additionalProperties": _FIELD}}}
+DISK_FORMATS = {"type": "object", "propertyNames": {"enum": ["disk", "disk.local",
+                                                             "disk.swap"]},
+                "additionalProperties": {"enum": ["qcow2", "raw"]}}
 # An instance record sent from one agent to another (migrations).
 INSTANCE_RECORD = _object({
     "uuid": UUID, "display_name": NAME, "vm_state": {"enum": ["active", "paused", "stopped"]},
     "flavor": FLAVOR, "image_ref": IMAGE_ID,
-    "image_meta": {"type": "object"},
-    "disk_formats": {"type": "object", "additionalProperties": {"enum": ["qcow2", "raw"]}},
+    "image_meta": IMAGE_META,
+    "disk_formats": DISK_FORMATS,
     "networks": {"type": "array", "items": VIF, "maxItems": 8},
     "metadata": {"type": "object", "maxProperties": 128,
                  "additionalProperties": {"type": "string", "maxLength": 255}},
@@ -101,8 +121,7 @@ MIGRATION = _object({
     "migration_type": {"enum": ["migration", "resize"]},
     "source_host": NAME, "dest_host": NAME, "old_flavor": FLAVOR, "new_flavor": FLAVOR,
     "old_vm_state": {"enum": ["active", "stopped"]},
-    "old_disk_formats": {"type": "object",
-                         "additionalProperties": {"enum": ["qcow2", "raw"]}},
+    "old_disk_formats": DISK_FORMATS,
 }, ["id", "instance_uuid", "migration_type", "source_host", "dest_host", "old_flavor",
     "new_flavor", "old_vm_state", "old_disk_formats"])
 _MIGRATION_ONLY = {"migration_id": UUID}
@@ -110,8 +129,8 @@ DEST_CHECK = _object({
     "shared_storage": {"type": "boolean"}, "block_migration": {"type": "boolean"},
     "disk_available": {"type": "integer", "minimum": 0},
     "libvirt_uri": {"type": "string",
-                    "pattern": f"^qemu\\+(tcp|tls|ssh)://{HOST_ADDRESS}/system$"},
-    "migrate_uri": {"type": "string", "pattern": f"^tcp://{HOST_ADDRESS}$"},
+                    "pattern": f"^qemu\\+(tcp|tls|ssh)://{HOST_ADDRESS}/system\\Z"},
+    "migrate_uri": {"type": "string", "pattern": f"^tcp://{HOST_ADDRESS}\\Z"},
 }, ["shared_storage", "block_migration", "disk_available", "libvirt_uri", "migrate_uri"])
 
 
@@ -159,7 +178,7 @@ SCHEMAS = {
         ["instance_uuid", "dest_host", "block_migration"]),
     "check_can_live_migrate_destination": _method(
         {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"},
-         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}$"},
+         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}\\Z"},
          "source_host": NAME,
          "cpu": {"oneOf": [{"type": "string", "maxLength": 65536,
                             "pattern": "^\\s*<cpu[\\s>/]"}, {"type": "null"}]}},
@@ -185,7 +204,7 @@ SCHEMAS = {
     "list_migrations": _method({"instance_uuid": UUID}, []),
     "prep_resize": _method(
         {"migration": MIGRATION, "instance": INSTANCE_RECORD,
-         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}$"}},
+         "probe": {"type": "string", "pattern": "^\\.shared-probe-[0-9a-f]{32}\\Z"}},
         ["migration", "instance", "probe"]),
     **{m: _method(_MIGRATION_ONLY, ["migration_id"])
        for m in ("finish_resize", "abort_resize_at_destination", "confirm_resize_at_source",
@@ -207,13 +226,61 @@ SCHEMAS = {
 }
 
 
+# Answers one agent takes from another during a migration: a peer is as
+# untrusted as any caller.
+ABS_PATH = {"type": "string", "maxLength": 4096,
+            "pattern": "^(?!.*/\\.\\.(/|\\Z))(/[A-Za-z0-9._+@:-]+)+/?\\Z"}
+INSTANCE_VIEW = {"type": "object", "maxProperties": 32, "required": ["uuid", "vm_state"],
+                 "properties": {"uuid": UUID, "vm_state": {"type": "string",
+                                                           "maxLength": 32}}}
+_UUID_ANSWER = {k: _object({k: UUID}, [k]) for k in ("instance_uuid", "migration_id")}
+ANSWERS = {
+    "check_can_live_migrate_destination": DEST_CHECK,
+    "check_can_live_migrate_source": DEST_CHECK,
+    "pre_live_migration": _object({"paths": _object(
+        {"instance_dir": ABS_PATH, "kernel": ABS_PATH, "ramdisk": ABS_PATH},
+        ["instance_dir"])}, ["paths"]),
+    "post_live_migration_at_destination": INSTANCE_VIEW,
+    "rollback_live_migration_at_destination": _UUID_ANSWER["instance_uuid"],
+    "prep_resize": _object({
+        "shared_storage": {"type": "boolean"},
+        "transfer": _object({"address": {"type": "string",
+                                         "pattern": f"^{HOST_ADDRESS}\\Z"},
+                             "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                             "token": {"type": "string", "pattern": "^[0-9a-f]{64}\\Z"}},
+                            ["address", "port", "token"])}, ["shared_storage"]),
+    "finish_resize": INSTANCE_VIEW,
+    "abort_resize_at_destination": _UUID_ANSWER["migration_id"],
+    "confirm_resize_at_source": _UUID_ANSWER["migration_id"],
+    "finish_revert_resize": _UUID_ANSWER["migration_id"],
+    "list_migrations": {"type": "array", "maxItems": 1000, "items": {
+        "type": "object", "maxProperties": 32, "required": ["id", "status"],
+        "properties": {"id": UUID, "status": {"type": "string", "maxLength": 32}}}},
+}
+
+
+def _first_error(schema, document):
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(document))
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path) or "payload"
+    return f"invalid {where}: {error.message}"
+
+
+def validate_answer(method, answer):
+    """Raise InvalidAnswer unless a peer's answer to method fits its
+    schema (methods without one are not agent-to-agent)."""
+    schema = ANSWERS.get(method)
+    if schema is not None and (reason := _first_error(schema, answer)):
+        raise InvalidAnswer(f"the answer to {method}: {reason}")
+
+
 def validate(method, payload):
     """Raise InvalidRequest (naming the field) unless payload fits method."""
     schema = SCHEMAS.get(method)
     if schema is None:
         raise InvalidRequest(f"unknown method {method!r}")
-    error = jsonschema.exceptions.best_match(
-        jsonschema.Draft202012Validator(schema).iter_errors(payload))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "payload"
-        raise InvalidRequest(f"{method}: invalid {where}: {error.message}")
+    reason = _first_error(schema, payload)
+    if reason is not None:
+        raise InvalidRequest(f"{method}: {reason}")

@@ -6,12 +6,21 @@ import abc
 
 from stevedore import driver as stevedore_driver
 
+from network import hostres
+
 
 class VIFPlugin(abc.ABC):
     @abc.abstractmethod
     def describe(self, network, port):
         """The VIF dict the domain XML needs for port: id, address (MAC),
         bridge, devname (tap name) and mtu (None: the default)."""
+
+    def check(self, network, field, known):
+        """Refuse (ValueError naming field) a network this host cannot
+        serve, before anything is changed; known: {id: Network} of the
+        networks the host serves.  Plugins that create host devices check
+        them too."""
+        hostres.check_known(network, field, known)
 
     @abc.abstractmethod
     def plug(self, network, vif):

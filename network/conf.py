@@ -21,7 +21,22 @@ network_opts = [
                help="Lease time dnsmasq gives guests, in seconds."),
     cfg.StrOpt("public_interface", default="eth0",
                help="Interface on which floating IPs are added (as /32 addresses) and "
-                    "from which their traffic is DNATed to the fixed IPs."),
+                    "from which their traffic is DNATed to the fixed IPs; guests of a "
+                    "network whose gateway is this host reach outside through SNAT "
+                    "on it."),
+    cfg.DictOpt("physical_interface_mappings", default={},
+                help="physical network name -> host interface, for example "
+                     "'physnet1:eth1,physnet2:bond0'. A flat or VLAN network names "
+                     "its physical network; the uplink is the interface mapped "
+                     "here. No payload names a host interface itself."),
+    cfg.IPOpt("tunnel_local_ip",
+              help="This host's address for VXLAN tunnels (the source of the "
+                   "encapsulated traffic). Without it the host refuses VXLAN "
+                   "networks."),
+    cfg.ListOpt("floating_ranges", default=[],
+                help="CIDRs floating IPs may be taken from, for example "
+                     "'203.0.113.0/24'. An address outside them, or one the host "
+                     "already holds, is refused."),
 ]
 
 

@@ -1,35 +1,50 @@
 """iptables rules for guest ports, as pure functions of the model.
 
-Each port gets three chains of its own in the filter table, named from its
-id: ca-i<id> (traffic to the guest), ca-o<id> (traffic from it) and ca-s<id>
-(anti-spoofing: only the port's MAC with its fixed IPs may leave).  The
-bridge hooks (via physdev on the port's tap) live in chains the agent owns:
-ca-forward and ca-input, jumped to once from FORWARD and INPUT, and
-ca-sg-chain.  Everything is rendered for `iptables-restore --noflush`:
-declaring a chain there replaces that chain's rules and touches no other
-chain, so a change is applied atomically and chains the agent does not own
-are never modified.
+Each port gets three chains of its own in the filter table, named from a
+hash of its id: ca-i<id> (traffic to the guest), ca-o<id> (traffic from
+it) and ca-s<id> (anti-spoofing: only the port's MAC with its fixed IPs may
+leave).  They are reached from chains the agent owns, each jumped to once
+from a built-in chain:
+
+- FORWARD -> ca-forward: traffic bridged to or from a port's tap
+  (physdev) goes to ca-sg-chain, where it passes the ingress chain of the
+  port it goes to and the egress chain of the port it comes from; then
+  ca-routed, for traffic the host routes: from a port (physdev-in, which
+  routed packets keep) through its egress chain, to a port (out through
+  its network's bridge, to its fixed IP: after a floating IP's DNAT, or
+  with the host as the guest's gateway) through its ingress chain.
+- INPUT -> ca-input: guest to host, through the egress chain.
+- OUTPUT -> ca-output: host to guest, through the ingress chain.
+
+So every packet that reaches or leaves a port meets that port's rules,
+whichever way it travels.  Everything is rendered for
+`iptables-restore --noflush`: declaring a chain there replaces that
+chain's rules and touches no other chain, so a change is applied
+atomically and chains the agent does not own are never modified.
 
 render() turns the current state (parse_save of iptables-save) into the
-desired one: network.iptables runs it.  Floating-IP NAT chains (nat_chains)
-are rendered the same way.
+desired one: network.iptables runs it.  The nat table's chains (nat_chains)
+carry floating-IP DNAT/SNAT and the SNAT of networks whose gateway is this
+host, rendered the same way.
 
 Policy: ingress is default-deny with the groups' rules allowed; egress
 allows the groups' egress rules; established/related traffic is allowed;
-DHCP client traffic is allowed before the spoof check, and a guest may not
-act as a DHCP server (nor send IPv6 router advertisements).
+DHCP client traffic is allowed before the spoof check.  What a guest may
+not send at layer 2 (foreign MACs and ethertypes, ARP and neighbour
+spoofing, router advertisements, DHCP server replies) is dropped before
+any of this, by network.l2filter.
 """
-
+from network import names
 
 PREFIX = "ca-"
 FORWARD_CHAIN, INPUT_CHAIN, SG_CHAIN = "ca-forward", "ca-input", "ca-sg-chain"
-HOOK_CHAIN = SG_CHAIN
-FLOAT_PRE, FLOAT_OUT, FLOAT_POST = "ca-float-pre", "ca-float-out", "ca-float-snat"
+OUTPUT_CHAIN, ROUTED_CHAIN = "ca-output", "ca-routed"
+FLOAT_PRE, FLOAT_OUT, SNAT_CHAIN = "ca-float-pre", "ca-float-out", "ca-snat"
 PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6"}
 
 
 def chain(kind, port):
-    return f"ca-{kind}{port.id[:10]}"
+    return f"ca-{kind}{names.chain_id(port.id)}"
 
 
 def _rule_match(rule, version):
@@ -94,15 +109,11 @@ def port_rules(port, groups, version, members=None):
                      "neighbour-advertisement"):
             ingress.append(["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", icmp,
                             "-j", "RETURN"])
-        egress.append(["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type",
-                       "router-advertisement", "-j", "DROP"])
         for icmp in ("router-solicitation", "neighbour-solicitation",
                      "neighbour-advertisement"):
             egress.append(["-s", "fe80::/64", "-p", "ipv6-icmp", "-m", "icmp6",
                            "--icmpv6-type", icmp, "-j", "RETURN"])
     egress.append(["-j", s])
-    if version == 4:
-        egress.append(["-p", "udp", "-m", "udp", "--sport", "67", "--dport", "68", "-j", "DROP"])
     egress += state
     ingress += [m + ["-j", "RETURN"] for m in _group_rules(port, groups, "ingress", version,
                                                             members)]
@@ -116,37 +127,52 @@ def port_rules(port, groups, version, members=None):
     return {i: ingress, o: egress, s: spoof}
 
 
-def hook_rules(ports):
-    """The bridge hooks.  FORWARD jumps to ca-forward, which sends the
-    bridged traffic of each port's tap to ca-sg-chain; there the packet
-    passes the ingress chain of the port it goes to and the egress chain of
-    the port it comes from, and is accepted if neither dropped it.  INPUT
-    (guest to host: DHCP, the gateway) passes the egress chain only."""
-    forward, sg, inp = [], [], []
-    for p in ports:
-        out = ["-m", "physdev", "--physdev-out", p.devname, "--physdev-is-bridged"]
-        into = ["-m", "physdev", "--physdev-in", p.devname, "--physdev-is-bridged"]
-        forward += [out + ["-j", SG_CHAIN], into + ["-j", SG_CHAIN]]
-        sg += [out + ["-j", chain("i", p)], into + ["-j", chain("o", p)]]
-        # delivered locally, a packet is not "bridged" to physdev
+def _host(ip):
+    return ip + ("/128" if ":" in ip else "/32")
+
+
+def hook_rules(vifs, version):
+    """The chains that lead to the ports' chains (see the module's
+    docstring); vifs: [(Network, Port)]."""
+    forward, sg, inp, routed, out = [], [], [], [], []
+    for _, p in vifs:
+        to_port = ["-m", "physdev", "--physdev-out", p.devname, "--physdev-is-bridged"]
+        from_port = ["-m", "physdev", "--physdev-in", p.devname, "--physdev-is-bridged"]
+        forward += [to_port + ["-j", SG_CHAIN], from_port + ["-j", SG_CHAIN]]
+        sg += [to_port + ["-j", chain("i", p)], from_port + ["-j", chain("o", p)]]
+        # delivered locally or routed, a packet is not "bridged" to physdev
         inp.append(["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)])
     if sg:
         sg.append(["-j", "ACCEPT"])
-    return {FORWARD_CHAIN: forward, SG_CHAIN: sg, INPUT_CHAIN: inp}
+        forward.append(["-m", "physdev", "!", "--physdev-is-bridged", "-j", ROUTED_CHAIN])
+    to_ports = [(["-o", n.bridge, "-d", _host(ip)], p) for n, p in vifs
+                for ip in p.ips(version)]
+    routed += [["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)]
+               for _, p in vifs]
+    routed += [match + ["-j", chain("i", p)] for match, p in to_ports]
+    # passed both ends' rules: accepted whatever FORWARD's own policy is
+    routed += [["-m", "physdev", "--physdev-in", p.devname, "-j", "ACCEPT"] for _, p in vifs]
+    routed += [match + ["-j", "ACCEPT"] for match, _ in to_ports]
+    out += [match + ["-j", chain("i", p)] for match, p in to_ports]
+    return {FORWARD_CHAIN: forward, SG_CHAIN: sg, INPUT_CHAIN: inp, ROUTED_CHAIN: routed,
+            OUTPUT_CHAIN: out}
 
 
-def filter_chains(ports, groups, version, members=None):
-    """{chain: rules} of the filter table: hooks and every port's chains."""
-    chains = hook_rules(ports)
-    for p in ports:
+def filter_chains(vifs, groups, version, members=None):
+    """{chain: rules} of the filter table: hooks and every port's chains;
+    vifs: [(Network, Port)]."""
+    chains = hook_rules(vifs, version)
+    for _, p in vifs:
         chains.update(port_rules(p, groups, version, members))
     return chains
 
 
-def nat_chains(floating_ips):
-    """{chain: rules} of the nat table for floating IPs (IPv4): DNAT of the
-    floating address to the fixed one (from outside and from the host) and
-    SNAT of the guest's traffic leaving its network."""
+def nat_chains(floating_ips, snat_networks=(), public_interface=None):
+    """{chain: rules} of the nat table (IPv4): DNAT of each floating
+    address to its fixed one (from outside and from the host) and SNAT of
+    that guest's traffic leaving its network; then the SNAT of every other
+    guest of snat_networks (networks whose gateway is this host) to the
+    public interface's address as it leaves there."""
     pre, out, post = [], [], []
     for f in floating_ips:
         dnat = ["-d", f.address + "/32", "-j", "DNAT", "--to-destination", f.fixed_ip]
@@ -154,13 +180,17 @@ def nat_chains(floating_ips):
         out.append(dnat)
         post.append(["-s", f.fixed_ip + "/32", "!", "-d", f.cidr, "-j", "SNAT",
                      "--to-source", f.address])
-    return {FLOAT_PRE: pre, FLOAT_OUT: out, FLOAT_POST: post}
+    if public_interface:
+        post += [["-s", n.cidr, "!", "-d", n.cidr, "-o", public_interface, "-j",
+                  "MASQUERADE"] for n in snat_networks]
+    return {FLOAT_PRE: pre, FLOAT_OUT: out, SNAT_CHAIN: post}
 
 
 # The built-in chains that jump to ours: (table, built-in, our chain).
 JUMPS = [("filter", "FORWARD", FORWARD_CHAIN), ("filter", "INPUT", INPUT_CHAIN),
+         ("filter", "OUTPUT", OUTPUT_CHAIN),
          ("nat", "PREROUTING", FLOAT_PRE), ("nat", "OUTPUT", FLOAT_OUT),
-         ("nat", "POSTROUTING", FLOAT_POST)]
+         ("nat", "POSTROUTING", SNAT_CHAIN)]
 
 
 def owned(name):
@@ -213,7 +243,7 @@ def render(desired, current):
     return "\n".join(out) + "\n" if out else ""
 
 
-def ruleset(ports, groups, version, members=None, current=None):
-    """The filter table of ports as iptables-restore input, from the state
+def ruleset(vifs, groups, version, members=None, current=None):
+    """The filter table of vifs as iptables-restore input, from the state
     current (parse_save; None: nothing of ours yet)."""
-    return render({"filter": filter_chains(ports, groups, version, members)}, current or {})
+    return render({"filter": filter_chains(vifs, groups, version, members)}, current or {})

@@ -1,14 +1,21 @@
-"""The firewall applier: installs the rules of network.firewall on this
-host.  One apply() takes the whole desired state (every port, group and
-floating IP of the host), reads what of ours is installed (iptables-save),
-and applies the difference with one iptables-restore --noflush per table
-family, so each change is atomic and a restart or a hard reboot rebuilds
-exactly the same rules.  When nothing is left, every chain and jump of ours
-is removed."""
+"""The firewall applier: installs the rules of network.firewall (layer 3,
+iptables) and network.l2filter (layer 2, nftables bridge family) on this
+host.  One apply() takes the whole desired state (every port with its
+network, group and floating IP of the host, and the networks this host
+routes for), reads what of ours is installed (iptables-save), and applies
+the difference with one iptables-restore --noflush per table family and
+one `nft -f` for the agent's bridge table, so each change is atomic and a
+restart or a hard reboot rebuilds exactly the same rules.  When nothing is
+left, every chain, jump and table of ours is removed.
+
+The two layers are two commits (nft and iptables cannot share one), layer
+2 first.  That never leaves a guest half-filtered: a port's rules are in
+place before its guest is defined or its NIC attached, and removed only
+after the guest or NIC is gone; a group change touches layer 3 alone."""
 import logging
 import threading
 
-from network import firewall, linux_net
+from network import firewall, l2filter, linux_net
 
 LOG = logging.getLogger(__name__)
 TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
@@ -25,25 +32,36 @@ def group_members(ports, groups):
 
 
 class IptablesFirewall:
-    def __init__(self):
+    def __init__(self, public_interface=None):
+        self.public_interface = public_interface
         self._lock = threading.Lock()
+        self._l2_applied = None        # the nft text last applied (None: unknown)
 
-    def desired(self, ports, groups, floating_ips, version):
-        ports = sorted(ports, key=lambda p: p.id)
-        tables = {"filter": firewall.filter_chains(ports, groups, version,
+    def desired(self, vifs, groups, floating_ips, version, snat_networks=()):
+        vifs = sorted(vifs, key=lambda v: v[1].id)
+        ports = [p for _, p in vifs]
+        tables = {"filter": firewall.filter_chains(vifs, groups, version,
                                                    group_members(ports, groups))}
         if version == 4:
-            tables["nat"] = firewall.nat_chains(sorted(floating_ips,
-                                                       key=lambda f: f.address))
+            tables["nat"] = firewall.nat_chains(
+                sorted(floating_ips, key=lambda f: f.address),
+                sorted(snat_networks, key=lambda n: n.id), self.public_interface)
         return tables
 
-    def apply(self, ports, groups, floating_ips=()):
-        """Make the host's rules those of ports/groups/floating_ips."""
+    def apply(self, vifs, groups, floating_ips=(), snat_networks=()):
+        """Make the host's rules those of vifs ([(Network, Port)]), groups,
+        floating_ips and snat_networks."""
         with self._lock:
+            self._apply_l2(l2filter.ruleset([p for _, p in vifs]))
             for version, (save, restore) in TOOLS.items():
-                tables = self.desired(ports, groups, floating_ips, version)
+                tables = self.desired(vifs, groups, floating_ips, version, snat_networks)
                 current = firewall.parse_save(linux_net.execute(save))
                 text = firewall.render(tables, {t: current[t] for t in current
                                                 if t in tables})
                 if text:
                     linux_net.execute(restore, "--noflush", process_input=text)
+
+    def _apply_l2(self, text):
+        if text != self._l2_applied:
+            linux_net.execute("nft", "-f", "-", process_input=text)
+            self._l2_applied = text

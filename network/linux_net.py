@@ -5,8 +5,11 @@ on failure).  Each function is idempotent: it checks /sys/class/net first, so
 plugging again after a crash or a restart finishes what was half done."""
 import logging
 import os
+import secrets
 
 from oslo_concurrency import processutils
+
+from network import names
 
 LOG = logging.getLogger(__name__)
 SYS_NET = "/sys/class/net"
@@ -32,44 +35,88 @@ def master_of(dev):
     return os.path.basename(os.readlink(link)) if os.path.islink(link) else None
 
 
-def vlan_device_name(physical_interface, vlan_id):
-    """The VLAN sub-interface's name, cut to IFNAMSIZ (15)."""
-    return f"{physical_interface[:15 - len(str(vlan_id)) - 1]}.{vlan_id}"
+class DeviceConflict(Exception):
+    """A device the agent was to use exists and is not the agent's for
+    this network (network.names.owner_alias)."""
 
 
-def vxlan_device_name(vni):
-    return f"vxlan-{vni}"
+def alias(dev):
+    try:
+        with open(os.path.join(SYS_NET, dev, "ifalias")) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
-def ensure_bridge(name, mtu=None):
-    if not exists(name):
-        execute("ip", "link", "add", name, "type", "bridge", "forward_delay", "0",
-                "stp_state", "0")
+def devices():
+    """{name: alias} of every network device of the host."""
+    return {dev: alias(dev) for dev in os.listdir(SYS_NET)}
+
+
+def host_addresses():
+    """(device, "address/prefix") of every address on the host but the
+    kernel's own link-local ones."""
+    out = execute("ip", "-o", "addr", "show")
+    found = []
+    for line in out.splitlines():
+        words = line.split()
+        if words[2] in ("inet", "inet6") and "scope link" not in line:
+            found.append((words[1].split("@")[0], words[3]))
+    return tuple(found)
+
+
+def _create(name, network_id, type_args, link=None):
+    """Make a device under a temporary name, mark it as the network's
+    (alias), then give it its name: a device with the real name is always
+    marked, even if the agent is killed half-way.  An existing device must
+    carry that mark already."""
+    if exists(name):
+        if names.owner_of(alias(name)) != network_id:
+            raise DeviceConflict(f"device {name} exists and is not this agent's for "
+                                 f"network {network_id} (alias {alias(name)!r})")
+        return False
+    tmp = names.NEW_PREFIX + secrets.token_hex(5)
+    execute("ip", "link", "add", *(["link", link] if link else []), "name", tmp,
+            "type", *type_args)
+    try:
+        execute("ip", "link", "set", tmp, "alias", names.owner_alias(network_id))
+        execute("ip", "link", "set", tmp, "name", name)
+    except Exception:
+        delete_link(tmp)
+        raise
+    return True
+
+
+def remove_unfinished():
+    """Devices a killed agent left half-made (still under a temporary
+    name); their names are the agent's alone."""
+    for dev in os.listdir(SYS_NET):
+        if dev.startswith(names.NEW_PREFIX):
+            delete_link(dev)
+
+
+def ensure_bridge(name, network_id, mtu=None):
+    _create(name, network_id, ["bridge", "forward_delay", "0", "stp_state", "0"])
     if mtu:
         execute("ip", "link", "set", name, "mtu", str(mtu))
     execute("ip", "link", "set", name, "up")
 
 
-def ensure_vlan(physical_interface, vlan_id, mtu=None):
-    dev = vlan_device_name(physical_interface, vlan_id)
-    if not exists(dev):
-        execute("ip", "link", "add", "link", physical_interface, "name", dev, "type", "vlan",
-                "id", str(vlan_id))
+def ensure_vlan(interface, vlan_id, network_id, mtu=None):
+    dev = names.vlan(interface, vlan_id)
+    _create(dev, network_id, ["vlan", "id", str(vlan_id)], link=interface)
     if mtu:
         execute("ip", "link", "set", dev, "mtu", str(mtu))
     execute("ip", "link", "set", dev, "up")
     return dev
 
 
-def ensure_vxlan(vni, local_ip, peers, physical_interface=None, mtu=None):
-    """A VXLAN device with static flooding to peers (no multicast needed)."""
-    dev = vxlan_device_name(vni)
-    if not exists(dev):
-        argv = ["ip", "link", "add", dev, "type", "vxlan", "id", str(vni), "dstport", "4789",
-                "local", local_ip, "nolearning"]
-        if physical_interface:
-            argv += ["dev", physical_interface]
-        execute(*argv)
+def ensure_vxlan(vni, local_ip, peers, network_id, mtu=None):
+    """A VXLAN device with static flooding to peers (no multicast needed),
+    sourced from the host's configured tunnel address."""
+    dev = names.vxlan(vni)
+    _create(dev, network_id, ["vxlan", "id", str(vni), "dstport", "4789", "local", local_ip,
+                              "nolearning"])
     known = fdb_flood_peers(dev)
     for peer in peers:
         if peer not in known:
@@ -93,7 +140,13 @@ def fdb_flood_peers(dev):
 
 
 def set_master(dev, bridge):
-    if master_of(dev) != bridge:
+    """Make dev a port of bridge; a device that is a port of another
+    bridge stays where it is (DeviceConflict)."""
+    master = master_of(dev)
+    if master not in (None, bridge):
+        raise DeviceConflict(f"{dev} is a port of {master}; it cannot also be the uplink "
+                             f"of {bridge}")
+    if master != bridge:
         execute("ip", "link", "set", dev, "master", bridge)
     execute("ip", "link", "set", dev, "up")
 
@@ -103,8 +156,14 @@ def delete_link(dev):
         execute("ip", "link", "del", dev)
 
 
-def release_from_bridge(dev):
-    if exists(dev) and master_of(dev):
+def delete_owned(dev, network_id):
+    """Delete a device the agent made for network_id; any other is left."""
+    if exists(dev) and names.owner_of(alias(dev)) == network_id:
+        execute("ip", "link", "del", dev)
+
+
+def release_from_bridge(dev, bridge):
+    if exists(dev) and master_of(dev) == bridge:
         execute("ip", "link", "set", dev, "nomaster")
 
 

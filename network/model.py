@@ -6,6 +6,8 @@ ValueError naming the field."""
 import dataclasses
 import ipaddress
 
+from network import names
+
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
@@ -29,12 +31,16 @@ class SecurityGroup:
 
 @dataclasses.dataclass(frozen=True)
 class Segmentation:
+    """How the network reaches other hosts.  The uplink itself is host
+    configuration: physical_network names an entry of the agent's
+    physical_interface_mappings, and a VXLAN's local address is the
+    agent's tunnel_local_ip; a payload never names a host device."""
+
     type: str                         # flat | vlan | vxlan
-    physical_interface: str | None = None
+    physical_network: str | None = None
     vlan_id: int | None = None
     vni: int | None = None
-    local_ip: str | None = None
-    peers: tuple = ()
+    peers: tuple = ()                 # other hosts' tunnel addresses (vxlan)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +70,8 @@ class Port:
 
     @property
     def devname(self):
-        """The guest's tap device: 'tap' + 11 characters of the port id, as
-        Nova names it (IFNAMSIZ allows 15)."""
-        return "tap" + self.id[:11]
+        """The guest's tap device, named from a hash of the full port id."""
+        return names.tap(self.id)
 
     def ips(self, version):
         return tuple(ip for ip in self.fixed_ips if (":" in ip) == (version == 6))
@@ -85,6 +90,28 @@ def _ip(value, field):
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{field}: {value!r} is not an IP address") from None
+
+
+def _mac(value, field):
+    """A MAC in the one form iptables, nftables and dnsmasq get: lower
+    case, colons; a multicast or all-zero address is no port's."""
+    octets = value.replace("-", ":").split(":")
+    try:
+        if len(octets) != 6 or not all(len(o) == 2 for o in octets):
+            raise ValueError
+        raw = bytes(int(o, 16) for o in octets)
+    except ValueError:
+        raise ValueError(f"{field}: {value!r} is not a MAC address") from None
+    if raw[0] & 1 or raw == bytes(6):
+        raise ValueError(f"{field}: {value} is a multicast or zero MAC, no port's address")
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _peer(value, field):
+    addr = ipaddress.ip_address(_ip(value, field))
+    if addr.is_loopback or addr.is_multicast or addr.is_link_local or addr.is_unspecified:
+        raise ValueError(f"{field}: {value} is not a unicast host address")
+    return str(addr)
 
 
 def rule_from_payload(d, field):
@@ -113,14 +140,15 @@ def group_from_payload(d, field="security_group"):
 
 def network_from_payload(d, field="network"):
     s = d["segmentation"]
-    seg = Segmentation(s["type"], s.get("physical_interface"), s.get("vlan_id"), s.get("vni"),
-                       _ip(s["local_ip"], f"{field}.segmentation.local_ip")
-                       if s.get("local_ip") else None,
-                       tuple(_ip(p, f"{field}.segmentation.peers") for p in s.get("peers", ())))
-    if seg.type == "vlan" and not seg.physical_interface:
-        raise ValueError(f"{field}.segmentation: a vlan needs physical_interface")
-    if seg.type == "vxlan" and not seg.local_ip:
-        raise ValueError(f"{field}.segmentation: a vxlan needs local_ip")
+    seg = Segmentation(s["type"], s.get("physical_network"), s.get("vlan_id"), s.get("vni"),
+                       tuple(_peer(p, f"{field}.segmentation.peers")
+                             for p in s.get("peers", ())))
+    if seg.type == "vlan" and not seg.physical_network:
+        raise ValueError(f"{field}.segmentation: a vlan needs physical_network")
+    bridge = d.get("bridge") or names.bridge(d["id"])
+    if not bridge.startswith(names.BRIDGE_PREFIX):
+        raise ValueError(f"{field}.bridge: {bridge!r} is not one of this agent's bridges "
+                         f"(their names start with {names.BRIDGE_PREFIX!r})")
     try:
         cidr = ipaddress.ip_network(d["cidr"])
     except ValueError as e:
@@ -131,7 +159,7 @@ def network_from_payload(d, field="network"):
             inside[key] = _ip(d[key], f"{field}.{key}")
             if ipaddress.ip_address(inside[key]) not in cidr:
                 raise ValueError(f"{field}.{key}: {inside[key]} is outside {cidr}")
-    return Network(d["id"], d["bridge"], seg, str(cidr), inside.get("gateway"),
+    return Network(d["id"], bridge, seg, str(cidr), inside.get("gateway"),
                    bool(d.get("dhcp", False)),
                    tuple(_ip(x, f"{field}.dns_servers") for x in d.get("dns_servers", ())),
                    d.get("mtu"), inside.get("host_address"))
@@ -139,13 +167,19 @@ def network_from_payload(d, field="network"):
 
 def port_from_payload(d, network, field="port"):
     cidr = ipaddress.ip_network(network.cidr)
+    reserved = {network.gateway, network.host_address}
+    if cidr.version == 4 and cidr.prefixlen < 31:
+        reserved |= {str(cidr.network_address), str(cidr.broadcast_address)}
     ips = []
     for ip in d.get("fixed_ips", ()):
         ip = _ip(ip, f"{field}.fixed_ips")
         if ipaddress.ip_address(ip) not in cidr:
             raise ValueError(f"{field}.fixed_ips: {ip} is outside {cidr}")
+        if ip in reserved:
+            raise ValueError(f"{field}.fixed_ips: {ip} is the network's own address "
+                             "(gateway, host, network or broadcast), no port's")
         ips.append(ip)
-    return Port(d["id"], network.id, d["mac"].lower(), tuple(ips),
+    return Port(d["id"], network.id, _mac(d["mac"], f"{field}.mac"), tuple(ips),
                 tuple(d.get("security_groups", ())))
 
 

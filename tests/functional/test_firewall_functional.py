@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from network import firewall
-from tests.unit.test_firewall import GROUPS, PORT
+from tests.unit.test_firewall import GROUPS, NET, PORT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for a netns")
 
@@ -32,29 +32,31 @@ def test_ruleset_applies_and_reapplying_replaces_only_our_chains(netns, version,
     in_ns(netns, tool, "-N", "not-ours")
     in_ns(netns, tool, "-A", "not-ours", "-j", "ACCEPT")
     in_ns(netns, tool, "-A", "FORWARD", "-j", "not-ours")
-    text = firewall.ruleset([PORT], GROUPS, version, {"lb": ("10.0.0.9", "fd00::9")})
+    text = firewall.ruleset([(NET, PORT)], GROUPS, version, {"lb": ("10.0.0.9", "fd00::9")})
     in_ns(netns, f"{tool}-restore", "--noflush", "--test", stdin=text)
     in_ns(netns, f"{tool}-restore", "--noflush", stdin=text)
     before = in_ns(netns, tool, "-S")
-    assert "-N ca-i8a3b7c2d-1" in before and "-A ca-s8a3b7c2d-1 -j DROP" in before
+    i, s = firewall.chain("i", PORT), firewall.chain("s", PORT)
+    assert f"-N {i}" in before and f"-A {s} -j DROP" in before
 
     fewer = {"web": GROUPS["web"].__class__("web", ())}               # every rule removed
     in_ns(netns, f"{tool}-restore", "--noflush",
-          stdin=firewall.ruleset([PORT], fewer, version))
+          stdin=firewall.ruleset([(NET, PORT)], fewer, version))
     after = in_ns(netns, tool, "-S")
     assert "--dport 22" not in after and "--dport 443" not in after
     assert "-A not-ours -j ACCEPT" in after and "-A FORWARD -j not-ours" in after
-    assert after.count("-A ca-i8a3b7c2d-1 -j DROP") == 1              # replaced, not added
+    assert after.count(f"-A {i} -j DROP") == 1                        # replaced, not added
 
 
 APPLY = """
 import json, sys
 from network.iptables import IptablesFirewall
 from network.model import FloatingIP
-from tests.unit.test_firewall import GROUPS, PORT
-fw = IptablesFirewall()
+from tests.unit.test_firewall import GROUPS, NET, PORT
+fw = IptablesFirewall("pub0")
 if sys.argv[1] == "full":
-    fw.apply([PORT], GROUPS, [FloatingIP("203.0.113.10", "10.0.0.5", PORT.id, "10.0.0.0/24")])
+    fw.apply([(NET, PORT)], GROUPS,
+             [FloatingIP("203.0.113.10", "10.0.0.5", PORT.id, "10.0.0.0/24")], [NET])
 else:
     fw.apply([], {})
 """
@@ -67,11 +69,15 @@ def test_applier_is_idempotent_and_leaves_nothing_behind(netns):
 
     def state():
         return [line for tool in ("iptables-save", "ip6tables-save")
-                for line in in_ns(netns, tool).splitlines() if not line.startswith("#")]
+                for line in in_ns(netns, tool).splitlines() if not line.startswith("#")
+                ] + [line for line in in_ns(netns, "nft", "list", "tables").splitlines()
+                     if line.startswith("table bridge")]
     before = state()
     in_ns(netns, sys.executable, "-c", APPLY, "full")
     full = state()
     assert "-A FORWARD -j ca-forward" in full and "-A PREROUTING -j ca-float-pre" in full
+    assert "-A ca-snat -s 10.0.0.0/24 ! -d 10.0.0.0/24 -o pub0 -j MASQUERADE" in full
+    assert "table bridge compute_agent" in full                    # layer 2
     in_ns(netns, sys.executable, "-c", APPLY, "full")
     assert state() == full                                         # nothing added twice
     in_ns(netns, sys.executable, "-c", APPLY, "empty")

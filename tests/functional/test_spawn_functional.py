@@ -134,7 +134,7 @@ def test_ping_and_unknown_host_times_out(api, service):
         api.ping("no-such-host", timeout=0.5)
 
 
-NET = {"id": "n1", "bridge": "brn1", "cidr": "10.0.0.0/24",
+NET = {"id": "n1", "bridge": "brcan1", "cidr": "10.0.0.0/24",
        "segmentation": {"type": "flat"}}
 
 

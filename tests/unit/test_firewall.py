@@ -1,10 +1,12 @@
 """The iptables rules of a port, from its security groups (pure)."""
-from network import firewall
-from network.model import Port, Rule, SecurityGroup
+from network import firewall, names
+from network.model import Network, Port, Rule, SecurityGroup, Segmentation
 
 PORT = Port(id="8a3b7c2d-1111-4222-8333-444455556666", network_id="net1",
             mac="52:54:00:12:34:56", fixed_ips=("10.0.0.5", "fd00::5"),
             security_groups=("web",))
+NET = Network("net1", "brcanet1", Segmentation("flat"), "10.0.0.0/24", "10.0.0.1",
+              host_address="10.0.0.1")
 GROUPS = {"web": SecurityGroup("web", (
     Rule("ingress", "IPv4", "icmp", remote_ip_prefix="10.0.0.0/24"),
     Rule("ingress", "IPv4", "tcp", 22, 22),
@@ -12,19 +14,27 @@ GROUPS = {"web": SecurityGroup("web", (
     Rule("ingress", "IPv6", "tcp", 443),
     Rule("egress", "IPv4"),
 ))}
+IN, OUT, SPOOF = (firewall.chain(k, PORT) for k in "ios")
 
 
 def joined(rules):
     return [" ".join(r) for r in rules]
 
 
-def test_tap_name_fits_ifnamsiz():
-    assert PORT.devname == "tap8a3b7c2d-11" and len(PORT.devname) <= 15
+def test_names_come_from_a_hash_of_the_whole_id():
+    twin = Port(id="8a3b7c2d-1111-4222-8333-999999999999", network_id="net1",
+                mac="52:54:00:12:34:57")
+    assert PORT.devname.startswith("tap") and len(PORT.devname) == 15
+    assert PORT.devname != twin.devname                 # same 11-char prefix, other port
+    assert firewall.chain("i", PORT) != firewall.chain("i", twin)
+    assert len(IN) <= 28                                # iptables' chain name limit
+    assert names.bridge("net1") != names.bridge("net2")
+    assert len(names.bridge("n" * 64)) == 15
 
 
 def test_ingress_is_default_deny_with_group_rules_allowed():
     chains = firewall.port_rules(PORT, GROUPS, 4, {"lb": ("10.0.0.9", "fd00::9")})
-    ingress = joined(chains["ca-i8a3b7c2d-1"])
+    ingress = joined(chains[IN])
     assert ingress[0] == "-m state --state RELATED,ESTABLISHED -j RETURN"
     assert "-s 10.0.0.0/24 -p icmp -j RETURN" in ingress
     assert "-p tcp -m tcp --dport 22 -j RETURN" in ingress
@@ -33,34 +43,52 @@ def test_ingress_is_default_deny_with_group_rules_allowed():
     assert ingress[-1] == "-j DROP"
 
 
-def test_egress_allows_dhcp_then_checks_spoofing_and_blocks_dhcp_servers():
+def test_egress_allows_dhcp_then_checks_spoofing():
     chains = firewall.port_rules(PORT, GROUPS, 4)
-    egress = joined(chains["ca-o8a3b7c2d-1"])
+    egress = joined(chains[OUT])
     dhcp = egress.index("-s 0.0.0.0/32 -d 255.255.255.255/32 -p udp -m udp --sport 68 "
                         "--dport 67 -j RETURN")
-    spoof = egress.index("-j ca-s8a3b7c2d-1")
-    server = egress.index("-p udp -m udp --sport 67 --dport 68 -j DROP")
-    assert dhcp < spoof < server
+    assert dhcp < egress.index(f"-j {SPOOF}")
     assert egress[-2:] == ["-j RETURN", "-j DROP"]                  # egress rule: any
-    assert joined(chains["ca-s8a3b7c2d-1"]) == [
+    assert joined(chains[SPOOF]) == [
         "-s 10.0.0.5/32 -m mac --mac-source 52:54:00:12:34:56 -j RETURN", "-j DROP"]
 
 
-def test_ipv6_blocks_router_advertisements_from_the_guest():
+def test_ipv6_rules_and_spoofing():
     chains = firewall.port_rules(PORT, GROUPS, 6)
-    egress = joined(chains["ca-o8a3b7c2d-1"])
-    assert "-p ipv6-icmp -m icmp6 --icmpv6-type router-advertisement -j DROP" in egress
-    assert "-p tcp -m tcp --dport 443 -j RETURN" in joined(chains["ca-i8a3b7c2d-1"])
-    assert joined(chains["ca-s8a3b7c2d-1"])[0] == (
+    assert "-p tcp -m tcp --dport 443 -j RETURN" in joined(chains[IN])
+    assert joined(chains[SPOOF])[0] == (
         "-s fd00::5/128 -m mac --mac-source 52:54:00:12:34:56 -j RETURN")
 
 
+def test_bridged_traffic_meets_both_ends_and_routed_traffic_does_too():
+    hooks = {k: joined(v) for k, v in firewall.hook_rules([(NET, PORT)], 4).items()}
+    tap = PORT.devname
+    assert hooks[firewall.FORWARD_CHAIN] == [
+        f"-m physdev --physdev-out {tap} --physdev-is-bridged -j ca-sg-chain",
+        f"-m physdev --physdev-in {tap} --physdev-is-bridged -j ca-sg-chain",
+        "-m physdev ! --physdev-is-bridged -j ca-routed"]
+    # routed to the guest (a floating IP's DNAT, the host as its gateway):
+    # out through its bridge to its address, through its ingress chain
+    assert hooks[firewall.ROUTED_CHAIN] == [
+        f"-m physdev --physdev-in {tap} -j {OUT}",
+        f"-o brcanet1 -d 10.0.0.5/32 -j {IN}",
+        f"-m physdev --physdev-in {tap} -j ACCEPT",
+        "-o brcanet1 -d 10.0.0.5/32 -j ACCEPT"]
+    assert hooks[firewall.OUTPUT_CHAIN] == [f"-o brcanet1 -d 10.0.0.5/32 -j {IN}"]
+    assert hooks[firewall.INPUT_CHAIN] == [f"-m physdev --physdev-in {tap} -j {OUT}"]
+    # the routed rules come after the bridged ones, whose chain accepts
+    assert joined(firewall.hook_rules([(NET, PORT)], 6)[firewall.OUTPUT_CHAIN]) == [
+        f"-o brcanet1 -d fd00::5/128 -j {IN}"]
+
+
 def test_ruleset_declares_every_chain_it_fills():
-    text = firewall.ruleset([PORT], GROUPS, 4)
+    text = firewall.ruleset([(NET, PORT)], GROUPS, 4)
     lines = text.splitlines()
     declared = {line[1:].split()[0] for line in lines if line.startswith(":")}
     filled = {line.split()[1] for line in lines if line.startswith("-A ")}
     assert lines[0] == "*filter" and lines[-1] == "COMMIT"
-    assert filled <= declared and firewall.HOOK_CHAIN in declared
-    assert "-A ca-sg-chain -m physdev --physdev-out tap8a3b7c2d-11 --physdev-is-bridged " \
-           "-j ca-i8a3b7c2d-1" in lines
+    assert filled <= declared and firewall.ROUTED_CHAIN in declared
+    assert f"-A ca-sg-chain -m physdev --physdev-out {PORT.devname} --physdev-is-bridged " \
+           f"-j {IN}" in lines
+    assert "-I OUTPUT 1 -j ca-output" in lines

@@ -5,7 +5,7 @@ import pytest
 from compute.networking import NetworkingMixin
 from tests.unit.test_network import NET, VIF
 
-SECOND = {"network": dict(NET, id="net2", bridge="brnet2"),
+SECOND = {"network": dict(NET, id="net2", bridge="brcanet2"),
           "port": dict(VIF["port"], id="9b3b7c2d-1111-4222-8333-444455556666",
                        fixed_ips=["10.0.0.12"])}
 
@@ -53,8 +53,8 @@ class Firewall:
     def __init__(self, log):
         self.log = log
 
-    def apply(self, ports, groups, floating_ips=()):
-        self.log.append(("apply", tuple(sorted(p.id[:2] for p in ports))))
+    def apply(self, vifs, groups, floating_ips=(), snat_networks=()):
+        self.log.append(("apply", tuple(sorted(p.id[:2] for _, p in vifs))))
 
 
 class Manager(NetworkingMixin):
