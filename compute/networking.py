@@ -205,7 +205,7 @@ class NetworkingMixin:
         inst = self.db.instance_get(uuid)
         try:
             hostres.check_floating_ip(address, "address", self.conf.network.floating_ranges,
-                                      linux_net.host_addresses(),
+                                      [a for _, a in linux_net.host_addresses()],
                                       [f.address for f in self.db.floating_ips(self.host)])
         except ValueError as e:
             raise exception.InvalidRequest(f"associate_floating_ip: {e}") from None

@@ -39,6 +39,7 @@ class ReconcileMixin:
     def _restore_network(self):
         """Bridges and uplinks of every wired instance (after a host reboot
         they are gone), then firewall, NAT and DHCP from the records."""
+        self._safely(self.vifs.cleanup)
         for inst in self.db.instance_list(host=self.host):
             if self._wired(inst):
                 for net, _, vif in self._vifs(inst):

@@ -22,6 +22,9 @@ class VIFPlugin(abc.ABC):
         them too."""
         hostres.check_known(network, field, known)
 
+    def cleanup(self):
+        """Agent start: remove what a killed agent left half-made."""
+
     @abc.abstractmethod
     def plug(self, network, vif):
         """Prepare the host side (bridge, uplink) before the guest is

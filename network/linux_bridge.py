@@ -30,6 +30,9 @@ class LinuxBridgePlugin(VIFPlugin):
                                 self.mappings, self.tunnel_ip)
         hostres.check_network(network, field, host, known)
 
+    def cleanup(self):
+        linux_net.remove_unfinished()
+
     def uplink(self, network):
         """The device plugged into the network's bridge, or None."""
         return hostres.uplink(network, self.mappings)

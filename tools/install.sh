@@ -9,8 +9,8 @@ PACKAGES=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev
   qemu-system-x86 qemu-utils rabbitmq-server
   python3 python3-venv python3-dev gcc pkg-config
-  iptables bridge-utils dnsmasq-base iproute2 procps socat bindfs fuse3
-  cpio lz4 busybox-static e2fsprogs binutils util-linux curl
+  iptables nftables bridge-utils dnsmasq-base iproute2 procps socat bindfs fuse3
+  cpio lz4 busybox-static e2fsprogs binutils util-linux curl libc6-dev tcpdump
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -12,6 +12,7 @@ import uuid
 
 import pytest
 
+from network import names
 from tests.harness.agent import wait_until
 from tests.harness.testbed import TestBed, kernel_has_vlan
 
@@ -21,18 +22,16 @@ FLOATING = "203.0.113.10"
 
 
 def flat_network(host):
-    return {"id": "flat1", "bridge": "brflat", "cidr": FLAT_CIDR,
-            "segmentation": {"type": "flat", "physical_interface": "data0"},
+    return {"id": "flat1", "bridge": "brcaflat", "cidr": FLAT_CIDR,
+            "segmentation": {"type": "flat", "physical_network": "physnet1"},
             "dhcp": True, "host_address": HOST_ADDR[host], "gateway": HOST_ADDR[host]}
 
 
 def vxlan_network(bed, host):
-    me, peer = ("hA", "hB") if host == "hA" else ("hB", "hA")
-    return {"id": "vx1", "bridge": "brvx", "cidr": VX_CIDR, "mtu": 1450, "dhcp": True,
+    peer = "hB" if host == "hA" else "hA"
+    return {"id": "vx1", "cidr": VX_CIDR, "mtu": 1450, "dhcp": True,
             "host_address": "10.1.0." + HOST_ADDR[host].rsplit(".", 1)[1],
-            "segmentation": {"type": "vxlan", "vni": 200, "physical_interface": "mgmt0",
-                             "local_ip": bed.hosts[me].mgmt_ip,
-                             "peers": [bed.hosts[peer].mgmt_ip]}}
+            "segmentation": {"type": "vxlan", "vni": 200, "peers": [bed.hosts[peer].mgmt_ip]}}
 
 
 def port(ip, groups, mac=None):
@@ -158,7 +157,8 @@ def test_two_hosts_over_vxlan(bed):
     wait_dhcp(g5)
     g4.wait_pings("10.1.0.12", "ok")
     g5.wait_pings("10.1.0.11", "ok")
-    assert "vxlan-200" in bed.hosts["hA"].run("ip", "-o", "link", "show", "master", "brvx")
+    bridge = names.bridge("vx1")                   # no bridge in the payload: the agent's
+    assert "vxlan-200" in bed.hosts["hA"].run("ip", "-o", "link", "show", "master", bridge)
     for g in (g4, g5):
         g.agent.api.terminate_instance(g.agent.host, g.uuid)
         g.agent.wait_state(g.uuid, {"deleted"})
@@ -207,17 +207,18 @@ def test_attach_and_detach_an_interface_while_the_guest_runs(bed, flat_guests):
     g2, hA = flat_guests[1], bed.hosts["hA"]
     api, host = g2.agent.api, g2.agent.host
     item = {"port": port("10.0.0.41", ["web"]), "network": flat_network("hA")}
-    pid, tap = item["port"]["id"], "tap" + item["port"]["id"][:11]
+    pid, tap = item["port"]["id"], names.tap(item["port"]["id"])
     api.attach_interface(host, g2.uuid, item["port"], item["network"])
-    assert tap in hA.run("ip", "-o", "link", "show", "master", "brflat")
-    assert f":ca-i{pid[:10]}" in hA.run("iptables-save")      # filtered before it is used
+    assert tap in hA.run("ip", "-o", "link", "show", "master", "brcaflat")
+    assert f":ca-i{names.chain_id(pid)}" in hA.run("iptables-save")   # filtered before use
+    assert tap in hA.run("nft", "list", "table", "bridge", "compute_agent")
     g2.agent.wait_console(g2.uuid, lambda c: re.findall(r"^TB: tick .* nics=(\d)", c, re.M)[-1]
                           == "2", "the guest to see a second NIC")
     api.detach_interface(host, g2.uuid, pid)
     g2.agent.wait_console(g2.uuid, lambda c: re.findall(r"^TB: tick .* nics=(\d)", c, re.M)[-1]
                           == "1", "the guest to lose it")
     assert tap not in hA.run("ip", "-o", "link")
-    assert pid[:10] not in hA.run("iptables-save")
+    assert names.chain_id(pid) not in hA.run("iptables-save")
     assert g2.console().count("TB: boot-ok") == 1
 
 
@@ -230,10 +231,10 @@ def test_live_migration_takes_the_port_along(bed, flat_guests):
     wait_until(lambda: (r := b.find(g2.uuid)) and r["task_state"] is None, 120, 0.2,
                "g2 on hB")
     g2.agent = b                                                 # its console is on hB now
-    pid = g2.item["port"]["id"]
-    assert f":ca-i{pid[:10]}" in bed.hosts["hB"].run("iptables-save")
+    chain = f":ca-i{names.chain_id(g2.item['port']['id'])}"
+    assert chain in bed.hosts["hB"].run("iptables-save")
     # the source unplugs after the destination settled: wait for it
-    wait_until(lambda: f":ca-i{pid[:10]}" not in bed.hosts["hA"].run("iptables-save"), 30,
+    wait_until(lambda: chain not in bed.hosts["hA"].run("iptables-save"), 30,
                0.2, "g2's chains to leave hA")
     g1.wait_pings("10.0.0.12", "ok", g1.last_tick())          # hA -> hB now
     g2.wait_pings("10.0.0.11", "ok")
@@ -269,8 +270,8 @@ def test_vlan_network_between_two_guests(bed):
     if not kernel_has_vlan():
         pytest.skip("this kernel has no 802.1Q support (CONFIG_VLAN_8021Q is off); "
                     "VLAN plugging is covered by tests/unit/test_linux_bridge.py")
-    net = {"id": "vlan1", "bridge": "brvlan", "cidr": "10.2.0.0/24", "dhcp": True,
-           "segmentation": {"type": "vlan", "vlan_id": 100, "physical_interface": "data0"}}
+    net = {"id": "vlan1", "bridge": "brcavlan", "cidr": "10.2.0.0/24", "dhcp": True,
+           "segmentation": {"type": "vlan", "vlan_id": 100, "physical_network": "physnet1"}}
     ga = Guest(bed, "hA", "va", {"port": port("10.2.0.11", ["open"]),
                                  "network": dict(net, host_address="10.2.0.2")},
                "tb.ip=dhcp tb.ping=10.2.0.12", [OPEN])

@@ -157,6 +157,10 @@ class Host:
                           if _comm(p) == "dnsmasq")
         return {"iptables": clean(self.run("iptables-save")),
                 "ip6tables": clean(self.run("ip6tables-save")),
+                "nft": self.run("nft", "list", "tables").splitlines() + (
+                    self.run("nft", "list", "table", "bridge", "compute_agent").splitlines()
+                    if "table bridge compute_agent" in self.run("nft", "list", "tables")
+                    else []),
                 "links": links, "dnsmasq": dnsmasqs,
                 # link-local addresses are the kernel's, and appear late
                 "addresses": sorted(line for line in self.run("ip", "-o", "addr").splitlines()
@@ -199,6 +203,9 @@ live_migration_inbound_addr = {host.mgmt_ip}
 [network]
 vif_plugin = linux_bridge
 public_interface = pub0
+physical_interface_mappings = physnet1:data0
+tunnel_local_ip = {host.mgmt_ip}
+floating_ranges = 203.0.113.0/24
 {host.extra_conf}""")
         os.makedirs(self.workdir, exist_ok=True)
         if host.bed.shared_instances:

@@ -2,7 +2,8 @@
 # Build the tiny test guest from Debian packages: an uncompressed PVH vmlinux
 # (fast reboots under TCG), a busybox initramfs and a 64 MiB ext4 disk holding
 # /marker.  Usage: build.sh OUTDIR.  Needs: apt-get, dpkg, lz4, cpio, gzip,
-# busybox-static, e2fsprogs, qemu-utils, binutils (readelf).  About 5 s once
+# busybox-static, e2fsprogs, qemu-utils, binutils (readelf), gcc and
+# libc6-dev (the static tb-raw frame sender of the hostile-guest tests).  About 5 s once
 # the kernel package is downloaded; a finished OUTDIR is left alone.
 set -euo pipefail
 OUT=${1:?usage: build.sh OUTDIR}
@@ -32,6 +33,7 @@ readelf -n vmlinux | grep -q 0x00000012 || { echo "no PVH note in vmlinux" >&2; 
 # initramfs
 R=root; mkdir -p $R/bin $R/lib/modules/"$KVER"
 cp /bin/busybox $R/bin/busybox
+gcc -static -Os -o $R/bin/tb-raw "$HERE/tb-raw.c"
 cp "$HERE/init" $R/init; cp "$HERE/udhcpc.script" $R/bin/udhcpc.script
 # busybox acpid runs /etc/acpi/<ACTION>/<PARAMETER>; the power button is
 # PWRF/00000080: print a marker and power off cleanly.
