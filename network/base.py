@@ -22,7 +22,7 @@ class VIFPlugin(abc.ABC):
         them too."""
         hostres.check_known(network, field, known)
 
-    def cleanup(self):
+    def cleanup(self):  # noqa: B027 - optional: most plugins leave nothing half-made
         """Agent start: remove what a killed agent left half-made."""
 
     @abc.abstractmethod

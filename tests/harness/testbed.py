@@ -28,6 +28,7 @@ from tests.harness.agent import Agent, wait_until
 SUBREAPER = os.path.join(agent_mod.ROOT_DIR, "tools", "subreaper.py")
 AMQP_PORT = 5672
 MGMT = "10.250.0"
+CONSOLE_LOG_MAX, CONSOLE_LOG_BACKUPS = 1024 * 1024, 2
 
 
 def sh(*argv, check=True, input=None):
@@ -99,6 +100,9 @@ class Host:
                     f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{self.mgmt_ip}"\n'
                     'auth_tcp = "none"\n'
                     'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n')
+        # a guest's serial log: at most 1 MiB, plus 2 rotated copies
+        with open(os.path.join(self.dir, "etc", "virtlogd.conf"), "w") as f:
+            f.write(f"max_size = {CONSOLE_LOG_MAX}\nmax_backups = {CONSOLE_LOG_BACKUPS}\n")
         with open(os.path.join(self.dir, "etc", "qemu.conf"), "w") as f:
             f.write('user = "root"\ngroup = "root"\nswtpm_user = "root"\n'
                     'swtpm_group = "root"\nsecurity_driver = "none"\n'

@@ -14,7 +14,7 @@ import uuid as uuidlib
 import libvirt
 
 from virt import driver, errors
-from virt.libvirt import builder, disks, migration, resize
+from virt.libvirt import builder, console, disks, migration, resize
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
@@ -397,9 +397,9 @@ class LibvirtDriver(driver.ComputeDriver):
         boot = builder.BootFiles(
             kernel=image_files.kernel.path if image_files.kernel else None,
             initrd=image_files.ramdisk.path if image_files.ramdisk else None)
-        console = os.path.join(self.instance_dir(instance), "console.log")
+        log = os.path.join(self.instance_dir(instance), console.LOG_NAME)
         dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
-                                   console, self.settings)
+                                   log, self.settings)
         return dom.to_xml()
 
     def destroy(self, instance, network_info, destroy_disks=True):
@@ -419,13 +419,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return [g.uuid for g in self.host.list_guests() if g.name.startswith(DOMAIN_PREFIX)]
 
     def get_console_output(self, instance, max_bytes):
-        path = os.path.join(self.instance_dir(instance), "console.log")
-        try:
-            with open(path, "rb") as f:
-                f.seek(max(0, os.fstat(f.fileno()).st_size - max_bytes))
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
+        return console.tail(self.instance_dir(instance), max_bytes)
 
     def get_available_resource(self):
         memory_mb, cpus = self.host.node_info()
