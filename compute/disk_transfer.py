@@ -193,7 +193,8 @@ def _stream(sock, sealer, files, progress):
 class Receiver:
     """Accepts one authenticated transfer into directory (created when the
     sender connects; it must not exist then).  allowed: the file names that
-    may arrive; max_bytes: the most data accepted in all."""
+    may arrive; max_bytes: the most data accepted in all, and the largest
+    size a file may declare."""
 
     def __init__(self, directory, allowed, max_bytes, bind_address, timeout=300):
         self.directory, self.allowed, self.max_bytes = directory, set(allowed), max_bytes
@@ -312,6 +313,9 @@ class Receiver:
             os.close(previous)
         if name not in self.allowed or name in self.files:
             raise TransferError(f"file {name!r} was not expected")
+        if size > self.max_bytes:
+            raise TransferError(f"file {name!r} of {size} bytes is larger than its disk "
+                                "can be")
         fd = os.open(os.path.join(self.directory, name),
                      os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         os.ftruncate(fd, size)

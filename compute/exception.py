@@ -29,6 +29,11 @@ class InvalidAnswer(ComputeError):
     """Another agent's answer failed validation; it was not used."""
 
 
+class UnsafeImage(ComputeError):
+    """An image or a disk from another host failed inspection; nothing
+    opened it."""
+
+
 class InstanceExists(ComputeError):
     pass
 

@@ -37,6 +37,7 @@ import uuid as uuidlib
 
 from compute import disk_transfer, exception, states
 from compute.db.models import utcnow
+from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
@@ -63,6 +64,14 @@ def check_growth(old, new):
         raise exception.InvalidRequest(
             f"cannot resize the ephemeral disk from {old['ephemeral_gb']} GiB to "
             f"{new['ephemeral_gb']} GiB: disks never shrink")
+
+
+def disk_bytes_bound(flavor, root_virtual_size):
+    """The most data the disks of flavor can hold, with room for qcow2's
+    own tables: what a transfer of them may send at most."""
+    data = (flavor["root_gb"] * 1024 ** 3 or root_virtual_size) \
+        + flavor.get("ephemeral_gb", 0) * 1024 ** 3 + flavor.get("swap_mb", 0) * 1024 ** 2
+    return data + data // 64 + 64 * 1024 ** 2
 
 
 def migration_view(mig):
@@ -114,7 +123,8 @@ class ResizeMixin:
         except Exception as e:
             if isinstance(e, exception.ComputeError):
                 e = exception.local_copy(e)         # a destination's reason, no traceback
-            self.db.migration_update(migration_id, status="error", message=str(e)[:1000])
+            self.db.migration_update(migration_id, status="error",
+                                     message=f"{type(e).__name__}: {e}"[:1000])
             try:
                 inst = self.db.instance_get(uuid)
                 self.db.instance_update(uuid, expected_task_state=SOURCE_TASKS, task_state=None,
@@ -237,11 +247,13 @@ class ResizeMixin:
         try:
             self.db.migration_create(**migration, status="pre-migrating", shared_storage=shared)
             inst = self.db.instance_get(uuid)
-            self._image_files(inst, inst.image_meta)          # the bases, fetched now
+            files = self._image_files(inst, inst.image_meta)   # the bases, fetched now
             answer = {"shared_storage": shared}
             if not shared:
+                bound = min(self._free_disk_bytes(),
+                            disk_bytes_bound(migration["old_flavor"], files.root.virtual_size))
                 receiver = disk_transfer.Receiver(
-                    inst_dir, DISK_FILES, self._free_disk_bytes(), self._transfer_address(),
+                    inst_dir, DISK_FILES, bound, self._transfer_address(),
                     timeout=self.conf.migration_transfer_timeout)
                 self._receivers[migration["id"]] = receiver
                 answer["transfer"] = receiver.offer()
@@ -305,8 +317,12 @@ class ResizeMixin:
                     raise exception.ComputeError(f"no disk transfer for migration "
                                                  f"{migration_id} on {self.host}")
                 receiver.wait(self.conf.migration_transfer_timeout)
-            record.event("disks_ready")
             files = self._image_files(inst, inst.image_meta)
+            try:        # another host's bytes: inspected before anything opens them
+                self.driver.check_arrived_disks(vi, virt_driver.Flavor(**mig.old_flavor), files)
+            except image_errors.UnsafeImage as e:
+                raise exception.UnsafeImage(str(e)) from None
+            record.event("disks_ready")
             network_info = self._plug_vifs(inst)
             formats = self.driver.finish_migration(
                 vi, virt_driver.Flavor(**mig.old_flavor), inst.image_meta, files,

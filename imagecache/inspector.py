@@ -11,9 +11,13 @@ iso, gpt and luks.  On top of it this module adds our policy:
 - every safety check of the format must pass (backing file, data file,
   unknown qcow2 features, VMDK descriptor and extents, ...);
 - QED and LUKS are refused outright; VMDK only of vmdk_allowed_types;
-- the virtual size may not exceed a limit (the flavor's root disk).
+- the virtual size may not exceed a limit (the flavor's root disk);
+- a qcow2 may have a backing file only where the caller allows one by
+  name (an overlay from another agent names its base), and never a data
+  file.
 """
 import os
+import struct
 
 from oslo_utils.imageutils import format_inspector as fi
 
@@ -33,10 +37,27 @@ def qemu_format(fmt):
     return QEMU_FORMAT.get(fmt, fmt)
 
 
+def qcow2_backing_name(path):
+    """The backing file a qcow2 header names ("" for none)."""
+    with open(path, "rb") as f:
+        header = f.read(20)
+        if len(header) < 20:
+            return ""
+        offset, size = struct.unpack(">QI", header[8:20])
+        if not offset or not size:
+            return ""
+        if size > 1023:
+            raise UnsafeImage(f"qcow2 backing file name of {size} bytes")
+        f.seek(offset)
+        return f.read(size).decode("utf-8", "replace")
+
+
 def inspect(path, declared, vmdk_allowed_types=("monolithicSparse", "streamOptimized"),
-            max_virtual_size=None):
+            max_virtual_size=None, allowed_backing=()):
     """(format, virtual_size) of the file at path, or UnsafeImage naming
-    the reason it cannot be used."""
+    the reason it cannot be used.  allowed_backing: base names (not paths)
+    a qcow2's backing file may have; its directory is not trusted and the
+    caller points the overlay at its own copy before anything opens it."""
     try:
         found = fi.detect_file_format(path)
     except fi.ImageFormatError as e:
@@ -52,8 +73,16 @@ def inspect(path, declared, vmdk_allowed_types=("monolithicSparse", "streamOptim
     try:
         found.safety_check()
     except fi.SafetyCheckFailed as e:
-        reasons = "; ".join(f"{check}: {err}" for check, err in sorted(e.failures.items()))
-        raise UnsafeImage(f"unsafe {name} image: {reasons}")
+        failures = dict(e.failures)
+        if name == "qcow2" and "backing_file" in failures:
+            backing = qcow2_backing_name(path)
+            if os.path.basename(backing) in allowed_backing and "/.." not in backing:
+                del failures["backing_file"]
+            else:
+                failures["backing_file"] = f"names {backing!r}, not one of this host's bases"
+        if failures:
+            reasons = "; ".join(f"{check}: {err}" for check, err in sorted(failures.items()))
+            raise UnsafeImage(f"unsafe {name} image: {reasons}")
     except fi.ImageFormatError as e:
         raise UnsafeImage(f"unsafe {name} image: {e}")
     if name == "vmdk":
@@ -61,7 +90,7 @@ def inspect(path, declared, vmdk_allowed_types=("monolithicSparse", "streamOptim
     virtual_size = os.path.getsize(path) if name == "raw" else found.virtual_size
     if max_virtual_size is not None and virtual_size > max_virtual_size:
         raise UnsafeImage(f"image virtual size {virtual_size} bytes exceeds the "
-                          f"{max_virtual_size} bytes allowed (the flavor's root disk)")
+                          f"{max_virtual_size} bytes allowed (the flavor's disk)")
     return name, virtual_size
 
 

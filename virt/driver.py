@@ -168,6 +168,13 @@ class ComputeDriver(abc.ABC):
         moved aside; {name: path} of the disk files to send."""
 
     @abc.abstractmethod
+    def check_arrived_disks(self, instance, old_flavor, image_files):
+        """Cold migration, destination: refuse (UnsafeImage) disk files from
+        the other host that are not what instance.disk_formats declares, or
+        that reach outside the instance (data or backing files), before
+        anything opens them."""
+
+    @abc.abstractmethod
     def finish_migration(self, instance, old_flavor, image_meta, image_files, network_info,
                          start):
         """Cold migration, destination: adopt the arrived disks for the new

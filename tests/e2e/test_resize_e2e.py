@@ -12,6 +12,7 @@ from compute import exception
 from tests.harness import guest
 from tests.harness.agent import wait_until
 from tests.harness.testbed import TestBed
+from tests.unit import hostile_images as H
 
 SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
 BIG = {"vcpus": 2, "memory_mb": 192, "root_gb": 2}
@@ -160,6 +161,36 @@ def test_destination_without_room_leaves_the_instance_as_it_was(bed):
     assert b.find(u) is None and not os.path.exists(os.path.join(b.instances_path, u))
     assert not os.path.exists(os.path.join(a.instances_path, u + "_resize"))
     a.api.terminate_instance(a.host, u)
+
+
+@pytest.mark.parametrize("hostile", ["data_file", "backing"])
+def test_a_disk_reaching_outside_the_instance_is_refused_and_the_source_keeps_it(bed, hostile):
+    """A compromised source sends a qcow2 whose header names a host file
+    (an external data file, or a backing file outside the instance): the
+    destination refuses it before qemu-img or QEMU opens it."""
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot(f"hostile-{hostile}", image=bed.images.images["disk"], flavor=SMALL,
+               wait_console=False)
+    a.api.stop_instance(a.host, u)
+    settled(a, u, "stopped")
+    disk = os.path.join(a.instances_path, u, "disk")
+    os.unlink(disk)
+    if hostile == "data_file":
+        H.qcow2_external_data_file(disk)          # names <disk>.data, a host file
+    else:
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname",
+                        "-F", "raw", disk, "1G"], check=True)
+    mid = a.api.migrate_instance(a.host, u, b.host)["migration_id"]
+    wait_until(lambda: migration(a, u, mid)["status"] == "error", 120, 0.2, "the refusal")
+    message = migration(a, u, mid)["message"]
+    assert message.startswith("UnsafeImage: received disk disk") and hostile in message
+    rec = settled(a, u, "stopped")                            # the source keeps it
+    assert rec["host"] == a.host
+    assert bed.hosts["hA"].virsh("list", "--all", "--name").split() == [f"instance-{u}"]
+    assert b.find(u) is None and not os.path.exists(os.path.join(b.instances_path, u))
+    assert bed.hosts["hB"].virsh("list", "--all", "--name").split() == []
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
 
 
 def test_source_agent_killed_mid_resize_puts_the_instance_back(bed):

@@ -65,7 +65,7 @@ def test_flavor_smaller_than_image_fails_cleanly(api, service, tmp_path, image_s
     api.build_and_run_instance(host, u, "big", FLAVOR, image)
     rec = wait_state(api, host, u, {"error", "active"})
     assert rec["vm_state"] == "error"
-    assert "exceeds" in rec["fault"] and "the flavor's root disk" in rec["fault"]
+    assert "exceeds" in rec["fault"] and "the flavor's disk" in rec["fault"]
     assert not os.path.exists(os.path.join(service.conf.instances_path, u))
     assert u not in service.manager.driver.list_instance_uuids()
 

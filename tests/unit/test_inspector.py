@@ -122,3 +122,20 @@ def test_only_qemu_img_on_a_downloaded_image_runs_under_limits(tmp_path, monkeyp
         qemu_img.convert(src, "qcow2", str(tmp_path / "dl.raw"), "raw", untrusted=True)
     qemu_img.convert(src, "qcow2", str(tmp_path / "own.qcow2"), "qcow2", force_share=True)
     assert os.path.exists(tmp_path / "own.qcow2")
+
+
+def test_an_overlay_may_name_only_the_base_it_belongs_on(tmp_path):
+    base = str(tmp_path / "0123abcd")
+    qemu_img("create", "-f", "raw", base, "1M")
+    overlay = str(tmp_path / "disk")
+    qemu_img("create", "-f", "qcow2", "-b", base, "-F", "raw", overlay, "1M")
+    assert inspector.qcow2_backing_name(overlay) == base
+    # another host's directory, the same base: its name is what counts
+    assert inspector.inspect(overlay, "qcow2", allowed_backing=("0123abcd",))[0] == "qcow2"
+    with pytest.raises(UnsafeImage, match="backing_file: names .*0123abcd"):
+        inspector.inspect(overlay, "qcow2")
+    with pytest.raises(UnsafeImage, match="backing_file"):
+        inspector.inspect(overlay, "qcow2", allowed_backing=("other",))
+    H.qcow2_external_data_file(overlay + "2")
+    with pytest.raises(UnsafeImage, match="data_file"):      # never, whatever is allowed
+        inspector.inspect(overlay + "2", "qcow2", allowed_backing=("0123abcd",))

@@ -156,6 +156,10 @@ class LibvirtDriver(driver.ComputeDriver):
             guest.undefine()
         return resize.move_aside(self.instance_dir(instance))
 
+    def check_arrived_disks(self, instance, old_flavor, image_files):
+        resize.check_arrived(self.instance_dir(instance), instance.disk_formats, old_flavor,
+                             image_files, self.cache)
+
     def finish_migration(self, instance, old_flavor, image_meta, image_files, network_info,
                          start):
         """Destination: the arrived disks adopted for instance's (new)

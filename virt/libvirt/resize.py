@@ -9,11 +9,16 @@
   disks grow to the new flavor (never shrink: refused before anything
   moved), and a swap disk whose size changed is dropped so it is made
   anew, blank, at the new size.
+
+What arrives is another host's data and is untrusted: check_arrived
+inspects every file (format as declared, no data file, a backing file
+only by the name of the base it belongs on, virtual size within the old
+flavor) before adopt() lets qemu-img, or define() lets QEMU, open it.
 """
 import os
 import shutil
 
-from imagecache import qemu_img
+from imagecache import inspector, qemu_img
 from virt.errors import VirtError
 from virt.libvirt import disks
 
@@ -57,6 +62,29 @@ def move_back(inst_dir):
 def remove_aside(inst_dir):
     """Source, on confirm."""
     shutil.rmtree(resize_dir(inst_dir), ignore_errors=True)
+
+
+def check_arrived(inst_dir, formats, old, image_files, cache):
+    """Refuse (UnsafeImage) any file in inst_dir that is not a known disk
+    of the declared format, or that names a data file, a backing file other
+    than its base, or a virtual size beyond the old flavor's disk."""
+    bounds = {"disk": (disks.root_size(old, image_files.root), image_files.root.path)}
+    if old.ephemeral_gb:
+        bounds["disk.local"] = (old.ephemeral_gb * disks.GiB,
+                                cache.blank_base("ephemeral", old.ephemeral_gb * 1024).path)
+    if old.swap_mb:
+        bounds["disk.swap"] = (old.swap_mb * 1024 * 1024,
+                               cache.blank_base("swap", old.swap_mb).path)
+    for name in sorted(os.listdir(inst_dir)):
+        if name not in bounds or name not in formats:
+            raise inspector.UnsafeImage(f"{name!r} arrived, which is no disk of this "
+                                        "instance's flavor and formats")
+        limit, base = bounds[name]
+        try:
+            inspector.inspect(os.path.join(inst_dir, name), formats[name],
+                              max_virtual_size=limit, allowed_backing=(os.path.basename(base),))
+        except inspector.UnsafeImage as e:
+            raise inspector.UnsafeImage(f"received disk {name}: {e}") from None
 
 
 def adopt(inst_dir, formats, old, new, image_files, cache):
