@@ -68,8 +68,17 @@ def test_unexpected_names_are_refused(tmp_path, name):
 
 
 def test_more_data_than_allowed_is_refused(tmp_path):
-    r = receiver(tmp_path, max_bytes=512 * 1024)
+    r = receiver(tmp_path, max_bytes=MiB)
+    full = [(name, sparse_file(tmp_path / name, 768 * 1024, ((0, b"x" * 768 * 1024),)))
+            for name in ("disk", "disk.local")]
     with pytest.raises(dt.TransferError, match="more than"):
+        dt.send("127.0.0.1", r.port, r.token, full)
+    assert not os.path.exists(tmp_path / "dest")
+
+
+def test_a_file_larger_than_its_disk_can_be_is_refused(tmp_path):
+    r = receiver(tmp_path, max_bytes=512 * 1024)
+    with pytest.raises(dt.TransferError, match="larger than its disk can be"):
         dt.send("127.0.0.1", r.port, r.token, [("disk", sparse_file(tmp_path / "disk"))])
     assert not os.path.exists(tmp_path / "dest")
 
