@@ -274,7 +274,7 @@ class Receiver:
         return Sealer(self.token, challenge)
 
     def _receive(self, conn, sealer):
-        os.mkdir(self.directory, 0o755)
+        os.mkdir(self.directory, 0o750)
         self._made_dir = True
         buf = memoryview(bytearray(CHUNK + TAG))
         fd, size, received = None, 0, 0
@@ -317,7 +317,7 @@ class Receiver:
             raise TransferError(f"file {name!r} of {size} bytes is larger than its disk "
                                 "can be")
         fd = os.open(os.path.join(self.directory, name),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
         os.ftruncate(fd, size)
         self.files.append(name)
         return fd

@@ -38,7 +38,8 @@ class Operations:
                 yield ActionRecord(self.db, action_id)
             except Exception as e:
                 LOG.error("instance %s: %s failed: %s", uuid, action, e)
-                details = traceback.format_exc()
+                # the reason first, for whoever reads only that; then where
+                details = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
                 self.db.event_finish(event_id, "Error", details)
                 self.db.action_finish(action_id, "Error")
                 if record_fault:

@@ -11,6 +11,8 @@
 A mixin of ComputeManager.
 """
 import logging
+import os
+import time
 
 from compute import exception, states
 from compute.resize import RESIZE_TASKS
@@ -21,10 +23,12 @@ from virt import driver as virt_driver
 LOG = logging.getLogger(__name__)
 OFF = (virt_driver.SHUTDOWN, virt_driver.CRASHED, virt_driver.NOSTATE)
 BUILD_TASK_STATES = (states.SCHEDULING, states.NETWORKING, states.SPAWNING)
+PROBE_PREFIXES = (".shared-probe-", ".directio-")
 
 
 class ReconcileMixin:
     def init_host(self):
+        self._remove_leftovers()
         self.driver.init_host(self.host)
         self.driver.register_event_listener(self.handle_power_state)
         self.cleanup_interrupted_snapshots()
@@ -35,6 +39,18 @@ class ReconcileMixin:
                 LOG.exception("instance %s: reconcile after restart failed", inst.uuid)
         self._handle_unknown_guests()
         self._restore_network()
+
+    def _remove_leftovers(self):
+        """Temporary files a killed agent left: partial downloads and blank
+        bases in _base, and its probe files in instances_path (on shared
+        storage only old ones: another host's check may be running)."""
+        self.cache.remove_partial()
+        now = time.time()
+        for entry in os.scandir(self.conf.instances_path):
+            if entry.name.startswith(PROBE_PREFIXES) and entry.is_file() \
+                    and now - entry.stat().st_mtime > self.conf.rpc_peer_timeout:
+                LOG.warning("removing %s, left by an interrupted check", entry.name)
+                os.unlink(entry.path)
 
     def _restore_network(self):
         """Bridges and uplinks of every wired instance (after a host reboot

@@ -308,7 +308,7 @@ class ResizeMixin:
                                      disk_formats=mig.old_disk_formats)
             if mig.shared_storage:
                 inst_dir = self.driver.instance_dir(vi)
-                os.mkdir(inst_dir, 0o755)
+                os.mkdir(inst_dir, 0o750)
                 for name, path in self.driver.aside_disk_files(vi).items():
                     disk_transfer.copy_local(path, os.path.join(inst_dir, name))
             else:

@@ -26,7 +26,10 @@ class ComputeService:
     def __init__(self, conf, transport=None):
         self.conf = conf
         for path in (conf.state_path, conf.instances_path):
-            os.makedirs(path, exist_ok=True)
+            os.makedirs(path, mode=0o750, exist_ok=True)
+        # others may pass through (dnsmasq reads its hosts file as nobody),
+        # not list: every file in it is the agent's alone
+        os.chmod(conf.state_path, 0o751)
         self.lock_dir = os.path.join(conf.state_path, "locks")
         self.db = Database.from_conf(conf)
         qemu_img.configure_limits(conf.image.qemu_img_cpu_seconds,

@@ -33,6 +33,7 @@ import uuid as uuidlib
 
 from compute import exception, states
 from imagecache import errors as image_errors
+from imagecache import verify
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
@@ -165,9 +166,19 @@ class SnapshotMixin:
                     yield chunk
         self.glance.upload(image_id, chunks())
         stored = self.glance.show(image_id)
-        if stored.get("os_hash_value") != sha.hexdigest() or stored.get("size") != size:
+        # checked with the algorithm the service reports (Glance's
+        # hashing_algorithm), sha512 (its default) computed while sending
+        algo, want = verify.expected_hash(stored, self.conf.image.allow_md5_checksum,
+                                          allow_unverified=True)
+        if algo not in (None, "sha512"):
+            with open(path, "rb") as f:
+                got = hashlib.file_digest(f, lambda: verify.hasher(algo)).hexdigest()
+        else:
+            got = sha.hexdigest()
+        if (want is not None and got != want) or stored.get("size") != size:
             raise image_errors.ImageChecksumMismatch(
-                f"image {image_id}: the image service stored other data than was sent")
+                f"image {image_id}: the image service stored other data than was sent "
+                f"({algo or 'size'} differs)")
 
     def _forget_image(self, image_id):
         try:

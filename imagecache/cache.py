@@ -1,17 +1,25 @@
-"""The _base image cache: one verified file per image, shared by instances.
+"""The _base cache: one verified file per image, shared by instances.
 
 fetch() returns the cached file of an image, downloading it first when it
 is missing:
-1. refuse up front when the filesystem lacks room for the image plus the
+1. decide the hash the data must have and the most bytes it may have
+   (imagecache.verify): no accepted hash, or a declared size over the
+   bound, refuses the image before a byte is read;
+2. refuse up front when the filesystem lacks room for the image plus the
    configured reserve;
-2. stream into a temporary file in the cache directory while hashing
-   (os_hash_algo/os_hash_value, else the md5 checksum);
-3. inspect the headers (imagecache.inspector): the declared format must be
+3. stream into a temporary file in the cache directory while hashing, cut
+   as soon as the stream passes its bound;
+4. inspect the headers (imagecache.inspector): the declared format must be
    the real one and every safety check must pass, before any qemu-img runs;
-4. convert to raw once when force_raw_images;
-5. rename into place atomically.
+   then `qemu-img check` (under the untrusted limits) refuses a structurally
+   corrupt image;
+5. convert to raw once when force_raw_images, after checking that the
+   virtual size fits the filesystem (and the flavor's root disk);
+6. rename into place atomically.
 A failure at any step leaves nothing behind.  A cached base is inspected
-again before each use, in case it was replaced on disk.
+again before each use, in case it was replaced on disk.  Files are 0640
+in a 0750 directory: readable by the agent and QEMU (libvirt's dynamic
+ownership), not by everyone.
 
 One file lock per image (under the lock directory, so it also holds across
 agent restarts and between processes) makes concurrent fetches of one image
@@ -25,12 +33,14 @@ import tempfile
 
 from oslo_concurrency import lockutils, processutils
 
-from imagecache import errors, inspector, qemu_img
+from imagecache import errors, inspector, qemu_img, verify
 from imagecache.glance import check_image_id
 
 LOG = logging.getLogger(__name__)
 KERNEL_FORMATS = {"aki", "ari"}
 MiB = 1024 * 1024
+PARTIAL_PREFIXES = (".fetch-", ".blank-")
+FILE_MODE, DIR_MODE = 0o640, 0o750
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,17 +55,30 @@ class CachedImage:
 class ImageCache:
     def __init__(self, base_dir, client, lock_dir, force_raw=True,
                  vmdk_allowed_types=("monolithicSparse", "streamOptimized"),
-                 reserve_mb=512, ephemeral_fs="ext4"):
+                 reserve_mb=512, ephemeral_fs="ext4", max_image_mb=1024 * 1024,
+                 allow_md5=True, allow_unverified=False):
         self.base_dir, self.client, self.lock_dir = base_dir, client, lock_dir
         self.force_raw, self.vmdk_allowed_types = force_raw, tuple(vmdk_allowed_types)
         self.reserve_bytes, self.ephemeral_fs = reserve_mb * MiB, ephemeral_fs
-        os.makedirs(base_dir, exist_ok=True)
+        self.max_image_bytes = max_image_mb * MiB
+        self.allow_md5, self.allow_unverified = allow_md5, allow_unverified
+        os.makedirs(base_dir, mode=DIR_MODE, exist_ok=True)
 
     @classmethod
     def from_conf(cls, conf, client, lock_dir):
-        return cls(os.path.join(conf.instances_path, conf.image.cache_subdirectory), client,
-                   lock_dir, conf.image.force_raw_images, conf.image.vmdk_allowed_types,
-                   conf.image.cache_free_space_reserve_mb, conf.image.default_ephemeral_format)
+        im = conf.image
+        return cls(os.path.join(conf.instances_path, im.cache_subdirectory), client, lock_dir,
+                   im.force_raw_images, im.vmdk_allowed_types, im.cache_free_space_reserve_mb,
+                   im.default_ephemeral_format, im.max_image_size_mb, im.allow_md5_checksum,
+                   im.allow_unverified_images)
+
+    def remove_partial(self):
+        """Agent start: temporary files a killed fetch left behind (no fetch
+        runs yet, and each takes its image's lock)."""
+        for name in os.listdir(self.base_dir):
+            if name.startswith(PARTIAL_PREFIXES):
+                LOG.warning("removing %s, left by an interrupted fetch", name)
+                os.unlink(os.path.join(self.base_dir, name))
 
     def path_for(self, image_id):
         name = hashlib.sha1(check_image_id(image_id).encode()).hexdigest()
@@ -98,12 +121,12 @@ class ImageCache:
                                      f"re-check (replaced on disk?): {e}")
         return CachedImage(image_id, path, inspector.qemu_format(fmt), size)
 
-    def _check_space(self, image_id, size):
+    def _check_space(self, image_id, size, what="downloaded"):
         st = os.statvfs(self.base_dir)
         free = st.f_bavail * st.f_frsize
         if size is not None and size + self.reserve_bytes > free:
             raise errors.InsufficientSpace(
-                f"image {image_id} needs {size // MiB} MiB plus a reserve of "
+                f"image {image_id} {what} needs {size // MiB} MiB plus a reserve of "
                 f"{self.reserve_bytes // MiB} MiB, but {self.base_dir} has "
                 f"{free // MiB} MiB free")
 
@@ -115,27 +138,39 @@ class ImageCache:
         if declared not in set(inspector.DECLARED_AS) | KERNEL_FORMATS:
             raise errors.UnsafeImage(f"image {image_id}: disk_format {declared!r} is not "
                                      "supported")
+        algorithm, want = verify.expected_hash(dict(meta, id=image_id), self.allow_md5,
+                                               self.allow_unverified)
+        limit = verify.download_limit(meta.get("size"), self.max_image_bytes, max_virtual_size)
         self._check_space(image_id, meta.get("size"))
         fd, tmp = tempfile.mkstemp(prefix=".fetch-", dir=self.base_dir)
         converted = tmp + ".raw"
         try:
-            with os.fdopen(fd, "wb") as f:
-                size = self.client.download(image_id, f, expected=meta)
-                f.flush()
-                os.fsync(f.fileno())
+            try:
+                size, digest = self.client.download(image_id, fd, algorithm, limit)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if meta.get("size") is not None and size != meta["size"]:
+                raise errors.ImageDownloadFailed(
+                    f"image {image_id}: got {size} bytes, expected {meta['size']}")
+            if want is not None and digest != want:
+                raise errors.ImageChecksumMismatch(f"image {image_id}: {algorithm} mismatch")
+            if want is None:
+                LOG.warning("image %s has no hash; its data was not verified", image_id)
             LOG.info("downloaded image %s (%d bytes)", image_id, size)
+            final = tmp
             if declared in KERNEL_FORMATS:
                 inspector.inspect(tmp, "raw")
-                final = tmp
             else:
-                fmt, _ = inspector.inspect(tmp, declared, self.vmdk_allowed_types,
-                                           max_virtual_size)
-                final = tmp
+                fmt, virtual_size = inspector.inspect(tmp, declared, self.vmdk_allowed_types,
+                                                      max_virtual_size)
+                qemu_img.check(tmp, inspector.qemu_format(fmt))
                 if self.force_raw and fmt != "raw":
+                    self._check_space(image_id, virtual_size, "converted to raw")
                     qemu_img.convert(tmp, inspector.qemu_format(fmt), converted, "raw",
                                      untrusted=True)
                     final = converted
-            os.chmod(final, 0o644)
+            os.chmod(final, FILE_MODE)
             os.rename(final, path)
         finally:
             for leftover in (tmp, converted):
@@ -160,7 +195,7 @@ class ImageCache:
                     os.ftruncate(fd, size_mb * MiB)
                     os.close(fd)
                     processutils.execute(*cmd, tmp)
-                    os.chmod(tmp, 0o644)
+                    os.chmod(tmp, FILE_MODE)
                     os.rename(tmp, path)
                 finally:
                     if os.path.exists(tmp):

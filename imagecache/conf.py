@@ -39,6 +39,17 @@ image_opts = [
                     "disk's whole size when it is created (full copies only)."),
     cfg.StrOpt("default_ephemeral_format", default="ext4",
                help="Filesystem made on ephemeral disks (mkfs -t)."),
+    cfg.IntOpt("max_image_size_mb", default=1024 * 1024, min=1,
+               help="The largest image (MiB) the agent downloads. A download is "
+                    "cut as soon as it passes this, the size the image service "
+                    "declared, or the flavor's root disk, whichever is smallest."),
+    cfg.BoolOpt("allow_md5_checksum", default=True,
+                help="Accept an image whose only hash is the legacy md5 'checksum' "
+                     "(no os_hash_algo/os_hash_value). When false such an image "
+                     "is refused."),
+    cfg.BoolOpt("allow_unverified_images", default=False,
+                help="Accept an image that carries no hash at all; its data is "
+                     "then not verified. Off: such an image is refused."),
     cfg.IntOpt("qemu_img_cpu_seconds", default=30, min=1,
                help="CPU-time limit (seconds) of qemu-img converting a "
                     "downloaded image."),

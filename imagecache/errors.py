@@ -15,7 +15,21 @@ class ImageNotFound(ImageError):
 
 
 class ImageServiceUnavailable(ImageError):
-    pass
+    """No image service answered, or it answered with a server error."""
+
+
+class ImageServiceError(ImageError):
+    """The image service refused the request (a 4xx answer); str() is its
+    own reason."""
+
+
+class ImageForbidden(ImageServiceError):
+    """401 or 403: the agent's credentials do not allow this."""
+
+
+class ImageTooLarge(ImageServiceError):
+    """The image is larger than it may be: the service said so (413), or
+    its record or its data passed the agent's bound."""
 
 
 class ImageNotActive(ImageError):
@@ -24,6 +38,10 @@ class ImageNotActive(ImageError):
 
 class ImageChecksumMismatch(ImageError):
     pass
+
+
+class UnverifiedImage(ImageError):
+    """The image carries no hash the agent accepts to check its data."""
 
 
 class ImageDownloadFailed(ImageError):

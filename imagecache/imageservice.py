@@ -2,8 +2,10 @@
 agent uses (list/show/create/upload/download/delete), for the quickstart and
 the tests where no Glance runs.  Images live in a directory: <id>.json holds
 the metadata (properties are top-level keys, as in Glance), <id>.data the
-bytes; size, checksum (md5) and os_hash_value (sha512) are computed on
-upload.  No authentication: bind it to loopback or a private network.
+bytes; size, checksum (md5) and os_hash_value (sha512, or the
+--hashing-algorithm given) are computed on upload.  Errors are answered as
+Glance answers them: an HTML page, or JSON when the client asks for it.
+No authentication: bind it to loopback or a private network.
 
     compute-images serve --data-dir DIR [--bind 127.0.0.1] [--port 9292]
     compute-images upload --url URL --name NAME --disk-format raw FILE [--property k=v]
@@ -11,6 +13,8 @@ upload.  No authentication: bind it to loopback or a private network.
 import argparse
 import datetime
 import hashlib
+import html
+import http
 import http.server
 import json
 import os
@@ -23,7 +27,7 @@ from imagecache.glance import IMAGE_ID_RE, GlanceClient
 
 READONLY = {"id", "status", "size", "checksum", "os_hash_algo", "os_hash_value",
             "created_at", "updated_at", "file", "self", "schema", "virtual_size"}
-PATH_RE = re.compile(r"^/v2/images(?:/([^/]+)(/file)?)?/?$")
+PATH_RE = re.compile(r"/v2/images(?:/([^/]+)(/file)?)?/?")
 
 
 def _now():
@@ -66,10 +70,27 @@ class ImageStore:
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    store = None  # set by make_server
+    store = None  # set by make_server, as are:
+    hashing_algorithm, image_size_cap = "sha512", None
 
     def log_message(self, fmt, *args):
         sys.stderr.write("compute-images: " + fmt % args + "\n")
+
+    def _error(self, code, message):
+        """An error answer as Glance's (webob's) are: JSON when the client
+        asks for it, otherwise an HTML page; the reason is in both."""
+        status = f"{code} {http.HTTPStatus(code).phrase}"
+        if "application/json" in self.headers.get("Accept", ""):
+            return self._reply(code, {"code": status, "title": http.HTTPStatus(code).phrase,
+                                      "message": message})
+        page = (f"<html>\n <head>\n  <title>{status}</title>\n </head>\n <body>\n"
+                f"  <h1>{status}</h1>\n  {html.escape(message)}<br /><br />\n\n\n\n"
+                " </body>\n</html>").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/html; charset=UTF-8")
+        self.send_header("Content-Length", str(len(page)))
+        self.end_headers()
+        self.wfile.write(page)
 
     def _reply(self, code, body=None):
         data = b"" if body is None else json.dumps(body).encode()
@@ -80,23 +101,23 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _route(self):
-        m = PATH_RE.match(self.path.split("?")[0])
+        m = PATH_RE.fullmatch(self.path.split("?")[0])
         if not m:
             return None, None, False
         image_id = m.group(1)
-        if image_id is not None and not IMAGE_ID_RE.match(image_id):
+        if image_id is not None and not IMAGE_ID_RE.fullmatch(image_id):
             return None, None, False
         return True, image_id, bool(m.group(2))
 
     def do_GET(self):
         ok, image_id, is_file = self._route()
         if not ok:
-            return self._reply(404, {"error": "not found"})
+            return self._error(404, "not found")
         if image_id is None:
             return self._reply(200, {"images": self.store.list()})
         meta = self.store.get(image_id)
         if meta is None:
-            return self._reply(404, {"error": f"image {image_id} not found"})
+            return self._error(404, f"image {image_id} not found")
         if not is_file:
             return self._reply(200, meta)
         if meta["status"] != "active":
@@ -113,18 +134,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         ok, image_id, is_file = self._route()
         if not ok or image_id is not None:
-            return self._reply(404, {"error": "not found"})
+            return self._error(404, "not found")
         try:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             assert isinstance(body, dict)
         except (ValueError, AssertionError):
-            return self._reply(400, {"error": "body must be a JSON object"})
+            return self._error(400, "body must be a JSON object")
         new_id = body.pop("id", None) or str(uuid.uuid4())
-        if not IMAGE_ID_RE.match(str(new_id)):
-            return self._reply(400, {"error": "invalid id"})
+        if not IMAGE_ID_RE.fullmatch(str(new_id)):
+            return self._error(400, "invalid id")
         with self.store.lock:
             if self.store.get(new_id):
-                return self._reply(409, {"error": f"image {new_id} exists"})
+                return self._error(409, f"image {new_id} exists")
             meta = {k: v for k, v in body.items() if k not in READONLY}
             meta.update(id=new_id, status="queued", size=None, checksum=None,
                         os_hash_algo=None, os_hash_value=None, created_at=_now(),
@@ -136,30 +157,40 @@ class Handler(http.server.BaseHTTPRequestHandler):
         ok, image_id, is_file = self._route()
         meta = self.store.get(image_id) if ok and is_file else None
         if meta is None:
-            return self._reply(404, {"error": "not found"})
+            return self._error(404, "not found")
         if meta["status"] != "queued":
-            return self._reply(409, {"error": f"image {image_id} is {meta['status']}"})
+            return self._error(409, f"image {image_id} is {meta['status']}")
         meta["status"] = "saving"
         self.store.put(meta)
-        md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha512()
+        md5, sha = hashlib.md5(usedforsecurity=False), hashlib.new(self.hashing_algorithm)
         tmp = self.store.data_path(image_id) + ".part"
         size = 0
+        body = self._body_chunks()
         try:
             with open(tmp, "wb") as f:
-                for chunk in self._body_chunks():
+                for chunk in body:
                     f.write(chunk)
                     md5.update(chunk)
                     sha.update(chunk)
                     size += len(chunk)
+                    if self.image_size_cap is not None and size > self.image_size_cap:
+                        for _ in body:          # read it all: the client hears the 413
+                            pass
+                        raise OverflowError(f"Image exceeds the storage quota: more than "
+                                            f"{self.image_size_cap} bytes")
             os.replace(tmp, self.store.data_path(image_id))
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, OverflowError) as e:
             meta["status"] = "queued"
             self.store.put(meta)
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            return self._reply(400, {"error": f"upload failed: {e}"})
+            self.close_connection = True        # the rest of a failed body is unread
+            if isinstance(e, OverflowError):
+                return self._error(413, str(e))
+            return self._error(400, f"upload failed: {e}")
         meta.update(status="active", size=size, checksum=md5.hexdigest(),
-                    os_hash_algo="sha512", os_hash_value=sha.hexdigest(), updated_at=_now())
+                    os_hash_algo=self.hashing_algorithm, os_hash_value=sha.hexdigest(),
+                    updated_at=_now())
         self.store.put(meta)
         self._reply(204)
 
@@ -183,13 +214,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self):
         ok, image_id, is_file = self._route()
         if not ok or image_id is None or is_file or self.store.get(image_id) is None:
-            return self._reply(404, {"error": "not found"})
+            return self._error(404, "not found")
         self.store.delete(image_id)
         self._reply(204)
 
 
-def make_server(data_dir, bind="127.0.0.1", port=9292):
-    handler = type("BoundHandler", (Handler,), {"store": ImageStore(data_dir)})
+def make_server(data_dir, bind="127.0.0.1", port=9292, hashing_algorithm="sha512",
+                image_size_cap=None):
+    handler = type("BoundHandler", (Handler,), {
+        "store": ImageStore(data_dir), "hashing_algorithm": hashing_algorithm,
+        "image_size_cap": image_size_cap})
     server = http.server.ThreadingHTTPServer((bind, port), handler)
     server.daemon_threads = True
     return server
@@ -212,6 +246,11 @@ def main(argv=None):
     s.add_argument("--data-dir", required=True)
     s.add_argument("--bind", default="127.0.0.1")
     s.add_argument("--port", type=int, default=9292)
+    s.add_argument("--hashing-algorithm", default="sha512",
+                   choices=["sha256", "sha384", "sha512"],
+                   help="the os_hash_algo of uploaded images (Glance's hashing_algorithm)")
+    s.add_argument("--image-size-cap", type=int, metavar="BYTES",
+                   help="refuse uploads larger than this with 413 (Glance's image_size_cap)")
     u = sub.add_parser("upload", help="create an image and upload a file into it")
     u.add_argument("--url", default="http://127.0.0.1:9292")
     u.add_argument("--name", required=True)
@@ -222,7 +261,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.cmd == "upload":
         return _upload(args)
-    server = make_server(args.data_dir, args.bind, args.port)
+    server = make_server(args.data_dir, args.bind, args.port, args.hashing_algorithm,
+                         args.image_size_cap)
     print(f"compute-images serving {args.data_dir} on http://{args.bind}:{server.server_port}",
           flush=True)
     server.serve_forever()

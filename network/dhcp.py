@@ -83,7 +83,9 @@ class DHCPServers:
 
     def _ensure(self, network, ports):
         d = self._dir(network.id)
-        os.makedirs(d, mode=0o755, exist_ok=True)
+        os.makedirs(d, exist_ok=True)
+        for path in (self.root, d):      # dnsmasq re-reads its files as nobody
+            os.chmod(path, 0o755)
         path = os.path.join(d, "hosts")
         text = hosts_file_text(ports)
         try:

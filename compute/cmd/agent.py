@@ -1,4 +1,5 @@
 """compute-agent: the daemon.  compute-agent --config-file FILE"""
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ LOG = logging.getLogger(__name__)
 
 
 def main(argv=None):
+    os.umask(0o027)       # what the agent writes (disks, bases, logs) is not everyone's
     logging.register_options(CONF)
     CONF(sys.argv[1:] if argv is None else argv, project="compute-agent")
     logging.setup(CONF, "compute-agent")

@@ -52,8 +52,10 @@ def _int(value, key):
         raise CLIError(f"flavor {key} must be an integer, not {value!r}")
 
 
-def wait_for(api, host, uuid, done, quiet, timeout=600):
-    """Poll get_instance until done(record) and show each state change."""
+def wait_for(api, host, uuid, done, quiet, timeout=600, error_ends=True):
+    """Poll get_instance until done(record) and show each state change;
+    ERROR ends the wait with its fault unless error_ends is false (a
+    delete of an instance in ERROR)."""
     deadline, last = time.monotonic() + timeout, None
     grace = time.monotonic() + 10   # a just-cast build may not be recorded yet
     while time.monotonic() < deadline:
@@ -69,7 +71,7 @@ def wait_for(api, host, uuid, done, quiet, timeout=600):
             print(f"  {uuid}: vm_state={state[0]} task_state={state[1]} power={state[2]}",
                   file=sys.stderr)
             last = state
-        if rec["vm_state"] == "error":
+        if rec["vm_state"] == "error" and error_ends:
             raise CLIError(f"instance {uuid} went to ERROR: {rec['fault']}")
         if done(rec):
             return rec
@@ -100,7 +102,8 @@ def cmd_delete(api, args):
     api.terminate_instance(args.host, args.uuid)
     if args.no_wait:
         return {"uuid": args.uuid, "status": "deleting"}
-    return wait_for(api, args.host, args.uuid, lambda r: r["vm_state"] == "deleted", args.json)
+    return wait_for(api, args.host, args.uuid, lambda r: r["vm_state"] == "deleted", args.json,
+                    error_ends=False)
 
 
 # Power operations: the RPC method and the vm_state that means "done".
@@ -186,11 +189,12 @@ def cmd_snapshot(api, args):
     started = api.snapshot_instance(args.host, args.uuid, args.name)
     if args.no_wait:
         return started
-    rec = _follow_progress(api, args.host, args.uuid, "snapshot", args.json, 1800)
+    _follow_progress(api, args.host, args.uuid, "snapshot", args.json, 1800)
     last = [a for a in api.list_instance_actions(args.host, args.uuid)
             if a["action"] == "snapshot"][-1]
     if last["message"] == "Error":
-        raise CLIError(f"snapshot failed: {rec['fault'] or last['events'][0]['details']}")
+        details = last["events"][0]["details"] or "see the agent's log"
+        raise CLIError(f"snapshot failed: {details.split(chr(10) + 'Traceback')[0].strip()}")
     return {"instance_uuid": args.uuid, "image_id": started["image_id"], "status": "active"}
 
 

@@ -82,12 +82,32 @@ def test_bad_download_ends_in_error_and_leaves_nothing(agent, fault, reason):
         agent.wait_state(x, {"deleted"})
 
 
+@pytest.mark.parametrize("fault,error,reason", [
+    ("pad_transfer", "ImageTooLarge", "sent more than"),     # more bytes than its size
+    ("endless", "ImageTooLarge", "sent more than"),          # no size, 5 GiB: cut at 1 GiB
+    ("strip_hash", "UnverifiedImage", "no hash"),
+])
+def test_an_image_that_says_too_little_or_sends_too_much_is_refused(agent, fault, error,
+                                                                      reason):
+    image = fresh_image(agent)
+    getattr(agent.proxy, fault).add(image)
+    u, rec = spawn(agent, image, fault)
+    assert rec["vm_state"] == "error" and rec["fault"].startswith(error), rec["fault"]
+    assert reason in rec["fault"], rec["fault"]
+    assert not os.path.exists(os.path.join(base_dir(agent), H_sha1(image)))
+    assert no_partial_files(agent)
+    assert not os.path.exists(os.path.join(agent.instances_path, u))
+    agent.api.terminate_instance(agent.host, u)
+    agent.wait_state(u, {"deleted"})
+
+
 def H_sha1(image_id):
     import hashlib
     return hashlib.sha1(image_id.encode()).hexdigest()
 
 
-@pytest.mark.parametrize("build", H.HOSTILE, ids=[b.__name__ for b in H.HOSTILE])
+@pytest.mark.parametrize("build", H.HOSTILE + H.CORRUPT,
+                         ids=[b.__name__ for b in H.HOSTILE + H.CORRUPT])
 def test_hostile_image_is_refused_and_no_guest_starts(agent, tmp_path, build):
     path = str(tmp_path / "hostile")
     declared, words = build(path)

@@ -44,10 +44,17 @@ def wait_until(predicate, timeout, interval=0.1, what="condition"):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _answers_http(requests, url):
+    try:
+        return requests.get(url + "/v2/images", timeout=1).ok
+    except requests.RequestException:
+        return False
+
+
 class Agent:
     """compute-images + compute-agent + a ComputeAPI client, in a temp dir."""
 
-    def __init__(self, workdir=None, extra_conf=""):
+    def __init__(self, workdir=None, extra_conf="", image_service_args=()):
         self.workdir = workdir or tempfile.mkdtemp(prefix="ca-e2e-")
         self.host = "e2e-" + uuid.uuid4().hex[:8]
         self.state_path = os.path.join(self.workdir, "state")
@@ -60,6 +67,7 @@ class Agent:
         self.procs = {}
         self.images = {}
         self.owns_image_service = True
+        self.image_service_args = list(image_service_args)
 
     def _spawn(self, name, argv):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
@@ -88,9 +96,7 @@ api_servers = {self.agent_image_url}
 {self.extra_conf}
 """)
         if self.owns_image_service:
-            self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
-                                           "--data-dir", os.path.join(self.workdir, "images"),
-                                           "--port", str(self.port)])
+            self._start_image_service()
         self._start_agent()
         conf = cfg.ConfigOpts()
         compute_conf.register_opts(conf)
@@ -99,6 +105,22 @@ api_servers = {self.agent_image_url}
         self.api = ComputeAPI(conf, timeout=30)
         wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
         return self
+
+    def _start_image_service(self):
+        self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
+                                       "--data-dir", os.path.join(self.workdir, "images"),
+                                       "--port", str(self.port), *self.image_service_args])
+        import requests
+        wait_until(lambda: _answers_http(requests, self.image_url), 30, 0.1,
+                   "compute-images")
+
+    def restart_image_service(self, *args):
+        """compute-images again on the same data and port, with args."""
+        proc = self.procs.pop("compute-images")
+        proc.terminate()
+        proc.wait()
+        self.image_service_args = list(args)
+        self._start_image_service()
 
     def _start_agent(self):
         self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),

@@ -51,7 +51,8 @@ def raw_uploaded_as_qcow2(path):
 
 
 def qcow2_larger_than_flavor(path):
-    qemu_img("create", "-f", "qcow2", path, "4G")
+    """A few hundred KiB of qcow2 that would inflate to 100 GiB of raw."""
+    qemu_img("create", "-f", "qcow2", path, "100G")
     return "qcow2", "exceeds"
 
 
@@ -75,8 +76,21 @@ def qed_image(path):
     return "qed", "QED"
 
 
+def qcow2_tables_past_the_end(path):
+    """A well-formed header whose tables point past the end of the file
+    (a qcow2 cut short): only qemu-img check sees it."""
+    qemu_img("create", "-f", "qcow2", path, "64M")
+    subprocess.run(["qemu-io", "-c", "write -P 0xab 0 8M", path], check=True,
+                   capture_output=True)
+    with open(path, "r+b") as f:
+        f.truncate(2 * 1024 * 1024)
+    return "qcow2", "corrupt"
+
+
 HOSTILE = [qcow2_backing_host_file, qcow2_external_data_file, vmdk_extent_is_host_path,
            vmdk_flat_descriptor, qcow2_uploaded_as_raw, raw_uploaded_as_qcow2,
            qcow2_larger_than_flavor, truncated_qcow2, qcow2_unknown_incompatible_feature,
            qed_image]
 FLAVOR_ROOT_BYTES = 1024 ** 3
+# refused by `qemu-img check` (under the untrusted limits), after the headers passed
+CORRUPT = [qcow2_tables_past_the_end]

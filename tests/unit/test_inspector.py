@@ -63,10 +63,10 @@ class FileClient:
     def show(self, image_id):
         return dict(self.meta)
 
-    def download(self, image_id, f, expected=None):
+    def download(self, image_id, fd, algorithm=None, limit=None):
         data = open(self.path, "rb").read()
-        f.write(data)
-        return len(data)
+        os.write(fd, data)
+        return len(data), hashlib.new(algorithm, data).hexdigest() if algorithm else None
 
 
 @pytest.mark.parametrize("build", H.HOSTILE, ids=[b.__name__ for b in H.HOSTILE])
@@ -102,7 +102,7 @@ def test_no_room_is_refused_before_download(tmp_path):
     src = tmp_path / "src"
     src.write_bytes(b"\0" * 4096)
     client = FileClient(str(src), "raw")
-    client.meta["size"] = 1 << 60
+    client.meta["size"] = 1 << 39           # 512 GiB: under max_image_size_mb
     cache = cache_mod.ImageCache(str(tmp_path / "_base"), client, str(tmp_path / "l"))
     with pytest.raises(Exception, match="needs .* MiB"):
         cache.fetch("img")
@@ -139,3 +139,15 @@ def test_an_overlay_may_name_only_the_base_it_belongs_on(tmp_path):
     H.qcow2_external_data_file(overlay + "2")
     with pytest.raises(UnsafeImage, match="data_file"):      # never, whatever is allowed
         inspector.inspect(overlay + "2", "qcow2", allowed_backing=("0123abcd",))
+
+
+@pytest.mark.parametrize("build", H.CORRUPT, ids=[b.__name__ for b in H.CORRUPT])
+def test_a_structurally_corrupt_image_is_refused_by_qemu_img_check(tmp_path, build):
+    src = str(tmp_path / "src")
+    declared, reason = build(src)
+    assert inspector.inspect(src, declared)[0] == declared           # the headers pass
+    cache = cache_mod.ImageCache(str(tmp_path / "_base"), FileClient(src, declared),
+                                 str(tmp_path / "l"), reserve_mb=0)
+    with pytest.raises(UnsafeImage, match=f"{reason}.*corruptions"):
+        cache.fetch("img")
+    assert os.listdir(tmp_path / "_base") == []

@@ -111,7 +111,7 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def spawn(self, instance, image_meta, image_files, network_info):
         inst_dir = self.instance_dir(instance)
-        os.makedirs(inst_dir, exist_ok=True)
+        os.makedirs(inst_dir, mode=0o750, exist_ok=True)
         guest_disks = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
                                        self.conf.image.use_cow_images,
                                        self.conf.image.preallocate_images)
@@ -334,7 +334,7 @@ class LibvirtDriver(driver.ComputeDriver):
         """Destination side: the instance directory and, for a block
         migration, empty overlays on this host's bases for the copy."""
         inst_dir = self.instance_dir(instance)
-        os.makedirs(inst_dir, exist_ok=True)
+        os.makedirs(inst_dir, mode=0o750, exist_ok=True)
         if block:
             formats = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
                                        True)
