@@ -2,7 +2,9 @@
 with the agent's own code (linux_bridge plugin, iptables applier, DHCP):
 
 - plug_1_s: plug one port (bridge, VXLAN uplink, host address) and apply
-  the host's rules and DHCP, as a build does before defining its guest;
+  the host's rules (iptables for layer 3 with the routed chains and the
+  network's SNAT, nftables for layer 2) and DHCP, as a build does before
+  defining its guest;
 - plug_50_s: the same for 50 ports, one after another (each build applies
   the whole host state, so later ones carry more rules);
 - sg_update_50_ports_s: with 50 ports on the host, one security-group
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,15 +31,16 @@ def one_round(n_ports):
     from network.model import Port, group_from_payload, network_from_payload
 
     net = network_from_payload({
-        "id": "bench", "bridge": "brbench", "cidr": "10.0.0.0/16", "dhcp": True,
-        "host_address": "10.0.0.2",
-        "segmentation": {"type": "vxlan", "vni": 300, "local_ip": "10.250.0.11",
-                         "peers": ["10.250.0.12"]}})
+        "id": "bench", "bridge": "brcabench", "cidr": "10.0.0.0/16", "dhcp": True,
+        "host_address": "10.0.0.2", "gateway": "10.0.0.2",
+        "segmentation": {"type": "vxlan", "vni": 300, "peers": ["10.250.0.12"]}})
     web = {"id": "web", "rules": [{"direction": "egress"},
                                   {"direction": "ingress", "protocol": "tcp",
                                    "port_range_min": 22, "port_range_max": 22}]}
     groups = {"web": group_from_payload(web)}
-    plugin, fw = linux_bridge.LinuxBridgePlugin(), iptables.IptablesFirewall()
+    conf = types.SimpleNamespace(network=types.SimpleNamespace(
+        physical_interface_mappings={}, tunnel_local_ip="10.250.0.11"))
+    plugin, fw = linux_bridge.LinuxBridgePlugin(conf), iptables.IptablesFirewall("mgmt0")
     servers = dhcp.DHCPServers(tempfile.mkdtemp(prefix="ca-bench-"))
     ports, times = [], []
     for i in range(n_ports):
@@ -45,13 +49,13 @@ def one_round(n_ports):
         t0 = time.perf_counter()
         plugin.plug(net, plugin.describe(net, p))
         ports.append(p)
-        fw.apply(ports, groups)
+        fw.apply([(net, q) for q in ports], groups, (), [net])
         servers.sync({net.id: (net, ports)})
         times.append(time.perf_counter() - t0)
     web["rules"].append({"direction": "ingress", "protocol": "icmp"})
     groups = {"web": group_from_payload(web)}
     t0 = time.perf_counter()
-    fw.apply(ports, groups)
+    fw.apply([(net, q) for q in ports], groups, (), [net])
     update = time.perf_counter() - t0
     servers.sync({})
     fw.apply([], {})

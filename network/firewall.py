@@ -41,6 +41,8 @@ FORWARD_CHAIN, INPUT_CHAIN, SG_CHAIN = "ca-forward", "ca-input", "ca-sg-chain"
 OUTPUT_CHAIN, ROUTED_CHAIN = "ca-output", "ca-routed"
 FLOAT_PRE, FLOAT_OUT, SNAT_CHAIN = "ca-float-pre", "ca-float-out", "ca-snat"
 PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6"}
+# ICMPv6 types by number, as iptables-save prints them
+RS, RA, NS, NA = "133", "134", "135", "136"
 
 
 def chain(kind, port):
@@ -105,12 +107,10 @@ def port_rules(port, groups, version, members=None):
         egress.append(["-s", "0.0.0.0/32", "-d", "255.255.255.255/32", "-p", "udp", "-m",
                        "udp", "--sport", "68", "--dport", "67", "-j", "RETURN"])
     else:
-        for icmp in ("router-advertisement", "neighbour-solicitation",
-                     "neighbour-advertisement"):
+        for icmp in (RA, NS, NA):
             ingress.append(["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", icmp,
                             "-j", "RETURN"])
-        for icmp in ("router-solicitation", "neighbour-solicitation",
-                     "neighbour-advertisement"):
+        for icmp in (RS, NS, NA):
             egress.append(["-s", "fe80::/64", "-p", "ipv6-icmp", "-m", "icmp6",
                            "--icmpv6-type", icmp, "-j", "RETURN"])
     egress.append(["-j", s])
@@ -145,7 +145,7 @@ def hook_rules(vifs, version):
     if sg:
         sg.append(["-j", "ACCEPT"])
         forward.append(["-m", "physdev", "!", "--physdev-is-bridged", "-j", ROUTED_CHAIN])
-    to_ports = [(["-o", n.bridge, "-d", _host(ip)], p) for n, p in vifs
+    to_ports = [(["-d", _host(ip), "-o", n.bridge], p) for n, p in vifs
                 for ip in p.ips(version)]
     routed += [["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)]
                for _, p in vifs]
@@ -198,19 +198,20 @@ def owned(name):
 
 
 def parse_save(text):
-    """{table: (our chain names, [(built-in, target)] of jumps to ours)} of
-    an `iptables-save` output."""
+    """{table: ({our chain: [its rules as text]}, [(built-in, target)] of
+    jumps to ours)} of an `iptables-save` output."""
     tables, table = {}, None
     for line in text.splitlines():
         if line.startswith("*"):
             table = line[1:].strip()
-            tables[table] = (set(), [])
+            tables[table] = ({}, [])
         elif line.startswith(":") and owned(line[1:].split()[0]):
-            tables[table][0].add(line[1:].split()[0])
+            tables[table][0].setdefault(line[1:].split()[0], [])
         elif line.startswith("-A "):
             words = line.split()
-            if len(words) == 4 and words[2] == "-j" and owned(words[3]) \
-                    and not owned(words[1]):
+            if owned(words[1]):
+                tables[table][0].setdefault(words[1], []).append(" ".join(words[2:]))
+            elif len(words) == 4 and words[2] == "-j" and owned(words[3]):
                 tables[table][1].append((words[1], words[3]))
     return tables
 
@@ -218,28 +219,31 @@ def parse_save(text):
 def render(desired, current):
     """The iptables-restore --noflush input that turns current (parse_save)
     into desired ({table: {chain: rules}}; empty chains are removed, and so
-    are their jumps): our chains are declared (so replaced whole), jumps
-    from built-in chains are added once or deleted, stale chains removed.
-    Chains and rules the agent does not own are never named."""
+    are their jumps): a chain of ours whose rules differ is declared (so
+    replaced whole), one that matches is left alone, jumps from built-in
+    chains are added once or deleted, stale chains removed.  Rules are
+    written as iptables-save prints them, so what is installed compares
+    equal.  Chains and rules the agent does not own are never named."""
     out = []
     for table in sorted(set(desired) | set(current)):
         wanted = {c: r for c, r in desired.get(table, {}).items() if r}
-        have, jumps = current.get(table, (set(), []))
+        have, jumps = current.get(table, ({}, []))
+        stale = sorted(set(have) - set(wanted))
         removals = []
         for builtin, target in sorted(set(jumps)):
             extra = jumps.count((builtin, target)) - (1 if target in wanted else 0)
             removals += [f"-D {builtin} -j {target}"] * extra
-        removals += [f"-X {name}" for name in sorted(have - set(wanted))]
-        declared = sorted(set(wanted) | (have - set(wanted)))
-        if not declared and not removals:
+        removals += [f"-X {name}" for name in stale]
+        changed = sorted(name for name, rules in wanted.items()
+                         if have.get(name) != [" ".join(r) for r in rules])
+        missing = [f"-I {builtin} 1 -j {target}" for t, builtin, target in JUMPS
+                   if t == table and target in wanted and (builtin, target) not in jumps]
+        if not changed and not stale and not removals and not missing:
             continue
-        lines = [f":{name} - [0:0]" for name in declared]
-        for name, rules in wanted.items():
-            lines += [" ".join(["-A", name, *r]) for r in rules]
-        lines += [f"-I {builtin} 1 -j {target}" for t, builtin, target in JUMPS
-                  if t == table and target in wanted and (builtin, target) not in jumps]
-        lines += removals
-        out += [f"*{table}", *lines, "COMMIT"]
+        lines = [f":{name} - [0:0]" for name in sorted(changed + stale)]
+        for name in changed:
+            lines += [" ".join(["-A", name, *r]) for r in wanted[name]]
+        out += [f"*{table}", *lines, *missing, *removals, "COMMIT"]
     return "\n".join(out) + "\n" if out else ""
 
 

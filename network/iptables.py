@@ -8,12 +8,14 @@ one `nft -f` for the agent's bridge table, so each change is atomic and a
 restart or a hard reboot rebuilds exactly the same rules.  When nothing is
 left, every chain, jump and table of ours is removed.
 
-The two layers are two commits (nft and iptables cannot share one), layer
-2 first.  That never leaves a guest half-filtered: a port's rules are in
-place before its guest is defined or its NIC attached, and removed only
-after the guest or NIC is gone; a group change touches layer 3 alone."""
+The three commits (layer 2, IPv4, IPv6: nft and iptables cannot share
+one) run at once, on threads, since each reads and writes only its own
+tables.  That never leaves a guest half-filtered: apply() returns when all
+three are done, a port's rules are in place before its guest is defined or
+its NIC attached, and removed only after the guest or NIC is gone."""
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 from network import firewall, l2filter, linux_net
 
@@ -35,6 +37,7 @@ class IptablesFirewall:
     def __init__(self, public_interface=None):
         self.public_interface = public_interface
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(3, thread_name_prefix="firewall")
         self._l2_applied = None        # the nft text last applied (None: unknown)
 
     def desired(self, vifs, groups, floating_ips, version, snat_networks=()):
@@ -52,16 +55,24 @@ class IptablesFirewall:
         """Make the host's rules those of vifs ([(Network, Port)]), groups,
         floating_ips and snat_networks."""
         with self._lock:
-            self._apply_l2(l2filter.ruleset([p for _, p in vifs]))
-            for version, (save, restore) in TOOLS.items():
-                tables = self.desired(vifs, groups, floating_ips, version, snat_networks)
-                current = firewall.parse_save(linux_net.execute(save))
-                text = firewall.render(tables, {t: current[t] for t in current
-                                                if t in tables})
-                if text:
-                    linux_net.execute(restore, "--noflush", process_input=text)
+            jobs = [self._pool.submit(self._apply_l2, l2filter.ruleset([p for _, p in vifs]))]
+            jobs += [self._pool.submit(self._apply_l3, version,
+                                       self.desired(vifs, groups, floating_ips, version,
+                                                    snat_networks))
+                     for version in TOOLS]
+            wait(jobs)
+            for job in jobs:
+                job.result()              # the first failure, once all have ended
+
+    def _apply_l3(self, version, tables):
+        save, restore = TOOLS[version]
+        current = firewall.parse_save(linux_net.execute(save))
+        text = firewall.render(tables, {t: current[t] for t in current if t in tables})
+        if text:
+            linux_net.execute(restore, "--noflush", process_input=text)
 
     def _apply_l2(self, text):
         if text != self._l2_applied:
+            self._l2_applied = None       # unknown until nft has succeeded
             linux_net.execute("nft", "-f", "-", process_input=text)
             self._l2_applied = text

@@ -72,14 +72,14 @@ def test_bridged_traffic_meets_both_ends_and_routed_traffic_does_too():
     # out through its bridge to its address, through its ingress chain
     assert hooks[firewall.ROUTED_CHAIN] == [
         f"-m physdev --physdev-in {tap} -j {OUT}",
-        f"-o brcanet1 -d 10.0.0.5/32 -j {IN}",
+        f"-d 10.0.0.5/32 -o brcanet1 -j {IN}",
         f"-m physdev --physdev-in {tap} -j ACCEPT",
-        "-o brcanet1 -d 10.0.0.5/32 -j ACCEPT"]
-    assert hooks[firewall.OUTPUT_CHAIN] == [f"-o brcanet1 -d 10.0.0.5/32 -j {IN}"]
+        "-d 10.0.0.5/32 -o brcanet1 -j ACCEPT"]
+    assert hooks[firewall.OUTPUT_CHAIN] == [f"-d 10.0.0.5/32 -o brcanet1 -j {IN}"]
     assert hooks[firewall.INPUT_CHAIN] == [f"-m physdev --physdev-in {tap} -j {OUT}"]
     # the routed rules come after the bridged ones, whose chain accepts
     assert joined(firewall.hook_rules([(NET, PORT)], 6)[firewall.OUTPUT_CHAIN]) == [
-        f"-o brcanet1 -d fd00::5/128 -j {IN}"]
+        f"-d fd00::5/128 -o brcanet1 -j {IN}"]
 
 
 def test_ruleset_declares_every_chain_it_fills():

@@ -1,6 +1,7 @@
 """Networking logic that needs no host: payload parsing, the commands the
 linux_bridge plugin runs (VLAN included: these kernels cannot make one),
 the iptables diff renderer and the dnsmasq command line."""
+import shlex
 import types
 
 import pytest
@@ -140,6 +141,10 @@ def commands(monkeypatch):
     ran, devices = [], {"data0": ""}
 
     def execute(*argv, process_input=None):
+        if argv[:2] == ("ip", "-batch"):        # one process, one command a line
+            for line in process_input.splitlines():
+                execute("ip", *shlex.split(line))
+            return ""
         ran.append(" ".join(argv))
         if argv[:3] == ("ip", "link", "add"):
             devices[argv[argv.index("name") + 1]] = ""
