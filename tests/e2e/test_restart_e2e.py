@@ -49,8 +49,17 @@ def test_kill_9_with_three_guests_running_disturbs_none(agent):
         agent.wait_console(u, lambda c: guest.last_tick(c) >= 2, "two ticks")
     before = {u: guest.last_tick(agent.console(u)) for u in uuids}
     agent.kill_agent()
+    # what a killed agent can leave: a partial download, a half-made blank
+    # base, an old probe file
+    base = os.path.join(agent.instances_path, "_base")
+    leftovers = [os.path.join(base, ".fetch-x1"), os.path.join(base, ".blank-x2"),
+                 os.path.join(agent.instances_path, ".shared-probe-" + "0" * 32)]
+    for path in leftovers:
+        open(path, "w").close()
+    os.utime(leftovers[2], (time.time() - 3600,) * 2)
     time.sleep(2)
     agent.restart_agent()
+    assert [p for p in leftovers if os.path.exists(p)] == []
     time.sleep(3)
     for u in uuids:
         console = agent.console(u)

@@ -3,6 +3,7 @@ RabbitMQ, qcow2 overlay on a cached base, libvirt domain, the guest's own
 serial console."""
 import json
 import os
+import stat
 import subprocess
 import uuid
 
@@ -47,6 +48,12 @@ def test_spawn_boots_a_real_guest_and_terminate_removes_it(agent):
     assert info["backing-filename-format"] == "raw"
     bases = sorted(os.listdir(os.path.join(agent.instances_path, "_base")))
     assert len(bases) == 3        # disk, kernel, ramdisk
+    # nothing of the instance or the cache is everyone's to read
+    modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in (
+        inst_dir, os.path.join(inst_dir, "disk"), os.path.join(inst_dir, "libvirt.xml"),
+        os.path.join(agent.instances_path, "_base"),
+        *(os.path.join(agent.instances_path, "_base", b) for b in bases))}
+    assert all(mode & 0o007 == 0 for mode in modes.values()), modes
 
     agent.api.terminate_instance(agent.host, u)
     assert agent.wait_state(u, {"deleted"})["power_state"] == "NOSTATE"
