@@ -26,7 +26,7 @@ from tests.harness.netguests import (
     refresh,
     wait_dhcp,
 )
-from tests.harness.testbed import CONSOLE_LOG_BACKUPS, CONSOLE_LOG_MAX, TestBed
+from tests.harness.testbed import CONSOLE_LOG_BACKUPS, CONSOLE_LOG_MAX, two_hosts
 
 FLOATING = "203.0.113.21"
 EXTERNAL = "203.0.113.254"            # the external namespace's own address
@@ -34,17 +34,7 @@ EXTERNAL = "203.0.113.254"            # the external namespace's own address
 
 @pytest.fixture(scope="module")
 def bed():
-    tb = TestBed().start()
-    try:
-        for name in ("hA", "hB"):
-            tb.add_host(name)
-        tb.external = tb.add_external(tb.hosts["hA"])
-        for h in tb.hosts.values():
-            h.start_agent(tb.image_port)
-        tb.upload_test_guest("console=ttyS0 quiet tb.name=iso")
-        yield tb
-    finally:
-        tb.close()
+    yield from two_hosts("iso", external=True)
 
 
 def ext_http(bed, address, port_):

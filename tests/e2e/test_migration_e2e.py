@@ -10,24 +10,12 @@ import pytest
 from compute import exception
 from tests.harness import guest
 from tests.harness.agent import wait_until
-from tests.harness.testbed import TestBed
-
-
-def two_hosts(shared_instances=False):
-    """A bed of hosts hA and hB with agents and the test guest uploaded."""
-    tb = TestBed(shared_instances=shared_instances).start()
-    try:
-        for name in ("hA", "hB"):
-            tb.add_host(name).start_agent(tb.image_port)
-        tb.upload_test_guest("console=ttyS0 quiet tb.name=mig")
-        yield tb
-    finally:
-        tb.close()
+from tests.harness.testbed import two_hosts
 
 
 @pytest.fixture(scope="module")
 def bed():
-    yield from two_hosts()
+    yield from two_hosts("mig")
 
 
 def on_host(agent, uuid_):
@@ -155,7 +143,7 @@ def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
 
 @pytest.fixture(scope="module")
 def shared_bed():
-    yield from two_hosts(shared_instances=True)
+    yield from two_hosts("mig", shared_instances=True)
 
 
 def test_shared_storage_live_migration(shared_bed):

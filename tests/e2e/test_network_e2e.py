@@ -26,23 +26,12 @@ from tests.harness.netguests import (
     vxlan_network,
     wait_dhcp,
 )
-from tests.harness.testbed import TestBed, kernel_has_vlan
+from tests.harness.testbed import kernel_has_vlan, two_hosts
 
 
 @pytest.fixture(scope="module")
 def bed():
-    tb = TestBed().start()
-    try:
-        for name in ("hA", "hB"):
-            tb.add_host(name)
-        tb.external = tb.add_external(tb.hosts["hA"])
-        tb.before = {name: h.snapshot() for name, h in tb.hosts.items()}
-        for h in tb.hosts.values():
-            h.start_agent(tb.image_port)
-        tb.upload_test_guest("console=ttyS0 quiet tb.name=net")
-        yield tb
-    finally:
-        tb.close()
+    yield from two_hosts("net", external=True)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 from compute import exception
 from tests.harness import guest
 from tests.harness.agent import wait_until
-from tests.harness.testbed import TestBed
+from tests.harness.testbed import two_hosts
 from tests.unit import hostile_images as H
 
 SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
@@ -21,16 +21,8 @@ GiB = 1024 ** 3
 
 @pytest.fixture(scope="module")
 def bed():
-    tb = TestBed().start()
-    try:
-        tb.add_host("hA", extra_conf="[DEFAULT]\nallow_resize_same_host = true\n")
-        tb.add_host("hB")
-        for h in tb.hosts.values():
-            h.start_agent(tb.image_port)
-        tb.upload_test_guest("console=ttyS0 quiet tb.name=resize")
-        yield tb
-    finally:
-        tb.close()
+    yield from two_hosts("resize",
+                         extra_conf={"hA": "[DEFAULT]\nallow_resize_same_host = true\n"})
 
 
 def hw(console):

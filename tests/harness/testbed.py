@@ -230,6 +230,27 @@ floating_ranges = 203.0.113.0/24
         pass        # the host's teardown destroys its guests
 
 
+def two_hosts(guest_name, shared_instances=False, external=False, extra_conf=None):
+    """A bed of hosts hA and hB with agents and the test guest uploaded,
+    for a module-scoped fixture (yield from two_hosts(...)).  external: an
+    external namespace on hA's pub0 (bed.external); bed.before: each
+    host's snapshot() before its agent started; extra_conf: {host name:
+    agent config}."""
+    tb = TestBed(shared_instances=shared_instances).start()
+    try:
+        for name in ("hA", "hB"):
+            tb.add_host(name, (extra_conf or {}).get(name, ""))
+        if external:
+            tb.external = tb.add_external(tb.hosts["hA"])
+        tb.before = {name: h.snapshot() for name, h in tb.hosts.items()}
+        for h in tb.hosts.values():
+            h.start_agent(tb.image_port)
+        tb.upload_test_guest(f"console=ttyS0 quiet tb.name={guest_name}")
+        yield tb
+    finally:
+        tb.close()
+
+
 class TestBed:
     __test__ = False      # not a pytest class
 
