@@ -203,13 +203,13 @@ class NetworkingMixin:
 
     def associate_floating_ip(self, ctxt, uuid, address, fixed_ip=None):
         inst = self.db.instance_get(uuid)
+        ours = [f.address for f in self.db.floating_ips(self.host)]
         try:
             hostres.check_floating_ip(address, "address", self.conf.network.floating_ranges,
-                                      [a for _, a in linux_net.host_addresses()],
-                                      [f.address for f in self.db.floating_ips(self.host)])
+                                      [a for _, a in linux_net.host_addresses()], ours)
         except ValueError as e:
             raise exception.InvalidRequest(f"associate_floating_ip: {e}") from None
-        if any(f.address == address for f in self.db.floating_ips(self.host)):
+        if address in ours:
             raise exception.InvalidRequest(f"associate_floating_ip: address: {address} is "
                                            "associated already")
         candidates = [(p, ip) for _, p in self._ports_of(inst) for ip in p.ips(4)
