@@ -47,6 +47,8 @@ import time
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from virt.sparse import data_extents
+
 LOG = logging.getLogger(__name__)
 MAGIC = b"CAXF2\n"
 KEY_LABEL = b"compute-agent disk transfer key"
@@ -87,19 +89,6 @@ class Sealer:
             return self._aead.decrypt(self._nonce(), sealed, header)
         except InvalidTag:
             raise TransferError("checksum mismatch: the data arrived altered") from None
-
-
-def data_extents(fd, size):
-    """(offset, length) of the parts of an open file that may hold data."""
-    pos = 0
-    while pos < size:
-        try:
-            start = os.lseek(fd, pos, os.SEEK_DATA)
-        except OSError:           # ENXIO: only a hole is left
-            return
-        end = os.lseek(fd, start, os.SEEK_HOLE)
-        yield start, min(end, size) - start
-        pos = end
 
 
 def _zero(buf, n):
@@ -334,19 +323,3 @@ class Receiver:
                 os.rmdir(self.directory)
             except OSError:
                 pass
-
-
-def copy_local(src, dst):
-    """The same sparse copy on one filesystem (shared storage, or a resize
-    on the same host): data extents only, holes stay holes."""
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        size = os.fstat(fin.fileno()).st_size
-        os.ftruncate(fout.fileno(), size)
-        for offset, length in data_extents(fin.fileno(), size):
-            end = offset + length
-            while offset < end:
-                n = os.copy_file_range(fin.fileno(), fout.fileno(), min(end - offset, 1 << 30),
-                                       offset, offset)
-                if n == 0:
-                    break
-                offset += n

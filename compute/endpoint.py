@@ -15,7 +15,7 @@ import logging
 
 import oslo_messaging as messaging
 
-from compute import exception, rpc, schemas, states
+from compute import exception, optable, rpc, schemas, states
 from network import model as net_model
 from virt import driver as virt_driver
 
@@ -45,24 +45,24 @@ class ComputeEndpoint:
             vifs = [net_model.vif_from_payload(item, f"networks[{i}]")
                     for i, item in enumerate(items)]
             ports = [p for _, p in vifs]
-            self.manager.check_networks([(f"networks[{i}].network", n)
+            self.manager.networking.check_networks([(f"networks[{i}].network", n)
                                          for i, (n, _) in enumerate(vifs)])
             for i, g in enumerate(groups):
                 net_model.group_from_payload(g, f"security_groups[{i}]")
             ids = [p.id for p in ports]
-            taken = set(ids) & set(self.manager._host_ports()) if ids else set()
+            taken = set(ids) & set(self.manager.networking.host_ports()) if ids else set()
             if len(set(ids)) != len(ids) or taken:
                 raise ValueError(f"networks: port ids must be new and unique: "
                                  f"{sorted(taken) or ids}")
-            self.manager.check_security_groups(ports, groups)
+            self.manager.networking.check_security_groups(ports, groups)
         except (ValueError, exception.InvalidRequest) as e:
             e = exception.InvalidRequest(f"{method}: {e}")
             LOG.warning("rejected %s: %s", method, e)
             raise e from None
 
     def _start(self, ctxt, op, uuid):
-        self.manager.accept(op, uuid)
-        self.manager.submit(getattr(self.manager, op), ctxt, uuid)
+        self.manager.runner.accept(op, uuid)
+        self.manager.submit(getattr(self.manager.lifecycle, op), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": op}
 
     # -- casts ------------------------------------------------------------------
@@ -71,7 +71,7 @@ class ComputeEndpoint:
         self._check("build_and_run_instance", payload)
         groups = payload.get("security_groups", [])
         self._check_networking("build_and_run_instance", payload.get("networks", []), groups)
-        self.manager.save_security_groups(groups)
+        self.manager.networking.save_security_groups(groups)
         uuid = payload["instance_uuid"]
         self.db.instance_create(
             uuid=uuid, display_name=payload["name"], host=self.manager.host,
@@ -80,15 +80,16 @@ class ComputeEndpoint:
             flavor={"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]},
             image_ref=payload["image_id"], networks=payload.get("networks", []),
             metadata_=payload.get("metadata", {}), image_meta={}, disk_formats={})
-        self.manager.builds.submit(self.manager.build_and_run_instance, ctxt, uuid)
+        self.manager.submit_build(self.manager.builds.build_and_run_instance, ctxt, uuid)
 
     def terminate_instance(self, ctxt, **payload):
         self._check("terminate_instance", payload)
-        self.manager.submit(self.manager.terminate_instance, ctxt, payload["instance_uuid"])
+        self.manager.submit(self.manager.builds.terminate_instance, ctxt,
+                            payload["instance_uuid"])
 
     def cache_images(self, ctxt, **payload):
         self._check("cache_images", payload)
-        self.manager.builds.submit(self.manager.cache_images, ctxt, payload["image_ids"])
+        self.manager.submit_build(self.manager.images.cache_images, ctxt, payload["image_ids"])
 
     # -- power operations (calls that answer once accepted) ---------------------
 
@@ -126,45 +127,47 @@ class ComputeEndpoint:
     def live_migrate_instance(self, ctxt, **payload):
         self._check("live_migrate_instance", payload)
         uuid = payload["instance_uuid"]
-        self.manager.accept_live_migration(uuid, payload["dest_host"], payload.get("networks"))
-        self.manager.submit(self.manager.live_migrate, ctxt, uuid, payload["dest_host"],
+        lm = self.manager.live_migrations
+        lm.accept(uuid, payload["dest_host"], payload.get("networks"))
+        self.manager.submit(lm.live_migrate, ctxt, uuid, payload["dest_host"],
                             payload["block_migration"], payload.get("networks"))
         return {"instance_uuid": uuid, "accepted": "live_migration"}
 
     def live_migration_abort(self, ctxt, **payload):
         self._check("live_migration_abort", payload)
-        return self.manager.live_migration_control(payload["instance_uuid"], "abort")
+        return self.manager.live_migrations.control(payload["instance_uuid"], "abort")
 
     def live_migration_force_complete(self, ctxt, **payload):
         self._check("live_migration_force_complete", payload)
-        return self.manager.live_migration_control(payload["instance_uuid"], "force_complete")
+        return self.manager.live_migrations.control(payload["instance_uuid"], "force_complete")
 
     def check_can_live_migrate_destination(self, ctxt, **payload):
         self._check("check_can_live_migrate_destination", payload)
         self._check_networking("check_can_live_migrate_destination",
                                payload["instance"]["networks"],
                                payload["instance"]["security_groups"])
-        return self.manager.check_can_live_migrate_destination(
+        return self.manager.live_migrations.check_can_live_migrate_destination(
             payload["instance"], payload["block_migration"], payload["probe"],
             payload["source_host"], payload.get("cpu"))
 
     def check_can_live_migrate_source(self, ctxt, **payload):
         self._check("check_can_live_migrate_source", payload)
-        return self.manager.check_can_live_migrate_source(payload["instance_uuid"],
-                                                          payload["dest_check_data"])
+        return self.manager.live_migrations.check_can_live_migrate_source(
+            payload["instance_uuid"], payload["dest_check_data"])
 
     def pre_live_migration(self, ctxt, **payload):
         self._check("pre_live_migration", payload)
-        return self.manager.pre_live_migration(ctxt, payload["instance"],
-                                               payload["block_migration"])
+        return self.manager.live_migrations.pre_live_migration(ctxt, payload["instance"],
+                                                               payload["block_migration"])
 
     def post_live_migration_at_destination(self, ctxt, **payload):
         self._check("post_live_migration_at_destination", payload)
-        return self.manager.post_live_migration_at_destination(payload["instance_uuid"])
+        return self.manager.live_migrations.post_live_migration_at_destination(
+            payload["instance_uuid"])
 
     def rollback_live_migration_at_destination(self, ctxt, **payload):
         self._check("rollback_live_migration_at_destination", payload)
-        return self.manager.rollback_live_migration_at_destination(
+        return self.manager.live_migrations.rollback_live_migration_at_destination(
             payload["instance_uuid"], payload["shared_storage"])
 
     # -- cold migration and resize (client -> source or destination; agents) -----
@@ -173,66 +176,67 @@ class ComputeEndpoint:
         """Cold-migrate (no flavor) or resize; accepted with the migration id."""
         self._check("migrate_instance", payload)
         uuid = payload["instance_uuid"]
-        mig = self.manager.accept_resize(uuid, payload["dest_host"], payload.get("flavor"),
-                                         payload.get("networks"))
-        self.manager.submit(self.manager.resize_instance, ctxt, uuid, mig.id,
-                            payload.get("networks"))
+        rs = self.manager.resizes
+        mig = rs.accept_resize(uuid, payload["dest_host"], payload.get("flavor"),
+                               payload.get("networks"))
+        self.manager.submit(rs.resize_instance, ctxt, uuid, mig.id, payload.get("networks"))
         return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": mig.migration_type}
 
     def confirm_resize(self, ctxt, **payload):
         self._check("confirm_resize", payload)
-        return self._decide(ctxt, payload["instance_uuid"], states.RESIZE_CONFIRMING,
-                            self.manager.confirm_resize)
+        return self._decide(ctxt, payload["instance_uuid"], "confirm_resize")
 
     def revert_resize(self, ctxt, **payload):
         self._check("revert_resize", payload)
-        return self._decide(ctxt, payload["instance_uuid"], states.RESIZE_REVERTING,
-                            self.manager.revert_resize)
+        return self._decide(ctxt, payload["instance_uuid"], "revert_resize")
 
-    def _decide(self, ctxt, uuid, task_state, work):
-        mig = self.manager.accept_resize_decision(uuid, task_state)
-        self.manager.submit(work, ctxt, uuid, mig.id)
-        return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": task_state}
+    def _decide(self, ctxt, uuid, op_name):
+        rs = self.manager.resizes
+        mig = rs.accept_decision(uuid, op_name)
+        self.manager.submit(getattr(rs, op_name), ctxt, uuid, mig.id)
+        return {"instance_uuid": uuid, "migration_id": mig.id,
+                "accepted": optable.TABLE[op_name].tasks[0]}
 
     def list_migrations(self, ctxt, **payload):
         self._check("list_migrations", payload)
-        return self.manager.list_migrations(payload.get("instance_uuid"))
+        return self.manager.resizes.list_migrations(payload.get("instance_uuid"))
 
     def prep_resize(self, ctxt, **payload):
         self._check("prep_resize", payload)
         mig, inst = payload["migration"], payload["instance"]
         if mig["source_host"] != self.manager.host:
             self._check_networking("prep_resize", inst["networks"], inst["security_groups"])
-        return self.manager.prep_resize(ctxt, mig, inst, payload["probe"])
+        return self.manager.resizes.prep_resize(ctxt, mig, inst, payload["probe"])
 
     def finish_resize(self, ctxt, **payload):
         self._check("finish_resize", payload)
-        return self.manager.finish_resize(ctxt, payload["migration_id"])
+        return self.manager.resizes.finish_resize(ctxt, payload["migration_id"])
 
     def abort_resize_at_destination(self, ctxt, **payload):
         self._check("abort_resize_at_destination", payload)
-        return self.manager.abort_resize_at_destination(ctxt, payload["migration_id"])
+        return self.manager.resizes.abort_resize_at_destination(ctxt, payload["migration_id"])
 
     def confirm_resize_at_source(self, ctxt, **payload):
         self._check("confirm_resize_at_source", payload)
-        return self.manager.confirm_resize_at_source(ctxt, payload["migration_id"])
+        return self.manager.resizes.confirm_resize_at_source(ctxt, payload["migration_id"])
 
     def finish_revert_resize(self, ctxt, **payload):
         self._check("finish_revert_resize", payload)
-        return self.manager.finish_revert_resize(ctxt, payload["migration_id"])
+        return self.manager.resizes.finish_revert_resize(ctxt, payload["migration_id"])
 
     def snapshot_instance(self, ctxt, **payload):
         """Accepted at once with the new image (queued); the copy and the
         upload run in the worker pool: follow task_state and progress."""
         self._check("snapshot_instance", payload)
         uuid = payload["instance_uuid"]
-        image = self.manager.accept_snapshot(uuid, payload["name"])
-        self.manager.submit(self.manager.snapshot_instance, ctxt, uuid, image["id"])
+        snapshots = self.manager.snapshots
+        image = snapshots.accept_snapshot(uuid, payload["name"])
+        self.manager.submit(snapshots.snapshot_instance, ctxt, uuid, image["id"])
         return {"instance_uuid": uuid, "image_id": image["id"], "accepted": "snapshot"}
 
     def reset_state(self, ctxt, **payload):
         self._check("reset_state", payload)
-        self.manager.reset_state(ctxt, payload["instance_uuid"], payload["state"])
+        self.manager.lifecycle.reset_state(ctxt, payload["instance_uuid"], payload["state"])
         return self.manager.get_instance(payload["instance_uuid"])
 
     # -- networking (calls that answer once applied) -----------------------------
@@ -241,32 +245,33 @@ class ComputeEndpoint:
         self._check("refresh_security_group_rules", payload)
         self._check_networking("refresh_security_group_rules", [],
                                [payload["security_group"]])
-        return self.manager.refresh_security_group_rules(payload["security_group"])
+        return self.manager.networking.refresh_security_group_rules(payload["security_group"])
 
     def attach_interface(self, ctxt, **payload):
         self._check("attach_interface", payload)
         item = {"port": payload["port"], "network": payload["network"]}
         groups = payload.get("security_groups", [])
         self._check_networking("attach_interface", [item], groups)
-        return self.manager.attach_interface(ctxt, payload["instance_uuid"], item, groups)
+        return self.manager.networking.attach_interface(ctxt, payload["instance_uuid"], item,
+                                                        groups)
 
     def detach_interface(self, ctxt, **payload):
         self._check("detach_interface", payload)
-        return self.manager.detach_interface(ctxt, payload["instance_uuid"],
-                                             payload["port_id"])
+        return self.manager.networking.detach_interface(ctxt, payload["instance_uuid"],
+                                                        payload["port_id"])
 
     def associate_floating_ip(self, ctxt, **payload):
         self._check("associate_floating_ip", payload)
-        return self.manager.associate_floating_ip(ctxt, payload["instance_uuid"],
-                                                  payload["address"], payload.get("fixed_ip"))
+        return self.manager.networking.associate_floating_ip(
+            ctxt, payload["instance_uuid"], payload["address"], payload.get("fixed_ip"))
 
     def disassociate_floating_ip(self, ctxt, **payload):
         self._check("disassociate_floating_ip", payload)
-        return self.manager.disassociate_floating_ip(ctxt, payload["address"])
+        return self.manager.networking.disassociate_floating_ip(ctxt, payload["address"])
 
     def get_network_status(self, ctxt, **payload):
         self._check("get_network_status", payload)
-        return self.manager.get_network_status()
+        return self.manager.networking.get_network_status()
 
     # -- queries ----------------------------------------------------------------
 
@@ -288,7 +293,7 @@ class ComputeEndpoint:
 
     def get_diagnostics(self, ctxt, **payload):
         self._check("get_diagnostics", payload)
-        return self.manager.get_diagnostics(payload["instance_uuid"])
+        return self.manager.lifecycle.get_diagnostics(payload["instance_uuid"])
 
     def get_host_status(self, ctxt, **payload):
         self._check("get_host_status", payload)
@@ -296,12 +301,12 @@ class ComputeEndpoint:
 
     def get_image_cache_status(self, ctxt, **payload):
         self._check("get_image_cache_status", payload)
-        return self.manager.get_image_cache_status()
+        return self.manager.images.status()
 
     def manage_image_cache(self, ctxt, **payload):
         """Admin: run the cache manager now; what it removed and kept."""
         self._check("manage_image_cache", payload)
-        return self.manager.manage_image_cache()
+        return self.manager.images.manage()
 
     def ping(self, ctxt, **payload):
         self._check("ping", payload)

@@ -1,7 +1,6 @@
-"""The manager's use of the _base cache: fetching an instance's images
-(recording hits and misses in cached_images), pre-caching on request, the
-periodic cache manager, and the cache status report.  A mixin of
-ComputeManager."""
+"""ImageFiles: the manager's use of the _base cache.  Fetching an instance's
+images (recording hits and misses in cached_images), pre-caching on
+request, the periodic cache manager, and the cache status report."""
 import logging
 import os
 
@@ -13,8 +12,12 @@ LOG = logging.getLogger(__name__)
 GiB = 1024 ** 3
 
 
-class ImageCacheMixin:
-    def _fetch(self, image_id, image_meta=None, max_virtual_size=None):
+class ImageFiles:
+    def __init__(self, conf, db, cache, glance, driver, host):
+        self.conf, self.db, self.cache, self.glance = conf, db, cache, glance
+        self.driver, self.host = driver, host
+
+    def fetch(self, image_id, image_meta=None, max_virtual_size=None):
         cached = self.cache.fetch(image_id, image_meta, max_virtual_size)
         try:
             self.db.cached_image_used(self.host, image_id, os.path.basename(cached.path),
@@ -23,7 +26,7 @@ class ImageCacheMixin:
             LOG.exception("could not count a use of cached image %s", image_id)
         return cached
 
-    def _image_files(self, inst, image_meta):
+    def files_for(self, inst, image_meta):
         """The cached bases of an instance's image and its kernel/ramdisk;
         each is downloaded only if it is not cached (so a base removed from
         _base is fetched again, verified against the checksum recorded at
@@ -31,19 +34,19 @@ class ImageCacheMixin:
         before qemu-img ever sees it."""
         props = image_meta.get("properties") or {}
         root_gb = inst.flavor.get("root_gb", 0)
-        root = self._fetch(inst.image_ref, image_meta, root_gb * GiB if root_gb else None)
+        root = self.fetch(inst.image_ref, image_meta, root_gb * GiB if root_gb else None)
         kernel = ramdisk = None
         if props.get("kernel_id"):
-            kernel = self._fetch(check_image_id(props["kernel_id"]))
+            kernel = self.fetch(check_image_id(props["kernel_id"]))
         if props.get("ramdisk_id"):
-            ramdisk = self._fetch(check_image_id(props["ramdisk_id"]))
+            ramdisk = self.fetch(check_image_id(props["ramdisk_id"]))
         return virt_driver.ImageFiles(root, kernel, ramdisk)
 
     def cache_images(self, ctxt, image_ids):
         """Pre-cache: fetch images before any spawn needs them."""
         for image_id in image_ids:
             try:
-                self._fetch(image_id, split_properties(self.glance.show(image_id)))
+                self.fetch(image_id, split_properties(self.glance.show(image_id)))
                 LOG.info("image %s is cached", image_id)
             except Exception as e:
                 LOG.error("pre-caching image %s failed: %s", image_id, e)
@@ -56,10 +59,9 @@ class ImageCacheMixin:
             for image_id in (inst.image_ref, props.get("kernel_id"), props.get("ramdisk_id")):
                 if image_id:
                     names.add(os.path.basename(self.cache.path_for(image_id)))
-        return names | cleanup.bases_used_by_disks(self.conf.instances_path,
-                                                    self.cache.base_dir)
+        return names | self.driver.bases_in_use()
 
-    def manage_image_cache(self):
+    def manage(self):
         """Periodic (and on request): touch bases in use, remove old unused."""
         ic = self.conf.image_cache
         removed, kept = cleanup.clean(self.cache, self._bases_in_use(),
@@ -69,14 +71,11 @@ class ImageCacheMixin:
             self.db.cached_image_forget(self.host, removed)
         return {"removed": removed, "kept": kept}
 
-    def get_image_cache_status(self):
+    def status(self):
         rows = self.db.cached_images(self.host)
-        present = cleanup.base_mtimes(self.cache.base_dir)
+        sizes = cleanup.base_sizes(self.cache.base_dir)
         images = [{"image_id": r.image_id, "filename": r.filename, "size_bytes": r.size_bytes,
                    "hits": r.hits, "misses": r.misses, "last_used": r.last_used.isoformat() + "Z",
-                   "present": r.filename in present} for r in rows]
-        sizes = {e.name: e.stat().st_blocks * 512 for e in os.scandir(self.cache.base_dir)
-                 if e.name in present}
-        return {"images": images, "bases": len(present),
-                "size_bytes": sum(sizes.values()),
+                   "present": r.filename in sizes} for r in rows]
+        return {"images": images, "bases": len(sizes), "size_bytes": sum(sizes.values()),
                 "hits": sum(r.hits for r in rows), "misses": sum(r.misses for r in rows)}

@@ -11,13 +11,13 @@ restart or a repeated operation rebuilds exactly the same rules.
 Order: ports are plugged and the firewall applied before the guest is
 defined; after the guest is destroyed the ports are unplugged, a network
 with no port left on this host is released, and rules are re-applied.
-A mixin of ComputeManager.
 """
 import logging
 import os
 import threading
 
 from compute import exception, states
+from compute.instance import virt_instance
 from network import dhcp as dhcp_mod
 from network import hostres, iptables, linux_net
 from network.model import FloatingIP, group_from_payload, vif_from_payload
@@ -30,8 +30,10 @@ class NoopFirewall:
         pass
 
 
-class NetworkingMixin:
-    def _init_networking(self, conf):
+class Networking:
+    def __init__(self, conf, db, vifs, driver, ops, host):
+        self.conf, self.db, self.vifs, self.driver, self.ops = conf, db, vifs, driver, ops
+        self.host = host
         self._net_lock = threading.RLock()
         net = conf.network
         self.firewall = (iptables.IptablesFirewall(net.public_interface)
@@ -42,19 +44,19 @@ class NetworkingMixin:
     # -- the host's state, from the records ---------------------------------------
 
     @staticmethod
-    def _ports_of(inst):
+    def ports_of(inst):
         """[(Network, Port)] of an instance record."""
         return [vif_from_payload(item) for item in inst.networks or ()]
 
-    def _vifs(self, inst):
+    def vifs_of(self, inst):
         """[(Network, Port, vif dict)] of an instance record."""
-        return [(n, p, self.vifs.describe(n, p)) for n, p in self._ports_of(inst)]
+        return [(n, p, self.vifs.describe(n, p)) for n, p in self.ports_of(inst)]
 
-    def _network_info(self, inst):
-        return [vif for _, _, vif in self._vifs(inst)]
+    def network_info(self, inst):
+        return [vif for _, _, vif in self.vifs_of(inst)]
 
     @staticmethod
-    def _wired(inst):
+    def wired(inst):
         """Whether an instance's ports belong on the host: not one being
         deleted (two deletes racing must each see the other gone), nor a
         build that failed before its guest ever ran."""
@@ -63,12 +65,12 @@ class NetworkingMixin:
         return not (inst.vm_state == states.ERROR and inst.launched_at is None
                     and inst.task_state is None)
 
-    def _host_ports(self, exclude=None):
+    def host_ports(self, exclude=None):
         """{port id: (Network, Port, instance uuid)} of every wired instance."""
         out = {}
         for inst in self.db.instance_list(host=self.host):
-            if inst.uuid != exclude and self._wired(inst):
-                for n, p in self._ports_of(inst):
+            if inst.uuid != exclude and self.wired(inst):
+                for n, p in self.ports_of(inst):
                     out[p.id] = (n, p, inst.uuid)
         return out
 
@@ -76,7 +78,7 @@ class NetworkingMixin:
         """Make firewall, NAT and DHCP those of the records (minus the
         instance `exclude`, being deleted)."""
         with self._net_lock:
-            ports = self._host_ports(exclude)
+            ports = self.host_ports(exclude)
             groups = {gid: group_from_payload(body)
                       for gid, body in self.db.security_groups().items()}
             port_list = [p for _, p, _ in ports.values()]
@@ -126,12 +128,24 @@ class NetworkingMixin:
             linux_net.remove_address(dev, f"{address}/32")
         _write_lines(path, wanted)
 
+    def restore(self):
+        """Agent start: what a killed agent left half-made goes; bridges
+        and uplinks of every wired instance are made again (after a host
+        reboot they are gone), then firewall, NAT and DHCP from the
+        records."""
+        self._safely(self.vifs.cleanup)
+        for inst in self.db.instance_list(host=self.host):
+            if self.wired(inst):
+                for net, _, vif in self.vifs_of(inst):
+                    self._safely(self.vifs.plug, net, vif)
+        self.apply_network()
+
     # -- plug / unplug ----------------------------------------------------------
 
-    def _plug_vifs(self, inst):
+    def plug_vifs(self, inst):
         """Plug every port (idempotent), then apply the rules; undo the
         plugging of this call on failure.  The network_info for the driver."""
-        vifs = self._vifs(inst)
+        vifs = self.vifs_of(inst)
         with self._net_lock:
             plugged = []
             try:
@@ -146,11 +160,11 @@ class NetworkingMixin:
                 raise
         return [vif for _, _, vif in vifs]
 
-    def _unplug_vifs(self, inst, vifs=None, instance_gone=True):
+    def unplug_vifs(self, inst, vifs=None, instance_gone=True):
         """After the guest (or its NIC) is gone: unplug the ports, re-apply
         the rules without them, release networks no port here uses.  The
         record's ports count unless instance_gone."""
-        vifs = self._vifs(inst) if vifs is None else vifs
+        vifs = self.vifs_of(inst) if vifs is None else vifs
         exclude = inst.uuid if instance_gone else None
         with self._net_lock:
             for net, _, vif in vifs:
@@ -159,7 +173,7 @@ class NetworkingMixin:
             self._release_unused([n for n, _, _ in vifs], exclude=exclude)
 
     def _release_unused(self, networks, exclude):
-        in_use = {n.id for n, _, _ in self._host_ports(exclude).values()}
+        in_use = {n.id for n, _, _ in self.host_ports(exclude).values()}
         for net in {n.id: n for n in networks}.values():
             if net.id not in in_use:
                 self._safely(self.vifs.release, net)
@@ -178,7 +192,7 @@ class NetworkingMixin:
         self.apply_network()
         return {"security_group": body["id"],
                 "ports": sum(body["id"] in p.security_groups
-                             for _, p, _ in self._host_ports().values())}
+                             for _, p, _ in self.host_ports().values())}
 
     def save_security_groups(self, bodies):
         for body in bodies:
@@ -188,7 +202,7 @@ class NetworkingMixin:
         """[(field, Network)] of a payload: refuse (ValueError naming the
         field) any this host cannot serve with the resources it owns;
         nothing is changed."""
-        known = {n.id: n for n, _, _ in self._host_ports().values()}
+        known = {n.id: n for n, _, _ in self.host_ports().values()}
         for field, net in networks:
             self.vifs.check(net, field, known)
             known.setdefault(net.id, net)
@@ -212,7 +226,7 @@ class NetworkingMixin:
         if address in ours:
             raise exception.InvalidRequest(f"associate_floating_ip: address: {address} is "
                                            "associated already")
-        candidates = [(p, ip) for _, p in self._ports_of(inst) for ip in p.ips(4)
+        candidates = [(p, ip) for _, p in self.ports_of(inst) for ip in p.ips(4)
                       if fixed_ip in (None, ip)]
         if not candidates:
             raise exception.InvalidRequest(
@@ -245,7 +259,7 @@ class NetworkingMixin:
         with self.ops.run(ctxt, uuid, "attach_interface"):
             inst = self.db.instance_get(uuid)
             self._check_settled(inst, "attach an interface to")
-            if port.id in self._host_ports():
+            if port.id in self.host_ports():
                 raise exception.InvalidRequest(f"port {port.id} is already attached here")
             self.save_security_groups(groups)
             old = list(inst.networks or ())
@@ -256,10 +270,10 @@ class NetworkingMixin:
                 with self._net_lock:
                     self.vifs.plug(net, vif)
                     self.apply_network()
-                self.driver.attach_interface(self.virt_instance(inst), inst.image_meta, vif)
+                self.driver.attach_interface(virt_instance(inst), inst.image_meta, vif)
             except Exception:
                 self.db.instance_update(uuid, networks=old)
-                self._unplug_vifs(inst, [(net, port, vif)], instance_gone=False)
+                self.unplug_vifs(inst, [(net, port, vif)], instance_gone=False)
                 raise
         return vif
 
@@ -267,17 +281,17 @@ class NetworkingMixin:
         with self.ops.run(ctxt, uuid, "detach_interface"):
             inst = self.db.instance_get(uuid)
             self._check_settled(inst, "detach an interface from")
-            vifs = [v for v in self._vifs(inst) if v[1].id == port_id]
+            vifs = [v for v in self.vifs_of(inst) if v[1].id == port_id]
             if not vifs:
                 raise exception.InvalidRequest(f"instance {uuid} has no port {port_id}")
             _, _, vif = vifs[0]
-            self.driver.detach_interface(self.virt_instance(inst), inst.image_meta, vif)
+            self.driver.detach_interface(virt_instance(inst), inst.image_meta, vif)
             for f in self.db.floating_ips(self.host):
                 if f.port_id == port_id:
                     self.db.floating_ip_remove(address=f.address)
             self.db.instance_update(
                 uuid, networks=[i for i in inst.networks if i["port"]["id"] != port_id])
-            self._unplug_vifs(inst, vifs, instance_gone=False)
+            self.unplug_vifs(inst, vifs, instance_gone=False)
         return {"port_id": port_id}
 
     @staticmethod
@@ -288,7 +302,7 @@ class NetworkingMixin:
                 f"task_state {inst.task_state}")
 
     def get_network_status(self):
-        ports = self._host_ports()
+        ports = self.host_ports()
         return {"ports": sorted(ports),
                 "floating_ips": [f.address for f in self.db.floating_ips(self.host)],
                 "dhcp": self.dhcp.running() if self.dhcp else {}}

@@ -1,11 +1,15 @@
-"""The duties every instance operation shares, in one context manager:
-take the instance's lock, record an instance action with its event, send
-start/end/error notifications, and record a fault when it fails."""
+"""The duties every instance operation shares: Operations.run takes the
+instance's lock, records an instance action with its event, sends
+start/end/error notifications and records a fault when it fails; Runner
+accepts and settles operations by their row of compute.optable."""
 import contextlib
 import logging
 import traceback
 
 from oslo_concurrency import lockutils
+
+from compute import exception, optable
+from compute.instance import power_state
 
 LOG = logging.getLogger(__name__)
 
@@ -60,3 +64,86 @@ class ActionRecord:
     def event(self, name, details=None, result="Success"):
         event_id = self.db.event_start(self.action_id, name)
         self.db.event_finish(event_id, result, details)
+
+
+class Runner:
+    """Operations by their row of compute.optable: accept() takes the row's
+    first task state by compare-and-swap (or refuses, changing nothing);
+    run() runs the work under Operations.run and settles the record as the
+    row says, on success and on failure."""
+
+    def __init__(self, db, ops, driver):
+        self.db, self.ops, self.driver = db, ops, driver
+
+    def accept(self, op_name, uuid, **values):
+        """Move the instance into op's first task state (with values), or
+        raise InstanceInvalidState naming the state it is in."""
+        op = optable.TABLE[op_name]
+        expected = {}
+        if op.vm_from is not optable.ANY:
+            expected["expected_vm_state"] = op.vm_from
+        if op.task_from is not optable.ANY:
+            expected["expected_task_state"] = op.task_from
+        try:
+            self.db.instance_update(uuid, task_state=op.tasks[0], **expected, **values)
+        except exception.UnexpectedTaskState:
+            inst = self.db.instance_get(uuid)
+            raise exception.InstanceInvalidState(
+                f"cannot {op_name.replace('_', ' ')} instance {uuid} in "
+                f"vm_state={inst.vm_state} task_state={inst.task_state}; allowed: vm_state "
+                f"in {sorted(op.vm_from)} with task_state in {list(op.task_from)}") from None
+
+    def run(self, op_name, ctxt, uuid, work, lock=True, reraise=False, migration_id=None):
+        """work(inst, record) for an accepted op; on success the row's done
+        state (if it has one), on failure the row's settle; the work's
+        result.  reraise: the failure also goes to the caller (an RPC call
+        waiting for it); otherwise it is logged and recorded."""
+        op = optable.TABLE[op_name]
+        try:
+            with self.ops.run(ctxt, uuid, op.action, record_fault=op.fault, lock=lock) as record:
+                inst = self.db.instance_get(uuid)
+                result = work(inst, record)
+                if op.done is not None:
+                    done = {} if op.done == optable.KEEP else {"vm_state": op.done}
+                    self.db.instance_update(uuid, expected_task_state=op.tasks, task_state=None,
+                                            progress=None,
+                                            power_state=power_state(self.driver, inst), **done)
+                return result
+        except Exception as e:
+            LOG.error("instance %s: %s failed: %s", uuid, op_name, e)
+            self.settle(op, uuid, e, migration_id)
+            if reraise:
+                raise
+            return None
+
+    def settle(self, op, uuid, error=None, migration_id=None):
+        """A failed (or interrupted) op's record as its row says: task state
+        cleared, the row's failed vm_state, the guest's power state; its
+        migration row in the row's failed status with the reason."""
+        if migration_id is not None and op.migration_failed:
+            if isinstance(error, exception.ComputeError):
+                error = exception.local_copy(error)     # a peer's reason, no traceback
+            self.db.migration_update(migration_id, status=op.migration_failed,
+                                     message=f"{type(error).__name__}: {error}"[:1000])
+        values = {"task_state": None, "progress": None}
+        if op.failed:
+            values["vm_state"] = op.failed
+        try:
+            inst = self.db.instance_get(uuid)
+            self.db.instance_update(uuid, expected_task_state=op.tasks,
+                                    power_state=power_state(self.driver, inst), **values)
+        except exception.ComputeError as e:
+            LOG.warning("instance %s: not settled after a failed %s: %s", uuid, op.name, e)
+
+
+def progress_writer(db, uuid, start, end):
+    """progress(percent of one step) -> the record's progress between start
+    and end, written in steps of 5."""
+    last = [start]
+
+    def progress(pct):
+        value = start + (end - start) * pct // 100
+        if value >= last[0] + 5:
+            last[0] = value
+            db.instance_update(uuid, progress=value)
+    return progress

@@ -1,108 +1,89 @@
-"""Making the record and the hypervisor agree, without disturbing guests.
+"""Reconciler: making the record and the hypervisor agree, without
+disturbing guests.
 
 - init_host (agent start): a running guest is never rebooted, paused or
-  re-created; an operation an earlier agent left half-done is finished or
-  re-issued (an interrupted build is cleaned up and goes to ERROR); a guest
-  of ours the record does not know is handled per
-  running_deleted_instance_action, never destroyed silently.
+  re-created; an operation an earlier agent left half-done is handled as
+  its row of compute.optable says (resumed, cleaned up to ERROR, settled,
+  or decided with the peer by the part that runs it); a guest of ours the
+  record does not know is handled per running_deleted_instance_action,
+  never destroyed silently.
 - Lifecycle events and the periodic sync_power_states record power states;
   an ACTIVE instance whose guest went off (by itself, or outside the agent)
   becomes STOPPED.  Neither ever starts a guest.
-A mixin of ComputeManager.
 """
 import logging
-import os
-import time
 
-from compute import exception, states
-from compute.resize import RESIZE_TASKS
-from compute.snapshot import SNAPSHOT_STATES
-from compute.transitions import RESUME_AFTER_RESTART
+from compute import exception, optable, states
+from compute.instance import power_state
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 OFF = (virt_driver.SHUTDOWN, virt_driver.CRASHED, virt_driver.NOSTATE)
-BUILD_TASK_STATES = (states.SCHEDULING, states.NETWORKING, states.SPAWNING)
-PROBE_PREFIXES = (".shared-probe-", ".directio-")
 
 
-class ReconcileMixin:
+class Reconciler:
+    """operations: {op name: callable(ctxt, uuid)} to issue an operation
+    again (RESUME); recoverers: {op name: callable(inst)} of the parts that
+    decide an interrupted migration with the peer (ASK_PEER); clean_up:
+    callable(inst) undoing a build (CLEAN_UP); at_start: what the parts
+    finish before any record is looked at (snapshot work directories,
+    half-made devices and files)."""
+
+    def __init__(self, conf, db, driver, runner, networking, submit, operations, recoverers,
+                 clean_up, at_start, host):
+        self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
+        self.networking, self.submit, self.host = networking, submit, host
+        self.operations, self.recoverers, self.clean_up = operations, recoverers, clean_up
+        self.at_start = at_start
+
     def init_host(self):
-        self._remove_leftovers()
         self.driver.init_host(self.host)
         self.driver.register_event_listener(self.handle_power_state)
-        self.cleanup_interrupted_snapshots()
+        for finish in self.at_start:
+            finish()
         for inst in self.db.instance_list(host=self.host):
             try:
                 self._reconcile(inst)
             except Exception:
                 LOG.exception("instance %s: reconcile after restart failed", inst.uuid)
         self._handle_unknown_guests()
-        self._restore_network()
-
-    def _remove_leftovers(self):
-        """Temporary files a killed agent left: partial downloads and blank
-        bases in _base, and its probe files in instances_path (on shared
-        storage only old ones: another host's check may be running)."""
-        self.cache.remove_partial()
-        now = time.time()
-        for entry in os.scandir(self.conf.instances_path):
-            if entry.name.startswith(PROBE_PREFIXES) and entry.is_file() \
-                    and now - entry.stat().st_mtime > self.conf.rpc_peer_timeout:
-                LOG.warning("removing %s, left by an interrupted check", entry.name)
-                os.unlink(entry.path)
-
-    def _restore_network(self):
-        """Bridges and uplinks of every wired instance (after a host reboot
-        they are gone), then firewall, NAT and DHCP from the records."""
-        self._safely(self.vifs.cleanup)
-        for inst in self.db.instance_list(host=self.host):
-            if self._wired(inst):
-                for net, _, vif in self._vifs(inst):
-                    self._safely(self.vifs.plug, net, vif)
-        self.apply_network()
+        self.networking.restore()
 
     def _reconcile(self, inst):
         uuid, task = inst.uuid, inst.task_state
-        if inst.vm_state == states.BUILDING or task in BUILD_TASK_STATES:
-            LOG.warning("instance %s: build interrupted by an agent restart; cleaning up", uuid)
-            self._cleanup_failed_build(inst)
-            self.db.fault_create(uuid, "BuildInterrupted: the agent restarted during the "
-                                       f"build (task_state {task}); the build was cleaned up")
-            self.db.instance_update(uuid, vm_state=states.ERROR, task_state=None,
-                                    power_state=virt_driver.NOSTATE)
-        elif task in SNAPSHOT_STATES:
-            LOG.warning("instance %s: snapshot interrupted by an agent restart", uuid)
-            self._settle_snapshot(uuid)
-        elif task == states.MIGRATING:
-            # libvirt finishes or fails a peer-to-peer migration on its own;
-            # the record follows where the guest is now
-            power = self._power_state(inst)
-            LOG.warning("instance %s: live migration interrupted by an agent restart; the "
-                        "guest is %s here", uuid, "present" if power else "not")
-            self.db.instance_update(uuid, task_state=None, power_state=power)
-        elif task in RESIZE_TASKS:
-            self.recover_resize(inst)
-        elif task == states.DELETING:
-            LOG.warning("instance %s: completing an interrupted delete", uuid)
-            self.submit(self.terminate_instance, {}, uuid)
-        elif task in RESUME_AFTER_RESTART:
-            op = RESUME_AFTER_RESTART[task]
-            LOG.warning("instance %s: re-issuing interrupted %s", uuid, op)
-            self.submit(getattr(self, op), {}, uuid)
-        elif task is None:
-            power = self._power_state(inst)
-            if (inst.vm_state == states.ACTIVE and power in OFF
-                    and self.conf.resume_guests_state_on_host_boot):
-                LOG.info("instance %s was running before the host went down; starting it", uuid)
-                self.db.instance_update(uuid, expected_task_state=None, vm_state=states.STOPPED,
-                                        power_state=power)
-                self.accept("start", uuid)
-                self.submit(self.start, {}, uuid)
-            else:
-                self._sync_instance(inst, power)
-        else:
+        if task is None:
+            return self._settled(inst)
+        op = optable.interrupted(task)
+        if op is None or op.restart is None:
             LOG.warning("instance %s: unknown task_state %r left alone", uuid, task)
+            return
+        LOG.warning("instance %s: %s interrupted by an agent restart (%s): %s", uuid, op.name,
+                    task, op.restart)
+        if op.restart == optable.CLEAN_UP:
+            self.clean_up(inst)
+            self.db.fault_create(uuid, f"Interrupted: the agent restarted during {op.name} "
+                                       f"(task_state {task}); it was cleaned up")
+            self.db.instance_update(uuid, vm_state=op.failed, task_state=None,
+                                    power_state=virt_driver.NOSTATE)
+        elif op.restart == optable.RESUME:
+            self.submit(self.operations[op.name], {}, uuid)
+        elif op.restart == optable.SETTLE:
+            self.runner.settle(op, uuid)
+        elif op.restart == optable.ASK_PEER:
+            self.recoverers[op.name](inst)
+
+    def _settled(self, inst):
+        power = power_state(self.driver, inst)
+        if (inst.vm_state == states.ACTIVE and power in OFF
+                and self.conf.resume_guests_state_on_host_boot):
+            LOG.info("instance %s was running before the host went down; starting it",
+                     inst.uuid)
+            self.db.instance_update(inst.uuid, expected_task_state=None,
+                                    vm_state=states.STOPPED, power_state=power)
+            self.runner.accept("start", inst.uuid)
+            self.submit(self.operations["start"], {}, inst.uuid)
+        else:
+            self._sync_instance(inst, power)
 
     # -- power-state sync -------------------------------------------------------
 
@@ -115,13 +96,13 @@ class ReconcileMixin:
             inst = self.db.instance_get(uuid)
         except exception.InstanceNotFound:
             return
-        self._sync_instance(inst, self._power_state(inst))
+        self._sync_instance(inst, power_state(self.driver, inst))
 
     def sync_power_states(self):
         """Periodic: what lifecycle events missed, and unknown guests."""
         for inst in self.db.instance_list(host=self.host):
             if inst.task_state is None:
-                self._sync_instance(inst, self._power_state(inst))
+                self._sync_instance(inst, power_state(self.driver, inst))
         self._handle_unknown_guests()
 
     def _sync_instance(self, inst, power):

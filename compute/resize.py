@@ -25,11 +25,9 @@ Any failure before finish_resize succeeded calls abort_resize_at_destination
 and puts the instance back on the source as it was.  A resize on one host
 (allow_resize_same_host) takes the same steps on one record; the agent
 then calls itself, so the destination half does not take the instance
-lock the source half holds.  A mixin of ComputeManager.
+lock the source half holds.
 """
-import dataclasses
 import logging
-import os
 import socket
 import threading
 import time
@@ -37,14 +35,13 @@ import uuid as uuidlib
 
 from compute import disk_transfer, exception, states
 from compute.db.models import utcnow
+from compute.instance import power_state, view, virt_instance
+from compute.operation import progress_writer
 from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 SOURCE_TASKS = (states.RESIZE_PREP, states.RESIZE_MIGRATING, states.RESIZE_MIGRATED)
-RESIZE_TASKS = SOURCE_TASKS + (states.RESIZE_FINISH, states.RESIZE_CONFIRMING,
-                               states.RESIZE_REVERTING)
-DISK_FILES = ("disk", "disk.local", "disk.swap")
 MIGRATION_FIELDS = ("id", "instance_uuid", "migration_type", "source_host", "dest_host",
                     "old_flavor", "new_flavor", "old_vm_state", "old_disk_formats")
 
@@ -81,8 +78,10 @@ def migration_view(mig):
     return out
 
 
-class ResizeMixin:
-    def _init_resize(self):
+class Resizes:
+    def __init__(self, conf, db, driver, runner, networking, images, peers, host):
+        self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
+        self.networking, self.images, self.peers, self.host = networking, images, peers, host
         self._receivers = {}                  # migration id -> disk_transfer.Receiver
         self._claim_lock = threading.Lock()
 
@@ -98,9 +97,8 @@ class ResizeMixin:
         if flavor and new == old:
             raise exception.InvalidRequest(f"instance {uuid} has this flavor already")
         check_growth(old, new)
-        self._check_networks_view(inst, networks)
-        self.take_task(uuid, "migrate or resize", (states.ACTIVE, states.STOPPED), (None,),
-                       states.RESIZE_PREP)
+        self.peers.check_networks_view(inst, networks)
+        self.runner.accept("resize", uuid)
         return self.db.migration_create(
             id=str(uuidlib.uuid4()), instance_uuid=uuid,
             migration_type="resize" if flavor else "migration", source_host=self.host,
@@ -111,32 +109,22 @@ class ResizeMixin:
 
     def resize_instance(self, ctxt, uuid, migration_id, networks=None):
         mig = self.db.migration_get(migration_id)
-        try:
-            with self.ops.run(ctxt, uuid, mig.migration_type) as record:
-                self._move_out(self.db.instance_get(uuid), mig, networks, record)
-                record.event("finished", f"on {mig.dest_host}")
-                self.db.migration_update(migration_id, status="finished")
-                if mig.dest_host != self.host:
-                    self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATED,
-                                            vm_state=states.RESIZED, task_state=None,
-                                            power_state=virt_driver.NOSTATE, progress=None)
-        except Exception as e:
-            if isinstance(e, exception.ComputeError):
-                e = exception.local_copy(e)         # a destination's reason, no traceback
-            self.db.migration_update(migration_id, status="error",
-                                     message=f"{type(e).__name__}: {e}"[:1000])
-            try:
-                inst = self.db.instance_get(uuid)
-                self.db.instance_update(uuid, expected_task_state=SOURCE_TASKS, task_state=None,
-                                        progress=None, power_state=self._power_state(inst))
-            except exception.ComputeError as e2:
-                LOG.warning("instance %s: not settled after failed resize: %s", uuid, e2)
+
+        def work(inst, record):
+            self._move_out(inst, mig, networks, record)
+            record.event("finished", f"on {mig.dest_host}")
+            self.db.migration_update(migration_id, status="finished")
+            if mig.dest_host != self.host:
+                self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATED,
+                                        vm_state=states.RESIZED, task_state=None,
+                                        power_state=virt_driver.NOSTATE, progress=None)
+        self.runner.run("resize", ctxt, uuid, work, migration_id=migration_id)
 
     def _move_out(self, inst, mig, networks, record):
         """Prepare the destination, power off and move aside, send the
         disks, have the destination finish; on any failure the destination
         is told to abort and the instance is put back here."""
-        uuid, api, moved = inst.uuid, self._peer_api(), False
+        uuid, api, moved = inst.uuid, self.peers.api, False
         try:
             prep = self._prepare_destination(api, inst, mig, networks)
             record.event("destination_prepared", "shared storage"
@@ -144,10 +132,10 @@ class ResizeMixin:
             self.db.instance_update(uuid, expected_task_state=states.RESIZE_PREP,
                                     task_state=states.RESIZE_MIGRATING)
             files = self.driver.migrate_disk_and_power_off(
-                self.virt_instance(inst), self.conf.shutdown_timeout,
+                virt_instance(inst), self.conf.shutdown_timeout,
                 self.conf.shutdown_retry_interval)
             moved = True
-            self._unplug_vifs(inst)
+            self.networking.unplug_vifs(inst)
             if not prep["shared_storage"]:
                 self._send_disks(uuid, prep["transfer"], files, record)
             self.db.migration_update(mig.id, status="post-migrating")
@@ -163,19 +151,16 @@ class ResizeMixin:
             raise
 
     def _prepare_destination(self, api, inst, mig, networks):
-        probe = self._write_probe()
-        try:
+        with self.peers.probe() as probe:
             prep = api.prep_resize(
                 mig.dest_host, migration={k: getattr(mig, k) for k in MIGRATION_FIELDS},
-                instance=self._record_payload(inst, networks), probe=probe)
-        finally:
-            os.unlink(os.path.join(self.conf.instances_path, probe))
+                instance=self.peers.record_payload(inst, networks), probe=probe)
         self.db.migration_update(mig.id, status="migrating",
                                  shared_storage=prep["shared_storage"])
         return prep
 
     def _send_disks(self, uuid, offer, files, record):
-        progress = self._progress_writer(uuid, 0, 100)
+        progress = progress_writer(self.db, uuid, 0, 100)
         started = time.monotonic()
         sent = disk_transfer.send(offer["address"], offer["port"], offer["token"],
                                   sorted(files.items()),
@@ -197,17 +182,17 @@ class ResizeMixin:
         old flavor and disks, VIFs, guest (started if it was running)."""
         self.db.instance_update(uuid, flavor=mig.old_flavor, disk_formats=mig.old_disk_formats)
         inst = self.db.instance_get(uuid)
-        network_info = self._plug_vifs(inst)
-        files = self._image_files(inst, inst.image_meta)
-        self.driver.finish_revert_migration(self.virt_instance(inst), inst.image_meta, files,
+        network_info = self.networking.plug_vifs(inst)
+        files = self.images.files_for(inst, inst.image_meta)
+        self.driver.finish_revert_migration(virt_instance(inst), inst.image_meta, files,
                                             network_info, mig.old_vm_state == states.ACTIVE)
 
     def confirm_resize_at_source(self, ctxt, migration_id):
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
-        with self.ops.run(ctxt, uuid, "resize_confirm_source", lock=not same):
+        with self.runner.ops.run(ctxt, uuid, "resize_confirm_source", lock=not same):
             inst = self.db.instance_get(uuid)
-            self.driver.confirm_migration(self.virt_instance(inst))
+            self.driver.confirm_migration(virt_instance(inst))
             if not same:
                 self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
                                         expected_task_state=None, host=mig.dest_host,
@@ -218,12 +203,12 @@ class ResizeMixin:
     def finish_revert_resize(self, ctxt, migration_id):
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
-        with self.ops.run(ctxt, uuid, "resize_revert_source", lock=not same):
+        with self.runner.ops.run(ctxt, uuid, "resize_revert_source", lock=not same):
             self._restore_here(uuid, mig)
             inst = self.db.instance_get(uuid)
             self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
                                     vm_state=mig.old_vm_state, task_state=None,
-                                    power_state=self._power_state(inst))
+                                    power_state=power_state(self.driver, inst))
             self.db.migration_update(migration_id, status="reverted")
         return {"migration_id": migration_id}
 
@@ -231,29 +216,31 @@ class ResizeMixin:
 
     def prep_resize(self, ctxt, migration, instance, probe):
         uuid, same = migration["instance_uuid"], migration["source_host"] == self.host
-        shared = os.path.exists(os.path.join(self.conf.instances_path, probe))
-        inst_dir = self.driver.instance_dir(virt_driver.Instance.ref(uuid))
+        shared = self.peers.sees_probe(probe)
+        ref = virt_driver.Instance.ref(uuid)
         with self._claim_lock:
             if not same:
-                if self._find_live(uuid) is not None:
+                if self.peers.find(uuid) is not None:
                     raise exception.InvalidRequest(f"instance {uuid} is on {self.host} already")
-                if not shared and os.path.lexists(inst_dir):
+                if not shared and self.driver.has_instance_files(ref):
                     raise exception.InvalidRequest(
-                        f"{inst_dir} exists on {self.host} without an instance: a leftover")
+                        f"instance {uuid} has files on {self.host} without an instance: "
+                        "a leftover")
             self._check_room(migration, same, shared)
             if not same:
-                self._record_incoming(instance, states.RESIZE_PREP,
+                self.peers.record_incoming(instance, states.RESIZE_PREP,
                                       flavor=migration["new_flavor"])
         try:
             self.db.migration_create(**migration, status="pre-migrating", shared_storage=shared)
             inst = self.db.instance_get(uuid)
-            files = self._image_files(inst, inst.image_meta)   # the bases, fetched now
+            files = self.images.files_for(inst, inst.image_meta)   # the bases, fetched now
             answer = {"shared_storage": shared}
             if not shared:
-                bound = min(self._free_disk_bytes(),
+                bound = min(self.driver.free_disk_bytes(),
                             disk_bytes_bound(migration["old_flavor"], files.root.virtual_size))
                 receiver = disk_transfer.Receiver(
-                    inst_dir, DISK_FILES, bound, self._transfer_address(),
+                    self.driver.receive_dir(ref), self.driver.migration_disk_names(), bound,
+                    self._transfer_address(),
                     timeout=self.conf.migration_transfer_timeout)
                 self._receivers[migration["id"]] = receiver
                 answer["transfer"] = receiver.offer()
@@ -283,13 +270,9 @@ class ResizeMixin:
                 f"{self.host} has {free_mb} MiB of memory free, the instance needs {need_mb}")
         need_gb = new["root_gb"] + new["ephemeral_gb"] - (
             old["root_gb"] + old["ephemeral_gb"] if shared else 0)
-        if need_gb * 1024 ** 3 > self._free_disk_bytes():
+        if need_gb * 1024 ** 3 > self.driver.free_disk_bytes():
             raise exception.ResourcesUnavailable(
                 f"{self.host} lacks {need_gb} GiB of disk space for the instance")
-
-    def _free_disk_bytes(self):
-        st = os.statvfs(self.conf.instances_path)
-        return st.f_bavail * st.f_frsize
 
     def _transfer_address(self):
         return (self.conf.migration_transfer_address
@@ -298,41 +281,37 @@ class ResizeMixin:
     def finish_resize(self, ctxt, migration_id):
         mig = self.db.migration_get(migration_id)
         uuid, same = mig.instance_uuid, mig.source_host == self.host
-        with self.ops.run(ctxt, uuid, "resize_finish", lock=not same) as record:
+        with self.runner.ops.run(ctxt, uuid, "resize_finish", lock=not same) as record:
             self.db.instance_update(uuid, expected_task_state=(states.RESIZE_PREP,
                                                                states.RESIZE_MIGRATED),
                                     task_state=states.RESIZE_FINISH)
             inst = self.db.instance_get(uuid)
-            vi = dataclasses.replace(self.virt_instance(inst),
-                                     flavor=virt_driver.Flavor(**mig.new_flavor),
-                                     disk_formats=mig.old_disk_formats)
+            vi = virt_instance(inst, flavor=virt_driver.Flavor(**mig.new_flavor),
+                               disk_formats=mig.old_disk_formats)
             if mig.shared_storage:
-                inst_dir = self.driver.instance_dir(vi)
-                os.mkdir(inst_dir, 0o750)
-                for name, path in self.driver.aside_disk_files(vi).items():
-                    disk_transfer.copy_local(path, os.path.join(inst_dir, name))
+                self.driver.copy_aside_disks(vi)
             else:
                 receiver = self._receivers.pop(migration_id, None)
                 if receiver is None:
                     raise exception.ComputeError(f"no disk transfer for migration "
                                                  f"{migration_id} on {self.host}")
                 receiver.wait(self.conf.migration_transfer_timeout)
-            files = self._image_files(inst, inst.image_meta)
+            files = self.images.files_for(inst, inst.image_meta)
             try:        # another host's bytes: inspected before anything opens them
                 self.driver.check_arrived_disks(vi, virt_driver.Flavor(**mig.old_flavor), files)
             except image_errors.UnsafeImage as e:
                 raise exception.UnsafeImage(str(e)) from None
             record.event("disks_ready")
-            network_info = self._plug_vifs(inst)
+            network_info = self.networking.plug_vifs(inst)
             formats = self.driver.finish_migration(
                 vi, virt_driver.Flavor(**mig.old_flavor), inst.image_meta, files,
                 network_info, mig.old_vm_state == states.ACTIVE)
             self.db.instance_update(uuid, expected_task_state=states.RESIZE_FINISH,
                                     vm_state=states.RESIZED, task_state=None, progress=None,
                                     flavor=mig.new_flavor, disk_formats=formats,
-                                    power_state=self._power_state(inst))
+                                    power_state=power_state(self.driver, inst))
             self.db.migration_update(migration_id, status="finished")
-        return self.get_instance(uuid)
+        return view(self.db.instance_get(uuid))
 
     def abort_resize_at_destination(self, ctxt, migration_id):
         """Undo prep_resize and finish_resize (the source puts the instance
@@ -346,7 +325,7 @@ class ResizeMixin:
         if receiver is not None:
             receiver.close()
         if mig.source_host != self.host:
-            inst = self._find_live(mig.instance_uuid)
+            inst = self.peers.find(mig.instance_uuid)
             if inst is not None:
                 self._drop_incoming(inst, mig)
                 self.db.instance_purge(inst.uuid)
@@ -356,65 +335,51 @@ class ResizeMixin:
     def _drop_incoming(self, inst, mig):
         """The destination's guest, its disks (unless shared: the source
         moves its own back over them) and its VIFs."""
-        self.driver.destroy(self.virt_instance(inst), [], destroy_disks=not mig.shared_storage)
-        self._unplug_vifs(inst)
+        self.driver.destroy(virt_instance(inst), [], destroy_disks=not mig.shared_storage)
+        self.networking.unplug_vifs(inst)
 
     # -- client -> destination: confirm or revert ---------------------------------------
 
-    def accept_resize_decision(self, uuid, task_state):
+    def accept_decision(self, uuid, op_name):
         """The finished migration of uuid that ends here; the instance takes
-        task_state (confirming or reverting) by compare-and-swap."""
+        confirm_resize's or revert_resize's task state by compare-and-swap."""
         finished = [m for m in self.db.migrations(uuid, status=("finished",))
                     if m.dest_host == self.host]
         if not finished:
             raise exception.InstanceInvalidState(
                 f"instance {uuid} has no resize to confirm or revert on {self.host}")
-        what = {states.RESIZE_CONFIRMING: "confirm the resize of",
-                states.RESIZE_REVERTING: "revert the resize of"}[task_state]
-        self.take_task(uuid, what, (states.RESIZED,), (None,), task_state)
+        self.runner.accept(op_name, uuid)
         return finished[0]
 
     def confirm_resize(self, ctxt, uuid, migration_id):
+        """A failure leaves the instance resized (its row), to ask again."""
         mig = self.db.migration_get(migration_id)
-        try:
-            with self.ops.run(ctxt, uuid, "resize_confirm"):
-                # durable here before the source drops its copy (the transfer
-                # does not fsync: until now the source's copy was the safe one)
-                self.driver.sync_disks(self.virt_instance(self.db.instance_get(uuid)))
-                self._peer_api().confirm_resize_at_source(mig.source_host,
-                                                         migration_id=migration_id)
-                inst = self.db.instance_get(uuid)
-                self.db.instance_update(uuid, expected_task_state=states.RESIZE_CONFIRMING,
-                                        vm_state=mig.old_vm_state, task_state=None,
-                                        power_state=self._power_state(inst))
-                self.db.migration_update(migration_id, status="confirmed")
-        except Exception:
-            self._settle_decision(uuid, states.RESIZE_CONFIRMING)
+
+        def work(inst, record):
+            # durable here before the source drops its copy (the transfer
+            # does not fsync: until now the source's copy was the safe one)
+            self.driver.sync_disks(virt_instance(inst))
+            self.peers.api.confirm_resize_at_source(mig.source_host, migration_id=migration_id)
+            self.db.instance_update(uuid, expected_task_state=states.RESIZE_CONFIRMING,
+                                    vm_state=mig.old_vm_state, task_state=None,
+                                    power_state=power_state(self.driver, inst))
+            self.db.migration_update(migration_id, status="confirmed")
+        self.runner.run("confirm_resize", ctxt, uuid, work)
 
     def revert_resize(self, ctxt, uuid, migration_id):
         mig = self.db.migration_get(migration_id)
-        same = mig.source_host == self.host
-        try:
-            with self.ops.run(ctxt, uuid, "resize_revert"):
-                self._drop_incoming(self.db.instance_get(uuid), mig)
-                self._peer_api().finish_revert_resize(mig.source_host,
-                                                      migration_id=migration_id)
-                self.db.migration_update(migration_id, status="reverted")
-                if not same:
-                    self.db.instance_purge(uuid)
-        except Exception:
-            self._settle_decision(uuid, states.RESIZE_REVERTING)
 
-    def _settle_decision(self, uuid, task_state):
-        """A failed confirm or revert leaves the instance resized, to retry."""
-        try:
-            self.db.instance_update(uuid, expected_task_state=task_state, task_state=None)
-        except exception.ComputeError as e:
-            LOG.warning("instance %s: not settled after failed %s: %s", uuid, task_state, e)
+        def work(inst, record):
+            self._drop_incoming(inst, mig)
+            self.peers.api.finish_revert_resize(mig.source_host, migration_id=migration_id)
+            self.db.migration_update(migration_id, status="reverted")
+            if mig.source_host != self.host:
+                self.db.instance_purge(uuid)
+        self.runner.run("revert_resize", ctxt, uuid, work)
 
     # -- agent restart ------------------------------------------------------------------
 
-    def recover_resize(self, inst):
+    def recover(self, inst):
         """init_host: a resize this agent was in the middle of.  As its
         source: if the destination says it finished the move, the instance
         is resized there; otherwise the destination is told to drop its
@@ -437,14 +402,14 @@ class ResizeMixin:
             LOG.warning("instance %s: %s interrupted by an agent restart; putting it back",
                         uuid, mig.migration_type)
             if mig.dest_host != self.host:        # on one host, redefining below suffices
-                self._abort_at_destination(self._peer_api(), mig)
+                self._abort_at_destination(self.peers.api, mig)
             if task != states.RESIZE_PREP:        # shut down, maybe moved aside: back up
                 self._restore_here(uuid, mig)
             self.db.migration_update(mig.id, status="error",
                                      message="interrupted by an agent restart")
             inst = self.db.instance_get(uuid)
             self.db.instance_update(uuid, vm_state=mig.old_vm_state, task_state=None,
-                                    progress=None, power_state=self._power_state(inst))
+                                    progress=None, power_state=power_state(self.driver, inst))
         elif task in (states.RESIZE_CONFIRMING, states.RESIZE_REVERTING):
             LOG.warning("instance %s: %s interrupted; ask again", uuid, task)
             self.db.instance_update(uuid, task_state=None)
@@ -457,7 +422,7 @@ class ResizeMixin:
         if mig.dest_host == self.host:
             return False
         try:
-            theirs = self._peer_api().list_migrations(mig.dest_host,
+            theirs = self.peers.api.list_migrations(mig.dest_host,
                                                       instance_uuid=mig.instance_uuid)
         except Exception as e:       # noqa: BLE001 - unknown: put it back here
             LOG.warning("migration %s: %s did not answer: %s", mig.id, mig.dest_host, e)

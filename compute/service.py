@@ -25,8 +25,7 @@ BINARY = "compute-agent"
 class ComputeService:
     def __init__(self, conf, transport=None):
         self.conf = conf
-        for path in (conf.state_path, conf.instances_path):
-            os.makedirs(path, mode=0o750, exist_ok=True)
+        os.makedirs(conf.state_path, mode=0o750, exist_ok=True)
         # others may pass through (dnsmasq reads its hosts file as nobody),
         # not list: every file in it is the agent's alone
         os.chmod(conf.state_path, 0o751)
@@ -53,12 +52,13 @@ class ComputeService:
         if conf.image_cache.manager_interval:
             self._threads.append(threading.Thread(
                 target=self._every,
-                args=(conf.image_cache.manager_interval, self.manager.manage_image_cache),
+                args=(conf.image_cache.manager_interval, self.manager.images.manage),
                 name="image-cache-manager", daemon=True))
         if conf.sync_power_state_interval:
             self._threads.append(threading.Thread(
                 target=self._every,
-                args=(conf.sync_power_state_interval, self.manager.sync_power_states),
+                args=(conf.sync_power_state_interval,
+                      self.manager.reconciler.sync_power_states),
                 name="sync-power-states", daemon=True))
 
     def start(self):

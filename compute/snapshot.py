@@ -20,7 +20,6 @@ The work directory holds state.json (image id, whether the guest was saved
 for a cold copy), so after an agent killed mid-way, init_host finishes the
 cleanup: image deleted unless active, guest restored, directory removed;
 and every guest left on a snapshot overlay is merged back onto its disk.
-A mixin of ComputeManager.
 """
 import hashlib
 import json
@@ -32,13 +31,13 @@ import time
 import uuid as uuidlib
 
 from compute import exception, states
+from compute.instance import power_state, virt_instance
+from compute.operation import progress_writer
 from imagecache import errors as image_errors
 from imagecache import verify
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
-SNAPSHOT_STATES = (states.IMAGE_SNAPSHOT, states.IMAGE_PENDING_UPLOAD, states.IMAGE_UPLOADING)
-ALLOWED = (states.ACTIVE, states.STOPPED, states.PAUSED, states.SUSPENDED)
 BOOT_PROPERTIES = ("kernel_id", "ramdisk_id", "os_command_line", "os_type", "os_distro")
 CHUNK = 4 * 1024 * 1024
 
@@ -52,8 +51,10 @@ def snapshot_properties(inst):
     return out
 
 
-class SnapshotMixin:
-    def _init_snapshots(self, conf):
+class Snapshots:
+    def __init__(self, conf, db, driver, runner, images, glance, host):
+        self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
+        self.images, self.glance, self.host = images, glance, host
         self.snapshots_dir = conf.snapshots_directory
         self._snapshot_slots = threading.BoundedSemaphore(conf.max_concurrent_snapshots)
 
@@ -61,13 +62,13 @@ class SnapshotMixin:
         return os.path.join(self.snapshots_dir, f"{uuid}.{image_id}")
 
     def accept_snapshot(self, uuid, name):
-        self.take_task(uuid, "snapshot", ALLOWED, (None,), states.IMAGE_SNAPSHOT, progress=0)
+        self.runner.accept("snapshot", uuid, progress=0)
         try:
             inst = self.db.instance_get(uuid)
-            files = self._image_files(inst, inst.image_meta)
-            os.makedirs(self.snapshots_dir, exist_ok=True)
+            files = self.images.files_for(inst, inst.image_meta)
+            os.makedirs(self.snapshots_dir, mode=0o750, exist_ok=True)
             st = os.statvfs(self.snapshots_dir)
-            need = self.driver.snapshot_bytes(self.virt_instance(inst), files)
+            need = self.driver.snapshot_bytes(virt_instance(inst), files)
             free = st.f_bavail * st.f_frsize
             if need > free:
                 raise exception.InsufficientStorage(
@@ -100,27 +101,27 @@ class SnapshotMixin:
     def snapshot_instance(self, ctxt, uuid, image_id):
         with self._snapshot_slots:
             try:
-                with self.ops.run(ctxt, uuid, "snapshot") as record:
-                    self._snapshot(uuid, image_id, record)
+                self.runner.run("snapshot", ctxt, uuid,
+                                lambda inst, record: self._snapshot(inst, image_id, record),
+                                reraise=True)
             except Exception as e:
                 LOG.error("instance %s: snapshot %s failed: %s", uuid, image_id, e)
                 self._forget_image(image_id)
             finally:
                 shutil.rmtree(self._workdir(uuid, image_id), ignore_errors=True)
-                self._settle_snapshot(uuid)
 
-    def _snapshot(self, uuid, image_id, record):
-        inst = self.db.instance_get(uuid)
-        vi, fmt = self.virt_instance(inst), self.glance.show(image_id)["disk_format"]
-        files = self._image_files(inst, inst.image_meta)
-        power = self._power_state(inst)
+    def _snapshot(self, inst, image_id, record):
+        uuid = inst.uuid
+        vi, fmt = virt_instance(inst), self.glance.show(image_id)["disk_format"]
+        files = self.images.files_for(inst, inst.image_meta)
+        power = power_state(self.driver, inst)
         running = power in (virt_driver.RUNNING, virt_driver.PAUSED)
         live = running and not self.conf.disable_live_snapshot
         workdir = self._workdir(uuid, image_id)
         state = {"image_id": image_id, "saved": running and not live}
         self._write_state(workdir, state)
         record.event("snapshot_live" if live else "snapshot_cold")
-        progress = self._progress_writer(uuid, 0, 50)
+        progress = progress_writer(self.db, uuid, 0, 50)
         started = time.monotonic()
         if state["saved"]:
             self.driver.suspend(vi)           # managed save: memory and disk consistent
@@ -139,19 +140,8 @@ class SnapshotMixin:
                                 task_state=states.IMAGE_PENDING_UPLOAD, progress=50)
         self.db.instance_update(uuid, expected_task_state=states.IMAGE_PENDING_UPLOAD,
                                 task_state=states.IMAGE_UPLOADING)
-        self._upload(image_id, path, self._progress_writer(uuid, 50, 100))
+        self._upload(image_id, path, progress_writer(self.db, uuid, 50, 100))
         record.event("uploaded", f"image {image_id}, {os.path.getsize(path)} bytes")
-
-    def _progress_writer(self, uuid, start, end):
-        """progress(percent of this step) -> the record, in steps of 5."""
-        last = [start]
-
-        def progress(pct):
-            value = start + (end - start) * pct // 100
-            if value >= last[0] + 5:
-                last[0] = value
-                self.db.instance_update(uuid, progress=value)
-        return progress
 
     def _upload(self, image_id, path, progress):
         size, sha = os.path.getsize(path), hashlib.sha512()
@@ -188,16 +178,7 @@ class SnapshotMixin:
         except Exception:
             LOG.exception("snapshot image %s could not be deleted", image_id)
 
-    def _settle_snapshot(self, uuid):
-        try:
-            inst = self.db.instance_get(uuid)
-            self.db.instance_update(uuid, expected_task_state=SNAPSHOT_STATES,
-                                    task_state=None, progress=None,
-                                    power_state=self._power_state(inst))
-        except exception.ComputeError as e:
-            LOG.warning("instance %s: state not settled after snapshot: %s", uuid, e)
-
-    def cleanup_interrupted_snapshots(self):
+    def recover_at_start(self):
         """Agent start: what a killed agent left of its snapshots."""
         names = os.listdir(self.snapshots_dir) if os.path.isdir(self.snapshots_dir) else []
         for name in names:
@@ -219,12 +200,12 @@ class SnapshotMixin:
                 LOG.exception("snapshot image %s: status unknown; kept", state["image_id"])
             if state.get("saved"):
                 try:
-                    self.driver.resume(self.virt_instance(self.db.instance_get(uuid)))
+                    self.driver.resume(virt_instance(self.db.instance_get(uuid)))
                 except Exception:
                     LOG.exception("instance %s: not restored after a cold snapshot", uuid)
             shutil.rmtree(workdir, ignore_errors=True)
         for inst in self.db.instance_list(host=self.host):
             try:          # a guest left on a live snapshot's overlay goes back to its disk
-                self.driver.end_snapshot(self.virt_instance(inst))
+                self.driver.end_snapshot(virt_instance(inst))
             except Exception:
                 LOG.exception("instance %s: still on its snapshot overlay", inst.uuid)

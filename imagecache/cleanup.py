@@ -11,27 +11,11 @@ never removed.
 """
 import logging
 import os
-import struct
 import time
 
+from imagecache.inspector import qcow2_backing_file
+
 LOG = logging.getLogger(__name__)
-QCOW2_MAGIC = b"QFI\xfb"
-
-
-def qcow2_backing_file(path):
-    """The backing file named in a qcow2 header, or None."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-            if len(header) < 20 or header[:4] != QCOW2_MAGIC:
-                return None
-            offset, size = struct.unpack(">QI", header[8:20])
-            if not offset or not 0 < size <= 4096:
-                return None
-            f.seek(offset)
-            return f.read(size).decode("utf-8", "replace")
-    except OSError:
-        return None
 
 
 def bases_used_by_disks(instances_path, base_dir):
@@ -58,6 +42,12 @@ def select_removals(mtimes, in_use, now, min_age):
 def base_mtimes(base_dir):
     """{name: mtime} of the finished bases (temporary files start with '.')."""
     return {e.name: e.stat().st_mtime for e in os.scandir(base_dir)
+            if e.is_file() and not e.name.startswith(".")}
+
+
+def base_sizes(base_dir):
+    """{name: bytes on disk} of the finished bases."""
+    return {e.name: e.stat().st_blocks * 512 for e in os.scandir(base_dir)
             if e.is_file() and not e.name.startswith(".")}
 
 

@@ -37,19 +37,24 @@ def qemu_format(fmt):
     return QEMU_FORMAT.get(fmt, fmt)
 
 
-def qcow2_backing_name(path):
-    """The backing file a qcow2 header names ("" for none)."""
-    with open(path, "rb") as f:
-        header = f.read(20)
-        if len(header) < 20:
-            return ""
-        offset, size = struct.unpack(">QI", header[8:20])
-        if not offset or not size:
-            return ""
-        if size > 1023:
-            raise UnsafeImage(f"qcow2 backing file name of {size} bytes")
-        f.seek(offset)
-        return f.read(size).decode("utf-8", "replace")
+QCOW2_MAGIC = b"QFI\xfb"
+
+
+def qcow2_backing_file(path):
+    """The backing file named in a qcow2 header, or None (no qcow2, no
+    backing file, or a name longer than qemu allows)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+            if len(header) < 20 or header[:4] != QCOW2_MAGIC:
+                return None
+            offset, size = struct.unpack(">QI", header[8:20])
+            if not offset or not 0 < size <= 1023:
+                return None
+            f.seek(offset)
+            return f.read(size).decode("utf-8", "replace")
+    except OSError:
+        return None
 
 
 def inspect(path, declared, vmdk_allowed_types=("monolithicSparse", "streamOptimized"),
@@ -75,7 +80,7 @@ def inspect(path, declared, vmdk_allowed_types=("monolithicSparse", "streamOptim
     except fi.SafetyCheckFailed as e:
         failures = dict(e.failures)
         if name == "qcow2" and "backing_file" in failures:
-            backing = qcow2_backing_name(path)
+            backing = qcow2_backing_file(path) or ""
             if os.path.basename(backing) in allowed_backing and "/.." not in backing:
                 del failures["backing_file"]
             else:

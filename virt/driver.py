@@ -194,6 +194,91 @@ class ComputeDriver(abc.ABC):
         """{name: path} of the disk files a cold migration moved aside."""
 
     @abc.abstractmethod
+    def migration_disk_names(self):
+        """The names of the disk files a cold migration may send."""
+
+    @abc.abstractmethod
+    def receive_dir(self, instance):
+        """Where the disks of an incoming cold migration arrive (the
+        directory must not exist; the receiver makes it)."""
+
+    @abc.abstractmethod
+    def copy_aside_disks(self, instance):
+        """Cold migration on shared storage, destination: the instance's
+        directory made from the copy the source set aside."""
+
+    @abc.abstractmethod
+    def has_instance_files(self, instance):
+        """Whether anything of the instance is in its directory."""
+
+    @abc.abstractmethod
+    def remove_instance_files(self, instance):
+        """The instance's directory, gone (the guest is not here)."""
+
+    # -- live migration ----------------------------------------------------------
+
+    @abc.abstractmethod
+    def migration_cpu(self, instance):
+        """Source: the CPU description a destination must provide, or None
+        (the hypervisor's default CPU)."""
+
+    @abc.abstractmethod
+    def check_cpu(self, cpu_xml):
+        """Destination: raise virt.errors.CPUIncompatible unless this host
+        can run a guest with that CPU."""
+
+    @abc.abstractmethod
+    def instance_disk_bytes(self, instance):
+        """Bytes the instance's files hold on disk (at most what a block
+        migration writes at the destination)."""
+
+    @abc.abstractmethod
+    def pre_live_migration(self, instance, image_files, block):
+        """Destination: the instance's directory (and, for a block
+        migration, empty overlays on this host's bases); the disk formats."""
+
+    @abc.abstractmethod
+    def migration_paths(self, instance, image_files):
+        """{role: path} of this host's files of the instance, for the
+        destination XML (the source maps its own onto the destination's)."""
+
+    @abc.abstractmethod
+    def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
+        """Source: migrate the running guest to dest ({libvirt_uri,
+        migrate_uri}); the seconds it took once the guest runs there, or
+        an error with the guest still running here.  control: a
+        MigrationControl (abort, force_complete); progress(percent)."""
+
+    # -- the host's storage --------------------------------------------------------
+
+    @abc.abstractmethod
+    def free_disk_bytes(self):
+        """Free bytes where instance disks live."""
+
+    @abc.abstractmethod
+    def write_shared_probe(self, host):
+        """A probe file where instance disks live; its name.  Another host
+        that sees it shares this host's storage."""
+
+    @abc.abstractmethod
+    def has_shared_probe(self, name):
+        """Whether a probe file of that name (compute.schemas checks its
+        form) is where instance disks live here."""
+
+    @abc.abstractmethod
+    def remove_shared_probe(self, name):
+        """The probe file, gone."""
+
+    @abc.abstractmethod
+    def remove_leftovers(self):
+        """Agent start: temporary files a killed agent left where instance
+        disks live (old probes)."""
+
+    @abc.abstractmethod
+    def bases_in_use(self):
+        """Names of the cached bases some instance disk here backs onto."""
+
+    @abc.abstractmethod
     def sync_disks(self, instance):
         """Make the instance's disk files durable (before another copy of
         them is dropped)."""

@@ -56,7 +56,7 @@ def test_kill_9_with_three_guests_running_disturbs_none(agent):
                  os.path.join(agent.instances_path, ".shared-probe-" + "0" * 32)]
     for path in leftovers:
         open(path, "w").close()
-    os.utime(leftovers[2], (time.time() - 3600,) * 2)
+    os.utime(leftovers[2], (time.time() - 7200,) * 2)
     time.sleep(2)
     agent.restart_agent()
     assert [p for p in leftovers if os.path.exists(p)] == []

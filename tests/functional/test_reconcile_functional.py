@@ -18,17 +18,17 @@ def conn():
 
 def test_guest_off_behind_the_agents_back_becomes_stopped(api, service, active_instance):
     conn().lookupByUUIDString(active_instance).destroy()
-    service.manager.sync_power_states()
+    service.manager.reconciler.sync_power_states()
     rec = wait_settled(api, service.conf.host, active_instance)
     assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
-    service.manager.sync_power_states()                 # never starts it again
+    service.manager.reconciler.sync_power_states()                 # never starts it again
     assert not conn().lookupByUUIDString(active_instance).isActive()
 
 
 def test_sync_leaves_instances_with_an_operation_in_progress(service, active_instance):
     service.db.instance_update(active_instance, task_state="pausing")
     conn().lookupByUUIDString(active_instance).destroy()
-    service.manager.sync_power_states()
+    service.manager.reconciler.sync_power_states()
     inst = service.db.instance_get(active_instance)
     assert (inst.vm_state, inst.task_state) == ("active", "pausing")
     service.db.instance_update(active_instance, task_state=None)
@@ -43,7 +43,7 @@ def test_unknown_guest_handled_per_policy(service, policy, exists, active):
     c.defineXML(UNKNOWN_XML.format(u=u)).create()
     service.conf.set_override("running_deleted_instance_action", policy)
     try:
-        service.manager.sync_power_states()
+        service.manager.reconciler.sync_power_states()
     finally:
         service.conf.clear_override("running_deleted_instance_action")
     try:
@@ -64,7 +64,7 @@ def test_guest_of_a_deleted_instance_is_unknown(api, service, active_instance):
     service.db.instance_update(active_instance, deleted=True, vm_state="deleted")
     service.conf.set_override("running_deleted_instance_action", "reap")
     try:
-        service.manager.sync_power_states()
+        service.manager.reconciler.sync_power_states()
     finally:
         service.conf.clear_override("running_deleted_instance_action")
     with pytest.raises(libvirt.libvirtError):
@@ -79,7 +79,7 @@ def test_agent_start_after_host_reboot(api, service, active_instance, resume, vm
     conn().lookupByUUIDString(active_instance).destroy()
     service.conf.set_override("resume_guests_state_on_host_boot", resume)
     try:
-        service.manager._reconcile(service.db.instance_get(active_instance))
+        service.manager.reconciler._reconcile(service.db.instance_get(active_instance))
     finally:
         service.conf.clear_override("resume_guests_state_on_host_boot")
     rec = wait_settled(api, service.conf.host, active_instance)
@@ -89,7 +89,7 @@ def test_agent_start_after_host_reboot(api, service, active_instance, resume, vm
 def test_agent_start_never_touches_a_running_guest(api, service, active_instance):
     dom = conn().lookupByUUIDString(active_instance)
     dom_id = dom.ID()
-    service.manager._reconcile(service.db.instance_get(active_instance))
+    service.manager.reconciler._reconcile(service.db.instance_get(active_instance))
     assert conn().lookupByUUIDString(active_instance).ID() == dom_id   # same run, not restarted
     rec = api.get_instance(service.conf.host, active_instance)
     assert (rec["vm_state"], rec["task_state"], rec["power_state"]) == ("active", None,
@@ -102,7 +102,7 @@ def test_stale_event_does_not_stop_a_running_instance(api, service, active_insta
     """An event raised before the spawn finished (the guest just defined,
     still off) but handled after the record became ACTIVE must not stop the
     instance: the handler judges the record by the state the guest has now."""
-    service.manager.handle_power_state(active_instance)
+    service.manager.reconciler.handle_power_state(active_instance)
     rec = api.get_instance(service.conf.host, active_instance)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
 

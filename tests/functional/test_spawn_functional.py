@@ -39,7 +39,7 @@ def test_spawn_then_terminate(api, service, qcow2_image):
     info = json.loads(subprocess.run(
         ["qemu-img", "info", "-U", "--output=json", os.path.join(inst_dir, "disk")],
         check=True, capture_output=True, text=True).stdout)
-    base = service.manager.cache.path_for(qcow2_image)
+    base = service.manager.images.cache.path_for(qcow2_image)
     assert info["format"] == "qcow2" and info["virtual-size"] == 1024 ** 3
     assert info["backing-filename"] == base
     assert info["backing-filename-format"] == "raw"      # force_raw_images converted it
@@ -80,7 +80,7 @@ def test_image_lying_about_its_format_fails_cleanly(api, service, tmp_path, imag
     assert rec["vm_state"] == "error" and "claims disk_format raw" in rec["fault"]
     base_dir = os.path.join(service.conf.instances_path, "_base")
     assert not [n for n in os.listdir(base_dir) if n.startswith(".")]   # no temp files
-    assert not os.path.exists(service.manager.cache.path_for(image))    # nothing half-written
+    assert not os.path.exists(service.manager.images.cache.path_for(image))   # nothing half-made
 
 
 BAD_PAYLOADS = [

@@ -9,6 +9,7 @@ import threading
 import pytest
 
 from compute import disk_transfer as dt
+from virt import sparse
 
 MiB = 1024 * 1024
 
@@ -200,6 +201,6 @@ def test_existing_empty_directory_is_left_in_place(tmp_path):
 
 def test_local_copy_is_sparse_and_identical(tmp_path):
     src = sparse_file(tmp_path / "disk")
-    dt.copy_local(src, tmp_path / "copy")
+    sparse.copy_local(src, tmp_path / "copy")
     assert (tmp_path / "copy").read_bytes() == open(src, "rb").read()
     assert os.stat(tmp_path / "copy").st_blocks * 512 < 8 * MiB

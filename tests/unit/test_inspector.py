@@ -129,7 +129,7 @@ def test_an_overlay_may_name_only_the_base_it_belongs_on(tmp_path):
     qemu_img("create", "-f", "raw", base, "1M")
     overlay = str(tmp_path / "disk")
     qemu_img("create", "-f", "qcow2", "-b", base, "-F", "raw", overlay, "1M")
-    assert inspector.qcow2_backing_name(overlay) == base
+    assert inspector.qcow2_backing_file(overlay) == base
     # another host's directory, the same base: its name is what counts
     assert inspector.inspect(overlay, "qcow2", allowed_backing=("0123abcd",))[0] == "qcow2"
     with pytest.raises(UnsafeImage, match="backing_file: names .*0123abcd"):

@@ -1,8 +1,10 @@
 """The manager's plug/unplug order and its undo on failure (pure logic:
 the plugin, firewall and database are fakes)."""
+import types
+
 import pytest
 
-from compute.networking import NetworkingMixin
+from compute.networking import Networking
 from tests.unit.test_network import NET, VIF
 
 SECOND = {"network": dict(NET, id="net2", bridge="brcanet2"),
@@ -57,13 +59,16 @@ class Firewall:
         self.log.append(("apply", tuple(sorted(p.id[:2] for _, p in vifs))))
 
 
-class Manager(NetworkingMixin):
-    def __init__(self, db, log, fail_on=None):
-        import threading
-        self.db, self.host, self.dhcp = db, "h", None
-        self.vifs, self.firewall = Plugin(log, fail_on), Firewall(log)
-        self._net_lock = threading.RLock()
-        self._sync_floating_addresses = lambda floating: None
+CONF = types.SimpleNamespace(state_path="/nonexistent", network=types.SimpleNamespace(
+    firewall_driver="noop", dhcp_enabled=False, public_interface="eth0"))
+
+
+def Manager(db, log, fail_on=None):
+    """The Networking part, built from its constructor alone."""
+    part = Networking(CONF, db, Plugin(log, fail_on), driver=None, ops=None, host="h")
+    part.firewall = Firewall(log)
+    part._sync_floating_addresses = lambda floating: None
+    return part
 
 
 def test_plug_then_apply_and_undo_on_failure():
@@ -71,7 +76,7 @@ def test_plug_then_apply_and_undo_on_failure():
     inst = Record("u1", [VIF, SECOND])
     m = Manager(FakeDB(inst), log, fail_on="net2")
     with pytest.raises(RuntimeError):
-        m._plug_vifs(inst)
+        m.plug_vifs(inst)
     # net1 was plugged, net2 failed: net1 is unplugged and (nobody else
     # using it) released; no rules were applied for a half-plugged guest
     assert log == [("plug", "net1"), ("unplug", "net1"), ("release", "net1")]
@@ -85,7 +90,7 @@ def test_unplug_applies_without_the_instance_and_keeps_shared_networks():
                                                                 "444455556666"))],
                     vm_state="active", task_state=None)
     m = Manager(FakeDB(gone, other, shared), log)
-    m._unplug_vifs(gone)
+    m.unplug_vifs(gone)
     assert log[0] == ("unplug", "net1")
     assert log[1] == ("apply", ("7c", "9b"))           # u1's port is gone from the rules
     assert ("release", "net1") not in log              # u3 still uses net1

@@ -2,7 +2,8 @@
 image carries, progress throttling, and the live snapshot's XML."""
 import types
 
-from compute.snapshot import SnapshotMixin, snapshot_properties
+from compute.operation import progress_writer
+from compute.snapshot import snapshot_properties
 from virt.libvirt import snapshot
 from virt.libvirt.xml.domain import Domain
 
@@ -19,9 +20,8 @@ def test_snapshot_image_carries_what_a_boot_needs_and_its_origin():
 
 def test_progress_is_written_in_steps_within_its_range():
     writes = []
-    mixin = SnapshotMixin()
-    mixin.db = types.SimpleNamespace(instance_update=lambda uuid, **v: writes.append(v))
-    progress = mixin._progress_writer("u1", 50, 100)
+    db = types.SimpleNamespace(instance_update=lambda uuid, **v: writes.append(v))
+    progress = progress_writer(db, "u1", 50, 100)
     for pct in range(0, 101):
         progress(pct)
     values = [w["progress"] for w in writes]

@@ -14,7 +14,7 @@ import uuid as uuidlib
 import libvirt
 
 from virt import driver, errors
-from virt.libvirt import builder, console, disks, migration, resize
+from virt.libvirt import builder, console, disks, files, migration, resize
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
@@ -62,7 +62,7 @@ class LibvirtDriver(driver.ComputeDriver):
         self._timers_lock = threading.Lock()
 
     def init_host(self, host):
-        os.makedirs(self.instances_path, exist_ok=True)
+        os.makedirs(self.instances_path, mode=files.DIR_MODE, exist_ok=True)
         self.settings = self._host_settings()
         self.host.start(self._on_lifecycle)
 
@@ -188,6 +188,42 @@ class LibvirtDriver(driver.ComputeDriver):
     def aside_disk_files(self, instance):
         """{name: path} of the disk files a resize moved aside here."""
         return resize.aside_files(self.instance_dir(instance))
+
+    def migration_disk_names(self):
+        return resize.DISK_FILES
+
+    def receive_dir(self, instance):
+        return self.instance_dir(instance)
+
+    def copy_aside_disks(self, instance):
+        files.copy_aside(self.instance_dir(instance))
+
+    def has_instance_files(self, instance):
+        return os.path.lexists(self.instance_dir(instance))
+
+    def remove_instance_files(self, instance):
+        files.remove_dir(self.instance_dir(instance))
+
+    # -- the host's storage --------------------------------------------------------
+
+    def free_disk_bytes(self):
+        return files.free_bytes(self.instances_path)
+
+    def write_shared_probe(self, host):
+        return files.write_probe(self.instances_path, host)
+
+    def has_shared_probe(self, name):
+        return os.path.exists(files.probe_path(self.instances_path, name))
+
+    def remove_shared_probe(self, name):
+        os.unlink(files.probe_path(self.instances_path, name))
+
+    def remove_leftovers(self):
+        for name in files.remove_leftovers(self.instances_path, files.LEFTOVER_AGE):
+            LOG.warning("removed %s, left by an interrupted check", name)
+
+    def bases_in_use(self):
+        return files.bases_in_use(self.instances_path, self.cache.base_dir)
 
     def shutdown(self, instance, timeout, retry_interval=None):
         guest = self._lookup(instance)

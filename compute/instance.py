@@ -1,0 +1,42 @@
+"""An instance record as the other layers see it: the driver's view of it,
+its guest's power state, and the JSON answer of get_instance.  Plain
+functions, shared by every part of the manager."""
+from virt import driver as virt_driver
+from virt import errors as virt_errors
+
+
+def virt_instance(inst, **changes):
+    """The driver's view of an instance record (fields in changes
+    replaced: a resize's new flavor, say)."""
+    values = dict(
+        uuid=inst.uuid, display_name=inst.display_name,
+        flavor=virt_driver.Flavor(**inst.flavor), image_id=inst.image_ref,
+        created_at=inst.created_at.strftime("%Y-%m-%d %H:%M:%S") if inst.created_at else "",
+        disk_formats=dict(inst.disk_formats or {}))
+    values.update(changes)
+    return virt_driver.Instance(**values)
+
+
+def power_state(driver, inst):
+    """The guest's power state, NOSTATE when it has no guest here."""
+    try:
+        return driver.get_info(virt_instance(inst)).power_state
+    except virt_errors.InstanceNotFound:
+        return virt_driver.NOSTATE
+
+
+def iso(ts):
+    return ts.isoformat() + "Z" if ts else None
+
+
+def view(inst, fault=None):
+    """The JSON answer of get_instance/list_instances."""
+    return {
+        "uuid": inst.uuid, "name": inst.display_name, "host": inst.host,
+        "vm_state": inst.vm_state, "task_state": inst.task_state, "progress": inst.progress,
+        "power_state": virt_driver.POWER_STATE_NAMES.get(inst.power_state, "NOSTATE"),
+        "flavor": inst.flavor, "image_id": inst.image_ref, "metadata": inst.metadata_,
+        "created_at": iso(inst.created_at), "launched_at": iso(inst.launched_at),
+        "updated_at": iso(inst.updated_at),
+        "fault": fault.message if fault is not None else None,
+    }

@@ -1,0 +1,64 @@
+"""The instance files on this host, as the libvirt driver lays them out:
+one directory per instance under instances_path (named by its uuid),
+holding its disks, console log and libvirt.xml; the shared-storage probe
+files another host looks for; what a killed agent may have left there.
+compute/ never joins a path under instances_path: it asks the driver."""
+import os
+import shutil
+import time
+import uuid as uuidlib
+
+from imagecache import cleanup
+from virt.libvirt import resize
+from virt.sparse import copy_local
+
+PROBE_PREFIX = ".shared-probe-"
+LEFTOVER_PREFIXES = (PROBE_PREFIX, ".directio-")
+DIR_MODE = 0o750
+LEFTOVER_AGE = 3600       # seconds; a probe lives for one RPC call
+
+
+def free_bytes(path):
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def write_probe(instances_path, host):
+    name = f"{PROBE_PREFIX}{uuidlib.uuid4().hex}"
+    with open(os.path.join(instances_path, name), "w") as f:
+        f.write(host)
+    return name
+
+
+def probe_path(instances_path, name):
+    if not name.startswith(PROBE_PREFIX) or "/" in name:
+        raise ValueError(f"{name!r} is no probe file")
+    return os.path.join(instances_path, name)
+
+
+def remove_leftovers(instances_path, min_age):
+    """Probe files older than min_age seconds (on shared storage a younger
+    one may be another host's check in progress); their names."""
+    now, removed = time.time(), []
+    for entry in os.scandir(instances_path):
+        if entry.name.startswith(LEFTOVER_PREFIXES) and entry.is_file() \
+                and now - entry.stat().st_mtime > min_age:
+            os.unlink(entry.path)
+            removed.append(entry.name)
+    return removed
+
+
+def bases_in_use(instances_path, base_dir):
+    return cleanup.bases_used_by_disks(instances_path, base_dir)
+
+
+def copy_aside(inst_dir):
+    """Shared storage: inst_dir made anew from the copy set aside by the
+    source (sparse copies of its disks)."""
+    os.mkdir(inst_dir, DIR_MODE)
+    for name, path in resize.aside_files(inst_dir).items():
+        copy_local(path, os.path.join(inst_dir, name))
+
+
+def remove_dir(inst_dir):
+    shutil.rmtree(inst_dir, ignore_errors=True)
