@@ -50,6 +50,19 @@ default_opts = [
     cfg.IntOpt("migration_transfer_timeout", default=600, min=1,
                help="Seconds an incoming disk transfer may take, from the "
                     "destination's preparation to the last byte."),
+    cfg.FloatOpt("cpu_allocation_ratio", default=16.0, min=0.0,
+                 help="Virtual CPUs handed out per physical CPU: a build, resize or "
+                      "incoming migration that would pass vcpus x this is refused."),
+    cfg.FloatOpt("ram_allocation_ratio", default=1.0, min=0.0,
+                 help="Guest memory handed out per MiB of the host's memory, before "
+                      "reserved_host_memory_mb is taken off."),
+    cfg.FloatOpt("disk_allocation_ratio", default=1.0, min=0.0,
+                 help="Flavor disk (root + ephemeral) handed out per GiB of the "
+                      "filesystem of instances_path."),
+    cfg.IntOpt("reserved_host_memory_mb", default=512, min=0,
+               help="Memory (MiB) kept for the host itself: never claimed by guests."),
+    cfg.IntOpt("reserved_host_disk_mb", default=0, min=0,
+               help="Disk (MiB) of the instances filesystem kept for the host."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,
                help="Builds run at once; further builds wait their turn."),
     cfg.IntOpt("max_concurrent_operations", default=32, min=1,

@@ -16,6 +16,7 @@ import logging
 import oslo_messaging as messaging
 
 from compute import exception, optable, rpc, schemas, states
+from compute.resource_tracker import of_flavor
 from network import model as net_model
 from virt import driver as virt_driver
 
@@ -73,13 +74,22 @@ class ComputeEndpoint:
         self._check_networking("build_and_run_instance", payload.get("networks", []), groups)
         self.manager.networking.save_security_groups(groups)
         uuid = payload["instance_uuid"]
-        self.db.instance_create(
-            uuid=uuid, display_name=payload["name"], host=self.manager.host,
-            vm_state=states.BUILDING, task_state=states.SCHEDULING,
-            power_state=virt_driver.NOSTATE,
-            flavor={"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]},
-            image_ref=payload["image_id"], networks=payload.get("networks", []),
-            metadata_=payload.get("metadata", {}), image_meta={}, disk_formats={})
+        flavor = {"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]}
+        record = dict(uuid=uuid, display_name=payload["name"], host=self.manager.host,
+                      vm_state=states.BUILDING, task_state=states.SCHEDULING,
+                      power_state=virt_driver.NOSTATE, flavor=flavor,
+                      image_ref=payload["image_id"], networks=payload.get("networks", []),
+                      metadata_=payload.get("metadata", {}), image_meta={}, disk_formats={})
+        try:        # recorded inside the claim, so concurrent builds cannot over-commit
+            with self.manager.tracker.claim(of_flavor(flavor), f"instance {uuid}"):
+                self.db.instance_create(**record)
+        except exception.ResourcesUnavailable as e:
+            LOG.warning("build of %s refused: %s", uuid, e)
+            self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None))
+            self.db.fault_create(uuid, f"ResourcesUnavailable: {e}")
+            self.manager.ops.notify("create.error", {"instance_uuid": uuid, "message": str(e)},
+                                    error=True)
+            return
         self.manager.submit_build(self.manager.builds.build_and_run_instance, ctxt, uuid)
 
     def terminate_instance(self, ctxt, **payload):

@@ -25,6 +25,7 @@ from compute import exception, states
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
+from compute.resource_tracker import of_flavor
 from virt import driver as virt_driver
 from virt import errors as virt_errors
 
@@ -32,9 +33,10 @@ LOG = logging.getLogger(__name__)
 
 
 class LiveMigrations:
-    def __init__(self, conf, db, driver, runner, networking, images, peers, host):
+    def __init__(self, conf, db, driver, runner, networking, images, peers, tracker, host):
         self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
         self.networking, self.images, self.peers, self.host = networking, images, peers, host
+        self.tracker = tracker
         self._controls = {}          # uuid -> MigrationControl of migrations run from here
 
     def accept(self, uuid, dest_host, networks=None):
@@ -132,11 +134,11 @@ class LiveMigrations:
         """Destination: the memory and the CPU here, the shared-storage
         probe and the addresses to migrate to; then, as in Nova, the
         source's own check with what this host found."""
-        flavor = instance["flavor"]
-        free_mb = self.driver.get_available_resource().memory_mb_free
-        if free_mb < flavor["memory_mb"]:
-            raise exception.MigrationPreCheckError(
-                f"{self.host} has {free_mb} MiB free, the instance needs {flavor['memory_mb']}")
+        try:
+            self.tracker.check(of_flavor(instance["flavor"], disk=block),
+                               f"instance {instance['uuid']}")
+        except exception.ResourcesUnavailable as e:
+            raise exception.MigrationPreCheckError(str(e)) from None
         if cpu is not None:
             try:
                 self.driver.check_cpu(cpu)
@@ -156,8 +158,15 @@ class LiveMigrations:
             raise exception.local_copy(e) from None
 
     def pre_live_migration(self, ctxt, instance, block):
+        """Destination: the claim (the check above held nothing) and the
+        record, then the instance's files, bases and ports."""
         uuid = instance["uuid"]
-        self.peers.record_incoming(instance, states.MIGRATING)
+        try:
+            with self.tracker.claim(of_flavor(instance["flavor"], disk=block),
+                                    f"instance {uuid}"):
+                self.peers.record_incoming(instance, states.MIGRATING)
+        except exception.ResourcesUnavailable as e:
+            raise exception.MigrationPreCheckError(str(e)) from None
         with self.runner.ops.run(ctxt, uuid, "live_migration_destination") as record:
             inst = self.db.instance_get(uuid)
             files = self.images.files_for(inst, inst.image_meta)

@@ -29,6 +29,7 @@ from compute.operation import Operations, Runner
 from compute.peers import Peers
 from compute.reconcile import Reconciler
 from compute.resize import Resizes
+from compute.resource_tracker import ResourceTracker
 from compute.snapshot import Snapshots
 
 LOG = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class ComputeManager:
         self.conf, self.db, self.driver, self.host = conf, db, driver, conf.host
         self.ops = Operations(db, notifier, self.host)
         self.runner = Runner(db, self.ops, driver)
+        self.tracker = ResourceTracker(conf, db, driver, self.host)
         self.builds_pool = ThreadPoolExecutor(conf.max_concurrent_builds,
                                               thread_name_prefix="build")
         self.workers = ThreadPoolExecutor(conf.max_concurrent_operations,
@@ -54,9 +56,9 @@ class ComputeManager:
                                    self.host)
         self.peers = Peers(conf, db, driver, self.networking, self.host)
         self.live_migrations = LiveMigrations(conf, db, driver, self.runner, self.networking,
-                                              self.images, self.peers, self.host)
+                                              self.images, self.peers, self.tracker, self.host)
         self.resizes = Resizes(conf, db, driver, self.runner, self.networking, self.images,
-                               self.peers, self.host)
+                               self.peers, self.tracker, self.host)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
         operations["delete"] = self.builds.terminate_instance
         self.reconciler = Reconciler(
@@ -122,17 +124,12 @@ class ComputeManager:
     # -- periodic resource report -------------------------------------------------
 
     def update_available_resource(self):
+        """The periodic resource report, from the tracker's own figures
+        (plus the disk saved guest memory holds, and what is free now)."""
         res = self.driver.get_available_resource()
-        instances = self.db.instance_list(host=self.host)
-        gib = 1024 ** 3
-        saved_gb = -(-self.driver.saved_state_bytes() // gib)
+        figures = self.tracker.report()
+        figures["local_gb_used"] += -(-self.driver.saved_state_bytes() // 1024 ** 3)
         self.db.compute_node_update(
             self.host, hypervisor_type=res.hypervisor_type,
             hypervisor_version=res.hypervisor_version, hypervisor_hostname=res.hostname,
-            vcpus=res.vcpus, memory_mb=res.memory_mb, local_gb=res.local_gb,
-            vcpus_used=sum(i.flavor["vcpus"] for i in instances),
-            memory_mb_used=sum(i.flavor["memory_mb"] for i in instances),
-            local_gb_used=saved_gb + sum(i.flavor["root_gb"] + i.flavor.get("ephemeral_gb", 0)
-                                         for i in instances),
-            free_ram_mb=res.memory_mb_free, free_disk_gb=res.local_gb_free,
-            running_vms=len(instances))
+            free_ram_mb=res.memory_mb_free, free_disk_gb=res.local_gb_free, **figures)

@@ -29,7 +29,6 @@ lock the source half holds.
 """
 import logging
 import socket
-import threading
 import time
 import uuid as uuidlib
 
@@ -37,6 +36,7 @@ from compute import disk_transfer, exception, states
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
+from compute.resource_tracker import of_flavor
 from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
@@ -79,11 +79,11 @@ def migration_view(mig):
 
 
 class Resizes:
-    def __init__(self, conf, db, driver, runner, networking, images, peers, host):
+    def __init__(self, conf, db, driver, runner, networking, images, peers, tracker, host):
         self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
         self.networking, self.images, self.peers, self.host = networking, images, peers, host
+        self.tracker = tracker
         self._receivers = {}                  # migration id -> disk_transfer.Receiver
-        self._claim_lock = threading.Lock()
 
     # -- client -> source -------------------------------------------------------------
 
@@ -218,7 +218,11 @@ class Resizes:
         uuid, same = migration["instance_uuid"], migration["source_host"] == self.host
         shared = self.peers.sees_probe(probe)
         ref = virt_driver.Instance.ref(uuid)
-        with self._claim_lock:
+        new, old = migration["new_flavor"], migration["old_flavor"]
+        request = of_flavor(new, disk=not shared)      # on one host only the growth counts
+        if same:
+            request -= of_flavor(old, disk=not shared)
+        with self.tracker.claim(request, f"instance {uuid} ({migration['migration_type']})"):
             if not same:
                 if self.peers.find(uuid) is not None:
                     raise exception.InvalidRequest(f"instance {uuid} is on {self.host} already")
@@ -226,7 +230,6 @@ class Resizes:
                     raise exception.InvalidRequest(
                         f"instance {uuid} has files on {self.host} without an instance: "
                         "a leftover")
-            self._check_room(migration, same, shared)
             if not same:
                 self.peers.record_incoming(instance, states.RESIZE_PREP,
                                       flavor=migration["new_flavor"])
@@ -255,24 +258,6 @@ class Resizes:
             return self.db.instance_get(uuid)
         except exception.InstanceNotFound:
             return None
-
-    def _check_room(self, migration, same, shared):
-        """The claim: memory and disk of the new flavor must fit beside
-        every instance this host's records hold (and what libvirt says is
-        free); on one host only the growth counts."""
-        new, old = migration["new_flavor"], migration["old_flavor"]
-        res = self.driver.get_available_resource()
-        used = sum(i.flavor["memory_mb"] for i in self.db.instance_list(host=self.host))
-        need_mb = new["memory_mb"] - (old["memory_mb"] if same else 0)
-        free_mb = min(res.memory_mb - used, res.memory_mb_free)
-        if need_mb > free_mb:
-            raise exception.ResourcesUnavailable(
-                f"{self.host} has {free_mb} MiB of memory free, the instance needs {need_mb}")
-        need_gb = new["root_gb"] + new["ephemeral_gb"] - (
-            old["root_gb"] + old["ephemeral_gb"] if shared else 0)
-        if need_gb * 1024 ** 3 > self.driver.free_disk_bytes():
-            raise exception.ResourcesUnavailable(
-                f"{self.host} lacks {need_gb} GiB of disk space for the instance")
 
     def _transfer_address(self):
         return (self.conf.migration_transfer_address

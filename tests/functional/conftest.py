@@ -68,6 +68,8 @@ def agent_conf(request, tmp_module, image_service):
     conf.set_override("connection_uri", "test:///default", group="libvirt")
     conf.set_override("virt_type", "qemu", group="libvirt")
     conf.set_override("api_servers", [image_service], group="image")
+    # libvirt's test driver offers 3 GiB; the modules keep many instances
+    conf.set_override("ram_allocation_ratio", 64.0)
     for (group, name), value in getattr(request.module, "AGENT_CONF", {}).items():
         conf.set_override(name, value, group=group)
     return conf
