@@ -4,7 +4,7 @@ operator's runbook lists them.  The endpoint recorded the instance
 from any state.  Both settle through their rows of compute.optable."""
 import logging
 
-from compute import exception, states
+from compute import exception, faults, states
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from imagecache.glance import split_properties
@@ -31,11 +31,13 @@ class Builds:
                                     task_state=states.NETWORKING)
             network_info = self.networking.plug_vifs(inst)
             plugged = True
+            faults.point("build.plugged")
             self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
                                     task_state=states.SPAWNING)
             image_meta = split_properties(self.glance.show(inst.image_ref))
             files = self.images.files_for(inst, image_meta)
             formats = self.driver.spawn(virt_instance(inst), image_meta, files, network_info)
+            faults.point("build.spawned")
         except Exception:
             self.clean_up(inst, unplug=plugged)
             raise
@@ -65,6 +67,7 @@ class Builds:
 
         def work(inst, record):
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            faults.point("delete.destroyed")
             self.db.floating_ip_remove(instance_uuid=uuid)
             self.networking.unplug_vifs(inst)
             self.db.instance_update(uuid, expected_task_state=states.DELETING,

@@ -138,10 +138,10 @@ class ComputeEndpoint:
         self._check("live_migrate_instance", payload)
         uuid = payload["instance_uuid"]
         lm = self.manager.live_migrations
-        lm.accept(uuid, payload["dest_host"], payload.get("networks"))
-        self.manager.submit(lm.live_migrate, ctxt, uuid, payload["dest_host"],
+        mig = lm.accept(uuid, payload["dest_host"], payload.get("networks"))
+        self.manager.submit(lm.live_migrate, ctxt, uuid, mig.id, payload["dest_host"],
                             payload["block_migration"], payload.get("networks"))
-        return {"instance_uuid": uuid, "accepted": "live_migration"}
+        return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": "live_migration"}
 
     def live_migration_abort(self, ctxt, **payload):
         self._check("live_migration_abort", payload)
@@ -167,8 +167,9 @@ class ComputeEndpoint:
 
     def pre_live_migration(self, ctxt, **payload):
         self._check("pre_live_migration", payload)
-        return self.manager.live_migrations.pre_live_migration(ctxt, payload["instance"],
-                                                               payload["block_migration"])
+        return self.manager.live_migrations.pre_live_migration(
+            ctxt, payload["instance"], payload["block_migration"], payload["migration_id"],
+            payload["source_host"])
 
     def post_live_migration_at_destination(self, ctxt, **payload):
         self._check("post_live_migration_at_destination", payload)

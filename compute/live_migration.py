@@ -15,13 +15,18 @@
                        the record marks the instance as moved
 
 Any failure before the guest runs on the destination calls
-rollback_live_migration_at_destination and leaves the guest running here.
-Each host keeps its own records, so the record moves with the guest.
+rollback_live_migration_at_destination and leaves the guest running here;
+once libvirt has moved it, nothing brings the record back here.  Each host
+keeps its own records, so the record moves with the guest, and both keep a
+row of the migration (the same id), which is how an agent that restarts in
+the middle knows its peer: it asks the peer where the guest runs, then
+finishes the move or rolls it back (recover).
 """
 import logging
 import socket
+import uuid as uuidlib
 
-from compute import exception, states
+from compute import exception, faults, states
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
@@ -40,34 +45,46 @@ class LiveMigrations:
         self._controls = {}          # uuid -> MigrationControl of migrations run from here
 
     def accept(self, uuid, dest_host, networks=None):
+        """The migration's row (its id is the move's name on both hosts)."""
         if dest_host == self.host:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
-        self.peers.check_networks_view(self.db.instance_get(uuid), networks)
+        inst = self.db.instance_get(uuid)
+        self.peers.check_networks_view(inst, networks)
         self.runner.accept("live_migration", uuid)
+        return self.db.migration_create(
+            id=str(uuidlib.uuid4()), instance_uuid=uuid, migration_type="live-migration",
+            source_host=self.host, dest_host=dest_host, status="pre-migrating",
+            old_flavor=inst.flavor, new_flavor=inst.flavor, old_vm_state=inst.vm_state,
+            old_disk_formats=dict(inst.disk_formats or {}))
 
     # -- source side ----------------------------------------------------------------
 
-    def live_migrate(self, ctxt, uuid, dest_host, block, networks=None):
+    def live_migrate(self, ctxt, uuid, migration_id, dest_host, block, networks=None):
         try:
             self.runner.run("live_migration", ctxt, uuid,
-                            lambda inst, record: self._migrate(inst, record, dest_host, block,
-                                                               networks))
+                            lambda inst, record: self._migrate(inst, record, migration_id,
+                                                               dest_host, block, networks),
+                            migration_id=migration_id)
         finally:
             self._controls.pop(uuid, None)
 
-    def _migrate(self, inst, record, dest_host, block, networks):
+    def _migrate(self, inst, record, migration_id, dest_host, block, networks):
         api, uuid, vi = self.peers.api, inst.uuid, virt_instance(inst)
         cpu = self.driver.migration_cpu(vi)
         with self.peers.probe() as probe:
             dest = api.check_can_live_migrate_destination(
                 dest_host, instance=self.peers.record_payload(inst, networks),
                 block_migration=block, probe=probe, source_host=self.host, cpu=cpu)
+        self.db.migration_update(migration_id, status="migrating",
+                                 shared_storage=dest["shared_storage"])
         record.event("destination_checked",
                      f"{dest}, cpu {'compared' if cpu else 'hypervisor default'}")
+        faults.point("live_migration.checked")
         try:
             prep = api.pre_live_migration(
                 dest_host, instance=self.peers.record_payload(inst, networks),
-                block_migration=block)
+                block_migration=block, migration_id=migration_id, source_host=self.host)
+            faults.point("live_migration.prepared")
             files = self.images.files_for(inst, inst.image_meta)
             control = self._controls[uuid] = virt_driver.MigrationControl()
             seconds = self.driver.live_migrate(
@@ -79,14 +96,31 @@ class LiveMigrations:
             api.rollback_live_migration_at_destination(
                 dest_host, instance_uuid=uuid, shared_storage=dest["shared_storage"])
             raise
+        # the guest runs at the destination now: nothing below brings it back
+        self.db.migration_update(migration_id, status="post-migrating")
+        faults.point("live_migration.migrated")
         record.event("migrated", f"to {dest_host} in {seconds:.3f} s")
-        api.post_live_migration_at_destination(dest_host, instance_uuid=uuid)
+        self._moved(inst, self.db.migration_get(migration_id), settle_destination=True)
+
+    def _moved(self, inst, mig, settle_destination):
+        """Source, once the guest runs at the destination: the destination
+        settles its record (if it is asked to and answers: otherwise it
+        does so itself when it starts), this host lets go of the ports and
+        the files, and the record here says where the instance went."""
+        if settle_destination:
+            try:
+                self.peers.api.post_live_migration_at_destination(mig.dest_host,
+                                                                  instance_uuid=inst.uuid)
+            except Exception as e:       # noqa: BLE001 - it settles at its own start
+                LOG.warning("instance %s: %s did not settle its record: %s", inst.uuid,
+                            mig.dest_host, e)
+        faults.point("live_migration.posted")
         self.networking.unplug_vifs(inst)
-        if not dest["shared_storage"]:
-            self.driver.remove_instance_files(vi)
-        self.db.instance_update(uuid, expected_task_state=states.MIGRATING, task_state=None,
-                                host=dest_host, deleted=True, power_state=virt_driver.NOSTATE,
-                                terminated_at=utcnow())
+        if not mig.shared_storage:
+            self.driver.remove_instance_files(virt_instance(inst))
+        self.db.instance_update(inst.uuid, task_state=None, host=mig.dest_host, deleted=True,
+                                power_state=virt_driver.NOSTATE, terminated_at=utcnow())
+        self.db.migration_update(mig.id, status="completed")
 
     def check_can_live_migrate_source(self, uuid, dest):
         """Source, called back by the destination's check: the instance is
@@ -119,14 +153,89 @@ class LiveMigrations:
         getattr(control, what).set()
         return {"instance_uuid": uuid, what: True}
 
+    # -- agent restart ------------------------------------------------------------------
+
     def recover(self, inst):
-        """Agent start, either side: libvirt finishes or fails a
-        peer-to-peer migration on its own; the record follows where the
-        guest is now."""
-        power = power_state(self.driver, inst)
-        LOG.warning("instance %s: live migration interrupted by an agent restart; the guest "
-                    "is %s here", inst.uuid, "present" if power else "not")
-        self.db.instance_update(inst.uuid, task_state=None, power_state=power)
+        """Agent start, either side of a live migration left in the middle:
+        where the guest runs decides, and the peer is asked where it is."""
+        rows = [m for m in self.db.migrations(inst.uuid)
+                if m.migration_type == "live-migration"
+                and m.status not in ("error", "completed")]
+        if not rows:           # from before migration rows: the record follows the guest
+            self.db.instance_update(inst.uuid, task_state=None,
+                                    power_state=power_state(self.driver, inst))
+            return
+        mig = rows[0]
+        if mig.source_host == self.host:
+            self._recover_source(inst, mig)
+        else:
+            self._recover_destination(inst, mig)
+
+    def _peer_record(self, host, uuid):
+        """The peer's record of uuid (deleted ones too), None if it has
+        none; raises if the peer does not answer."""
+        try:
+            return self.peers.api.get_instance(host, uuid)
+        except exception.InstanceNotFound:
+            return None
+
+    def _recover_source(self, inst, mig):
+        here = power_state(self.driver, inst)
+        if here in (virt_driver.RUNNING, virt_driver.PAUSED):
+            LOG.warning("instance %s: live migration interrupted; the guest still runs here, "
+                        "rolling back %s", inst.uuid, mig.dest_host)
+            try:
+                self.peers.api.rollback_live_migration_at_destination(
+                    mig.dest_host, instance_uuid=inst.uuid,
+                    shared_storage=bool(mig.shared_storage))
+            except Exception as e:       # noqa: BLE001 - it drops its half when it starts
+                LOG.warning("instance %s: %s did not roll back: %s", inst.uuid,
+                            mig.dest_host, e)
+            self.db.migration_update(mig.id, status="error",
+                                     message="interrupted by an agent restart; rolled back")
+            self.db.instance_update(inst.uuid, task_state=None, power_state=here)
+            return
+        try:
+            theirs = self._peer_record(mig.dest_host, inst.uuid)
+        except Exception as e:           # noqa: BLE001 - unknown: neither side may start it
+            return self._lost(inst, mig, f"{mig.dest_host} did not say whether the guest "
+                                         f"runs there ({e})")
+        if theirs and theirs["host"] == mig.dest_host and \
+                theirs["power_state"] in ("RUNNING", "PAUSED"):
+            LOG.warning("instance %s: live migration interrupted after the guest moved to %s; "
+                        "finishing the move", inst.uuid, mig.dest_host)
+            self._moved(inst, mig, settle_destination=theirs["task_state"] == states.MIGRATING)
+        else:
+            self._lost(inst, mig, f"the guest runs neither here nor on {mig.dest_host}")
+
+    def _lost(self, inst, mig, why):
+        """Where the guest is cannot be told: ERROR with the reason, so
+        nothing starts it from disks that may be stale."""
+        LOG.error("instance %s: live migration interrupted: %s", inst.uuid, why)
+        self.db.fault_create(inst.uuid, f"LiveMigrationInterrupted: {why}")
+        self.db.migration_update(mig.id, status="error", message=why[:1000])
+        self.db.instance_update(inst.uuid, vm_state=states.ERROR, task_state=None,
+                                power_state=power_state(self.driver, inst))
+
+    def _recover_destination(self, inst, mig):
+        try:
+            theirs = self._peer_record(mig.source_host, inst.uuid)
+        except Exception as e:           # noqa: BLE001 - the source decides when it is back
+            LOG.warning("instance %s: arriving by live migration, interrupted; %s did not "
+                        "answer (%s): it decides", inst.uuid, mig.source_host, e)
+            return
+        if theirs is not None and theirs["host"] == mig.source_host and \
+                theirs["task_state"] == states.MIGRATING:
+            LOG.warning("instance %s: arriving by live migration, interrupted; %s still runs "
+                        "it and decides", inst.uuid, mig.source_host)
+        elif theirs is None or theirs["host"] == self.host:
+            LOG.warning("instance %s: the live migration from %s finished; settling here",
+                        inst.uuid, mig.source_host)
+            self._settle_arrival(inst, mig)
+        else:
+            LOG.warning("instance %s: the live migration from %s did not finish; dropping "
+                        "what arrived", inst.uuid, mig.source_host)
+            self.rollback_live_migration_at_destination(inst.uuid, bool(mig.shared_storage))
 
     # -- destination side -------------------------------------------------------------
 
@@ -157,9 +266,10 @@ class LiveMigrations:
         except exception.ComputeError as e:
             raise exception.local_copy(e) from None
 
-    def pre_live_migration(self, ctxt, instance, block):
-        """Destination: the claim (the check above held nothing) and the
-        record, then the instance's files, bases and ports."""
+    def pre_live_migration(self, ctxt, instance, block, migration_id, source_host):
+        """Destination: the claim (the check above held nothing), the record
+        and the migration's row, then the instance's files, bases and
+        ports."""
         uuid = instance["uuid"]
         try:
             with self.tracker.claim(of_flavor(instance["flavor"], disk=block),
@@ -167,6 +277,13 @@ class LiveMigrations:
                 self.peers.record_incoming(instance, states.MIGRATING)
         except exception.ResourcesUnavailable as e:
             raise exception.MigrationPreCheckError(str(e)) from None
+        self.db.migration_create(
+            id=migration_id, instance_uuid=uuid, migration_type="live-migration",
+            source_host=source_host, dest_host=self.host, status="migrating",
+            old_flavor=instance["flavor"], new_flavor=instance["flavor"],
+            old_vm_state=instance["vm_state"], old_disk_formats=instance["disk_formats"],
+            shared_storage=not block)
+        faults.point("live_migration_destination.recorded")
         with self.runner.ops.run(ctxt, uuid, "live_migration_destination") as record:
             inst = self.db.instance_get(uuid)
             files = self.images.files_for(inst, inst.image_meta)
@@ -179,12 +296,22 @@ class LiveMigrations:
 
     def post_live_migration_at_destination(self, uuid):
         inst = self.db.instance_get(uuid)
+        faults.point("live_migration_destination.posted")
+        self._settle_arrival(inst, self._row(uuid))
+        return view(self.db.instance_get(uuid))
+
+    def _row(self, uuid):
+        rows = [m for m in self.db.migrations(uuid) if m.migration_type == "live-migration"]
+        return rows[0] if rows else None
+
+    def _settle_arrival(self, inst, mig):
         if inst.vm_state == states.ACTIVE and \
                 power_state(self.driver, inst) == virt_driver.PAUSED:
             self.driver.unpause(virt_instance(inst))     # paused to force completion
-        self.db.instance_update(uuid, expected_task_state=states.MIGRATING, task_state=None,
-                                power_state=power_state(self.driver, inst))
-        return view(self.db.instance_get(uuid))
+        self.db.instance_update(inst.uuid, expected_task_state=states.MIGRATING,
+                                task_state=None, power_state=power_state(self.driver, inst))
+        if mig is not None:
+            self.db.migration_update(mig.id, status="completed")
 
     def rollback_live_migration_at_destination(self, uuid, shared_storage):
         """Undo pre_live_migration; with shared storage the disks are the
@@ -203,4 +330,7 @@ class LiveMigrations:
             self.driver.remove_instance_files(vi)
         self.networking.unplug_vifs(inst)
         self.db.instance_purge(uuid)
+        mig = self._row(uuid)
+        if mig is not None:
+            self.db.migration_update(mig.id, status="error", message="rolled back")
         return {"instance_uuid": uuid}

@@ -61,6 +61,8 @@ class ComputeManager:
                                self.peers, self.tracker, self.host)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
         operations["delete"] = self.builds.terminate_instance
+        operations.update({op: self.resizes.resume_decision(op)
+                           for op in ("confirm_resize", "revert_resize")})
         self.reconciler = Reconciler(
             conf, db, driver, self.runner, self.networking, self.submit, operations,
             recoverers={"live_migration": self.live_migrations.recover,

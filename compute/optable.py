@@ -9,8 +9,7 @@ operation is one row here and one method on a part.
 Restart decisions (`restart`):
 - RESUME: issue the operation again (power operations, delete);
 - CLEAN_UP: undo what it made and settle in ERROR with a fault (build);
-- SETTLE: clear the task state, after the part's own clean-up (snapshot;
-  confirm and revert, which the client may ask again);
+- SETTLE: clear the task state, after the part's own clean-up (snapshot);
 - ASK_PEER: the part that runs the operation decides with the other host
   (migrations): finish, roll back, or leave it to the side that owns it.
 """
@@ -83,10 +82,11 @@ ROWS = (
     # recorded here by prep_resize, not accepted by CAS
     Op("resize_destination", "resize_finish", ANY, ANY, (s.RESIZE_PREP, s.RESIZE_FINISH),
        s.RESIZED, None, ASK_PEER, DESTINATION),
+    # both steps can be taken again (the source's halves are idempotent)
     Op("confirm_resize", "resize_confirm", frozenset({s.RESIZED}), _IDLE,
-       (s.RESIZE_CONFIRMING,), None, None, SETTLE),
+       (s.RESIZE_CONFIRMING,), None, None, RESUME),
     Op("revert_resize", "resize_revert", frozenset({s.RESIZED}), _IDLE,
-       (s.RESIZE_REVERTING,), None, None, SETTLE),
+       (s.RESIZE_REVERTING,), None, None, RESUME),
 )
 TABLE = {op.name: op for op in ROWS}
 

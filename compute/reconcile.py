@@ -61,8 +61,9 @@ class Reconciler:
                     task, op.restart)
         if op.restart == optable.CLEAN_UP:
             self.clean_up(inst)
-            self.db.fault_create(uuid, f"Interrupted: the agent restarted during {op.name} "
-                                       f"(task_state {task}); it was cleaned up")
+            name = op.name.title().replace("_", "")
+            self.db.fault_create(uuid, f"{name}Interrupted: the agent restarted during the "
+                                       f"{op.name} (task_state {task}); it was cleaned up")
             self.db.instance_update(uuid, vm_state=op.failed, task_state=None,
                                     power_state=virt_driver.NOSTATE)
         elif op.restart == optable.RESUME:

@@ -22,7 +22,12 @@ destination prepares, receives and finishes:
                       moved back, old flavor, started if it was running)
 
 Any failure before finish_resize succeeded calls abort_resize_at_destination
-and puts the instance back on the source as it was.  A resize on one host
+and puts the instance back on the source as it was; but once finish_resize
+was called, only an abort the destination confirmed lets the source start
+the guest again: otherwise the source settles in ERROR, since the guest may
+run there.  The abort takes the instance's lock at the destination, so it
+waits for a finish_resize in progress there.  An agent restarting in the
+middle asks its peer (recover).  A resize on one host
 (allow_resize_same_host) takes the same steps on one record; the agent
 then calls itself, so the destination half does not take the instance
 lock the source half holds.
@@ -32,7 +37,7 @@ import socket
 import time
 import uuid as uuidlib
 
-from compute import disk_transfer, exception, states
+from compute import disk_transfer, exception, faults, optable, states
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
@@ -124,30 +129,37 @@ class Resizes:
         """Prepare the destination, power off and move aside, send the
         disks, have the destination finish; on any failure the destination
         is told to abort and the instance is put back here."""
-        uuid, api, moved = inst.uuid, self.peers.api, False
+        uuid, api, moved, finishing = inst.uuid, self.peers.api, False, False
         try:
             prep = self._prepare_destination(api, inst, mig, networks)
             record.event("destination_prepared", "shared storage"
                          if prep["shared_storage"] else "disks to transfer")
+            faults.point("resize.prepared")
             self.db.instance_update(uuid, expected_task_state=states.RESIZE_PREP,
                                     task_state=states.RESIZE_MIGRATING)
             files = self.driver.migrate_disk_and_power_off(
                 virt_instance(inst), self.conf.shutdown_timeout,
                 self.conf.shutdown_retry_interval)
             moved = True
+            faults.point("resize.powered_off")
             self.networking.unplug_vifs(inst)
             if not prep["shared_storage"]:
                 self._send_disks(uuid, prep["transfer"], files, record)
+            faults.point("resize.sent")
             self.db.migration_update(mig.id, status="post-migrating")
             self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATING,
                                     task_state=states.RESIZE_MIGRATED)
+            finishing = True
             api.finish_resize(mig.dest_host, migration_id=mig.id)
+            faults.point("resize.finished_remote")
         except Exception:
             LOG.exception("instance %s: %s to %s failed; putting it back",
                           uuid, mig.migration_type, mig.dest_host)
-            self._abort_at_destination(api, mig)
-            if moved:
+            aborted = self._abort_at_destination(api, mig)
+            if moved and (aborted or not finishing):
                 self._restore_here(uuid, mig)
+            elif moved:
+                self._stranded(uuid, mig)
             raise
 
     def _prepare_destination(self, api, inst, mig, networks):
@@ -171,11 +183,26 @@ class Resizes:
                                    f"({sent / max(seconds, 1e-6) / 2 ** 20:.1f} MiB/s)")
 
     def _abort_at_destination(self, api, mig):
+        """Whether the destination confirmed it dropped its half."""
+        if mig.dest_host == self.host:
+            return True             # one host: the source's own steps put it back
         try:
             api.abort_resize_at_destination(mig.dest_host, migration_id=mig.id)
+            return True
         except Exception:
             LOG.exception("instance %s: the destination %s did not clean up",
                           mig.instance_uuid, mig.dest_host)
+            return False
+
+    def _stranded(self, uuid, mig):
+        """finish_resize was called and the abort not confirmed: the guest
+        may run on the destination, so it is not started here (ERROR)."""
+        why = (f"the {mig.migration_type} to {mig.dest_host} failed after the destination "
+               "was asked to finish it, and it did not confirm dropping its copy: the guest "
+               "is not restarted here, as it may run there")
+        LOG.error("instance %s: %s", uuid, why)
+        self.db.fault_create(uuid, f"MigrationStranded: {why}")
+        self.db.instance_update(uuid, vm_state=states.ERROR)
 
     def _restore_here(self, uuid, mig):
         """The instance back on this host as before the move: directory,
@@ -188,11 +215,15 @@ class Resizes:
                                             network_info, mig.old_vm_state == states.ACTIVE)
 
     def confirm_resize_at_source(self, ctxt, migration_id):
+        """Idempotent: a destination may ask again after a restart."""
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
+        if mig.status == "confirmed":
+            return {"migration_id": migration_id}
         with self.runner.ops.run(ctxt, uuid, "resize_confirm_source", lock=not same):
             inst = self.db.instance_get(uuid)
             self.driver.confirm_migration(virt_instance(inst))
+            faults.point("confirm_resize.source_confirmed")
             if not same:
                 self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
                                         expected_task_state=None, host=mig.dest_host,
@@ -201,10 +232,14 @@ class Resizes:
         return {"migration_id": migration_id}
 
     def finish_revert_resize(self, ctxt, migration_id):
+        """Idempotent: a destination may ask again after a restart."""
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
+        if mig.status == "reverted":
+            return {"migration_id": migration_id}
         with self.runner.ops.run(ctxt, uuid, "resize_revert_source", lock=not same):
             self._restore_here(uuid, mig)
+            faults.point("revert_resize.source_reverted")
             inst = self.db.instance_get(uuid)
             self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
                                     vm_state=mig.old_vm_state, task_state=None,
@@ -287,10 +322,12 @@ class Resizes:
             except image_errors.UnsafeImage as e:
                 raise exception.UnsafeImage(str(e)) from None
             record.event("disks_ready")
+            faults.point("resize_destination.received")
             network_info = self.networking.plug_vifs(inst)
             formats = self.driver.finish_migration(
                 vi, virt_driver.Flavor(**mig.old_flavor), inst.image_meta, files,
                 network_info, mig.old_vm_state == states.ACTIVE)
+            faults.point("resize_destination.defined")
             self.db.instance_update(uuid, expected_task_state=states.RESIZE_FINISH,
                                     vm_state=states.RESIZED, task_state=None, progress=None,
                                     flavor=mig.new_flavor, disk_formats=formats,
@@ -300,8 +337,9 @@ class Resizes:
 
     def abort_resize_at_destination(self, ctxt, migration_id):
         """Undo prep_resize and finish_resize (the source puts the instance
-        back).  Disks on shared storage are left to the source, which may
-        still be using them."""
+        back), under the instance's lock: a finish_resize in progress here
+        ends first.  Disks on shared storage are left to the source, which
+        may still be using them."""
         try:
             mig = self.db.migration_get(migration_id)
         except exception.MigrationNotFound:
@@ -310,10 +348,12 @@ class Resizes:
         if receiver is not None:
             receiver.close()
         if mig.source_host != self.host:
-            inst = self.peers.find(mig.instance_uuid)
-            if inst is not None:
-                self._drop_incoming(inst, mig)
-                self.db.instance_purge(inst.uuid)
+            with self.runner.ops.run(ctxt, mig.instance_uuid, "resize_abort",
+                                     record_fault=False):
+                inst = self.peers.find(mig.instance_uuid)
+                if inst is not None:
+                    self._drop_incoming(inst, mig)
+                    self.db.instance_purge(inst.uuid)
         self.db.migration_update(migration_id, status="error")
         return {"migration_id": migration_id}
 
@@ -336,6 +376,18 @@ class Resizes:
         self.runner.accept(op_name, uuid)
         return finished[0]
 
+    def resume_decision(self, op_name):
+        """For a restart: the confirm or revert (op_name) of an instance
+        already in its task state, taken again."""
+        def resume(ctxt, uuid):
+            finished = [m for m in self.db.migrations(uuid, status=("finished",))
+                        if m.dest_host == self.host]
+            if not finished:
+                self.runner.settle(optable.TABLE[op_name], uuid)
+                return
+            getattr(self, op_name)(ctxt, uuid, finished[0].id)
+        return resume
+
     def confirm_resize(self, ctxt, uuid, migration_id):
         """A failure leaves the instance resized (its row), to ask again."""
         mig = self.db.migration_get(migration_id)
@@ -344,6 +396,7 @@ class Resizes:
             # durable here before the source drops its copy (the transfer
             # does not fsync: until now the source's copy was the safe one)
             self.driver.sync_disks(virt_instance(inst))
+            faults.point("confirm_resize.synced")
             self.peers.api.confirm_resize_at_source(mig.source_host, migration_id=migration_id)
             self.db.instance_update(uuid, expected_task_state=states.RESIZE_CONFIRMING,
                                     vm_state=mig.old_vm_state, task_state=None,
@@ -356,6 +409,7 @@ class Resizes:
 
         def work(inst, record):
             self._drop_incoming(inst, mig)
+            faults.point("revert_resize.dropped")
             self.peers.api.finish_revert_resize(mig.source_host, migration_id=migration_id)
             self.db.migration_update(migration_id, status="reverted")
             if mig.source_host != self.host:
@@ -386,21 +440,51 @@ class Resizes:
                 return
             LOG.warning("instance %s: %s interrupted by an agent restart; putting it back",
                         uuid, mig.migration_type)
-            if mig.dest_host != self.host:        # on one host, redefining below suffices
-                self._abort_at_destination(self.peers.api, mig)
-            if task != states.RESIZE_PREP:        # shut down, maybe moved aside: back up
-                self._restore_here(uuid, mig)
+            aborted = self._abort_at_destination(self.peers.api, mig)
             self.db.migration_update(mig.id, status="error",
                                      message="interrupted by an agent restart")
+            if task == states.RESIZE_MIGRATED and not aborted:
+                self._stranded(uuid, mig)
+                self.db.instance_update(uuid, task_state=None, progress=None)
+                return
+            if task != states.RESIZE_PREP:        # shut down, maybe moved aside: back up
+                self._restore_here(uuid, mig)
             inst = self.db.instance_get(uuid)
             self.db.instance_update(uuid, vm_state=mig.old_vm_state, task_state=None,
                                     progress=None, power_state=power_state(self.driver, inst))
-        elif task in (states.RESIZE_CONFIRMING, states.RESIZE_REVERTING):
-            LOG.warning("instance %s: %s interrupted; ask again", uuid, task)
-            self.db.instance_update(uuid, task_state=None)
+        elif mig is not None and mig.dest_host == self.host:
+            self._recover_arrival(inst, mig)
         else:
-            LOG.warning("instance %s: arriving by %s, interrupted; its source decides",
-                        uuid, mig.migration_type if mig else "a resize")
+            LOG.warning("instance %s: %s interrupted with no migration to resume; settled",
+                        uuid, task)
+            self.db.instance_update(uuid, task_state=None, progress=None)
+
+    def _recover_arrival(self, inst, mig):
+        """Destination, at start, with an arrival left half-made: the source
+        says who owns the guest.  Finished there: it is resized here.
+        Otherwise (still waiting on this host, aborted, or failed) what
+        arrived is dropped: the source puts the instance back when its call
+        fails, and no guest runs on two hosts."""
+        try:
+            theirs = self.peers.api.list_migrations(mig.source_host,
+                                                    instance_uuid=inst.uuid)
+        except Exception as e:       # noqa: BLE001 - the source aborts it when it is back
+            LOG.warning("instance %s: arriving by %s, interrupted; %s did not answer (%s)",
+                        inst.uuid, mig.migration_type, mig.source_host, e)
+            return
+        status = next((m["status"] for m in theirs if m["id"] == mig.id), None)
+        if status == "finished" and power_state(self.driver, inst) != virt_driver.NOSTATE:
+            LOG.warning("instance %s: %s finished; settling here", inst.uuid, mig.migration_type)
+            self.db.instance_update(inst.uuid, vm_state=states.RESIZED, task_state=None,
+                                    progress=None, flavor=mig.new_flavor,
+                                    power_state=power_state(self.driver, inst))
+            return
+        LOG.warning("instance %s: arriving by %s, interrupted (the source says %s); dropping "
+                    "what arrived", inst.uuid, mig.migration_type, status)
+        self._drop_incoming(inst, mig)
+        self.db.instance_purge(inst.uuid)
+        self.db.migration_update(mig.id, status="error",
+                                 message="interrupted by an agent restart")
 
     def _finished_at_destination(self, mig):
         """The destination says it finished mig (the source died waiting)."""

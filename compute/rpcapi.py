@@ -150,9 +150,10 @@ class ComputeAPI:
         return self._call(host, "check_can_live_migrate_source", instance_uuid=instance_uuid,
                           dest_check_data=dest_check_data)
 
-    def pre_live_migration(self, host, instance, block_migration):
+    def pre_live_migration(self, host, instance, block_migration, migration_id, source_host):
         return self._call(host, "pre_live_migration", instance=instance,
-                          block_migration=block_migration)
+                          block_migration=block_migration, migration_id=migration_id,
+                          source_host=source_host)
 
     def post_live_migration_at_destination(self, host, instance_uuid):
         return self._call(host, "post_live_migration_at_destination",

@@ -187,8 +187,9 @@ SCHEMAS = {
         {"instance_uuid": UUID, "dest_check_data": DEST_CHECK},
         ["instance_uuid", "dest_check_data"]),
     "pre_live_migration": _method(
-        {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"}},
-        ["instance", "block_migration"]),
+        {"instance": INSTANCE_RECORD, "block_migration": {"type": "boolean"},
+         "migration_id": UUID, "source_host": NAME},
+        ["instance", "block_migration", "migration_id", "source_host"]),
     "live_migration_abort": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "live_migration_force_complete": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "post_live_migration_at_destination": _method(_INSTANCE_ONLY, ["instance_uuid"]),
@@ -230,9 +231,10 @@ SCHEMAS = {
 # untrusted as any caller.
 ABS_PATH = {"type": "string", "maxLength": 4096,
             "pattern": "^(?!.*/\\.\\.(/|\\Z))(/[A-Za-z0-9._+@:-]+)+/?\\Z"}
+_STATE = {"type": ["string", "null"], "maxLength": 32}
 INSTANCE_VIEW = {"type": "object", "maxProperties": 32, "required": ["uuid", "vm_state"],
-                 "properties": {"uuid": UUID, "vm_state": {"type": "string",
-                                                           "maxLength": 32}}}
+                 "properties": {"uuid": UUID, "vm_state": _STATE, "task_state": _STATE,
+                                "power_state": _STATE, "host": NAME}}
 _UUID_ANSWER = {k: _object({k: UUID}, [k]) for k in ("instance_uuid", "migration_id")}
 ANSWERS = {
     "check_can_live_migrate_destination": DEST_CHECK,
@@ -241,6 +243,7 @@ ANSWERS = {
         {"instance_dir": ABS_PATH, "kernel": ABS_PATH, "ramdisk": ABS_PATH},
         ["instance_dir"])}, ["paths"]),
     "post_live_migration_at_destination": INSTANCE_VIEW,
+    "get_instance": INSTANCE_VIEW,          # a peer's record, asked at agent start
     "rollback_live_migration_at_destination": _UUID_ANSWER["instance_uuid"],
     "prep_resize": _object({
         "shared_storage": {"type": "boolean"},

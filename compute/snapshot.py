@@ -30,7 +30,7 @@ import threading
 import time
 import uuid as uuidlib
 
-from compute import exception, states
+from compute import exception, faults, states
 from compute.instance import power_state, virt_instance
 from compute.operation import progress_writer
 from imagecache import errors as image_errors
@@ -127,6 +127,7 @@ class Snapshots:
             self.driver.suspend(vi)           # managed save: memory and disk consistent
         try:
             path = self.driver.snapshot(vi, files, workdir, fmt, live, progress)
+            faults.point("snapshot.image_made")
             record.event("image_made", f"{time.monotonic() - started:.3f} s, "
                                        f"{os.path.getsize(path)} bytes of {fmt}")
         finally:
@@ -141,6 +142,7 @@ class Snapshots:
         self.db.instance_update(uuid, expected_task_state=states.IMAGE_PENDING_UPLOAD,
                                 task_state=states.IMAGE_UPLOADING)
         self._upload(image_id, path, progress_writer(self.db, uuid, 50, 100))
+        faults.point("snapshot.uploaded")
         record.event("uploaded", f"image {image_id}, {os.path.getsize(path)} bytes")
 
     def _upload(self, image_id, path, progress):

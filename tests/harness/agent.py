@@ -69,9 +69,10 @@ class Agent:
         self.owns_image_service = True
         self.image_service_args = list(image_service_args)
 
-    def _spawn(self, name, argv):
+    def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
-        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **(env or {})})
 
     def log(self, name="compute-agent"):
         with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as f:
@@ -122,9 +123,9 @@ api_servers = {self.agent_image_url}
         self.image_service_args = list(args)
         self._start_image_service()
 
-    def _start_agent(self):
+    def _start_agent(self, env=None):
         self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),
-                                      "--config-file", self.config_file])
+                                      "--config-file", self.config_file], env)
 
     def kill_agent(self):
         """kill -9 the agent, as a crash would."""
@@ -132,10 +133,17 @@ api_servers = {self.agent_image_url}
         proc.kill()
         proc.wait()
 
-    def restart_agent(self):
-        """Start the agent again (after kill_agent) and wait until it answers."""
-        self._start_agent()
+    def restart_agent(self, crash_at=None):
+        """Start the agent again (after kill_agent) and wait until it answers;
+        crash_at: a step of compute.faults where it will kill itself."""
+        self._start_agent({"COMPUTE_AGENT_CRASH_AT": crash_at} if crash_at else None)
         wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
+
+    def wait_crashed(self, timeout=180):
+        """Wait for the agent to die at its crash point (SIGKILL)."""
+        proc = self.procs["compute-agent"]
+        wait_until(lambda: proc.poll() is not None, timeout, 0.1, "the agent to crash")
+        return proc.returncode
 
     def _answers(self):
         for name, proc in self.procs.items():

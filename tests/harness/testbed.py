@@ -220,11 +220,11 @@ floating_ranges = 203.0.113.0/24
         self.image_url = self.agent_image_url = f"http://127.0.0.1:{image_port}"
         self.owns_image_service = False
 
-    def _start_agent(self):
+    def _start_agent(self, env=None):
         pid = self.tb_host.libvirtd_pid()
         self._spawn("compute-agent", ["nsenter", "-t", str(pid), "-n", "-m", "-u", "--",
                                       os.path.join(agent_mod.BIN, "compute-agent"),
-                                      "--config-file", self.config_file])
+                                      "--config-file", self.config_file], env)
 
     def cleanup_guests(self):
         pass        # the host's teardown destroys its guests
