@@ -1,0 +1,150 @@
+"""Chaos: the agent killed with SIGKILL at every named step of build,
+delete, snapshot, live migration (both sides), cold migration (both
+sides), confirm and revert (compute.faults), then started again; after
+each, the invariants of tests.harness.invariants hold on both hosts.  The
+peer's calls time out after 20 s here (rpc_peer_timeout), so an agent that
+died while its peer waited on it is noticed quickly."""
+import uuid as uuidlib
+
+import pytest
+
+from tests.harness import guest
+from tests.harness import invariants as inv
+from tests.harness.agent import wait_until
+from tests.harness.testbed import two_hosts
+
+CONF = "[DEFAULT]\nrpc_peer_timeout = 20\nshutdown_timeout = 5\n"
+SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
+
+
+@pytest.fixture(scope="module")
+def bed():
+    yield from two_hosts("chaos", extra_conf={"hA": CONF, "hB": CONF})
+
+
+def boot(bed, host="hA"):
+    """A ticking guest on host; its uuid and its last tick."""
+    a = bed.hosts[host].agent
+    u = a.boot("chaos", image=bed.images.images["disk"], flavor=SMALL)
+    a.wait_console(u, lambda c: guest.last_tick(c) >= 2, "two ticks")
+    return u, guest.last_tick(a.console(u))
+
+
+def crash(bed, host, step, operation):
+    """Arm step on host's agent, run operation, wait for the agent to die
+    there, start it again."""
+    a = bed.hosts[host].agent
+    a.kill_agent()
+    a.restart_agent(crash_at=step)
+    operation()
+    assert a.wait_crashed() == -9
+    a.restart_agent()
+
+
+def other(host):
+    return "hB" if host == "hA" else "hA"
+
+
+def delete(bed, u):
+    for h in bed.hosts.values():
+        rec = h.agent.find(u)
+        if rec and rec["vm_state"] != "deleted" and rec["host"] == h.agent.host:
+            h.agent.api.terminate_instance(h.agent.host, u)
+            h.agent.wait_state(u, {"deleted"})
+    inv.check(bed, u)
+
+
+@pytest.mark.parametrize("step", ["build.plugged", "build.spawned"])
+def test_build(bed, step):
+    a, u = bed.hosts["hA"].agent, str(uuidlib.uuid4())
+    crash(bed, "hA", step, lambda: a.api.build_and_run_instance(
+        a.host, u, "chaos", SMALL, bed.images.images["disk"]))
+    assert inv.check(bed, u) is None
+    rec = a.find(u)
+    assert rec["vm_state"] == "error" and "BuildInterrupted" in rec["fault"]
+    delete(bed, u)
+
+
+def test_delete(bed):
+    u, _ = boot(bed)
+    a = bed.hosts["hA"].agent
+    crash(bed, "hA", "delete.destroyed", lambda: a.api.terminate_instance(a.host, u))
+    a.wait_state(u, {"deleted"})                  # the delete is taken up again
+    assert inv.check(bed, u) is None
+
+
+@pytest.mark.parametrize("step", ["snapshot.image_made", "snapshot.uploaded"])
+def test_snapshot(bed, step):
+    u, before = boot(bed)
+    a = bed.hosts["hA"].agent
+    crash(bed, "hA", step, lambda: a.api.snapshot_instance(a.host, u, "chaos"))
+    assert inv.check(bed, u) == "hA"
+    inv.ticks_kept(bed.hosts["hA"], u, before)
+    assert not [n for n in bed.hosts["hA"].run("ls", f"{a.instances_path}/{u}").split()
+                if n.endswith(".snapshot")]            # merged back onto its disk
+    delete(bed, u)
+
+
+LIVE = ["live_migration.checked", "live_migration.prepared", "live_migration.migrated",
+        "live_migration.posted", "live_migration_destination.recorded",
+        "live_migration_destination.posted"]
+
+
+@pytest.mark.parametrize("step", LIVE)
+def test_live_migration(bed, step):
+    u, before = boot(bed)
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    dies = "hB" if step.startswith("live_migration_destination") else "hA"
+    crash(bed, dies, step, lambda: a.api.live_migrate_instance(a.host, u, b.host,
+                                                               block_migration=True))
+    where = inv.check(bed, u)
+    assert where is not None or bed.hosts["hA"].agent.find(u)["vm_state"] == "error"
+    if where:
+        inv.ticks_kept(bed.hosts[where], u, before)
+    delete(bed, u)
+
+
+COLD = ["resize.prepared", "resize.powered_off", "resize.sent", "resize.finished_remote",
+        "resize_destination.received", "resize_destination.defined"]
+
+
+@pytest.mark.parametrize("step", COLD)
+def test_cold_migration(bed, step):
+    u, before = boot(bed)
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    dies = "hB" if step.startswith("resize_destination") else "hA"
+    crash(bed, dies, step, lambda: a.api.migrate_instance(a.host, u, b.host))
+    where = inv.check(bed, u)
+    if where:
+        wait_until(lambda: "TB: disk-tick=" in bed.hosts[where].agent.console(u), 120, 0.5,
+                   "the guest's boot after the move")
+        inv.ticks_kept(bed.hosts[where], u, before)
+    delete(bed, u)
+
+
+def resized(bed):
+    """A guest cold-migrated hA -> hB, resized there; its uuid."""
+    u, _ = boot(bed)
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    a.api.migrate_instance(a.host, u, b.host)
+    wait_until(lambda: (r := b.find(u)) and r["vm_state"] == "resized"
+               and r["task_state"] is None, 180, 0.5, "resized on hB")
+    b.wait_console(u, lambda c: "TB: disk-tick=" in c, "boot on hB", timeout=120)
+    return u
+
+
+@pytest.mark.parametrize("step,dies,decision,lands", [
+    ("confirm_resize.synced", "hB", "confirm_resize", "hB"),
+    ("confirm_resize.source_confirmed", "hA", "confirm_resize", "hB"),
+    ("revert_resize.dropped", "hB", "revert_resize", "hA"),
+    ("revert_resize.source_reverted", "hA", "revert_resize", "hA"),
+])
+def test_confirm_and_revert(bed, step, dies, decision, lands):
+    u = resized(bed)
+    b = bed.hosts["hB"].agent
+    crash(bed, dies, step, lambda: getattr(b.api, decision)(b.host, u))
+    inv.check(bed, u)
+    if b.find(u)["vm_state"] == "resized":      # the source died: the decision is asked again
+        getattr(b.api, decision)(b.host, u)
+    assert inv.check(bed, u) == lands
+    delete(bed, u)
