@@ -197,6 +197,12 @@ class LiveMigrations:
             return
         try:
             theirs = self._peer_record(mig.dest_host, inst.uuid)
+            if theirs and theirs["host"] == mig.dest_host and \
+                    theirs["task_state"] == states.MIGRATING:
+                # its record settles with what its hypervisor says (a record
+                # in a task state does not follow lifecycle events)
+                theirs = self.peers.api.post_live_migration_at_destination(
+                    mig.dest_host, instance_uuid=inst.uuid)
         except Exception as e:           # noqa: BLE001 - unknown: neither side may start it
             return self._lost(inst, mig, f"{mig.dest_host} did not say whether the guest "
                                          f"runs there ({e})")
@@ -204,7 +210,7 @@ class LiveMigrations:
                 theirs["power_state"] in ("RUNNING", "PAUSED"):
             LOG.warning("instance %s: live migration interrupted after the guest moved to %s; "
                         "finishing the move", inst.uuid, mig.dest_host)
-            self._moved(inst, mig, settle_destination=theirs["task_state"] == states.MIGRATING)
+            self._moved(inst, mig, settle_destination=False)
         else:
             self._lost(inst, mig, f"the guest runs neither here nor on {mig.dest_host}")
 

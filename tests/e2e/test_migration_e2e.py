@@ -150,11 +150,13 @@ def test_shared_storage_live_migration(shared_bed):
     a, b = shared_bed.hosts["hA"].agent, shared_bed.hosts["hB"].agent
     u = a.boot("shared", image=shared_bed.images.images["disk"], wait_console=False)
     a.wait_console(u, lambda c: guest.last_tick(c) >= 3, "tick 3")
+    disk = os.path.join(a.instances_path, u, "disk")
+    inode = os.stat(disk).st_ino
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=False)
     rec = wait_until(lambda: on_host(b, u), 120, 0.2, "the instance on hB")
     assert rec["power_state"] == "RUNNING"
     assert shared_bed.hosts["hA"].virsh("list", "--all", "--name").split() == []
-    assert os.path.exists(os.path.join(b.instances_path, u, "disk"))    # nothing copied
+    assert os.stat(os.path.join(b.instances_path, u, "disk")).st_ino == inode  # not copied
     n = guest.last_tick(b.console(u))
     console = b.wait_console(u, lambda c: guest.last_tick(c) > n + 2, "ticks on hB")
     ticks = [int(x) for x in re.findall(r"^TB: tick (\d+) ", console, re.M)]

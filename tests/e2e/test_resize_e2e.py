@@ -72,10 +72,14 @@ def test_resize_between_hosts_revert_then_confirm(bed):
             if e["event"] == "disks_sent"]
     assert sent and sent[0]["result"] == "Success"
     # the overlay travelled, not a flattened disk: hB's rests on hB's base
-    info = subprocess.run(["qemu-img", "info", "-U", "--output=json",
-                           os.path.join(b.instances_path, u, "disk")],
-                          check=True, capture_output=True, text=True).stdout
-    assert b.instances_path in info and "backing-filename" in info
+    # (each host has its own files behind the same path: a backing file
+    # that only hA has would not resolve on hB)
+    info = json.loads(subprocess.run(["qemu-img", "info", "-U", "--output=json",
+                                      os.path.join(b.instances_path, u, "disk")],
+                                     check=True, capture_output=True, text=True).stdout)
+    base = info["backing-filename"]
+    assert base.startswith(b.agent_instances_path + "/_base/")
+    assert os.path.exists(os.path.join(b.instances_path, "_base", os.path.basename(base)))
 
     # revert: back on hA with the old flavor, hB clean
     b.api.revert_resize(b.host, u)

@@ -110,9 +110,13 @@ class Host:
 
     def _start_libvirtd(self):
         d = self.dir
+        # each host's own files behind the one path every agent uses
+        # (bed.local), as on real hosts: a path that names what only
+        # another host has does not resolve here
         mounts = " ".join(f"mount --bind {d}/{src} {dst};" for src, dst in (
             ("run", "/run/libvirt"), ("lib", "/var/lib/libvirt"), ("log", "/var/log/libvirt"),
-            ("cache", "/var/cache/libvirt"), ("etc", "/etc/libvirt")))
+            ("cache", "/var/cache/libvirt"), ("etc", "/etc/libvirt"),
+            ("local", self.bed.local)))
         script = (f"{mounts} hostname {self.name}; "
                   "virtlogd -d -p /run/libvirt/virtlogd.pid; "
                   "libvirtd -d -l -p /run/libvirt/libvirtd.pid")
@@ -199,10 +203,13 @@ class HostAgent(Agent):
     the bed's (shared by every host), reached through the host's relay."""
 
     def __init__(self, host, image_port):
-        shared = (f"[DEFAULT]\ninstances_path = {host.bed.shared}/instances\n"
-                  if host.bed.shared_instances else "")
+        # what the agent sees (in its host's mount namespace) ...
+        instances = (f"{host.bed.shared}/instances" if host.bed.shared_instances
+                     else f"{host.bed.local}/instances")
         super().__init__(workdir=os.path.join(host.dir, "agent"), extra_conf=f"""
-{shared}[libvirt]
+[DEFAULT]
+instances_path = {instances}
+[libvirt]
 live_migration_inbound_addr = {host.mgmt_ip}
 [network]
 vif_plugin = linux_bridge
@@ -212,8 +219,10 @@ tunnel_local_ip = {host.mgmt_ip}
 floating_ranges = 203.0.113.0/24
 {host.extra_conf}""")
         os.makedirs(self.workdir, exist_ok=True)
-        if host.bed.shared_instances:
-            self.instances_path = f"{host.bed.shared}/instances"
+        # ... and where the test finds those files, from the machine's namespace
+        self.instances_path = (instances if host.bed.shared_instances
+                               else os.path.join(host.dir, "local", "instances"))
+        self.agent_instances_path = instances
         self.tb_host = host
         self.host = f"{host.name}-{host.bed.run}"
         self.port = image_port
@@ -263,6 +272,8 @@ class TestBed:
         self.dir = tempfile.mkdtemp(prefix=f"{self.run}-")
         os.chmod(self.dir, 0o755)     # dnsmasq reads its hosts file as nobody
         self.sw = f"{self.run}-sw"
+        self.local = os.path.join(self.dir, "local")      # every host's own, at one path
+        os.makedirs(self.local)
         self.hosts = {}
         self.extra_ns = []
         self.relays = []
