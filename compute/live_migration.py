@@ -24,6 +24,7 @@ finishes the move or rolls it back (recover).
 """
 import logging
 import socket
+import time
 import uuid as uuidlib
 
 from compute import exception, faults, states
@@ -35,13 +36,15 @@ from virt import driver as virt_driver
 from virt import errors as virt_errors
 
 LOG = logging.getLogger(__name__)
+AWAIT_SOURCE_INTERVAL = 2.0     # seconds between questions to a source still deciding
 
 
 class LiveMigrations:
-    def __init__(self, conf, db, driver, runner, networking, images, peers, tracker, host):
+    def __init__(self, conf, db, driver, runner, networking, images, peers, tracker, host,
+                 submit):
         self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
         self.networking, self.images, self.peers, self.host = networking, images, peers, host
-        self.tracker = tracker
+        self.tracker, self.submit = tracker, submit
         self._controls = {}          # uuid -> MigrationControl of migrations run from here
 
     def accept(self, uuid, dest_host, networks=None):
@@ -168,8 +171,8 @@ class LiveMigrations:
         mig = rows[0]
         if mig.source_host == self.host:
             self._recover_source(inst, mig)
-        else:
-            self._recover_destination(inst, mig)
+        elif not self._recover_destination(inst, mig):
+            self.submit(self._await_source, inst.uuid, mig)
 
     def _peer_record(self, host, uuid):
         """The peer's record of uuid (deleted ones too), None if it has
@@ -223,18 +226,34 @@ class LiveMigrations:
         self.db.instance_update(inst.uuid, vm_state=states.ERROR, task_state=None,
                                 power_state=power_state(self.driver, inst))
 
+    def _await_source(self, uuid, mig):
+        """Destination, after a restart, while the source still runs the
+        migration: ask it again until it has decided (its own calls here may
+        have been lost while this agent was down)."""
+        deadline = time.monotonic() + 2 * self.conf.rpc_peer_timeout + 60
+        while time.monotonic() < deadline:
+            time.sleep(AWAIT_SOURCE_INTERVAL)
+            inst = self.peers.find(uuid)
+            if inst is None or inst.task_state != states.MIGRATING or \
+                    self._recover_destination(inst, mig):
+                return
+        LOG.error("instance %s: %s never decided the live migration; left migrating",
+                  uuid, mig.source_host)
+
     def _recover_destination(self, inst, mig):
+        """Whether it is decided (False: the source still runs it)."""
         try:
             theirs = self._peer_record(mig.source_host, inst.uuid)
         except Exception as e:           # noqa: BLE001 - the source decides when it is back
             LOG.warning("instance %s: arriving by live migration, interrupted; %s did not "
-                        "answer (%s): it decides", inst.uuid, mig.source_host, e)
-            return
+                        "answer (%s)", inst.uuid, mig.source_host, e)
+            return False
         if theirs is not None and theirs["host"] == mig.source_host and \
                 theirs["task_state"] == states.MIGRATING:
             LOG.warning("instance %s: arriving by live migration, interrupted; %s still runs "
-                        "it and decides", inst.uuid, mig.source_host)
-        elif theirs is None or theirs["host"] == self.host:
+                        "it", inst.uuid, mig.source_host)
+            return False
+        if theirs is None or theirs["host"] == self.host:
             LOG.warning("instance %s: the live migration from %s finished; settling here",
                         inst.uuid, mig.source_host)
             self._settle_arrival(inst, mig)
@@ -242,6 +261,7 @@ class LiveMigrations:
             LOG.warning("instance %s: the live migration from %s did not finish; dropping "
                         "what arrived", inst.uuid, mig.source_host)
             self.rollback_live_migration_at_destination(inst.uuid, bool(mig.shared_storage))
+        return True
 
     # -- destination side -------------------------------------------------------------
 

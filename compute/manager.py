@@ -38,7 +38,8 @@ POWER_OPERATIONS = ("reboot_soft", "reboot_hard", "suspend", "resume", "pause", 
 
 
 class ComputeManager:
-    def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None):
+    def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None,
+                 transport=None):
         self.conf, self.db, self.driver, self.host = conf, db, driver, conf.host
         self.ops = Operations(db, notifier, self.host)
         self.runner = Runner(db, self.ops, driver)
@@ -54,9 +55,10 @@ class ComputeManager:
                                    self.images)
         self.snapshots = Snapshots(conf, db, driver, self.runner, self.images, glance,
                                    self.host)
-        self.peers = Peers(conf, db, driver, self.networking, self.host)
+        self.peers = Peers(conf, db, driver, self.networking, self.host, transport)
         self.live_migrations = LiveMigrations(conf, db, driver, self.runner, self.networking,
-                                              self.images, self.peers, self.tracker, self.host)
+                                              self.images, self.peers, self.tracker, self.host,
+                                              self.submit)
         self.resizes = Resizes(conf, db, driver, self.runner, self.networking, self.images,
                                self.peers, self.tracker, self.host)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}

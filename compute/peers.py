@@ -14,17 +14,19 @@ RECORD_FIELDS = ("uuid", "display_name", "vm_state", "flavor", "image_ref", "ima
 
 
 class Peers:
-    def __init__(self, conf, db, driver, networking, host, api=None):
+    def __init__(self, conf, db, driver, networking, host, transport=None):
         self.conf, self.db, self.driver, self.networking = conf, db, driver, networking
-        self.host = host
-        self._api = api
+        self.host, self.transport = host, transport
+        self._api = None
 
     @property
     def api(self):
-        """The RPC client to other agents (made when first needed)."""
+        """The RPC client to other agents, on the service's own transport
+        (made when first needed)."""
         if self._api is None:
             from compute.rpcapi import ComputeAPI
-            self._api = ComputeAPI(self.conf, timeout=self.conf.rpc_peer_timeout)
+            self._api = ComputeAPI(self.conf, transport=self.transport,
+                                   timeout=self.conf.rpc_peer_timeout)
         return self._api
 
     @contextlib.contextmanager

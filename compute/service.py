@@ -38,7 +38,8 @@ class ComputeService:
         self.transport = transport or rpc.get_transport(conf)
         notifier = rpc.get_notifier(conf, conf.host)
         self.manager = ComputeManager(conf, self.db, LibvirtDriver(conf, cache), cache, glance,
-                                      vif_base.load(conf.network.vif_plugin, conf), notifier)
+                                      vif_base.load(conf.network.vif_plugin, conf), notifier,
+                                      self.transport)
         self.endpoint = ComputeEndpoint(self.manager)
         target = messaging.Target(topic=rpc.TOPIC, server=conf.host)
         # No executor argument: it is deprecated, and oslo.messaging picks its

@@ -7,11 +7,12 @@ import os
 import time
 import uuid
 
+import libvirt
 import pytest
 
 from compute.db.api import Database
 from tests.harness import guest
-from tests.harness.agent import FLAVOR, Agent, wait_until
+from tests.harness.agent import FLAVOR, LIBVIRT_URI, Agent, wait_until
 from tests.harness.faulty_images import FaultyProxy
 from tests.unit import hostile_images as H
 
@@ -119,8 +120,17 @@ def test_hostile_image_is_refused_and_no_guest_starts(agent, tmp_path, build):
     assert not os.path.exists(os.path.join(agent.instances_path, u))
     assert not os.path.exists(os.path.join(base_dir(agent), H_sha1(image)))
     assert no_partial_files(agent)
+    assert u not in libvirt_domains()                       # libvirt never saw a guest
     agent.api.terminate_instance(agent.host, u)
     agent.wait_state(u, {"deleted"})
+
+
+def libvirt_domains():
+    conn = libvirt.open(LIBVIRT_URI)
+    try:
+        return {d.UUIDString() for d in conn.listAllDomains(0)}
+    finally:
+        conn.close()
 
 
 def make_old(agent, image_id):

@@ -41,8 +41,10 @@ def test_soft_reboot_shuts_down_cleanly_and_boots_again(agent):
     u = agent.boot("soft")
     agent.api.reboot_instance(agent.host, u, "SOFT")
     assert agent.wait_settled(u)["vm_state"] == "active"
-    agent.wait_console(u, lambda c: guest.boots(c) == 2, "second boot")
+    console = agent.wait_console(u, lambda c: guest.boots(c) == 2, "second boot")
     assert "hard_reboot_fallback" not in events(agent, u, "reboot")
+    first_boot = console.split(guest.BOOT_MARKER)[1]
+    assert "TB: acpi-poweroff" in first_boot                 # the guest shut down itself
     agent.api.terminate_instance(agent.host, u)
 
 
@@ -52,8 +54,23 @@ def test_soft_reboot_of_guest_ignoring_acpi_falls_back_to_hard(agent):
     agent.api.reboot_instance(agent.host, u, "SOFT")
     rec = agent.wait_settled(u)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
-    agent.wait_console(u, lambda c: guest.boots(c) == 2, "second boot")
+    console = agent.wait_console(u, lambda c: guest.boots(c) == 2, "second boot")
     assert "hard_reboot_fallback" in events(agent, u, "reboot")
+    assert "TB: acpi-poweroff" not in console
+    agent.api.terminate_instance(agent.host, u)
+
+
+def test_stop_of_a_guest_ignoring_acpi_powers_it_off_after_shutdown_timeout(agent):
+    image = agent.upload_variant("console=ttyS0 quiet tb.name=deaf tb.noacpi=1")
+    u = agent.boot("deaf-stop", image=image)
+    started = time.monotonic()
+    agent.api.stop_instance(agent.host, u)
+    rec = agent.wait_settled(u)
+    waited = time.monotonic() - started
+    assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
+    assert "forced_power_off" in events(agent, u, "stop")
+    assert waited >= agent.conf.shutdown_timeout            # it was given its time first
+    assert "TB: acpi-poweroff" not in agent.console(u)
     agent.api.terminate_instance(agent.host, u)
 
 
@@ -101,6 +118,7 @@ def test_stop_start_and_diagnostics(agent):
     rec = agent.wait_settled(u)
     assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
     assert "forced_power_off" not in events(agent, u, "stop")   # the guest obeyed ACPI
+    assert "TB: acpi-poweroff" in agent.console(u)
     agent.api.start_instance(agent.host, u)
     assert agent.wait_settled(u)["power_state"] == "RUNNING"
     console = agent.wait_console(u, lambda c: "TB: bootcount=2" in c, "boot after start")

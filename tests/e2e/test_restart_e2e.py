@@ -43,6 +43,25 @@ def assert_matches_libvirt(agent, uuids):
             assert rec["task_state"] is None and rec["fault"], rec
 
 
+def test_sigterm_stops_the_agent_and_leaves_the_guests_running(agent):
+    """A plain stop (systemd's SIGTERM, KillMode=process): the agent exits
+    by itself, its guests run on untouched, and it comes back to them."""
+    u = agent.boot("sigterm")
+    agent.wait_console(u, lambda c: guest.last_tick(c) >= 2, "two ticks")
+    proc = agent.procs["compute-agent"]
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0
+    before = guest.last_tick(agent.console(u))
+    agent.wait_console(u, lambda c: guest.last_tick(c) >= before + 2, "ticks without agent")
+    assert domains()[u] is True
+    agent.restart_agent()
+    rec = agent.wait_settled(u)
+    assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
+    assert guest.boots(agent.console(u)) == 1
+    agent.api.terminate_instance(agent.host, u)
+    agent.wait_state(u, {"deleted"})
+
+
 def test_kill_9_with_three_guests_running_disturbs_none(agent):
     uuids = [agent.boot(f"keep{i}") for i in range(3)]
     for u in uuids:
@@ -105,6 +124,11 @@ def test_kill_9_mid_hard_reboot_is_retried(agent):
     rec = agent.wait_settled(u)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
     agent.wait_console(u, lambda c: guest.boots(c) >= 2, "boot after the retried reboot")
+    # a retry, not a reboot that had finished: the killed agent's action
+    # never finished, and the restarted agent ran the reboot again
+    reboots = [a for a in agent.api.list_instance_actions(agent.host, u)
+               if a["action"] == "reboot"]
+    assert [a["finish_time"] is None for a in reboots] == [True, False], reboots
     assert_matches_libvirt(agent, [u])
     agent.api.terminate_instance(agent.host, u)
     agent.wait_state(u, {"deleted"})

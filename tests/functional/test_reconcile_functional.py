@@ -99,22 +99,43 @@ def test_agent_start_never_touches_a_running_guest(api, service, active_instance
 
 
 def test_stale_event_does_not_stop_a_running_instance(api, service, active_instance):
-    """An event raised before the spawn finished (the guest just defined,
-    still off) but handled after the record became ACTIVE must not stop the
-    instance: the handler judges the record by the state the guest has now."""
-    service.manager.reconciler.handle_power_state(active_instance)
+    """A STOPPED event raised earlier (say, before the spawn finished) but
+    handled once the guest runs must not stop the instance: the handler
+    judges the record by the state the guest has now.  The same event for a
+    guest that is really off does stop it, so the first check is no
+    vacuous one."""
+    import time
+    driver = service.manager.driver
+    driver._on_lifecycle(active_instance, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)   # stale
+    time.sleep(1.5)                                              # past the 0.5 s delay
     rec = api.get_instance(service.conf.host, active_instance)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
+    conn().lookupByUUIDString(active_instance).destroy()
+    driver._on_lifecycle(active_instance, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)   # true
+    deadline = time.monotonic() + 10
+    while rec["vm_state"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        rec = api.get_instance(service.conf.host, active_instance)
+    assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
 
 
 def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, active_instance):
     """A reboot outside the agent (STOPPED then STARTED within
-    lifecycle_event_delay, 0.5 s here) leaves the instance ACTIVE."""
+    lifecycle_event_delay, 0.5 s here) leaves the instance ACTIVE: the
+    STOPPED event is held back and dropped when STARTED follows, so the
+    listener hears of the guest once, not twice."""
     import time
-    dom = conn().lookupByUUIDString(active_instance)
-    dom.destroy()
-    dom.create()
-    time.sleep(1.5)                         # well past the delay
+    driver = service.manager.driver
+    heard, listener = [], driver._event_callback
+    driver._event_callback = lambda uuid: (heard.append(uuid), listener(uuid))
+    try:
+        dom = conn().lookupByUUIDString(active_instance)
+        dom.destroy()
+        dom.create()
+        time.sleep(1.5)                     # well past the delay
+    finally:
+        driver._event_callback = listener
+    assert heard == [active_instance]       # the STARTED event alone
     rec = api.get_instance(service.conf.host, active_instance)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
 

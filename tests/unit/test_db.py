@@ -47,30 +47,36 @@ def test_cas_update_refused_on_unexpected_state(db):
 
 def test_two_racing_updates_only_one_wins(db):
     inst = make(db)
-    results, barrier = [], threading.Barrier(8)
+    won, lost, errors, barrier = [], [], [], threading.Barrier(8)
 
     def race(i):
-        barrier.wait()
         try:
+            barrier.wait()
             db.instance_update(inst.uuid, expected_task_state=states.SCHEDULING,
                                task_state=f"op{i}")
-            results.append(i)
+            won.append(i)
         except exception.UnexpectedTaskState:
-            pass
+            lost.append(i)
+        except Exception as e:       # noqa: BLE001 - anything else fails the test below
+            errors.append(e)
 
     threads = [threading.Thread(target=race, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(results) == 1
-    assert db.instance_get(inst.uuid).task_state == f"op{results[0]}"
+    assert errors == []                          # no exception lost in a thread
+    assert len(won) == 1 and len(lost) == 7      # every thread ended one way or the other
+    assert db.instance_get(inst.uuid).task_state == f"op{won[0]}"
 
 
 def test_expected_none_task_state(db):
     inst = make(db)
     db.instance_update(inst.uuid, task_state=None)
     db.instance_update(inst.uuid, expected_task_state=(None,), task_state=states.DELETING)
+    assert db.instance_get(inst.uuid).task_state == states.DELETING
+    with pytest.raises(exception.UnexpectedTaskState):      # not None any more
+        db.instance_update(inst.uuid, expected_task_state=(None,), task_state=states.PAUSING)
 
 
 def test_duplicate_uuid_refused(db):
