@@ -33,7 +33,10 @@ class Operations:
         record.event(name, details) notes a noteworthy step.  lock=False:
         the caller already holds the instance (the destination side of a
         resize on the same host, called by its source side)."""
-        with lockutils.lock(f"instance-{uuid}") if lock else contextlib.nullcontext():
+        # named with the host too: two agents in one process (the functional
+        # migration tests) must not share an instance's lock
+        with lockutils.lock(f"{self.host}-instance-{uuid}") if lock \
+                else contextlib.nullcontext():
             action_id = self.db.action_start(uuid, action, (ctxt or {}).get("request_id"))
             event_id = self.db.event_start(action_id, f"compute_{action}")
             payload = {"instance_uuid": uuid, "host": self.host}

@@ -53,24 +53,31 @@ def qcow2_image(tmp_module, image_service):
 @pytest.fixture(scope="module")
 def agent_conf(request, tmp_module, image_service):
     """The agent's config; a test module may set AGENT_CONF = {(group, name): value}."""
+    return make_conf(str(tmp_module / "state"), image_service,
+                     getattr(request.module, "AGENT_CONF", {}))
+
+
+def make_conf(state_path, image_service, overrides=(), uri="test:///default"):
+    """An agent's config for a functional test: its own state and host name,
+    the in-memory transport, libvirt's test driver at uri."""
     conf = cfg.ConfigOpts()
     compute_conf.register_opts(conf)
     conf([], project="compute-agent-functional")
     host = "func-" + uuid.uuid4().hex[:8]
     conf.set_override("host", host)
-    conf.set_override("state_path", str(tmp_module / "state"))
+    conf.set_override("state_path", state_path)
     conf.set_override("transport_url", "fake:///")
     conf.set_override("report_interval", 1)
     conf.set_override("wait_soft_reboot_seconds", 5)
     conf.set_override("shutdown_timeout", 5)
     conf.set_override("shutdown_retry_interval", 1)
     conf.set_override("lifecycle_event_delay", 0.5, group="libvirt")
-    conf.set_override("connection_uri", "test:///default", group="libvirt")
+    conf.set_override("connection_uri", uri, group="libvirt")
     conf.set_override("virt_type", "qemu", group="libvirt")
     conf.set_override("api_servers", [image_service], group="image")
     # libvirt's test driver offers 3 GiB; the modules keep many instances
     conf.set_override("ram_allocation_ratio", 64.0)
-    for (group, name), value in getattr(request.module, "AGENT_CONF", {}).items():
+    for (group, name), value in dict(overrides).items():
         conf.set_override(name, value, group=group)
     return conf
 
