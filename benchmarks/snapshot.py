@@ -9,7 +9,8 @@ floor: the least work that yields the same flat image).
 - total_s: to the end of the upload to compute-images;
 - floor_s: `qemu-img convert -U -f qcow2 -O qcow2` of the instance disk;
 - max_guest_pause_s: the longest stall of the guest's 1 s tick during the
-  snapshots (gap between ticks minus the tick).
+  snapshots, by the host's clock (gap between tick lines reaching the
+  console log, minus the tick; a paused guest's own clock stops).
 
     .venv/bin/python benchmarks/snapshot.py [--rounds 3]
 
@@ -73,10 +74,6 @@ def convert(disk, workdir):
     return seconds
 
 
-def ticks(console):
-    return [float(u) for u in re.findall(r"^TB: tick \d+ up=([\d.]+)", console, re.M)]
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
@@ -93,14 +90,15 @@ def main():
         disk = os.path.join(agent.instances_path, u, "disk")
         live, merge, total, floor, pauses = [], [], [], [], []
         for _ in range(args.rounds):
-            n = len(ticks(agent.console(u)))
             convert(disk, workdir)      # warm-up, see the module docstring
             os.sync()
-            t0 = time.monotonic()
-            agent.api.snapshot_instance(agent.host, u, "bench")
-            wait_until(lambda: agent.api.get_instance(agent.host, u)["task_state"] is None,
-                       600, 0.02, "snapshot")
-            total.append(time.monotonic() - t0)
+            with guest.TickWatcher(os.path.join(agent.instances_path, u, "console.log")) as tw:
+                t0 = time.monotonic()
+                agent.api.snapshot_instance(agent.host, u, "bench")
+                wait_until(lambda: agent.api.get_instance(agent.host, u)["task_state"] is None,
+                           600, 0.02, "snapshot")
+                total.append(time.monotonic() - t0)
+                time.sleep(2.5)
             events = agent.api.list_instance_actions(agent.host, u)[-1]["events"]
             made = [e for e in events if e["event"] == "image_made"]
             if not made:
@@ -108,9 +106,7 @@ def main():
             live.append(float(made[0]["details"].split()[0]))
             merge.append(float([e for e in events if e["event"] == "disk_merged"][0]
                                ["details"].split()[0]))
-            time.sleep(2.5)
-            gaps = ticks(agent.console(u))[max(n - 1, 0):]
-            pauses.append(max(b - a for a, b in zip(gaps, gaps[1:], strict=False)) - 1.0)
+            pauses.append(max(tw.gaps(), default=0.0) - 1.0)
             convert(disk, workdir)      # warm-up, as before the snapshot
             floor.append(convert(disk, workdir))
         med = {k: statistics.median(v) for k, v in

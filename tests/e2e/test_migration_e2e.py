@@ -162,10 +162,12 @@ def test_shared_storage_live_migration(shared_bed):
     ticks = [int(x) for x in re.findall(r"^TB: tick (\d+) ", console, re.M)]
     assert ticks == list(range(1, len(ticks) + 1))    # one console, never restarted
     assert console.count("TB: boot-ok") == 1
-    ups = [float(x) for x in re.findall(r"^TB: tick \d+ up=([\d.]+)", console, re.M)]
-    downtime = max(y - x for x, y in zip(ups, ups[1:], strict=False)) - 1.0
-    print(f"guest-observed downtime: {downtime:.3f} s")
-    assert downtime < 2.0
+    # the pause as the destination's libvirt measured it (the guest's own
+    # clock stops while it is paused, so it cannot tell)
+    info = shared_bed.hosts["hB"].virsh("domjobinfo", "--completed", f"instance-{u}")
+    downtime_ms = int(re.search(r"Total downtime:\s+(\d+)\s+ms", info).group(1))
+    print(f"downtime (libvirt): {downtime_ms} ms")
+    assert 0 < downtime_ms < 2000
     events = b.api.list_instance_actions(b.host, u)
     assert events[-1]["action"] == "live_migration_destination"
     b.api.terminate_instance(b.host, u)

@@ -4,6 +4,8 @@ import hashlib
 import os
 import re
 import subprocess
+import threading
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD_DIR = os.path.join(ROOT, "tools", "test-guest")
@@ -42,3 +44,45 @@ def ticks_after_last_boot(console):
     """Tick numbers printed since the guest's last boot."""
     tail = console.rsplit(BOOT_MARKER, 1)[-1]
     return [int(n) for n in re.findall(r"^TB: tick (\d+) ", tail, re.M)]
+
+
+class TickWatcher:
+    """When each tick line reaches the host's console log, by the host's
+    clock (a paused guest's own clock stops, so its uptime cannot show how
+    long it was stopped).  Use as a context manager; .gaps() are the
+    seconds between consecutive arrivals."""
+
+    def __init__(self, path, poll=0.005):
+        self.path, self.poll, self.arrivals = path, poll, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        offset = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        pending = b""
+        while not self._stop.is_set():
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(offset)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            now = time.monotonic()
+            if data:
+                offset += len(data)
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                self.arrivals += [now for line in lines if line.startswith(b"TB: tick ")]
+            time.sleep(self.poll)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        return False
+
+    def gaps(self):
+        return [b - a for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)]
