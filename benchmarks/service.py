@@ -99,7 +99,7 @@ def main():
     p.add_argument("--idle", type=int, default=120)
     args = p.parse_args()
     agent = Agent(extra_conf="[DEFAULT]\nshutdown_timeout = 0\nmax_concurrent_builds = 4\n"
-                             "ram_allocation_ratio = 4.0\n").start()
+                             "ram_allocation_ratio = 4.0\ncpu_allocation_ratio = 32.0\n").start()
     out = {"instances": args.instances, "running": args.running}
     uuids = []
     try:

@@ -38,6 +38,11 @@ class InstanceExists(ComputeError):
     pass
 
 
+class AgentNotListening(ComputeError):
+    """The broker had no queue for the host: no agent has consumed from it
+    since the broker (re)started, or no such host.  Nothing was sent."""
+
+
 class InstanceNotFound(ComputeError):
     pass
 

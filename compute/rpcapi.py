@@ -13,25 +13,52 @@ compute.exception.InvalidRequest the server would answer.
                                {"vcpus": 1, "memory_mb": 128, "root_gb": 1}, image_id)
     api.get_instance("host1", uuid)["vm_state"]
 """
+import time
 import uuid as uuidlib
 
 import oslo_messaging as messaging
 
-from compute import rpc, schemas
+from compute import exception, rpc, schemas
+
+# Every message is published with the mandatory flag: when no queue takes
+# it (the agent has not declared its queue again since the broker came
+# back, or there is no such host) the broker returns it at once instead of
+# dropping it, and it is sent again for up to this long (never past the
+# call's timeout) before AgentNotListening.  An agent declares its queues
+# within a few seconds of the broker's return.
+NOT_LISTENING_GRACE = 10.0
+RESEND_INTERVAL = 0.1
+_MANDATORY = messaging.TransportOptions(at_least_once=True)
 
 
 class ComputeAPI:
     def __init__(self, conf, transport=None, timeout=None):
         self.transport = transport or rpc.get_transport(conf)
+        self.timeout = timeout or conf.rpc_response_timeout
         target = messaging.Target(topic=rpc.TOPIC, version=rpc.RPC_VERSION)
-        self.client = messaging.get_rpc_client(self.transport, target, timeout=timeout,
-                                               serializer=rpc.ContextSerializer())
+        self.client = messaging.get_rpc_client(self.transport, target, timeout=self.timeout,
+                                               serializer=rpc.ContextSerializer(),
+                                               transport_options=_MANDATORY)
 
     def _prepare(self, host, timeout=None):
-        kwargs = {"server": host}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
-        return self.client.prepare(**kwargs)
+        return self.client.prepare(server=host, timeout=timeout or self.timeout)
+
+    def _send(self, host, timeout, send):
+        """send(prepared client), again while the broker returns it as
+        unroutable (see NOT_LISTENING_GRACE)."""
+        timeout = timeout or self.timeout
+        started = time.monotonic()
+        while True:
+            left = timeout - (time.monotonic() - started)
+            try:
+                return send(self._prepare(host, max(left, 0.001)))
+            except messaging.MessageUndeliverable:
+                waited = time.monotonic() - started
+                if waited + RESEND_INTERVAL > min(NOT_LISTENING_GRACE, timeout):
+                    raise exception.AgentNotListening(
+                        f"no compute agent listens for host {host!r} (the broker had no "
+                        f"queue for it for {waited:.1f} s)") from None
+                time.sleep(RESEND_INTERVAL)
 
     @staticmethod
     def _ctxt():
@@ -39,11 +66,13 @@ class ComputeAPI:
 
     def _cast(self, host, method, **payload):
         schemas.validate(method, payload)
-        self._prepare(host).cast(self._ctxt(), method, **payload)
+        ctxt = self._ctxt()
+        self._send(host, None, lambda client: client.cast(ctxt, method, **payload))
 
     def _call(self, host, method, timeout=None, **payload):
         schemas.validate(method, payload)
-        answer = self._prepare(host, timeout).call(self._ctxt(), method, **payload)
+        ctxt = self._ctxt()
+        answer = self._send(host, timeout, lambda client: client.call(ctxt, method, **payload))
         schemas.validate_answer(method, answer)
         return answer
 

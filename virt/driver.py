@@ -160,7 +160,10 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def end_snapshot(self, instance):
         """Undo what a live snapshot (maybe interrupted by a kill) changed
-        in the guest's disks; nothing to do when nothing is left."""
+        in the guest's disks; nothing to do when nothing is left.  A
+        driver calls it itself before it redefines the guest from the
+        record or moves its disks, so writes held in an overlay whose merge
+        failed are never dropped; when it fails, that operation fails."""
 
     @abc.abstractmethod
     def migrate_disk_and_power_off(self, instance, timeout, retry_interval):

@@ -6,16 +6,18 @@ import contextlib
 import datetime
 import os
 
-import alembic.command
-import alembic.config
-from sqlalchemy import create_engine, delete, event, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import sessionmaker
 
 from compute import exception
 from compute.db import models
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
+# The newest revision under migrations/versions (a unit test checks it is
+# Alembic's head): an agent whose schema is current starts without loading
+# Alembic at all (about 11 MB of resident memory and 0.2 s).
+HEAD_REVISION = "0006"
 _ANY = object()
 
 
@@ -34,8 +36,20 @@ class Database:
         url = conf.database.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
         return cls(url)
 
+    def revision(self):
+        """The schema's Alembic revision, or None before the first sync."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError):
+            return None                 # no alembic_version table yet
+
     def sync(self):
         """Upgrade the schema to the newest Alembic revision."""
+        if self.revision() == HEAD_REVISION:
+            return
+        import alembic.command  # only when there is something to upgrade
+        import alembic.config
         cfg = alembic.config.Config()
         cfg.set_main_option("script_location", MIGRATIONS)
         with self.engine.begin() as conn:

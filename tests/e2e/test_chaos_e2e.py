@@ -1,9 +1,12 @@
 """Chaos: the agent killed with SIGKILL at every named step of build,
 delete, snapshot, live migration (both sides), cold migration (both
 sides), confirm and revert (compute.faults), then started again; after
-each, the invariants of tests.harness.invariants hold on both hosts.  The
+each, the invariants of tests.harness.invariants hold on both hosts.  Then
+libvirtd and RabbitMQ are restarted in the middle of an operation.  The
 peer's calls time out after 20 s here (rpc_peer_timeout), so an agent that
 died while its peer waited on it is noticed quickly."""
+import subprocess
+import time
 import uuid as uuidlib
 
 import pytest
@@ -147,3 +150,67 @@ def test_confirm_and_revert(bed, step, dies, decision, lands):
         getattr(b.api, decision)(b.host, u)
     assert inv.check(bed, u) == lands
     delete(bed, u)
+
+
+def deaf_guest(bed):
+    """A ticking guest on hA that ignores ACPI, so a cold migration's
+    shutdown takes shutdown_timeout (5 s here); its uuid and last tick."""
+    a = bed.hosts["hA"].agent
+    image = bed.upload_variant("console=ttyS0 quiet tb.name=chaos-deaf tb.noacpi=1")
+    u = a.boot("deaf", image=image, flavor=SMALL)
+    a.wait_console(u, lambda c: guest.last_tick(c) >= 2, "two ticks")
+    return u, guest.last_tick(a.console(u))
+
+
+def migrate_until_shutting_down(bed, u):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    a.api.migrate_instance(a.host, u, b.host)
+    wait_until(lambda: a.find(u)["task_state"] == "resize_migrating", 60, 0.05,
+               "the source shutting the guest down")
+
+
+def finish(bed, u):
+    """Confirm a resize that completed, then delete the instance."""
+    b = bed.hosts["hB"].agent
+    rec = b.find(u)
+    if rec and rec["host"] == b.host and rec["vm_state"] == "resized":
+        b.api.confirm_resize(b.host, u)
+        assert inv.check(bed, u) == "hB"
+    delete(bed, u)
+
+
+def test_libvirtd_restarted_mid_operation(bed):
+    """hA's libvirtd is restarted while its agent waits for a deaf guest to
+    shut down for a cold migration: the migration completes or is rolled
+    back (the guest runs on one host, its synced ticks kept), and the agent
+    goes on with the new libvirtd by itself (a new guest boots on hA)."""
+    u, before = deaf_guest(bed)
+    migrate_until_shutting_down(bed, u)
+    bed.hosts["hA"].restart_libvirtd()
+    where = inv.check(bed, u)
+    assert where is not None, bed.hosts["hA"].agent.find(u)
+    inv.ticks_kept(bed.hosts[where], u, before)
+    u2, _ = boot(bed)                      # hA's agent uses the new libvirtd
+    delete(bed, u2)
+    finish(bed, u)
+
+
+def test_rabbitmq_restarted_mid_operation(bed):
+    """The broker is stopped and started while a cold migration waits for a
+    deaf guest to shut down (its next call to hB and its notifications fall
+    in the outage): the migration completes, and both agents answer a
+    single call made as soon as the broker is back (they reconnected and
+    declared their queues by themselves; a request sent before that is
+    returned by the broker and sent again)."""
+    u, before = deaf_guest(bed)
+    migrate_until_shutting_down(bed, u)
+    subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
+    time.sleep(2)
+    subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)
+    for h in bed.hosts.values():
+        assert h.agent.api.ping(h.agent.host)["host"] == h.agent.host
+    b = bed.hosts["hB"].agent
+    assert inv.check(bed, u) == "hB"
+    assert b.find(u)["vm_state"] == "resized"
+    inv.ticks_kept(bed.hosts["hB"], u, before)
+    finish(bed, u)

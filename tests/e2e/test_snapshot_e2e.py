@@ -149,13 +149,15 @@ def test_agent_killed_during_upload_leaves_no_half_image(agent):
     agent.api.terminate_instance(agent.host, u)
 
 
-def left_on_overlay(agent, u):
-    """Kill the agent and leave the guest as a kill between freeze and
-    merge would: running on the snapshot overlay; then let it tick on it.
+def left_on_overlay(agent, u, kill=True):
+    """Kill the agent (unless kill is False: as a failed merge would) and
+    leave the guest as a kill between freeze and merge would: running on
+    the snapshot overlay; then let it tick on it.
     The last tick surely on its disk: the guest prints tick N before it
     writes and syncs it, so a destroy can lose N but never N - 1, and
     N - 1 >= on_overlay + 2 was written on the overlay."""
-    agent.kill_agent()
+    if kill:
+        agent.kill_agent()
     dom = libvirt.open(LIBVIRT_URI).lookupByUUIDString(u)
     overlay = os.path.join(agent.instances_path, u, virt_snapshot.OVERLAY)
     dom.snapshotCreateXML(virt_snapshot.snapshot_xml(
@@ -187,6 +189,29 @@ def test_a_guest_left_on_its_snapshot_overlay_is_merged_back_at_start(agent):
     agent.api.reboot_instance(agent.host, u, "HARD")
     console = agent.wait_console(u, lambda c: c.count("TB: bootcount=") == 2, "reboot")
     assert int(re.findall(r"TB: disk-tick=(\d+)", console)[-1]) >= written
+    agent.api.terminate_instance(agent.host, u)
+
+
+@pytest.mark.parametrize("operation", ["hard_reboot", "stop_start"])
+def test_a_failed_merge_never_drops_writes_whatever_comes_next(agent, operation):
+    """The guest stays on its overlay with the agent running (a merge that
+    failed); an operation that boots it from the record merges it first."""
+    u = agent.boot(f"overlay-{operation}")
+    agent.wait_console(u, lambda c: last_tick(c) >= 2, "tick 2")
+    dom, overlay, written = left_on_overlay(agent, u, kill=False)
+    assert root_sources(dom) == [overlay]
+    if operation == "hard_reboot":
+        agent.api.reboot_instance(agent.host, u, "HARD")
+    else:
+        agent.api.stop_instance(agent.host, u)
+        wait_until(lambda: agent.api.get_instance(agent.host, u)["vm_state"] == "stopped",
+                   120, 0.2, "stopped")
+        agent.api.start_instance(agent.host, u)
+    console = agent.wait_console(u, lambda c: c.count("TB: bootcount=") == 2, operation)
+    assert int(re.findall(r"TB: disk-tick=(\d+)", console)[-1]) >= written
+    assert not os.path.exists(overlay)
+    disk = os.path.join(agent.instances_path, u, "disk")
+    assert root_sources(dom) == [disk]
     agent.api.terminate_instance(agent.host, u)
 
 

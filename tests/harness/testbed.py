@@ -108,7 +108,7 @@ class Host:
                     'swtpm_group = "root"\nsecurity_driver = "none"\n'
                     f'cgroup_controllers = [ ]\nmigration_host = "{self.mgmt_ip}"\n')
 
-    def _start_libvirtd(self):
+    def _start_libvirtd(self, virtlogd=True):
         d = self.dir
         # each host's own files behind the one path every agent uses
         # (bed.local), as on real hosts: a path that names what only
@@ -118,8 +118,8 @@ class Host:
             ("cache", "/var/cache/libvirt"), ("etc", "/etc/libvirt"),
             ("local", self.bed.local)))
         script = (f"{mounts} hostname {self.name}; "
-                  "virtlogd -d -p /run/libvirt/virtlogd.pid; "
-                  "libvirtd -d -l -p /run/libvirt/libvirtd.pid")
+                  + ("virtlogd -d -p /run/libvirt/virtlogd.pid; " if virtlogd else "")
+                  + "libvirtd -d -l -p /run/libvirt/libvirtd.pid")
         sh("ip", "netns", "exec", self.ns, "unshare", "-m", "-u", "--propagation", "slave",
            sys.executable, SUBREAPER, os.path.join(d, "reaper.pid"), "sh", "-ec", script)
         sock = os.path.join(d, "run", "libvirt-sock")
@@ -133,6 +133,12 @@ class Host:
         wait_until(lambda: subprocess.run(
             ["virsh", "-c", f"qemu:///system?socket={sock}", "version"],
             capture_output=True).returncode != 0, 30, 0.1, f"libvirtd of {self.name} to stop")
+
+    def restart_libvirtd(self):
+        """Stop libvirtd (its guests keep running) and start it again, as
+        `systemctl restart libvirtd` would; virtlogd keeps running."""
+        self.stop_libvirtd()
+        self._start_libvirtd(virtlogd=False)
 
     def libvirtd_pid(self):
         with open(os.path.join(self.dir, "run", "libvirtd.pid")) as f:

@@ -5,8 +5,10 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from compute import exception, states
+from compute.db import api
 from compute.db.api import Database
 from compute.db.models import Base
 
@@ -26,6 +28,30 @@ def make(db, uuid="0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55"):
 
 
 def test_migrations_match_models(db):
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_head_revision_is_alembics_head(db):
+    script = ScriptDirectory(api.MIGRATIONS)
+    assert script.get_current_head() == api.HEAD_REVISION
+    assert db.revision() == api.HEAD_REVISION
+
+
+def test_a_current_schema_syncs_without_alembic(db, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "alembic.command", None)     # import would fail
+    db.sync()
+    assert db.revision() == api.HEAD_REVISION
+
+
+def test_an_old_schema_is_upgraded(db):
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
+        conn.exec_driver_sql("DROP TABLE migrations")
+    db.sync()
+    assert db.revision() == api.HEAD_REVISION
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []

@@ -129,7 +129,11 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def redefine(self, instance, image_meta, image_files, network_info):
         """Define the guest anew from the record over the disks in its
-        directory (any old definition is powered off first); the Guest."""
+        directory (any old definition is powered off first); the Guest.
+        A guest still on a live snapshot's overlay (its merge failed) is
+        merged back first: the new definition names the root disk, which
+        must hold everything the guest wrote."""
+        self.end_snapshot(instance)
         inst_dir = self.instance_dir(instance)
         guest_disks = disks.reopen_all(inst_dir, instance.flavor, self.cache,
                                        instance.disk_formats)
@@ -146,7 +150,10 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def migrate_disk_and_power_off(self, instance, timeout, retry_interval):
         """Source: shut the guest down (gracefully, then hard), undefine it,
-        move its directory aside; {name: path} of the disk files to send."""
+        move its directory aside; {name: path} of the disk files to send
+        (a guest on a snapshot overlay is merged back first: only the
+        disk files travel)."""
+        self.end_snapshot(instance)
         if not self.shutdown(instance, timeout, retry_interval):
             LOG.warning("instance %s: no clean shutdown in %s s; powering off",
                         instance.uuid, timeout)
@@ -381,7 +388,9 @@ class LibvirtDriver(driver.ComputeDriver):
         """Source side: migrate the running guest to dest ({libvirt_uri,
         migrate_uri}) under a monitor (migration.run_and_monitor); returns
         the seconds it took once the guest runs there, or raises with the
-        guest still running here."""
+        guest still running here.  A guest on a snapshot overlay is merged
+        back first (the overlay is not among the files that travel)."""
+        self.end_snapshot(instance)
         guest = self._guest(instance)
         mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
         xml = migration.rewrite_for_destination(guest.migratable_xml(), mapping)
