@@ -1,16 +1,29 @@
-"""Host-side networking cost, measured in a network namespace of its own
-with the agent's own code (linux_bridge plugin, iptables applier, DHCP):
+"""Host-side networking cost, through RPC and in-process.
+
+Through RPC, on a namespaced test host (tests/harness/testbed.py) whose
+agent runs guests on a flat network; every figure is the wall time of the
+RPC call, which answers once the host is updated:
+
+- rpc_attach_1_s: attach_interface of one port to a running guest (bridge
+  port, iptables for layer 3, nftables for layer 2, DHCP, the NIC hot-
+  plugged into the guest), the first one;
+- rpc_attach_median_s / rpc_attach_last_s: over the ports attached until
+  --ports are on the host (each applies the whole host state, so later ones
+  carry more rules);
+- rpc_sg_update_N_ports_s: with N ports on the host, one security-group
+  change (refresh_security_group_rules).
+
+The floor, in a network namespace of its own with the agent's own code and
+no RPC or guest (linux_bridge plugin, iptables applier, DHCP), medians of
+--rounds runs:
 
 - plug_1_s: plug one port (bridge, VXLAN uplink, host address) and apply
-  the host's rules (iptables for layer 3 with the routed chains and the
-  network's SNAT, nftables for layer 2) and DHCP, as a build does before
-  defining its guest;
-- plug_50_s: the same for 50 ports, one after another (each build applies
-  the whole host state, so later ones carry more rules);
-- sg_update_50_ports_s: with 50 ports on the host, one security-group
-  change (refresh_security_group_rules) applied.
+  the host's rules and DHCP, as a build does before defining its guest;
+- plug_N_s: the same for N ports, one after another;
+- sg_update_N_ports_s: with N ports on the host, one security-group change.
 
-Prints JSON.  Needs root (ip netns).  Medians of --rounds runs."""
+Prints JSON.  Needs root (ip netns), libvirtd-capable hosts and RabbitMQ
+(tools/start-daemons.sh); --no-rpc measures the floor alone."""
 import argparse
 import json
 import os
@@ -63,6 +76,38 @@ def one_round(n_ports):
     return {"plug_1_s": times[0], "plug_n_s": sum(times), "update_s": update}
 
 
+def through_rpc(n_ports, guests=2):
+    """The RPC figures on a two-host bed (hA used), see the docstring."""
+    from tests.harness.netguests import WEB_ICMP, WEB_NO_ICMP, flat_network, port
+    from tests.harness.testbed import two_hosts
+    beds = two_hosts("netbench")
+    bed = next(beds)
+    try:
+        a = bed.hosts["hA"].agent
+        net = flat_network("hA")
+        ips = iter(f"10.0.0.{100 + i}" for i in range(n_ports))
+        uuids = [a.boot(f"nb{g}", image=bed.images.images["disk"],
+                        flavor={"vcpus": 1, "memory_mb": 96, "root_gb": 1},
+                        networks=[{"port": port(next(ips), ["web"]), "network": net}],
+                        security_groups=[WEB_NO_ICMP]) for g in range(guests)]
+        attach = []
+        for i, ip in enumerate(ips):
+            t0 = time.perf_counter()
+            a.api.attach_interface(a.host, uuids[i % guests], port(ip, ["web"]), net)
+            attach.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        a.api.refresh_security_group_rules(a.host, WEB_ICMP)
+        update = time.perf_counter() - t0
+        for u in uuids:
+            a.api.terminate_instance(a.host, u)
+        return {"rpc_attach_1_s": round(attach[0], 4),
+                "rpc_attach_median_s": round(statistics.median(attach), 4),
+                "rpc_attach_last_s": round(attach[-1], 4),
+                f"rpc_sg_update_{n_ports}_ports_s": round(update, 4)}
+    finally:
+        beds.close()
+
+
 def inside(args):
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     subprocess.run(["ip", "link", "add", "mgmt0", "type", "veth", "peer", "name", "mgmt1"],
@@ -76,6 +121,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--ports", type=int, default=50)
+    ap.add_argument("--no-rpc", action="store_true", help="the in-process floor alone")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inside:
@@ -92,9 +138,12 @@ def main():
         finally:
             subprocess.run(["ip", "netns", "del", ns], check=True)
     med = {k: round(statistics.median(r[k] for r in results), 4) for k in results[0]}
-    print(json.dumps({"ports": args.ports, "rounds": args.rounds,
-                      "plug_1_s": med["plug_1_s"], f"plug_{args.ports}_s": med["plug_n_s"],
-                      f"sg_update_{args.ports}_ports_s": med["update_s"]}, indent=2))
+    out = {"ports": args.ports, "rounds": args.rounds,
+           "plug_1_s": med["plug_1_s"], f"plug_{args.ports}_s": med["plug_n_s"],
+           f"sg_update_{args.ports}_ports_s": med["update_s"]}
+    if not args.no_rpc:
+        out.update(through_rpc(args.ports))
+    print(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

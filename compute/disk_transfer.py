@@ -44,9 +44,6 @@ import struct
 import threading
 import time
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from virt.sparse import data_extents
 
 LOG = logging.getLogger(__name__)
@@ -73,6 +70,9 @@ class Sealer:
     frame's number, so each side keeps its own count."""
 
     def __init__(self, token, challenge):
+        # cryptography (with OpenSSL, about 9 MB resident) is loaded by the
+        # first migration, not by every agent at start
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
         self._aead = AESGCM(hmac.digest(bytes.fromhex(token), KEY_LABEL + challenge,
                                         hashlib.sha256))
         self._count = 0
@@ -85,6 +85,7 @@ class Sealer:
         return self._aead.encrypt(self._nonce(), payload, header)
 
     def open(self, sealed, header):
+        from cryptography.exceptions import InvalidTag
         try:
             return self._aead.decrypt(self._nonce(), sealed, header)
         except InvalidTag:

@@ -1,26 +1,10 @@
 """oslo.messaging plumbing shared by the server and the client: transport,
 targets, notifier, and the request context that travels with each message."""
 import importlib
-import sys
 
-# oslo.service depends on eventlet, and it and futurist import eventlet
-# whenever it is installed.  This agent runs on native threads only; a
-# failing import sends them down their thread-only paths and saves about
-# 16 MB of resident memory (eventlet, dnspython, cryptography) and 0.4 s of
-# start-up.  Left alone if something imported eventlet on purpose first.
-sys.modules.setdefault("eventlet", None)
-
-from oslo_service import backend as _service_backend  # noqa: E402
-
-# oslo.messaging imports oslo.service, whose default backend is eventlet.
-# This agent runs on native threads: select oslo.service's threading backend
-# before oslo.messaging is imported (nothing here ever imports eventlet).
-if _service_backend.get_backend_type() is None:
-    _service_backend.init_backend(_service_backend.BackendType.THREADING)
-
-import oslo_messaging as messaging  # noqa: E402
-import oslo_messaging.opts  # noqa: E402,F401
-from oslo_config import cfg  # noqa: E402
+import oslo_messaging as messaging
+import oslo_messaging.opts  # noqa: F401
+from oslo_config import cfg
 
 TOPIC = "compute"
 RPC_VERSION = "1.0"

@@ -19,8 +19,6 @@ iso, gpt and luks.  On top of it this module adds our policy:
 import os
 import struct
 
-from oslo_utils.imageutils import format_inspector as fi
-
 from imagecache.errors import UnsafeImage
 
 # Glance disk_format -> the inspector's name for the same format.
@@ -63,6 +61,8 @@ def inspect(path, declared, vmdk_allowed_types=("monolithicSparse", "streamOptim
     the reason it cannot be used.  allowed_backing: base names (not paths)
     a qcow2's backing file may have; its directory is not trusted and the
     caller points the overlay at its own copy before anything opens it."""
+    # loaded by the first inspection: it brings cryptography (LUKS) along
+    from oslo_utils.imageutils import format_inspector as fi
     try:
         found = fi.detect_file_format(path)
     except fi.ImageFormatError as e:
