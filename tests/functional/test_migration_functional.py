@@ -82,6 +82,13 @@ def settled(api, svc, u, timeout=30, vm_state=None):
     raise AssertionError(f"{u} never settled on {host(svc)}")
 
 
+def until(condition, timeout=10):
+    """Wait for a condition another thread brings about (a crash point may hold it)."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def guests(svc):
     return set(svc.manager.driver.list_instance_uuids())
 
@@ -139,9 +146,7 @@ def test_a_source_dying_after_power_off_puts_the_instance_back_at_start(
     u = boot(api, hosts, qcow2_image)
     crash_at("resize.powered_off")
     api.migrate_instance(host(fa), u, host(fb))
-    deadline = time.monotonic() + 10
-    while u in guests(fa) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: u not in guests(fa))
     fa.manager.reconciler._reconcile(fa.db.instance_get(u))
     rec = settled(api, fa, u)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING") and u in guests(fa)
@@ -174,9 +179,7 @@ def test_live_migration_sequence(api, hosts, qcow2_image, live):
         "migration_id"]
     rec = settled(api, fb, u)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
-    deadline = time.monotonic() + 10
-    while fa.manager.peers.find(u) is not None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: fa.manager.peers.find(u) is None)
     assert api.get_instance(host(fa), u)["host"] == host(fb)
     assert u in guests(fb) and u not in guests(fa)
     assert not os.path.exists(instance_dir(fa, u))                          # block: gone here
@@ -192,9 +195,7 @@ def test_a_source_dying_after_libvirt_moved_the_guest_finishes_the_move_at_start
     u = boot(api, hosts, qcow2_image)
     crash_at("live_migration.migrated")
     api.live_migrate_instance(host(fa), u, host(fb), block_migration=True)
-    deadline = time.monotonic() + 10
-    while u not in guests(fb) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: u in guests(fb))
     time.sleep(0.3)
     assert fb.db.instance_get(u).task_state == "migrating"             # nobody settled it
     fa.manager.reconciler._reconcile(fa.db.instance_get(u))            # the restart
@@ -211,9 +212,7 @@ def test_a_source_dying_before_libvirt_moved_it_rolls_back_at_start(
     u = boot(api, hosts, qcow2_image)
     crash_at("live_migration.prepared")
     api.live_migrate_instance(host(fa), u, host(fb), block_migration=True)
-    deadline = time.monotonic() + 10
-    while not fb.manager.peers.find(u) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(lambda: fb.manager.peers.find(u))
     time.sleep(0.3)
     fa.manager.reconciler._reconcile(fa.db.instance_get(u))
     rec = settled(api, fa, u)
