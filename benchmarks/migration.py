@@ -87,9 +87,8 @@ def measure_cold(rounds):
         u = src.boot("cold", image=bed.images.images["disk"], flavor=dict(FLAVOR))
         src.api.stop_instance(src.host, u)
         src.wait_state(u, {"stopped"})
-        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 512M 256M",
-                        os.path.join(src.instances_path, u, "disk")], check=True,
-                       capture_output=True)
+        hosts[0].run_in_mounts("qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 512M 256M",
+                               os.path.join(src.instances_path, u, "disk"))
         rates, floors, synced = [], [], []
         copy = os.path.join(bed.dir, "floor-copy")
 

@@ -149,6 +149,12 @@ class Host:
         """Run a command in this host's network namespace."""
         return ns_exec(self.ns, *argv, check=check)
 
+    def run_in_mounts(self, *argv, check=True):
+        """Run a command as this host's agent sees the world: its network and
+        mount namespaces (its own instances_path)."""
+        return sh("nsenter", "-t", str(self.libvirtd_pid()), "-n", "-m", "-u", "--", *argv,
+                  check=check)
+
     def virsh(self, *args):
         sock = os.path.join(self.dir, "run", "libvirt-sock")
         return sh("virsh", "-c", f"qemu:///system?socket={sock}", *args)
