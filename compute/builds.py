@@ -6,7 +6,7 @@ import logging
 
 from compute import exception, faults, states
 from compute.db.models import utcnow
-from compute.instance import power_state, virt_instance
+from compute.instance import config_drive, power_state, virt_instance
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
@@ -18,13 +18,15 @@ class Builds:
         self.db, self.driver, self.runner = db, driver, runner
         self.networking, self.images, self.glance = networking, images, glance
 
-    def build_and_run_instance(self, ctxt, uuid):
+    def build_and_run_instance(self, ctxt, uuid, admin_pass=None):
         """Runs in the build pool after the endpoint recorded the instance.
         On failure the fault is recorded (by ops.run) before the instance is
-        moved to ERROR, so ERROR always comes with its reason."""
-        self.runner.run("build", ctxt, uuid, self._build)
+        moved to ERROR, so ERROR always comes with its reason.  admin_pass
+        (never recorded) goes into the first config drive only."""
+        self.runner.run("build", ctxt, uuid,
+                        lambda inst, record: self._build(inst, record, admin_pass))
 
-    def _build(self, inst, record):
+    def _build(self, inst, record, admin_pass=None):
         uuid, plugged = inst.uuid, False
         try:
             self.db.instance_update(uuid, expected_task_state=states.SCHEDULING,
@@ -36,7 +38,8 @@ class Builds:
                                     task_state=states.SPAWNING)
             image_meta = split_properties(self.glance.show(inst.image_ref))
             files = self.images.files_for(inst, image_meta)
-            formats = self.driver.spawn(virt_instance(inst), image_meta, files, network_info)
+            vi = virt_instance(inst, config_drive=config_drive(inst, admin_pass))
+            formats = self.driver.spawn(vi, image_meta, files, network_info)
             faults.point("build.spawned")
         except Exception:
             self.clean_up(inst, unplug=plugged)

@@ -63,6 +63,11 @@ default_opts = [
                help="Memory (MiB) kept for the host itself: never claimed by guests."),
     cfg.IntOpt("reserved_host_disk_mb", default=0, min=0,
                help="Disk (MiB) of the instances filesystem kept for the host."),
+    cfg.BoolOpt("force_config_drive", default=False,
+                help="Give every instance built here a config drive, whether or "
+                     "not its build request asks for one."),
+    cfg.StrOpt("default_availability_zone", default="nova",
+               help="Availability zone a guest is told it is in (meta_data.json)."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,
                help="Builds run at once; further builds wait their turn."),
     cfg.IntOpt("max_concurrent_operations", default=32, min=1,

@@ -15,7 +15,7 @@ import logging
 
 import oslo_messaging as messaging
 
-from compute import exception, optable, rpc, schemas, states
+from compute import exception, instance_data, optable, rpc, schemas, states
 from compute.resource_tracker import of_flavor
 from network import model as net_model
 from virt import driver as virt_driver
@@ -72,6 +72,13 @@ class ComputeEndpoint:
         self._check("build_and_run_instance", payload)
         groups = payload.get("security_groups", [])
         self._check_networking("build_and_run_instance", payload.get("networks", []), groups)
+        conf = self.manager.conf
+        try:
+            guest_data = instance_data.guest_data_from_payload(
+                payload, conf.force_config_drive, conf.default_availability_zone)
+        except ValueError as e:
+            LOG.warning("rejected build_and_run_instance: %s", e)
+            raise exception.InvalidRequest(f"build_and_run_instance: {e}") from None
         self.manager.networking.save_security_groups(groups)
         uuid = payload["instance_uuid"]
         flavor = {"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]}
@@ -79,7 +86,8 @@ class ComputeEndpoint:
                       vm_state=states.BUILDING, task_state=states.SCHEDULING,
                       power_state=virt_driver.NOSTATE, flavor=flavor,
                       image_ref=payload["image_id"], networks=payload.get("networks", []),
-                      metadata_=payload.get("metadata", {}), image_meta={}, disk_formats={})
+                      metadata_=payload.get("metadata", {}), guest_data=guest_data,
+                      image_meta={}, disk_formats={})
         try:        # recorded inside the claim, so concurrent builds cannot over-commit
             with self.manager.tracker.claim(of_flavor(flavor), f"instance {uuid}"):
                 self.db.instance_create(**record)
@@ -90,7 +98,8 @@ class ComputeEndpoint:
             self.manager.ops.notify("create.error", {"instance_uuid": uuid, "message": str(e)},
                                     error=True)
             return
-        self.manager.submit_build(self.manager.builds.build_and_run_instance, ctxt, uuid)
+        self.manager.submit_build(self.manager.builds.build_and_run_instance, ctxt, uuid,
+                                  payload.get("admin_pass"))
 
     def terminate_instance(self, ctxt, **payload):
         self._check("terminate_instance", payload)

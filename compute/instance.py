@@ -1,8 +1,20 @@
 """An instance record as the other layers see it: the driver's view of it,
 its guest's power state, and the JSON answer of get_instance.  Plain
 functions, shared by every part of the manager."""
+from compute import instance_data
 from virt import driver as virt_driver
 from virt import errors as virt_errors
+
+
+def config_drive(inst, admin_pass=None):
+    """The files of an instance's config drive, from its record (None
+    when it has none).  The admin password, never recorded, is only in the
+    drive of the build that was given it."""
+    guest = inst.guest_data or {}
+    if not guest.get("config_drive"):
+        return None
+    return instance_data.drive_files(inst.uuid, inst.display_name, inst.metadata_, guest,
+                                     inst.networks, admin_pass)
 
 
 def virt_instance(inst, **changes):
@@ -12,7 +24,7 @@ def virt_instance(inst, **changes):
         uuid=inst.uuid, display_name=inst.display_name,
         flavor=virt_driver.Flavor(**inst.flavor), image_id=inst.image_ref,
         created_at=inst.created_at.strftime("%Y-%m-%d %H:%M:%S") if inst.created_at else "",
-        disk_formats=dict(inst.disk_formats or {}))
+        disk_formats=dict(inst.disk_formats or {}), config_drive=config_drive(inst))
     values.update(changes)
     return virt_driver.Instance(**values)
 

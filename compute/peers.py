@@ -67,6 +67,8 @@ class Peers:
         if networks is not None:
             payload["networks"] = networks
         payload["metadata"] = inst.metadata_ or {}
+        if inst.guest_data:
+            payload["guest_data"] = inst.guest_data
         gids = {g for item in inst.networks or () for g in item["port"].get(
             "security_groups", ())}
         payload["security_groups"] = list(self.db.security_groups(gids).values())
@@ -83,6 +85,7 @@ class Peers:
             power_state=virt_driver.NOSTATE, flavor=instance["flavor"],
             image_ref=instance["image_ref"], image_meta=instance["image_meta"],
             disk_formats=instance["disk_formats"], networks=instance["networks"],
-            metadata_=instance["metadata"], launched_at=utcnow())
+            metadata_=instance["metadata"], guest_data=instance.get("guest_data") or {},
+            launched_at=utcnow())
         values.update(overrides)
         return self.db.instance_create(**values)

@@ -102,6 +102,22 @@ IMAGE_META = {"type": "object", "maxProperties": 64, "additionalProperties": _FI
 DISK_FORMATS = {"type": "object", "propertyNames": {"enum": ["disk", "disk.local",
                                                              "disk.swap"]},
                 "additionalProperties": {"enum": ["qcow2", "raw"]}}
+# What the guest is told about itself (compute.instance_data checks the
+# rest: base64, key material, host name syntax).
+USER_DATA = {"type": "string", "maxLength": 87384, "pattern": "^[A-Za-z0-9+/=]*\\Z"}
+HOSTNAME = {"type": "string", "minLength": 1, "maxLength": 253,
+            "pattern": "^[A-Za-z0-9.-]+\\Z"}
+KEY_PAIR = _object({"name": {"type": "string", "minLength": 1, "maxLength": 255,
+                             "pattern": "^[A-Za-z0-9 _.@-]+\\Z"},
+                    "type": {"enum": ["ssh"]},
+                    "public_key": {"type": "string", "maxLength": 16384}},
+                   ["name", "public_key"])
+KEY_PAIRS = {"type": "array", "items": KEY_PAIR, "maxItems": 16}
+GUEST_DATA = _object({"config_drive": {"type": "boolean"}, "hostname": HOSTNAME,
+                      "user_data": {"oneOf": [USER_DATA, {"type": "null"}]},
+                      "key_pairs": KEY_PAIRS,
+                      "availability_zone": {"type": ["string", "null"], "maxLength": 255}},
+                     ["config_drive", "hostname"])
 # An instance record sent from one agent to another (migrations).
 INSTANCE_RECORD = _object({
     "uuid": UUID, "display_name": NAME, "vm_state": {"enum": ["active", "paused", "stopped"]},
@@ -112,6 +128,7 @@ INSTANCE_RECORD = _object({
     "metadata": {"type": "object", "maxProperties": 128,
                  "additionalProperties": {"type": "string", "maxLength": 255}},
     "security_groups": SECURITY_GROUPS,
+    "guest_data": GUEST_DATA,
 }, ["uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta", "disk_formats",
     "networks", "metadata", "security_groups"])
 
@@ -145,7 +162,10 @@ SCHEMAS = {
          "metadata": {"type": "object", "maxProperties": 128,
                       "additionalProperties": {"type": "string", "maxLength": 255}},
          "networks": {"type": "array", "items": VIF, "maxItems": 8},
-         "security_groups": SECURITY_GROUPS},
+         "security_groups": SECURITY_GROUPS,
+         "user_data": USER_DATA, "key_pairs": KEY_PAIRS, "hostname": HOSTNAME,
+         "admin_pass": {"type": "string", "minLength": 1, "maxLength": 255},
+         "config_drive": {"type": "boolean"}},
         ["instance_uuid", "name", "flavor", "image_id"]),
     "terminate_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "reboot_instance": _method(

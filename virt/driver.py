@@ -40,6 +40,9 @@ class Instance:
     image_id: str
     created_at: str = ""
     disk_formats: dict = dataclasses.field(default_factory=dict, hash=False, compare=False)
+    # {path inside the drive: bytes} of its config drive, or None for none:
+    # written into the instance's files whenever the driver defines its guest
+    config_drive: dict | None = dataclasses.field(default=None, hash=False, compare=False)
 
     @property
     def domain_name(self):

@@ -49,7 +49,8 @@ def test_a_current_schema_syncs_without_alembic(db, monkeypatch):
 def test_an_old_schema_is_upgraded(db):
     with db.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
-        conn.exec_driver_sql("DROP TABLE migrations")
+        conn.exec_driver_sql("DROP TABLE migrations")                        # 0006
+        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN guest_data")  # 0007
     db.sync()
     assert db.revision() == api.HEAD_REVISION
     with db.engine.connect() as conn:

@@ -97,6 +97,25 @@ def build_disks(disks, bus, cache):
             for i, d in enumerate(disks)]
 
 
+CDROM_BUSES = {"ide", "sata"}
+
+
+def build_config_drive(path, image_meta, disks, settings):
+    """The config drive: a read-only CD-ROM after the disks (IDE's last
+    unit, hdd, on i440fx machines; SATA on q35, where there is no IDE)."""
+    machine = (image_meta.get("properties") or {}).get("hw_machine_type") \
+        or settings.machine_type
+    bus = _prop(image_meta, "hw_cdrom_bus", CDROM_BUSES,
+                "sata" if "q35" in machine else "ide")
+    if bus == "ide":
+        dev = "hdd"
+    else:
+        after = len(disks) if disk_bus(image_meta) == "sata" else 0
+        dev = "sd" + "abcdefghijklmnopqrstuvwxyz"[after]
+    return x.Disk(type="file", device="cdrom", driver_name="qemu", driver_type="raw",
+                  source_file=path, target_dev=dev, target_bus=bus, readonly=True)
+
+
 def build_interfaces(vifs, image_meta):
     model = _prop(image_meta, "hw_vif_model", VIF_MODELS, "virtio")
     return [x.Interface(type="bridge", mac=v["address"], source_bridge=v["bridge"],
@@ -119,9 +138,11 @@ def build_metadata(instance):
                             swap_mb=f.swap_mb)))
 
 
-def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings):
+def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
+                 config_drive=None):
     """The whole guest definition.  vifs are dicts from the VIF plugin:
-    address, bridge, devname and optional mtu."""
+    address, bridge, devname and optional mtu; config_drive the path of
+    the instance's config drive, if it has one."""
     dom = x.Domain(type=settings.virt_type, name=instance.domain_name, uuid=instance.uuid)
     dom.metadata = build_metadata(instance)
     dom.memory_kib = instance.flavor.memory_mb * 1024
@@ -135,6 +156,8 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings)
     devices = x.Devices()
     for disk in build_disks(disks, disk_bus(image_meta), settings.disk_cache):
         devices.disks.append(disk)
+    if config_drive:
+        devices.disks.append(build_config_drive(config_drive, image_meta, disks, settings))
     for iface in build_interfaces(vifs, image_meta):
         devices.interfaces.append(iface)
     for serial in build_serials(console_log):

@@ -1,6 +1,7 @@
 """LibvirtDriver: the ComputeDriver for libvirt/QEMU.  Each method is the
 short sequence of steps of its operation; the XML comes from builder, the
 disks from disks, the libvirt calls from host and guest."""
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -13,7 +14,7 @@ import uuid as uuidlib
 
 import libvirt
 
-from virt import driver, errors
+from virt import configdrive, driver, errors
 from virt.libvirt import builder, console, disks, files, migration, resize
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
@@ -378,6 +379,7 @@ class LibvirtDriver(driver.ComputeDriver):
         migration, empty overlays on this host's bases for the copy."""
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
+        self.write_config_drive(instance)      # libvirt copies no read-only disk
         if block:
             formats = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
                                        True)
@@ -442,13 +444,28 @@ class LibvirtDriver(driver.ComputeDriver):
     def _guest(self, instance):
         return self.host.lookup(check_uuid(instance.uuid))
 
+    def write_config_drive(self, instance):
+        """The instance's config drive written (anew) in its directory from
+        instance.config_drive; its path, or None when it has none (an old
+        drive is then removed)."""
+        path = os.path.join(self.instance_dir(instance), configdrive.FILE_NAME)
+        if instance.config_drive is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            return None
+        configdrive.write(path, instance.config_drive)
+        return path
+
     def domain_xml(self, instance, image_meta, image_files, guest_disks, network_info):
+        """The guest's XML, its config drive (re)written first: every
+        definition of a guest on a host brings the drive up to date with
+        the record (ports attached since, a host it moved to)."""
         boot = builder.BootFiles(
             kernel=image_files.kernel.path if image_files.kernel else None,
             initrd=image_files.ramdisk.path if image_files.ramdisk else None)
         log = os.path.join(self.instance_dir(instance), console.LOG_NAME)
         dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
-                                   log, self.settings)
+                                   log, self.settings, self.write_config_drive(instance))
         return dom.to_xml()
 
     def destroy(self, instance, network_info, destroy_disks=True):
