@@ -14,6 +14,7 @@ Long operations wait with a progress line (--no-wait to return at once);
 --json prints machine-readable output; errors exit non-zero with the reason.
 """
 import argparse
+import base64
 import json
 import os
 import sys
@@ -87,12 +88,37 @@ def _load_json(path):
         raise CLIError(f"{path}: {e}") from None
 
 
+def _read(path, binary=False):
+    try:
+        with open(path, "rb" if binary else "r") as f:
+            return f.read()
+    except OSError as e:
+        raise CLIError(f"{path}: {e.strerror}") from None
+
+
+def _key_pairs(specs):
+    """--key NAME=FILE (an OpenSSH public key file) as key_pairs."""
+    pairs = []
+    for spec in specs or ():
+        name, sep, path = spec.partition("=")
+        if not sep or not name:
+            raise CLIError(f"--key {spec!r}: expected NAME=PUBLIC_KEY_FILE")
+        pairs.append({"name": name, "type": "ssh", "public_key": _read(path).strip()})
+    return pairs
+
+
 def cmd_boot(api, args):
     uuid = args.uuid or str(uuidlib.uuid4())
     nets = _load_json(args.networks) if args.networks else {}
+    user_data = (base64.b64encode(_read(args.user_data, binary=True)).decode()
+                 if args.user_data else None)
     api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image,
                                networks=nets.get("networks"),
-                               security_groups=nets.get("security_groups"))
+                               security_groups=nets.get("security_groups"),
+                               user_data=user_data, key_pairs=_key_pairs(args.key),
+                               hostname=args.hostname,
+                               admin_pass=os.environ.get("COMPUTE_ADMIN_PASS"),
+                               config_drive=args.config_drive)
     if args.no_wait:
         return api.get_instance(args.host, uuid)
     return wait_for(api, args.host, uuid, lambda r: r["vm_state"] == "active", args.json)
@@ -362,7 +388,14 @@ def build_parser():
     b.add_argument("--networks", metavar="FILE",
                    help='JSON {"networks": [{"port":..., "network":...}], '
                         '"security_groups": [...]}')
-    b.add_argument("name")
+    b.add_argument("--config-drive", action="store_true",
+                   help="attach a config drive (cloud-init's ConfigDrive source)")
+    b.add_argument("--user-data", metavar="FILE", help="user data for cloud-init")
+    b.add_argument("--key", action="append", metavar="NAME=FILE",
+                   help="an OpenSSH public key the guest authorizes (repeatable)")
+    b.add_argument("--hostname", help="the guest's host name (default: from NAME)")
+    b.add_argument("name", help="instance name; the admin password, if any, is read "
+                                "from $COMPUTE_ADMIN_PASS (never the command line)")
     add("list", cmd_list)
     add("show", cmd_show, uuid=True)
     add("console-log", cmd_console_log, uuid=True).add_argument("--length", type=int)

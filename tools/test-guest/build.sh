@@ -43,7 +43,8 @@ printf '#!/bin/sh\necho "TB: acpi-poweroff" > /dev/ttyS0\nsync\npoweroff -f\n' \
 chmod 755 $R/etc/acpi/PWRF/00000080
 chmod 755 $R/init $R/bin/udhcpc.script
 for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
-         failover net_failover virtio_net virtio_balloon virtio-rng button evdev; do
+         failover net_failover virtio_net virtio_balloon virtio-rng button evdev \
+         scsi_common scsi_mod cdrom sr_mod libata ata_piix isofs; do
   f=$(find k/lib/modules -name "$m.ko" | head -1)
   mkdir -p "$R/$(dirname "${f#k/}")"; cp "$f" "$R/${f#k/}"
 done

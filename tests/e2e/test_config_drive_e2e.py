@@ -1,0 +1,177 @@
+"""The config drive end to end, on the two-host bed: the test guest (booted
+with tb.cd=1) mounts the ISO labelled config-2 as cloud-init would, prints
+its meta_data.json and network_data.json on its console and runs its
+user_data script.  The drive follows the guest through a hard reboot (with
+a port attached since), a live migration and a cold migration."""
+import base64
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from compute import exception
+from tests.harness import guest
+from tests.harness.agent import wait_until
+from tests.harness.netguests import flat_network, port
+from tests.harness.testbed import two_hosts
+from virt import configdrive
+
+SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
+SCRIPT = b"#!/bin/sh\necho \"TB: user-data-ran on $(hostname)\"\n"
+
+
+@pytest.fixture(scope="module")
+def bed():
+    yield from two_hosts("cd")
+
+
+@pytest.fixture(scope="module")
+def ssh_key(tmp_path_factory):
+    path = tmp_path_factory.mktemp("keys") / "id"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@e2e",
+                    "-f", str(path)], check=True)
+    return path.with_suffix(".pub").read_text().strip()
+
+
+def static_network(host):
+    """The flat segment without DHCP: the guest learns its address only
+    from network_data.json (gateway and DNS are the same from every host)."""
+    return dict(flat_network(host), dhcp=False, gateway="10.0.0.1", dns_servers=["10.0.0.53"])
+
+
+def drive_docs(console):
+    """{name: document} of the last config drive the guest read."""
+    tail = console.rsplit(guest.BOOT_MARKER, 1)[-1]
+    return {m.group(1): json.loads(m.group(2)) for m in re.finditer(
+        r"^TB: config-2 (meta_data\.json|network_data\.json) (.*)$", tail, re.M)}
+
+
+def read_in_guest(agent, u, boots):
+    """The drive's documents, once boot number `boots` has read them."""
+    console = agent.wait_console(
+        u, lambda c: guest.boots(c) >= boots
+        and "TB: config-2 on" in c.rsplit(guest.BOOT_MARKER, 1)[-1], "the config drive read")
+    return drive_docs(console)
+
+
+def cdrom(host, u):
+    xml = host.virsh("dumpxml", f"instance-{u}")
+    disk = re.search(r"<disk type='file' device='cdrom'>.*?</disk>", xml, re.S).group(0)
+    return disk
+
+
+def without_password(files):
+    out = dict(files)
+    for name in [n for n in out if n.endswith("meta_data.json")]:
+        meta = json.loads(out[name])
+        meta.pop("admin_pass", None)
+        out[name] = meta
+    return out
+
+
+@pytest.fixture(scope="module")
+def cd_guest(bed, ssh_key):
+    a = bed.hosts["hA"].agent
+    image = bed.images.upload_variant("console=ttyS0 quiet tb.name=cd tb.cd=1")
+    item = {"port": port("10.0.0.41", []), "network": static_network("hA")}
+    u = a.boot("cd guest", image=image, flavor=dict(SMALL), networks=[item],
+               wait_console=False, config_drive=True, hostname="cd-one.example.org",
+               key_pairs=[{"name": "alice", "public_key": ssh_key}],
+               user_data=base64.b64encode(SCRIPT).decode(), admin_pass="first-pass")
+    return u, item
+
+
+def test_the_guest_reads_its_identity_keys_and_static_address_and_runs_its_script(
+        bed, cd_guest, ssh_key):
+    a, hA = bed.hosts["hA"].agent, bed.hosts["hA"]
+    u, item = cd_guest
+    docs = read_in_guest(a, u, 1)
+    meta, net = docs["meta_data.json"], docs["network_data.json"]
+    assert (meta["uuid"], meta["name"], meta["hostname"]) == (u, "cd guest",
+                                                              "cd-one.example.org")
+    assert meta["public_keys"] == {"alice": ssh_key} and meta["admin_pass"] == "first-pass"
+    assert net["links"][0]["ethernet_mac_address"] == item["port"]["mac"]
+    assert net["networks"] == [{
+        "id": "network0", "type": "ipv4", "link": net["links"][0]["id"], "network_id": "flat1",
+        "ip_address": "10.0.0.41", "netmask": "255.255.255.0",
+        "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}],
+        "services": [{"type": "dns", "address": "10.0.0.53"}]}]
+    assert "TB: user-data-ran on cd" in a.console(u)
+    disk = cdrom(hA, u)
+    assert "<readonly/>" in disk and f"{a.agent_instances_path}/{u}/disk.config" in disk
+    # the record keeps no password (nor does the database's journal)
+    files = [os.path.join(a.state_path, n) for n in os.listdir(a.state_path)
+             if n.startswith("compute.sqlite")]
+    assert files
+    for path in files:
+        with open(path, "rb") as f:
+            assert b"first-pass" not in f.read()
+
+
+def test_a_port_attached_later_is_on_the_drive_after_a_hard_reboot(bed, cd_guest):
+    a = bed.hosts["hA"].agent
+    u, item = cd_guest
+    second = port("10.0.0.42", [])
+    a.api.attach_interface(a.host, u, second, static_network("hA"))
+    a.api.reboot_instance(a.host, u, "HARD")
+    wait_until(lambda: (r := a.find(u)) and r["task_state"] is None, 120, 0.2, "hard reboot")
+    docs = read_in_guest(a, u, 2)
+    assert [link["ethernet_mac_address"] for link in docs["network_data.json"]["links"]] \
+        == [item["port"]["mac"], second["mac"]]
+    assert [n["ip_address"] for n in docs["network_data.json"]["networks"]] \
+        == ["10.0.0.41", "10.0.0.42"]
+    assert "admin_pass" not in docs["meta_data.json"]     # given once, at build
+    a.api.detach_interface(a.host, u, second["id"])
+    a.wait_settled(u)
+
+
+def test_the_drive_follows_a_live_migration_and_a_cold_migration(bed, cd_guest):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u, item = cd_guest
+    before = without_password(configdrive.read(os.path.join(a.instances_path, u,
+                                                            "disk.config")))
+    view = [dict(item, network=static_network("hB"))]
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True, networks=view)
+    wait_until(lambda: (r := b.find(u)) and r["task_state"] is None and r["host"] == b.host,
+               180, 0.2, "the guest on hB")
+    on_b = os.path.join(b.instances_path, u, "disk.config")
+    assert without_password(configdrive.read(on_b)) == before
+    assert "<readonly/>" in cdrom(bed.hosts["hB"], u)
+    assert not os.path.exists(os.path.join(a.instances_path, u))
+
+    # cold migration back: the guest boots on hA from the drive there
+    boots = guest.boots(b.console(u))
+    b.api.migrate_instance(b.host, u, a.host,
+                           networks=[dict(item, network=static_network("hA"))])
+    wait_until(lambda: (r := a.find(u)) and r["task_state"] is None
+               and r["vm_state"] == "resized", 180, 0.2, "the guest resized on hA")
+    a.api.confirm_resize(a.host, u)
+    wait_until(lambda: (r := a.find(u)) and r["task_state"] is None
+               and r["vm_state"] == "active", 120, 0.2, "confirmed")
+    assert without_password(configdrive.read(os.path.join(a.instances_path, u,
+                                                          "disk.config"))) == before
+    docs = read_in_guest(a, u, boots + 1)
+    assert docs["meta_data.json"]["uuid"] == u
+    assert docs["network_data.json"]["networks"][0]["ip_address"] == "10.0.0.41"
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
+    assert not os.path.exists(os.path.join(a.instances_path, u))
+
+
+@pytest.mark.parametrize("bad, field", [
+    ({"user_data": "not base64!"}, "user_data"),
+    ({"user_data": base64.b64encode(b"x" * 70000).decode()}, "user_data"),
+    ({"key_pairs": [{"name": "k", "public_key": "ssh-rsa bm90IGEga2V5"}]}, "key_pairs"),
+    ({"hostname": "bad_host!"}, "hostname"),
+])
+def test_bad_guest_data_is_refused_and_nothing_is_written(bed, bad, field):
+    a = bed.hosts["hA"].agent
+    u = "00000000-0000-4000-8000-0000000000cd"
+    with pytest.raises(exception.InvalidRequest, match=field):     # the agent's own check
+        a.api.client.prepare(server=a.host).call(
+            {}, "build_and_run_instance", instance_uuid=u, name="bad", flavor=dict(SMALL),
+            image_id=bed.images.images["disk"], config_drive=True, **bad)
+    assert a.find(u) is None
+    assert not os.path.exists(os.path.join(a.instances_path, u))
