@@ -125,6 +125,10 @@ def test_a_port_attached_later_is_on_the_drive_after_a_hard_reboot(bed, cd_guest
     assert "admin_pass" not in docs["meta_data.json"]     # given once, at build
     a.api.detach_interface(a.host, u, second["id"])
     a.wait_settled(u)
+    a.api.reboot_instance(a.host, u, "HARD")                # and gone again
+    wait_until(lambda: (r := a.find(u)) and r["task_state"] is None, 120, 0.2, "hard reboot")
+    docs = read_in_guest(a, u, 3)
+    assert [n["ip_address"] for n in docs["network_data.json"]["networks"]] == ["10.0.0.41"]
 
 
 def test_the_drive_follows_a_live_migration_and_a_cold_migration(bed, cd_guest):
