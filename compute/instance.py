@@ -48,6 +48,7 @@ def view(inst, fault=None):
         "vm_state": inst.vm_state, "task_state": inst.task_state, "progress": inst.progress,
         "power_state": virt_driver.POWER_STATE_NAMES.get(inst.power_state, "NOSTATE"),
         "flavor": inst.flavor, "image_id": inst.image_ref, "metadata": inst.metadata_,
+        "config_drive": bool((inst.guest_data or {}).get("config_drive")),
         "created_at": iso(inst.created_at), "launched_at": iso(inst.launched_at),
         "updated_at": iso(inst.updated_at),
         "fault": fault.message if fault is not None else None,

@@ -99,6 +99,7 @@ def test_the_guest_reads_its_identity_keys_and_static_address_and_runs_its_scrip
         "routes": [{"network": "0.0.0.0", "netmask": "0.0.0.0", "gateway": "10.0.0.1"}],
         "services": [{"type": "dns", "address": "10.0.0.53"}]}]
     assert "TB: user-data-ran on cd" in a.console(u)
+    assert a.api.get_instance(a.host, u)["config_drive"] is True
     disk = cdrom(hA, u)
     assert "<readonly/>" in disk and f"{a.agent_instances_path}/{u}/disk.config" in disk
     # the record keeps no password (nor does the database's journal)
