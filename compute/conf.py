@@ -66,6 +66,10 @@ default_opts = [
     cfg.BoolOpt("force_config_drive", default=False,
                 help="Give every instance built here a config drive, whether or "
                      "not its build request asks for one."),
+    cfg.PortOpt("metadata_port", default=8775,
+                help="TCP port of the metadata service on this host.  It listens "
+                     "only once a network with `metadata` on has a port here; guests "
+                     "reach it as 169.254.169.254:80 by a DNAT, and nothing else may."),
     cfg.StrOpt("default_availability_zone", default="nova",
                help="Availability zone a guest is told it is in (meta_data.json)."),
     cfg.IntOpt("max_concurrent_builds", default=10, min=1,

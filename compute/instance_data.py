@@ -110,7 +110,8 @@ def guest_data_from_payload(payload, force_config_drive, availability_zone):
 
 def meta_data(uuid, name, metadata, guest_data, admin_pass=None):
     keys = guest_data.get("key_pairs") or []
-    doc = {"uuid": uuid, "name": name, "hostname": guest_data["hostname"],
+    hostname = guest_data.get("hostname") or hostname_from_name(name, uuid)
+    doc = {"uuid": uuid, "name": name, "hostname": hostname,
            "launch_index": 0, "availability_zone": guest_data.get("availability_zone"),
            "meta": dict(metadata or {}),
            "public_keys": {k["name"]: k["public_key"] for k in keys},
@@ -158,14 +159,21 @@ def _dump(doc):
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
-def drive_files(uuid, name, metadata, guest_data, networks, admin_pass=None):
-    """{path inside the drive: bytes} of a config drive (ec2 tree left out:
-    cloud-init's ConfigDrive source reads the openstack one)."""
+def documents(uuid, name, metadata, guest_data, networks, admin_pass=None):
+    """{document name: bytes} of the OpenStack tree (user_data only when
+    there is some)."""
     vifs = [net_model.vif_from_payload(item) for item in networks or ()]
     docs = {"meta_data.json": _dump(meta_data(uuid, name, metadata, guest_data, admin_pass)),
             "network_data.json": _dump(network_data(vifs)),
             "vendor_data.json": b"{}", "vendor_data2.json": b"{}"}
     if guest_data.get("user_data"):
         docs["user_data"] = base64.b64decode(guest_data["user_data"])
+    return docs
+
+
+def drive_files(uuid, name, metadata, guest_data, networks, admin_pass=None):
+    """{path inside the drive: bytes} of a config drive (ec2 tree left out:
+    cloud-init's ConfigDrive source reads the openstack one)."""
+    docs = documents(uuid, name, metadata, guest_data, networks, admin_pass)
     return {f"openstack/{version}/{doc}": data
             for version in VERSIONS for doc, data in docs.items()}

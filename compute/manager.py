@@ -89,6 +89,7 @@ class ComputeManager:
     def shutdown(self):
         for pool in (self.builds_pool, self.workers):
             pool.shutdown(wait=True)
+        self.networking.shutdown()
 
     # -- queries ----------------------------------------------------------------
 

@@ -16,8 +16,9 @@ import logging
 import os
 import threading
 
-from compute import exception, states
+from compute import exception, instance_data, states
 from compute.instance import virt_instance
+from compute.metadata_service import MetadataServer
 from network import dhcp as dhcp_mod
 from network import hostres, iptables, linux_net
 from network.model import FloatingIP, group_from_payload, vif_from_payload
@@ -38,6 +39,7 @@ class Networking:
         net = conf.network
         self.firewall = (iptables.IptablesFirewall(net.public_interface)
                          if net.firewall_driver == "iptables" else NoopFirewall())
+        self.metadata = MetadataServer(conf.metadata_port, self.metadata_for)
         self.dhcp = dhcp_mod.DHCPServers(conf.state_path, net.dhcp_lease_seconds) \
             if net.dhcp_enabled else None
 
@@ -96,6 +98,8 @@ class Networking:
             routed = {n.id: n for n, _, _ in ports.values()
                       if n.host_address and n.gateway == n.host_address
                       and ":" not in n.cidr}
+            if not self.metadata.running and any(n.metadata for n, _, _ in ports.values()):
+                self._start_metadata()
             self.firewall.apply([(n, p) for n, p, _ in ports.values()], groups, floating,
                                 list(routed.values()))
             if routed or floating:
@@ -106,6 +110,25 @@ class Networking:
                 for n, p, _ in ports.values():
                     by_net.setdefault(n.id, (n, []))[1].append(p)
                 self.dhcp.sync(by_net)
+
+    def _start_metadata(self):
+        """The first network with metadata on: the server starts, and the
+        firewall DNATs guests' requests to it (and guards its port)."""
+        self.metadata.start()
+        self.firewall.metadata_port = self.conf.metadata_port
+
+    def metadata_for(self, address):
+        """(documents, address) of the guest whose port on a network with
+        metadata on has this fixed IPv4 address, or None."""
+        for n, p, uuid in self.host_ports().values():
+            if n.metadata and address in p.ips(4):
+                inst = self.db.instance_get(uuid)
+                return instance_data.documents(inst.uuid, inst.display_name, inst.metadata_,
+                                               inst.guest_data or {}, inst.networks), address
+        return None
+
+    def shutdown(self):
+        self.metadata.stop()
 
     def _sync_floating_addresses(self, floating):
         """Put the floating addresses on the public interface and remove
@@ -204,6 +227,9 @@ class Networking:
         nothing is changed."""
         known = {n.id: n for n, _, _ in self.host_ports().values()}
         for field, net in networks:
+            if net.metadata and not isinstance(self.firewall, iptables.IptablesFirewall):
+                raise ValueError(f"{field}.metadata: the metadata service needs "
+                                 "[network] firewall_driver = iptables on this host")
             self.vifs.check(net, field, known)
             known.setdefault(net.id, net)
 

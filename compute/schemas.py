@@ -66,6 +66,7 @@ NETWORK = _object({
     "dns_servers": {"type": "array", "items": IP, "maxItems": 4},
     "mtu": {"type": "integer", "minimum": 576, "maximum": 9000},
     "host_address": {"oneOf": [IP, {"type": "null"}]},
+    "metadata": {"type": "boolean"},
 }, ["id", "segmentation", "cidr"])
 PORT = _object({
     "id": UUID, "mac": MAC,

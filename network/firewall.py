@@ -40,6 +40,8 @@ PREFIX = "ca-"
 FORWARD_CHAIN, INPUT_CHAIN, SG_CHAIN = "ca-forward", "ca-input", "ca-sg-chain"
 OUTPUT_CHAIN, ROUTED_CHAIN = "ca-output", "ca-routed"
 FLOAT_PRE, FLOAT_OUT, SNAT_CHAIN = "ca-float-pre", "ca-float-out", "ca-snat"
+METADATA_PRE = "ca-meta-pre"
+METADATA_ADDRESS = "169.254.169.254"
 PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6"}
 # ICMPv6 types by number, as iptables-save prints them
 RS, RA, NS, NA = "133", "134", "135", "136"
@@ -158,21 +160,44 @@ def hook_rules(vifs, version):
             OUTPUT_CHAIN: out}
 
 
-def filter_chains(vifs, groups, version, members=None):
+def filter_chains(vifs, groups, version, members=None, metadata_port=None):
     """{chain: rules} of the filter table: hooks and every port's chains;
-    vifs: [(Network, Port)]."""
+    vifs: [(Network, Port)]; metadata_port: the metadata service's, when it
+    listens (its guard heads ca-input)."""
     chains = hook_rules(vifs, version)
+    if metadata_port and version == 4:
+        chains[INPUT_CHAIN] = [metadata_guard(metadata_port)] + chains[INPUT_CHAIN]
     for _, p in vifs:
         chains.update(port_rules(p, groups, version, members))
     return chains
 
 
-def nat_chains(floating_ips, snat_networks=(), public_interface=None):
+def metadata_guard(port):
+    """ca-input's first rule while the metadata service listens on port:
+    only connections DNATed by ca-meta-pre (from a guest's own tap, with its
+    own address) reach it, never one sent to the host's address directly."""
+    return ["-p", "tcp", "-m", "tcp", "--dport", str(port), "-m", "conntrack", "!",
+            "--ctstate", "DNAT", "-j", "DROP"]
+
+
+def metadata_rules(vifs, port):
+    """nat PREROUTING rules sending each port's requests to
+    169.254.169.254:80 on to the metadata service at its network's host
+    address; only for networks with metadata on, only from the port's own
+    tap and fixed IPv4 addresses (the server knows the guest by them)."""
+    return [["-s", _host(ip), "-d", METADATA_ADDRESS + "/32", "-i", n.bridge, "-p", "tcp",
+             "-m", "physdev", "--physdev-in", p.devname, "-m", "tcp", "--dport", "80",
+             "-j", "DNAT", "--to-destination", f"{n.host_address}:{port}"]
+            for n, p in vifs if n.metadata and n.host_address for ip in p.ips(4)]
+
+
+def nat_chains(floating_ips, snat_networks=(), public_interface=None, metadata=()):
     """{chain: rules} of the nat table (IPv4): DNAT of each floating
     address to its fixed one (from outside and from the host) and SNAT of
     that guest's traffic leaving its network; then the SNAT of every other
     guest of snat_networks (networks whose gateway is this host) to the
-    public interface's address as it leaves there."""
+    public interface's address as it leaves there; metadata: the rules of
+    metadata_rules."""
     pre, out, post = [], [], []
     for f in floating_ips:
         dnat = ["-d", f.address + "/32", "-j", "DNAT", "--to-destination", f.fixed_ip]
@@ -183,13 +208,14 @@ def nat_chains(floating_ips, snat_networks=(), public_interface=None):
     if public_interface:
         post += [["-s", n.cidr, "!", "-d", n.cidr, "-o", public_interface, "-j",
                   "MASQUERADE"] for n in snat_networks]
-    return {FLOAT_PRE: pre, FLOAT_OUT: out, SNAT_CHAIN: post}
+    return {FLOAT_PRE: pre, FLOAT_OUT: out, SNAT_CHAIN: post, METADATA_PRE: list(metadata)}
 
 
 # The built-in chains that jump to ours: (table, built-in, our chain).
 JUMPS = [("filter", "FORWARD", FORWARD_CHAIN), ("filter", "INPUT", INPUT_CHAIN),
          ("filter", "OUTPUT", OUTPUT_CHAIN),
-         ("nat", "PREROUTING", FLOAT_PRE), ("nat", "OUTPUT", FLOAT_OUT),
+         ("nat", "PREROUTING", FLOAT_PRE), ("nat", "PREROUTING", METADATA_PRE),
+         ("nat", "OUTPUT", FLOAT_OUT),
          ("nat", "POSTROUTING", SNAT_CHAIN)]
 
 

@@ -36,6 +36,7 @@ def group_members(ports, groups):
 class IptablesFirewall:
     def __init__(self, public_interface=None):
         self.public_interface = public_interface
+        self.metadata_port = None      # set while the metadata service listens
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(3, thread_name_prefix="firewall")
         self._l2_applied = None        # the nft text last applied (None: unknown)
@@ -44,11 +45,14 @@ class IptablesFirewall:
         vifs = sorted(vifs, key=lambda v: v[1].id)
         ports = [p for _, p in vifs]
         tables = {"filter": firewall.filter_chains(vifs, groups, version,
-                                                   group_members(ports, groups))}
+                                                   group_members(ports, groups),
+                                                   self.metadata_port)}
         if version == 4:
             tables["nat"] = firewall.nat_chains(
                 sorted(floating_ips, key=lambda f: f.address),
-                sorted(snat_networks, key=lambda n: n.id), self.public_interface)
+                sorted(snat_networks, key=lambda n: n.id), self.public_interface,
+                firewall.metadata_rules(vifs, self.metadata_port)
+                if self.metadata_port else ())
         return tables
 
     def apply(self, vifs, groups, floating_ips=(), snat_networks=()):

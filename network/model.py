@@ -54,6 +54,7 @@ class Network:
     dns_servers: tuple = ()
     mtu: int | None = None
     host_address: str | None = None   # this host's address on the network (DHCP, NAT)
+    metadata: bool = False            # guests reach the metadata service (needs host_address)
 
     @property
     def prefixlen(self):
@@ -159,10 +160,13 @@ def network_from_payload(d, field="network"):
             inside[key] = _ip(d[key], f"{field}.{key}")
             if ipaddress.ip_address(inside[key]) not in cidr:
                 raise ValueError(f"{field}.{key}: {inside[key]} is outside {cidr}")
+    if d.get("metadata") and (cidr.version != 4 or "host_address" not in inside):
+        raise ValueError(f"{field}.metadata: the metadata service needs an IPv4 network "
+                         "with a host_address (where its requests are sent)")
     return Network(d["id"], bridge, seg, str(cidr), inside.get("gateway"),
                    bool(d.get("dhcp", False)),
                    tuple(_ip(x, f"{field}.dns_servers") for x in d.get("dns_servers", ())),
-                   d.get("mtu"), inside.get("host_address"))
+                   d.get("mtu"), inside.get("host_address"), bool(d.get("metadata", False)))
 
 
 def port_from_payload(d, network, field="port"):

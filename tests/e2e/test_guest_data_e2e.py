@@ -1,8 +1,14 @@
-"""The config drive end to end, on the two-host bed: the test guest (booted
-with tb.cd=1) mounts the ISO labelled config-2 as cloud-init would, prints
-its meta_data.json and network_data.json on its console and runs its
-user_data script.  The drive follows the guest through a hard reboot (with
-a port attached since), a live migration and a cold migration."""
+"""What a guest is told about itself, end to end on the two-host bed.
+
+The config drive: the test guest (booted with tb.cd=1) mounts the ISO
+labelled config-2 as cloud-init would, prints its meta_data.json and
+network_data.json on its console and runs its user_data script.  The drive
+follows the guest through a hard reboot (with a port attached since), a
+live migration and a cold migration.
+
+The metadata service: guests (tb.meta=1) ask 169.254.169.254 for their
+meta_data.json; each gets its own, and one that takes another's address
+gets nothing."""
 import base64
 import json
 import os
@@ -180,3 +186,45 @@ def test_bad_guest_data_is_refused_and_nothing_is_written(bed, bad, field):
             image_id=bed.images.images["disk"], config_drive=True, **bad)
     assert a.find(u) is None
     assert not os.path.exists(os.path.join(a.instances_path, u))
+
+
+# -- the metadata service ------------------------------------------------------------
+
+def metadata_lines(console, label):
+    return [m.group(1) for m in re.finditer(rf"^TB: metadata {label} (.*)$", console, re.M)]
+
+
+def test_each_guest_gets_its_own_metadata_and_a_spoofer_none(bed, ssh_key):
+    hA = bed.hosts["hA"]
+    a = hA.agent
+    net = dict(flat_network("hA"), metadata=True)
+    group = {"id": "open", "rules": [{"direction": "egress", "ethertype": "IPv4"}]}
+    first, second = port("10.0.0.51", ["open"]), port("10.0.0.52", ["open"])
+    m1 = a.boot("m1", image=bed.images.upload_variant(
+        "console=ttyS0 quiet tb.name=m1 tb.ip=dhcp tb.meta=1"), flavor=dict(SMALL),
+        networks=[{"port": first, "network": net}], security_groups=[group],
+        wait_console=False, hostname="meta-one",
+        key_pairs=[{"name": "alice", "public_key": ssh_key}])
+    m2 = a.boot("m2", image=bed.images.upload_variant(
+        "console=ttyS0 quiet tb.name=m2 tb.ip=dhcp tb.meta=1 tb.spoofat=3 "
+        "tb.setip=10.0.0.51/24 tb.gw=10.0.0.2"), flavor=dict(SMALL),
+        networks=[{"port": second, "network": net}], security_groups=[group],
+        wait_console=False)
+    one = json.loads(metadata_lines(a.wait_console(
+        m1, lambda c: metadata_lines(c, "boot"), "m1's metadata"), "boot")[0])
+    assert (one["uuid"], one["hostname"], one["public_keys"]) == (m1, "meta-one",
+                                                                  {"alice": ssh_key})
+    console = a.wait_console(m2, lambda c: metadata_lines(c, "spoofed"), "m2 spoofing")
+    two = json.loads(metadata_lines(console, "boot")[0])
+    assert (two["uuid"], two["hostname"], two["public_keys"]) == (m2, "m2", {})
+    # with m1's address m2's requests never leave its tap: no data at all
+    assert metadata_lines(console, "spoofed") == ["FAIL"]
+    # the service listens, but only DNATed requests reach it
+    assert ":8775 " in hA.run("ss", "-Hltn")
+    assert "ca-meta-pre" in hA.run("iptables-save", "-t", "nat")
+    probe = subprocess.run(["ip", "netns", "exec", hA.ns, "timeout", "3", "bash", "-c",
+                            "exec 3<>/dev/tcp/10.0.0.2/8775"], capture_output=True)
+    assert probe.returncode != 0
+    for u in (m1, m2):
+        a.api.terminate_instance(a.host, u)
+        a.wait_state(u, {"deleted"})
