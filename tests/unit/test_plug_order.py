@@ -59,7 +59,8 @@ class Firewall:
         self.log.append(("apply", tuple(sorted(p.id[:2] for _, p in vifs))))
 
 
-CONF = types.SimpleNamespace(state_path="/nonexistent", metadata_port=8775, network=types.SimpleNamespace(
+CONF = types.SimpleNamespace(state_path="/nonexistent", metadata_port=8775,
+                             network=types.SimpleNamespace(
     firewall_driver="noop", dhcp_enabled=False, public_interface="eth0"))
 
 
