@@ -86,3 +86,20 @@ def test_interfaces_from_vifs():
                      ).devices.interfaces
     assert (iface.mac, iface.source_bridge, iface.target_dev, iface.model, iface.mtu) == (
         "52:54:00:12:34:56", "br100", "tap1", "e1000", 1450)
+
+
+def test_smbios_says_openstack_compute_and_the_instance_uuid():
+    dom = build()
+    assert dom.os.smbios_mode == "sysinfo" and dom.sysinfo.type == "smbios"
+    entries = {e.name: e.value for e in dom.sysinfo.system.entries}
+    assert entries["product"] == "OpenStack Compute"      # cloud-init's OpenStack check
+    assert entries["uuid"] == entries["serial"] == INST.uuid
+
+
+def test_the_guest_agent_channel_only_when_the_image_asks():
+    assert list(build().devices.channels) == []
+    chans = list(build({"properties": {"hw_qemu_guest_agent": "yes"}}).devices.channels)
+    assert [(c.type, c.source_mode, c.target_type, c.target_name) for c in chans] == [
+        ("unix", "bind", "virtio", "org.qemu.guest_agent.0")]
+    with pytest.raises(InvalidImageProperty):
+        build({"properties": {"hw_qemu_guest_agent": "maybe"}})

@@ -116,6 +116,34 @@ def build_config_drive(path, image_meta, disks, settings):
                   source_file=path, target_dev=dev, target_bus=bus, readonly=True)
 
 
+GUEST_AGENT_CHANNEL = "org.qemu.guest_agent.0"
+SMBIOS_PRODUCT = "OpenStack Compute"     # one of the names cloud-init's OpenStack source knows
+
+
+def build_sysinfo(instance):
+    info = x.Sysinfo(type="smbios")
+    info.system = x.SysinfoSystem()
+    for name, value in (("manufacturer", "compute-agent"), ("product", SMBIOS_PRODUCT),
+                        ("serial", instance.uuid), ("uuid", instance.uuid),
+                        ("family", "Virtual Machine")):
+        info.system.entries.append(x.SysinfoEntry(name=name, value=value))
+    return info
+
+
+def wants_guest_agent(image_meta):
+    value = (image_meta.get("properties") or {}).get("hw_qemu_guest_agent", "no")
+    value = {True: "yes", False: "no"}.get(value, value)
+    if value not in ("yes", "no"):
+        raise InvalidImageProperty(
+            f"image property hw_qemu_guest_agent={value!r} is not one of ['no', 'yes']")
+    return value == "yes"
+
+
+def build_guest_agent_channel():
+    return x.Channel(type="unix", source_mode="bind", target_type="virtio",
+                     target_name=GUEST_AGENT_CHANNEL)
+
+
 def build_interfaces(vifs, image_meta):
     model = _prop(image_meta, "hw_vif_model", VIF_MODELS, "virtio")
     return [x.Interface(type="bridge", mac=v["address"], source_bridge=v["bridge"],
@@ -150,6 +178,8 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
     dom.vcpus = instance.flavor.vcpus
     dom.cpu = build_cpu(settings)
     dom.os = build_os(image_meta, boot, settings)
+    dom.os.smbios_mode = "sysinfo"
+    dom.sysinfo = build_sysinfo(instance)
     dom.features = x.Features(acpi=True, apic=True)
     dom.clock = build_clock()
     dom.on_poweroff, dom.on_reboot, dom.on_crash = "destroy", "restart", "destroy"
@@ -162,6 +192,8 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
         devices.interfaces.append(iface)
     for serial in build_serials(console_log):
         devices.serials.append(serial)
+    if wants_guest_agent(image_meta):
+        devices.channels.append(build_guest_agent_channel())
     devices.graphics.append(x.Graphics(type="vnc", autoport=True, listen=settings.vnc_listen))
     video = _prop(image_meta, "hw_video_model", VIDEO_MODELS, "vga")
     devices.videos.append(x.Video(model=video))

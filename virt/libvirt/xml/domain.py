@@ -53,6 +53,27 @@ class OS(Element):
     initrd = Prop("initrd")
     cmdline = Prop("cmdline")
     boot_dev = Prop("boot/@dev")
+    smbios_mode = Prop("smbios/@mode")
+
+
+class SysinfoEntry(Element):
+    TAG = "entry"
+    name = Prop("@name")
+    value = Prop("")
+
+
+class SysinfoSystem(Element):
+    TAG = "system"
+    entries = Children(SysinfoEntry)
+
+
+class Sysinfo(Element):
+    """<sysinfo type='smbios'>: what the guest's DMI tables say (cloud-init
+    knows an OpenStack guest by its product name)."""
+
+    TAG = "sysinfo"
+    type = Prop("@type")
+    system = Child(SysinfoSystem)
 
 
 class Features(Element):
@@ -109,6 +130,16 @@ class Serial(Element):
     log_append = Prop("log/@append", bool, words=("on", "off"))
 
 
+class Channel(Element):
+    """A virtio-serial channel; libvirt picks the host socket's path."""
+
+    TAG = "channel"
+    type = Prop("@type")
+    source_mode = Prop("source/@mode")
+    target_type = Prop("target/@type")
+    target_name = Prop("target/@name")
+
+
 class Graphics(Element):
     TAG = "graphics"
     type = Prop("@type")
@@ -134,6 +165,7 @@ class Devices(Element):
     disks = Children(Disk)
     interfaces = Children(Interface)
     serials = Children(Serial)
+    channels = Children(Channel)
     graphics = Children(Graphics)
     videos = Children(Video)
     memballoon = Child(MemBalloon)
@@ -151,6 +183,7 @@ class Domain(Element):
     vcpus = Prop("vcpu", int)
     cpu = Child(CPU)
     os = Child(OS)
+    sysinfo = Child(Sysinfo)
     features = Child(Features)
     clock = Child(Clock)
     on_poweroff = Prop("on_poweroff")
