@@ -254,6 +254,14 @@ class ComputeEndpoint:
         self.manager.submit(snapshots.snapshot_instance, ctxt, uuid, image["id"])
         return {"instance_uuid": uuid, "image_id": image["id"], "accepted": "snapshot"}
 
+    def set_admin_password(self, ctxt, **payload):
+        self._check("set_admin_password", payload)
+        uuid = payload["instance_uuid"]
+        self.manager.runner.accept("set_admin_password", uuid)
+        self.manager.lifecycle.set_admin_password(ctxt, uuid, payload["admin_pass"],
+                                                  payload.get("user", "root"))
+        return self.manager.get_instance(uuid)
+
     def reset_state(self, ctxt, **payload):
         self._check("reset_state", payload)
         self.manager.lifecycle.reset_state(ctxt, payload["instance_uuid"], payload["state"])

@@ -69,6 +69,11 @@ class ResourcesUnavailable(ComputeError):
     changed."""
 
 
+class GuestAgentUnavailable(ComputeError):
+    """The guest has no QEMU guest agent, or it did not answer; nothing
+    was changed in the guest."""
+
+
 class MigrationPreCheckError(ComputeError):
     """A host's pre-migration check refused the migration (CPU, memory,
     disk, storage); nothing was changed."""

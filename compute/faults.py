@@ -23,6 +23,7 @@ STEPS = (
     "resize_destination.received", "resize_destination.defined",
     "confirm_resize.synced", "confirm_resize.source_confirmed",
     "revert_resize.dropped", "revert_resize.source_reverted",
+    "set_admin_password.accepted",
 )
 
 

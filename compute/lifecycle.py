@@ -7,7 +7,7 @@ instance lock, as the short list of steps an operator would follow; the
 Runner settles the record as the row says."""
 import logging
 
-from compute import exception, states
+from compute import exception, faults, states
 from compute.instance import virt_instance
 from virt import errors as virt_errors
 
@@ -75,6 +75,18 @@ class Lifecycle:
                                         f"task_state {inst.task_state} -> None")
             self.db.instance_update(uuid, vm_state=vm_state, task_state=None)
         self.runner.run("reset_state", ctxt, uuid, work, reraise=True)
+
+    def set_admin_password(self, ctxt, uuid, password, user):
+        """Set a guest user's password through the QEMU guest agent (the
+        password is never written anywhere); answers when done."""
+        def work(inst, record):
+            faults.point("set_admin_password.accepted")
+            try:
+                self.driver.set_admin_password(virt_instance(inst), user, password)
+            except virt_errors.GuestAgentUnavailable as e:
+                raise exception.GuestAgentUnavailable(str(e)) from None
+            record.event("password_set", f"user {user}")
+        self.runner.run("set_admin_password", ctxt, uuid, work, reraise=True)
 
     def get_diagnostics(self, uuid):
         inst = self.db.instance_get(uuid)

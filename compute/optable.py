@@ -66,6 +66,10 @@ ROWS = (
        (s.POWERING_OFF,), s.STOPPED, None, RESUME),
     Op("start", "start", frozenset({s.STOPPED}), _IDLE, (s.POWERING_ON,), s.ACTIVE, None,
        RESUME),
+    # the password reaches only the guest agent: an interrupted change is
+    # settled (the caller saw its call fail), never resumed
+    Op("set_admin_password", "set_admin_password", frozenset({s.ACTIVE}), _IDLE,
+       (s.UPDATING_PASSWORD,), KEEP, None, SETTLE),
     # admin: no task state, nothing to settle or resume
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),

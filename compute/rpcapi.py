@@ -144,6 +144,15 @@ class ComputeAPI:
         """Start a stopped instance from a regenerated definition."""
         return self._call(host, "start_instance", instance_uuid=instance_uuid)
 
+    def set_admin_password(self, host, instance_uuid, admin_pass, user=None):
+        """Set the password of a guest user (default root) through the QEMU
+        guest agent; answers once set.  GuestAgentUnavailable when the guest
+        has no agent or it does not answer.  The password is never stored."""
+        payload = {"instance_uuid": instance_uuid, "admin_pass": admin_pass}
+        if user:
+            payload["user"] = user
+        return self._call(host, "set_admin_password", **payload)
+
     def reset_state(self, host, instance_uuid, state="error"):
         """Admin: set vm_state to 'active' or 'error' and clear task_state."""
         return self._call(host, "reset_state", instance_uuid=instance_uuid, state=state)

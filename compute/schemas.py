@@ -179,6 +179,13 @@ SCHEMAS = {
     "reset_state": _method(
         {"instance_uuid": UUID, "state": {"enum": ["active", "error"]}},
         ["instance_uuid", "state"]),
+    "set_admin_password": _method(
+        {"instance_uuid": UUID, "admin_pass": {"type": "string", "minLength": 1,
+                                               "maxLength": 255,
+                                               "pattern": "^[^\\x00-\\x1f\\x7f]+\\Z"},
+         "user": {"type": "string", "minLength": 1, "maxLength": 32,
+                  "pattern": "^[a-z_][a-z0-9_-]*\\Z"}},
+        ["instance_uuid", "admin_pass"]),
     "get_host_status": _method({}, []),
     "refresh_security_group_rules": _method({"security_group": SECURITY_GROUP},
                                             ["security_group"]),

@@ -290,8 +290,14 @@ class ComputeDriver(abc.ABC):
         them is dropped)."""
 
     @abc.abstractmethod
+    def set_admin_password(self, instance, user, password):
+        """Set a guest user's password through the guest's agent; raises
+        GuestAgentUnavailable when it has none or it does not answer."""
+
+    @abc.abstractmethod
     def get_diagnostics(self, instance):
-        """CPU time, memory, and per-disk and per-interface counters."""
+        """CPU time, memory, per-disk and per-interface counters, and the
+        guest agent's state with the addresses it reports."""
 
     @abc.abstractmethod
     def destroy(self, instance, network_info, destroy_disks=True):

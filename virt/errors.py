@@ -27,3 +27,7 @@ class DiskMissing(VirtError):
 
 class CPUIncompatible(VirtError):
     """This host's hypervisor cannot provide a guest's CPU."""
+
+
+class GuestAgentUnavailable(VirtError):
+    """The guest has no QEMU guest agent, or it does not answer."""

@@ -163,6 +163,14 @@ def cmd_reset_state(api, args):
     return api.reset_state(args.host, args.uuid, "active" if args.active else "error")
 
 
+def cmd_set_password(api, args):
+    password = os.environ.get("COMPUTE_ADMIN_PASS")
+    if not password:
+        raise CLIError("set the new password in $COMPUTE_ADMIN_PASS (never on the "
+                       "command line, where every user of the host can read it)")
+    return api.set_admin_password(args.host, args.uuid, password, args.user)
+
+
 def cmd_diagnostics(api, args):
     return api.get_diagnostics(args.host, args.uuid)
 
@@ -408,6 +416,9 @@ def build_parser():
     add("reset-state", cmd_reset_state, uuid=True).add_argument(
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)
+    add("set-password", cmd_set_password, uuid=True).add_argument(
+        "--user", help="guest user (default root); the password comes from "
+                       "$COMPUTE_ADMIN_PASS")
     add("actions", cmd_actions, uuid=True)
     c = add("cache-image", cmd_cache_image, wait=True)
     c.add_argument("images", nargs="+", metavar="IMAGE")

@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid as uuidlib
 
+import oslo_messaging as messaging
 import pytest
 
 from tests.harness import guest
@@ -85,6 +86,24 @@ def test_snapshot(bed, step):
     inv.ticks_kept(bed.hosts["hA"], u, before)
     assert not [n for n in bed.hosts["hA"].run("ls", f"{a.instances_path}/{u}").split()
                 if n.endswith(".snapshot")]            # merged back onto its disk
+    delete(bed, u)
+
+
+def test_set_admin_password(bed):
+    """Killed with the password change accepted: the caller's call fails,
+    and the restarted agent settles the instance (the password was never
+    stored, so nothing resumes it)."""
+    u, _ = boot(bed)
+    a = bed.hosts["hA"].agent
+
+    def change():
+        with pytest.raises(messaging.MessagingTimeout):
+            a.api.client.prepare(server=a.host, timeout=10).call(
+                {}, "set_admin_password", instance_uuid=u, admin_pass="never-kept")
+    crash(bed, "hA", "set_admin_password.accepted", change)
+    rec = a.wait_settled(u)
+    assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
+    assert inv.check(bed, u) == "hA"
     delete(bed, u)
 
 

@@ -18,7 +18,7 @@ from compute import conf as compute_conf
 from compute import exception
 from compute.rpcapi import ComputeAPI
 from imagecache.glance import GlanceClient
-from tests.harness import guest
+from tests.harness import cloudimage, guest
 
 BIN = os.path.dirname(sys.executable)
 ROOT_DIR = guest.ROOT
@@ -177,6 +177,16 @@ api_servers = {self.agent_image_url}
         return self._upload(os.path.join(guest.build(), "disk.qcow2"), "qcow2",
                             kernel_id=self.images["kernel"], ramdisk_id=self.images["ramdisk"],
                             os_command_line=cmdline, **props)
+
+    def upload_cloud_image(self):
+        """Register the Debian cloud image (its own kernel and initrd, the
+        guest agent on); the disk's id."""
+        files = cloudimage.build()
+        kernel = self._upload(os.path.join(files, "vmlinuz"), "aki")
+        ramdisk = self._upload(os.path.join(files, "initrd.img"), "ari")
+        return self._upload(os.path.join(files, "disk.qcow2"), "qcow2", kernel_id=kernel,
+                            ramdisk_id=ramdisk, os_command_line=cloudimage.CMDLINE,
+                            hw_qemu_guest_agent="yes")
 
     def boot(self, name="e2e", image=None, flavor=None, wait_console=True, **kwargs):
         """Spawn an instance and (by default) wait for its guest to boot.

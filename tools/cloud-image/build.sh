@@ -19,10 +19,10 @@ WORK=$(mktemp -d "$OUT/.build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 ROOT=$WORK/root
 PKGS=linux-image-cloud-amd64,systemd-sysv,udev,cloud-init,openssh-server,qemu-guest-agent
-PKGS=$PKGS,ifupdown,isc-dhcp-client,iproute2,netbase,sudo,ca-certificates,locales
+PKGS=$PKGS,ifupdown,isc-dhcp-client,iproute2,netbase,sudo,ca-certificates,e2fsprogs
 mmdebstrap --variant=minbase --include="$PKGS" \
   --customize-hook='echo "LABEL=cloudimg-rootfs / ext4 defaults 0 1" > "$1/etc/fstab"' \
-  --customize-hook='printf "datasource_list: [ ConfigDrive, OpenStack, None ]\n" > "$1/etc/cloud/cloud.cfg.d/90-datasources.cfg"' \
+  --customize-hook='printf "datasource_list: [ ConfigDrive, OpenStack, None ]\nlocale: C.UTF-8\n" > "$1/etc/cloud/cloud.cfg.d/90-compute-agent.cfg"' \
   --customize-hook='rm -f "$1/etc/ssh/ssh_host_"*' \
   --customize-hook='rm -f "$1/etc/machine-id" "$1/var/lib/dbus/machine-id"; touch "$1/etc/machine-id"' \
   --customize-hook='chroot "$1" passwd -l root' \

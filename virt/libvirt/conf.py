@@ -31,6 +31,10 @@ libvirt_opts = [
                  help="Seconds a guest's STOPPED event is held back before it "
                       "is reported, so a STOPPED quickly followed by STARTED "
                       "(a reboot) does not mark the instance stopped."),
+    cfg.IntOpt("guest_agent_timeout", default=10, min=1,
+               help="Seconds libvirt waits for the QEMU guest agent's answer (the "
+                    "filesystem freeze of a live snapshot, a password change); a "
+                    "snapshot then goes on without the freeze."),
     cfg.StrOpt("save_image_dir", default="/var/lib/libvirt/qemu/save",
                help="Where libvirt keeps managed-save images; their sizes "
                     "count in the host's disk usage report."),

@@ -15,7 +15,7 @@ import uuid as uuidlib
 import libvirt
 
 from virt import configdrive, driver, errors
-from virt.libvirt import builder, console, disks, files, migration, resize
+from virt.libvirt import builder, console, disks, files, guest_agent, migration, resize
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
@@ -234,21 +234,37 @@ class LibvirtDriver(driver.ComputeDriver):
         return files.bases_in_use(self.instances_path, self.cache.base_dir)
 
     def shutdown(self, instance, timeout, retry_interval=None):
+        """ACPI power-button requests for up to timeout seconds; halfway, a
+        guest with a connected guest agent is also asked through it.
+        Whether the guest went down."""
         guest = self._lookup(instance)
         if guest is None or not guest.is_active():
             return True
         deadline = time.monotonic() + timeout
+        agent_at = time.monotonic() + timeout / 2
         while True:
-            try:
-                guest.shutdown()
-            except errors.VirtError as e:     # it went down meanwhile
-                LOG.debug("shutdown request for %s: %s", instance.uuid, e)
+            now = time.monotonic()
+            if agent_at is not None and now >= agent_at:
+                agent_at = None
+                guest_agent.shutdown(guest, self.conf.libvirt.guest_agent_timeout,
+                                     instance.uuid)
+            else:
+                try:
+                    guest.shutdown()
+                except errors.VirtError as e:     # it went down meanwhile
+                    LOG.debug("shutdown request for %s: %s", instance.uuid, e)
             remaining = deadline - time.monotonic()
             step = min(remaining, retry_interval or remaining)
+            if agent_at is not None:
+                step = min(step, max(agent_at - time.monotonic(), 0.05))
             if self.host.wait_for_power_state(instance.uuid, OFF_STATES, max(step, 0)):
                 return True
             if time.monotonic() >= deadline:
                 return False
+
+    def set_admin_password(self, instance, user, password):
+        guest_agent.set_password(self._guest(instance), self.conf.libvirt.guest_agent_timeout,
+                                 instance.uuid, user, password)
 
     def power_off(self, instance):
         guest = self._lookup(instance)
@@ -307,7 +323,8 @@ class LibvirtDriver(driver.ComputeDriver):
         total = self.snapshot_bytes(instance, image_files)
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
-            snap.freeze(self._guest(instance), root, self._overlay(instance))
+            snap.freeze(self._guest(instance), root, self._overlay(instance),
+                        self.conf.libvirt.guest_agent_timeout)
         return snap.flatten(root, fmt, workdir, out_format, total, progress, frozen=live)
 
     def snapshot_bytes(self, instance, image_files):
@@ -427,6 +444,9 @@ class LibvirtDriver(driver.ComputeDriver):
                       for d in dom.devices.disks},
             "interfaces": {i.target_dev: guest.interface_stats(i.target_dev) if active else {}
                            for i in dom.devices.interfaces if i.target_dev},
+            "guest_agent": guest_agent.state(dom) or "none",
+            "guest_addresses": guest_agent.addresses(guest, self.conf.libvirt.guest_agent_timeout)
+            if active and guest_agent.state(dom) == "connected" else {},
         }
 
     def saved_state_bytes(self):

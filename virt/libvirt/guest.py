@@ -64,13 +64,34 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
-    def snapshot_disks(self, xml):
+    def snapshot_disks(self, xml, quiesce=False):
         """An external disk-only snapshot, all disks or none, with no
-        snapshot metadata kept by libvirt (the agent tracks it)."""
+        snapshot metadata kept by libvirt (the agent tracks it); quiesce:
+        the guest agent freezes the guest's filesystems around it."""
         self._do(self._dom.snapshotCreateXML, xml,
                  libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
                  | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
-                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC)
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
+                 | (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE if quiesce else 0))
+
+    # -- the QEMU guest agent (errors when it is absent or does not answer) --------
+
+    def set_agent_timeout(self, seconds):
+        """How long libvirt waits for the guest agent's answers."""
+        self._do(self._dom.agentSetResponseTimeout, seconds, 0)
+
+    def agent_shutdown(self):
+        """Ask the guest agent to power the guest off."""
+        self._do(self._dom.shutdownFlags, libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
+
+    def agent_addresses(self):
+        """{interface: {hwaddr, addrs: [{type, addr, prefix}]}} as the guest
+        agent reports them."""
+        return self._do(self._dom.interfaceAddresses,
+                        libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT, 0) or {}
+
+    def set_user_password(self, user, password):
+        self._do(self._dom.setUserPassword, user, password, 0)
 
     def block_commit_active(self, dev, base):
         """Start merging dev's active layer down into base (a path in its

@@ -37,6 +37,7 @@ import time
 from imagecache import qemu_img
 from virt import errors
 from virt.driver import allocated
+from virt.libvirt import guest_agent
 from virt.libvirt.xml.domain import Domain
 from virt.libvirt.xml.snapshot import DomainSnapshot, SnapshotDisk
 
@@ -61,16 +62,32 @@ def disk_on(domain, path):
     return next((d for d in domain.devices.disks if d.source_file == path), None)
 
 
-def freeze(guest, root, overlay):
-    """Move the running guest's writes to overlay; root is then frozen."""
+def freeze(guest, root, overlay, agent_timeout=10):
+    """Move the running guest's writes to overlay; root is then frozen.
+    With a connected guest agent the guest's filesystems are frozen for
+    that instant (quiesced); an agent that does not answer within
+    agent_timeout leaves a crash-consistent snapshot, as without one.
+    Whether it was quiesced."""
     domain = Domain.parse(guest.xml_desc())
     disk = disk_on(domain, root)
     if disk is None:
         raise errors.VirtError(f"root disk {root} not found in the guest definition")
-    started = time.monotonic()
-    guest.snapshot_disks(snapshot_xml(domain.devices.disks, disk.target_dev, overlay))
-    LOG.info("%s frozen, the guest writes to %s (%.3f s)", root, overlay,
+    xml = snapshot_xml(domain.devices.disks, disk.target_dev, overlay)
+    started, quiesced = time.monotonic(), False
+    if guest_agent.state(domain) == "connected":
+        try:
+            guest.set_agent_timeout(agent_timeout)
+            guest.snapshot_disks(xml, quiesce=True)
+            quiesced = True
+        except errors.VirtError as e:
+            LOG.warning("%s: the guest agent did not freeze the filesystems (%s); "
+                        "snapshot without the freeze", root, e)
+    if not quiesced:
+        guest.snapshot_disks(xml)
+    LOG.info("%s frozen%s, the guest writes to %s (%.3f s)", root,
+             " with the guest's filesystems quiesced" if quiesced else "", overlay,
              time.monotonic() - started)
+    return quiesced
 
 
 @contextlib.contextmanager

@@ -138,6 +138,7 @@ class Channel(Element):
     source_mode = Prop("source/@mode")
     target_type = Prop("target/@type")
     target_name = Prop("target/@name")
+    state = Prop("target/@state")      # connected | disconnected (running guests)
 
 
 class Graphics(Element):
