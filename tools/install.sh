@@ -1,6 +1,7 @@
 #!/bin/bash
 # Install what compute-agent needs on Debian 12 (run as root): the system
-# packages (libvirt, QEMU, RabbitMQ, tools to build the test guest) and a
+# packages (libvirt, QEMU, RabbitMQ, tools to build the test guest and the
+# Debian cloud image, SSH for the cloud-image tests) and a
 # virtualenv in .venv with the agent and its pinned Python dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config
   iptables nftables bridge-utils dnsmasq-base iproute2 procps socat bindfs fuse3
   cpio lz4 busybox-static e2fsprogs binutils util-linux curl libc6-dev tcpdump
+  mmdebstrap openssh-client sshpass
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

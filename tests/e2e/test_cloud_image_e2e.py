@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from tests.harness import cloudimage
+from tests.harness.agent import wait_until
 from tests.harness.netguests import flat_network, port
 from tests.harness.testbed import two_hosts
 
@@ -78,7 +79,9 @@ def test_the_cloud_image_configures_itself_from_its_config_drive(bed, image, key
     a.wait_state(u, {"deleted"})
 
 
-def test_the_cloud_image_configures_itself_from_the_metadata_service(bed, image, key):
+@pytest.fixture(scope="module")
+def metadata_guest(bed, image, key):
+    """A guest configured by the metadata service (DHCP on), up for SSH."""
     hA = bed.hosts["hA"]
     a = hA.agent
     net = dict(flat_network("hA"), metadata=True)
@@ -87,8 +90,41 @@ def test_the_cloud_image_configures_itself_from_the_metadata_service(bed, image,
              user_data=user_data("written-by-user-data-2"))
     seconds = cloudimage.wait_ssh(hA.ns, key, "10.0.0.72")
     print(f"metadata service: boot to SSH in {seconds:.0f} s")
+    yield u
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
+
+
+def test_the_cloud_image_configures_itself_from_the_metadata_service(bed, key,
+                                                                       metadata_guest):
+    hA = bed.hosts["hA"]
     check_guest(hA, key, "10.0.0.72", "cloud-two", "written-by-user-data-2")
     out = cloudimage.ssh(hA.ns, key, "10.0.0.72", "cloud-init query v1.subplatform")
     assert out.stdout.startswith("metadata (http://169.254.169.254")
-    a.api.terminate_instance(a.host, u)
-    a.wait_state(u, {"deleted"})
+
+
+def test_the_guest_agent_answers(bed, key, metadata_guest):
+    """Its addresses in the diagnostics; a password set through the agent
+    lets a password login in; a live snapshot freezes and thaws the
+    guest's filesystems."""
+    hA, u = bed.hosts["hA"], metadata_guest
+    a = hA.agent
+    diag = wait_until(lambda: (d := a.api.get_diagnostics(a.host, u))
+                      and d["guest_agent"] == "connected" and d, 60, 1, "the guest agent")
+    assert "10.0.0.72/24" in [addr for addrs in diag["guest_addresses"].values()
+                              for addr in addrs]
+    login = ["ip", "netns", "exec", hA.ns, "sshpass", "-p", "Sw0rdfish-e2e", "ssh", "-q",
+             "-o", "PubkeyAuthentication=no", "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=5",
+             f"{cloudimage.USER}@10.0.0.72", "id -un"]
+    assert subprocess.run(login, capture_output=True, text=True, timeout=30).returncode != 0
+    a.api.set_admin_password(a.host, u, "Sw0rdfish-e2e", user=cloudimage.USER)
+    done = subprocess.run(login, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and done.stdout.strip() == cloudimage.USER, done.stderr
+    a.api.snapshot_instance(a.host, u, "cloud-snap")
+    wait_until(lambda: (r := a.find(u)) and r["task_state"] is None, 300, 1, "the snapshot")
+    journal = cloudimage.ssh(hA.ns, key, "10.0.0.72",
+                             "sudo journalctl -u qemu-guest-agent --no-pager").stdout
+    assert "guest-fsfreeze called" in journal, journal         # qemu-ga's own log line
+    thawed = cloudimage.ssh(hA.ns, key, "10.0.0.72", "sudo touch /var/tmp/after && sync")
+    assert thawed.returncode == 0, thawed.stderr                 # writable again: thawed
