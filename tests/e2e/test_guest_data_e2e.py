@@ -138,6 +138,23 @@ def test_a_port_attached_later_is_on_the_drive_after_a_hard_reboot(bed, cd_guest
     assert [n["ip_address"] for n in docs["network_data.json"]["networks"]] == ["10.0.0.41"]
 
 
+def test_a_snapshot_of_a_guest_with_a_drive_boots_with_a_drive_of_its_own(bed, cd_guest):
+    a = bed.hosts["hA"].agent
+    u, _ = cd_guest
+    image_id = a.api.snapshot_instance(a.host, u, "cd-snap")["image_id"]
+    a.wait_settled(u)
+    item = {"port": port("10.0.0.43", []), "network": static_network("hA")}
+    new = a.boot("from snapshot", image=image_id, flavor=dict(SMALL), networks=[item],
+                 wait_console=False, config_drive=True)
+    docs = read_in_guest(a, new, 1)
+    assert (docs["meta_data.json"]["uuid"], docs["meta_data.json"]["hostname"]) \
+        == (new, "from-snapshot")
+    assert docs["network_data.json"]["networks"][0]["ip_address"] == "10.0.0.43"
+    assert guest.DISK_MARKER in a.console(new)               # the snapshot's disk
+    a.api.terminate_instance(a.host, new)
+    a.wait_state(new, {"deleted"})
+
+
 def test_the_drive_follows_a_live_migration_and_a_cold_migration(bed, cd_guest):
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     u, item = cd_guest
