@@ -17,8 +17,8 @@ class ImageFiles:
         self.conf, self.db, self.cache, self.glance = conf, db, cache, glance
         self.driver, self.host = driver, host
 
-    def fetch(self, image_id, image_meta=None, max_virtual_size=None):
-        cached = self.cache.fetch(image_id, image_meta, max_virtual_size)
+    def fetch(self, image_id, image_meta=None, max_virtual_size=None, boot_file=False):
+        cached = self.cache.fetch(image_id, image_meta, max_virtual_size, boot_file)
         try:
             self.db.cached_image_used(self.host, image_id, os.path.basename(cached.path),
                                       os.path.getsize(cached.path), hit=not cached.downloaded)
@@ -37,9 +37,9 @@ class ImageFiles:
         root = self.fetch(inst.image_ref, image_meta, root_gb * GiB if root_gb else None)
         kernel = ramdisk = None
         if props.get("kernel_id"):
-            kernel = self.fetch(check_image_id(props["kernel_id"]))
+            kernel = self.fetch(check_image_id(props["kernel_id"]), boot_file=True)
         if props.get("ramdisk_id"):
-            ramdisk = self.fetch(check_image_id(props["ramdisk_id"]))
+            ramdisk = self.fetch(check_image_id(props["ramdisk_id"]), boot_file=True)
         return virt_driver.ImageFiles(root, kernel, ramdisk)
 
     def cache_images(self, ctxt, image_ids):

@@ -90,19 +90,26 @@ class ImageCache:
         return lockutils.lock(name, lock_file_prefix="image-", external=True,
                               lock_path=self.lock_dir)
 
-    def fetch(self, image_id, image_meta=None, max_virtual_size=None):
+    def fetch(self, image_id, image_meta=None, max_virtual_size=None, boot_file=False):
         """CachedImage of image_id, downloading it if it is not cached.
         image_meta (the image service's record) is fetched when not given
-        and the image is not cached."""
+        and the image is not cached.  boot_file: wanted as a kernel or
+        ramdisk (see inspector.inspect)."""
         path = self.path_for(image_id)
         with self.lock(os.path.basename(path)):
             if os.path.exists(path):
                 os.utime(path)
-                return self._recheck(image_id, path, image_meta, max_virtual_size)
+                return self._recheck(image_id, path, image_meta, max_virtual_size,
+                                     boot_file or self._boot_file(image_meta))
             meta = image_meta if image_meta is not None else self.client.show(image_id)
             self._download(image_id, meta, path, max_virtual_size)
-            fmt, size = inspector.inspect(path, self._stored_format(meta))
+            fmt, size = inspector.inspect(path, self._stored_format(meta),
+                                          boot_file=boot_file or self._boot_file(meta))
             return CachedImage(image_id, path, inspector.qemu_format(fmt), size, True)
+
+    @staticmethod
+    def _boot_file(meta):
+        return (meta or {}).get("disk_format") in KERNEL_FORMATS
 
     def _stored_format(self, meta):
         """The format the cached file has: raw after conversion, kernels
@@ -112,10 +119,11 @@ class ImageCache:
             return "raw"
         return declared
 
-    def _recheck(self, image_id, path, meta, max_virtual_size):
+    def _recheck(self, image_id, path, meta, max_virtual_size, boot_file):
         try:
             fmt, size = inspector.inspect(path, self._stored_format(meta),
-                                          self.vmdk_allowed_types, max_virtual_size)
+                                          self.vmdk_allowed_types, max_virtual_size,
+                                          boot_file=boot_file)
         except errors.UnsafeImage as e:
             raise errors.UnsafeImage(f"cached base {path} of image {image_id} failed its "
                                      f"re-check (replaced on disk?): {e}")
@@ -160,7 +168,7 @@ class ImageCache:
             LOG.info("downloaded image %s (%d bytes)", image_id, size)
             final = tmp
             if declared in KERNEL_FORMATS:
-                inspector.inspect(tmp, "raw")
+                inspector.inspect(tmp, "raw", boot_file=True)
             else:
                 fmt, virtual_size = inspector.inspect(tmp, declared, self.vmdk_allowed_types,
                                                       max_virtual_size)

@@ -151,3 +151,21 @@ def test_a_structurally_corrupt_image_is_refused_by_qemu_img_check(tmp_path, bui
     with pytest.raises(UnsafeImage, match=f"{reason}.*corruptions"):
         cache.fetch("img")
     assert os.listdir(tmp_path / "_base") == []
+
+
+def test_a_kernel_with_a_boot_sector_is_a_boot_file_not_a_disk(tmp_path):
+    """A bzImage starts with a legacy boot sector whose bytes read as a
+    broken MBR: fine for a file QEMU loads as a kernel, refused as a disk;
+    a disk image in disguise is refused as a kernel too."""
+    path = tmp_path / "vmlinuz"
+    sector = bytearray(4096)
+    sector[446] = 0x12                      # "boot flag" of partition entry 0
+    sector[510:512] = b"\x55\xaa"
+    path.write_bytes(bytes(sector))
+    assert inspector.inspect(str(path), "raw", boot_file=True) == ("raw", 4096)
+    with pytest.raises(UnsafeImage, match="mbr"):
+        inspector.inspect(str(path), "raw")
+    qcow = str(tmp_path / "disk.qcow2")
+    qemu_img("create", "-f", "qcow2", qcow, "1M")
+    with pytest.raises(UnsafeImage, match="claims disk_format raw"):
+        inspector.inspect(qcow, "raw", boot_file=True)
