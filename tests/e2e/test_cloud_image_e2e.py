@@ -47,6 +47,8 @@ def key(tmp_path_factory):
 
 
 def check_guest(hA, key, address, hostname, marker):
+    # sshd may answer before cloud-init's last stage ran the user data
+    cloudimage.ssh(hA.ns, key, address, "cloud-init status --wait", timeout=300)
     out = cloudimage.ssh(hA.ns, key, address,
                          "hostname; ip -4 -o addr show scope global; cat /var/tmp/marker")
     assert out.returncode == 0, out.stderr
@@ -70,13 +72,15 @@ def test_the_cloud_image_configures_itself_from_its_config_drive(bed, image, key
     item = {"port": port("10.0.0.71", ["ssh"]), "network": net}
     u = boot(a, image, key, "cloud one", item, config_drive=True, hostname="cloud-one",
              user_data=user_data("written-by-user-data-1"))
-    seconds = cloudimage.wait_ssh(hA.ns, key, "10.0.0.71")
-    print(f"config drive: boot to SSH in {seconds:.0f} s")
-    check_guest(hA, key, "10.0.0.71", "cloud-one", "written-by-user-data-1")
-    out = cloudimage.ssh(hA.ns, key, "10.0.0.71", "cloud-init query v1.subplatform")
-    assert out.stdout.startswith("config-disk")            # the ConfigDrive source read it
-    a.api.terminate_instance(a.host, u)
-    a.wait_state(u, {"deleted"})
+    try:
+        seconds = cloudimage.wait_ssh(hA.ns, key, "10.0.0.71")
+        print(f"config drive: boot to SSH in {seconds:.0f} s")
+        check_guest(hA, key, "10.0.0.71", "cloud-one", "written-by-user-data-1")
+        out = cloudimage.ssh(hA.ns, key, "10.0.0.71", "cloud-init query v1.subplatform")
+        assert out.stdout.startswith("config-disk"), out    # the ConfigDrive source read it
+    finally:                            # the next guest's network serves DHCP
+        a.api.terminate_instance(a.host, u)
+        a.wait_state(u, {"deleted"})
 
 
 @pytest.fixture(scope="module")
