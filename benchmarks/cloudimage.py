@@ -72,7 +72,8 @@ def main():
         with open(key + ".pub") as f:
             public = f.read().strip()
         net = dict(flat_network("hA"), dhcp=False, dns_servers=["10.0.0.2"])
-        a.boot("keeper", networks=[{"port": port("10.0.0.80", ["open"]), "network": net}],
+        a.boot("keeper", image=bed.images.images["disk"],
+               networks=[{"port": port("10.0.0.80", ["open"]), "network": net}],
                security_groups=[OPEN])
 
         u = str(uuid.uuid4())
