@@ -4,7 +4,7 @@ The config drive: the test guest (booted with tb.cd=1) mounts the ISO
 labelled config-2 as cloud-init would, prints its meta_data.json and
 network_data.json on its console and runs its user_data script.  The drive
 follows the guest through a hard reboot (with a port attached since), a
-live migration and a cold migration.
+snapshot, a live migration and a resize to the other host.
 
 The metadata service: guests (tb.meta=1) ask 169.254.169.254 for their
 meta_data.json; each gets its own, and one that takes another's address
@@ -155,7 +155,7 @@ def test_a_snapshot_of_a_guest_with_a_drive_boots_with_a_drive_of_its_own(bed, c
     a.wait_state(new, {"deleted"})
 
 
-def test_the_drive_follows_a_live_migration_and_a_cold_migration(bed, cd_guest):
+def test_the_drive_follows_a_live_migration_and_a_resize(bed, cd_guest):
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     u, item = cd_guest
     before = without_password(configdrive.read(os.path.join(a.instances_path, u,
@@ -170,9 +170,9 @@ def test_the_drive_follows_a_live_migration_and_a_cold_migration(bed, cd_guest):
     wait_until(lambda: not os.path.exists(os.path.join(a.instances_path, u)), 60, 0.2,
                "the source to drop its copy")
 
-    # cold migration back: the guest boots on hA from the drive there
+    # resized back to hA (more memory): the guest boots there from the drive there
     boots = guest.boots(b.console(u))
-    b.api.migrate_instance(b.host, u, a.host,
+    b.api.migrate_instance(b.host, u, a.host, flavor=dict(SMALL, memory_mb=160),
                            networks=[dict(item, network=static_network("hA"))])
     wait_until(lambda: (r := a.find(u)) and r["task_state"] is None
                and r["vm_state"] == "resized", 180, 0.2, "the guest resized on hA")
