@@ -18,6 +18,12 @@ default_opts = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
                help="Name of this compute host: the RPC server name on topic "
                     "'compute' and the host recorded on its instances."),
+    cfg.StrOpt("agent_user", default="compute-agent",
+               help="The system user the agent becomes once it has started its "
+                    "privileged helpers (when started as root). It must be in the "
+                    "group that may use libvirt's read-write socket, and own "
+                    "state_path and instances_path. Empty: stay root (not for "
+                    "production)."),
     cfg.StrOpt("state_path", default="/var/lib/compute-agent",
                help="Directory for the agent's own state (SQLite database, "
                     "lock files)."),

@@ -9,11 +9,10 @@ import ipaddress
 import logging
 import os
 import shutil
-import signal
 import threading
 import time
 
-from network import linux_net
+from privileged import network as priv
 
 LOG = logging.getLogger(__name__)
 
@@ -100,16 +99,16 @@ class DHCPServers:
             os.rename(path + ".tmp", path)
         pid = self._pid(network.id)
         if pid is None:
-            linux_net.execute(*dnsmasq_argv(network, d, self.lease_seconds))
+            priv.start_dnsmasq(dnsmasq_argv(network, d, self.lease_seconds))
             LOG.info("dnsmasq started for network %s on %s", network.id, network.bridge)
         elif changed:
-            os.kill(pid, signal.SIGHUP)
+            priv.signal_dnsmasq(network.id, "HUP")
             LOG.info("dnsmasq of network %s reloaded", network.id)
 
     def _stop(self, network_id):
         pid = self._pid(network_id)
         if pid is not None:
-            os.kill(pid, signal.SIGTERM)
+            priv.signal_dnsmasq(network_id, "TERM")
             for _ in range(100):
                 if self._pid(network_id) is None:
                     break

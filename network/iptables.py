@@ -17,10 +17,11 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from network import firewall, l2filter, linux_net
+from network import firewall, l2filter
+from privileged import network as priv
 
 LOG = logging.getLogger(__name__)
-TOOLS = {4: ("iptables-save", "iptables-restore"), 6: ("ip6tables-save", "ip6tables-restore")}
+VERSIONS = (4, 6)
 
 
 def group_members(ports, groups):
@@ -63,20 +64,19 @@ class IptablesFirewall:
             jobs += [self._pool.submit(self._apply_l3, version,
                                        self.desired(vifs, groups, floating_ips, version,
                                                     snat_networks))
-                     for version in TOOLS]
+                     for version in VERSIONS]
             wait(jobs)
             for job in jobs:
                 job.result()              # the first failure, once all have ended
 
     def _apply_l3(self, version, tables):
-        save, restore = TOOLS[version]
-        current = firewall.parse_save(linux_net.execute(save))
+        current = firewall.parse_save(priv.iptables_save(version))
         text = firewall.render(tables, {t: current[t] for t in current if t in tables})
         if text:
-            linux_net.execute(restore, "--noflush", process_input=text)
+            priv.iptables_restore(version, text)
 
     def _apply_l2(self, text):
         if text != self._l2_applied:
             self._l2_applied = None       # unknown until nft has succeeded
-            linux_net.execute("nft", "-f", "-", process_input=text)
+            priv.nft_apply(text)
             self._l2_applied = text

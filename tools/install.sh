@@ -23,6 +23,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# the agent's own user, in the group that may use libvirt's read-write socket
+getent group libvirt >/dev/null || groupadd -r libvirt
+id compute-agent >/dev/null 2>&1 || useradd -r -M -d /var/lib/compute-agent \
+  -s /usr/sbin/nologin -G libvirt compute-agent
+id -nG compute-agent | grep -qw libvirt || usermod -a -G libvirt compute-agent
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   echo ">> creating .venv"

@@ -22,6 +22,21 @@ swtpm_user = "root"
 swtpm_group = "root"
 CONF
   fi
+  # the agent runs as compute-agent, in the libvirt group (tools/install.sh):
+  # that group may use the read-write socket (no polkit without systemd)
+  conf=/etc/libvirt/libvirtd.conf
+  if ! grep -q '^# compute-agent socket access' "$conf" 2>/dev/null; then
+    cat >> "$conf" <<'CONF'
+# compute-agent socket access
+unix_sock_group = "libvirt"
+unix_sock_rw_perms = "0770"
+auth_unix_rw = "none"
+CONF
+    if running libvirtd; then
+      kill "$(cat /run/libvirt/libvirtd.pid)"
+      for i in $(seq 1 50); do running libvirtd || break; sleep 0.2; done
+    fi
+  fi
   if ! running virtlogd; then
     python3 "$HERE/subreaper.py" /run/compute-agent-virtlogd-reaper.pid virtlogd -d -p /run/libvirt/virtlogd.pid
   fi

@@ -6,6 +6,7 @@ import threading
 
 from oslo_log import log as logging
 
+from compute import identity
 from compute.conf import CONF
 from compute.service import ComputeService
 
@@ -17,6 +18,9 @@ def main(argv=None):
     logging.register_options(CONF)
     CONF(sys.argv[1:] if argv is None else argv, project="compute-agent")
     logging.setup(CONF, "compute-agent")
+    identity.become(CONF.agent_user, CONF.state_path, CONF.instances_path,
+                    [*CONF.network.physical_interface_mappings.values(),
+                     CONF.network.public_interface])
     service = ComputeService(CONF)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -56,6 +56,7 @@ class Agent:
 
     def __init__(self, workdir=None, extra_conf="", image_service_args=()):
         self.workdir = workdir or tempfile.mkdtemp(prefix="ca-e2e-")
+        os.chmod(self.workdir, 0o755)      # the agent runs as compute-agent
         self.host = "e2e-" + uuid.uuid4().hex[:8]
         self.state_path = os.path.join(self.workdir, "state")
         self.instances_path = os.path.join(self.state_path, "instances")

@@ -6,10 +6,12 @@ import types
 
 import pytest
 
+import privileged
 from compute import schemas
 from compute.exception import InvalidRequest
 from network import dhcp, firewall, linux_bridge, linux_net, names
 from network.model import FloatingIP, network_from_payload, vif_from_payload
+from privileged import network as priv
 from tests.unit.test_firewall import GROUPS, PORT
 from tests.unit.test_firewall import NET as FW_NET
 
@@ -153,12 +155,17 @@ def commands(monkeypatch):
         elif argv[:3] == ("ip", "link", "set") and argv[4] == "name":
             devices[argv[5]] = devices.pop(argv[3])
         return ""
-    monkeypatch.setattr(linux_net, "execute", execute)
+    privileged.run_in_process()
+    monkeypatch.setitem(privileged.ROOTS, "uplinks", frozenset({"data0"}))
+    for module in (linux_net, priv):
+        monkeypatch.setattr(module, "execute", execute)
     monkeypatch.setattr(linux_net, "exists", lambda dev: dev in devices)
+    monkeypatch.setattr(priv, "_exists", lambda dev: dev in devices)
     monkeypatch.setattr(linux_net, "alias", lambda dev: devices.get(dev, ""))
+    monkeypatch.setattr(priv, "_alias", lambda dev: devices.get(dev, ""))
     monkeypatch.setattr(linux_net, "master_of", lambda dev: None)
     monkeypatch.setattr(linux_net, "addresses", lambda dev: set())
-    monkeypatch.setattr(linux_net.secrets, "token_hex", lambda n: "0" * 2 * n)
+    monkeypatch.setattr(priv.secrets, "token_hex", lambda n: "0" * 2 * n)
     return ran, devices
 
 

@@ -14,6 +14,7 @@ import uuid as uuidlib
 
 import libvirt
 
+from privileged import logs
 from virt import configdrive, driver, errors
 from virt.libvirt import builder, console, disks, files, guest_agent, migration, resize
 from virt.libvirt import snapshot as snap
@@ -505,7 +506,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return [g.uuid for g in self.host.list_guests() if g.name.startswith(DOMAIN_PREFIX)]
 
     def get_console_output(self, instance, max_bytes):
-        return console.tail(self.instance_dir(instance), max_bytes)
+        return logs.console_tail(self.instance_dir(instance), max_bytes)
 
     def get_available_resource(self):
         memory_mb, cpus = self.host.node_info()
