@@ -173,7 +173,7 @@ DHCP_RANGE = re.compile(r"--dhcp-range=[0-9.]{7,15},static,[0-9.]{7,15},[0-9]{1,
 def dnsmasq_argv(argv, dhcp_root):
     """The argv of network.dhcp.dnsmasq_argv: dnsmasq, the fixed options,
     its files in one directory of dhcp_root, an agent bridge, addresses."""
-    if not isinstance(argv, list) or not argv or argv[0] != "dnsmasq":
+    if not isinstance(argv, (list, tuple)) or not argv or argv[0] != "dnsmasq":
         _refuse("dnsmasq command", argv)
     directory = None
     for arg in argv[1:]:

@@ -28,7 +28,17 @@ getent group libvirt >/dev/null || groupadd -r libvirt
 id compute-agent >/dev/null 2>&1 || useradd -r -M -d /var/lib/compute-agent \
   -s /usr/sbin/nologin -G libvirt compute-agent
 id -nG compute-agent | grep -qw libvirt || usermod -a -G libvirt compute-agent
-PY=${PYTHON:-python3}
+# Debian's python3 (3.11): the agent runs as compute-agent, which must be
+# able to read the interpreter (one under /root, say pyenv's, it cannot)
+PY=${PYTHON:-/usr/bin/python3}
+agent_can_read_venv() {
+  local home; home=$(sed -n 's/^home = //p' .venv/pyvenv.cfg)
+  setpriv --reuid compute-agent --regid compute-agent --init-groups test -r "$home/../lib"
+}
+if [ -x .venv/bin/python ] && ! agent_can_read_venv; then
+  echo ">> .venv's interpreter is not readable by compute-agent: making it again"
+  rm -rf .venv .tox
+fi
 if [ ! -x .venv/bin/python ]; then
   echo ">> creating .venv"
   "$PY" -m venv .venv

@@ -23,7 +23,11 @@ swtpm_group = "root"
 CONF
   fi
   # the agent runs as compute-agent, in the libvirt group (tools/install.sh):
-  # that group may use the read-write socket (no polkit without systemd)
+  # that group may use the read-write socket (no polkit without systemd);
+  # QEMU runs as root here (see above), so libvirt leaves the agent's files
+  # their owner (no dynamic ownership) and QEMU keeps the capabilities to
+  # open them
+  restart=
   conf=/etc/libvirt/libvirtd.conf
   if ! grep -q '^# compute-agent socket access' "$conf" 2>/dev/null; then
     cat >> "$conf" <<'CONF'
@@ -32,10 +36,20 @@ unix_sock_group = "libvirt"
 unix_sock_rw_perms = "0770"
 auth_unix_rw = "none"
 CONF
-    if running libvirtd; then
-      kill "$(cat /run/libvirt/libvirtd.pid)"
-      for i in $(seq 1 50); do running libvirtd || break; sleep 0.2; done
-    fi
+    restart=1
+  fi
+  conf=/etc/libvirt/qemu.conf
+  if ! grep -q '^# compute-agent files' "$conf"; then
+    cat >> "$conf" <<'CONF'
+# compute-agent files
+dynamic_ownership = 0
+clear_emulator_capabilities = 0
+CONF
+    restart=1
+  fi
+  if [ -n "$restart" ] && running libvirtd; then
+    kill "$(cat /run/libvirt/libvirtd.pid)"
+    for i in $(seq 1 50); do running libvirtd || break; sleep 0.2; done
   fi
   if ! running virtlogd; then
     python3 "$HERE/subreaper.py" /run/compute-agent-virtlogd-reaper.pid virtlogd -d -p /run/libvirt/virtlogd.pid

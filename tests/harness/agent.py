@@ -55,8 +55,10 @@ class Agent:
     """compute-images + compute-agent + a ComputeAPI client, in a temp dir."""
 
     def __init__(self, workdir=None, extra_conf="", image_service_args=()):
-        self.workdir = workdir or tempfile.mkdtemp(prefix="ca-e2e-")
-        os.chmod(self.workdir, 0o755)      # the agent runs as compute-agent
+        if workdir is None:
+            workdir = tempfile.mkdtemp(prefix="ca-e2e-")
+            os.chmod(workdir, 0o755)      # the agent runs as compute-agent
+        self.workdir = workdir
         self.host = "e2e-" + uuid.uuid4().hex[:8]
         self.state_path = os.path.join(self.workdir, "state")
         self.instances_path = os.path.join(self.state_path, "instances")
@@ -268,7 +270,8 @@ api_servers = {self.agent_image_url}
             conn.close()
 
     def remove(self):
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if not os.environ.get("COMPUTE_AGENT_KEEP_WORKDIR"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def close(self):
         """Stop the processes, destroy guests left behind, remove the dir."""

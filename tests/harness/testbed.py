@@ -100,6 +100,9 @@ class Host:
             f.write(f'host_uuid = "7b000000-0000-4000-8000-0000000000{n:02d}"\n'
                     f'listen_tls = 0\nlisten_tcp = 1\nlisten_addr = "{self.mgmt_ip}"\n'
                     'auth_tcp = "none"\n'
+                    # the agent runs as compute-agent, in the libvirt group
+                    'unix_sock_group = "libvirt"\nunix_sock_rw_perms = "0770"\n'
+                    'auth_unix_rw = "none"\n'
                     'log_outputs = "3:file:/var/log/libvirt/libvirtd.log"\n')
         # a guest's serial log: at most 1 MiB, plus 2 rotated copies
         with open(os.path.join(self.dir, "etc", "virtlogd.conf"), "w") as f:
@@ -107,6 +110,9 @@ class Host:
         with open(os.path.join(self.dir, "etc", "qemu.conf"), "w") as f:
             f.write('user = "root"\ngroup = "root"\nswtpm_user = "root"\n'
                     'swtpm_group = "root"\nsecurity_driver = "none"\n'
+                    # the agent's files keep their owner (compute-agent), and
+                    # QEMU (root here) keeps the capabilities to open them
+                    'dynamic_ownership = 0\nclear_emulator_capabilities = 0\n'
                     f'cgroup_controllers = [ ]\nmigration_host = "{self.mgmt_ip}"\n')
 
     def _start_libvirtd(self, virtlogd=True):
@@ -384,4 +390,8 @@ class TestBed:
         if self.shared_instances:
             sh("umount", "-l", self.shared, check=False)
         self.images.stop()
+        if os.environ.get("COMPUTE_AGENT_KEEP_WORKDIR"):       # to read the agents' logs
+            for host in self.hosts.values():
+                shutil.copytree(os.path.join(host.dir, "agent"), self.dir + "-" + host.name,
+                                ignore=shutil.ignore_patterns("instances"), dirs_exist_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)
