@@ -71,6 +71,7 @@ class Agent:
         self.images = {}
         self.owns_image_service = True
         self.image_service_args = list(image_service_args)
+        self.agent_env = {}            # extra environment of compute-agent
 
     def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
@@ -128,7 +129,8 @@ api_servers = {self.agent_image_url}
 
     def _start_agent(self, env=None):
         self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),
-                                      "--config-file", self.config_file], env)
+                                      "--config-file", self.config_file],
+                    {**self.agent_env, **(env or {})})
 
     def kill_agent(self):
         """kill -9 the agent, as a crash would."""
