@@ -140,6 +140,10 @@ class LiveMigrations:
             raise exception.MigrationPreCheckError(
                 "the destination does not share this host's instances path; "
                 "use a block migration")
+        if self.driver.live_migration_tls() and not dest.get("native_tls"):
+            raise exception.MigrationPreCheckError(
+                "this host sends live migrations over TLS and the destination has no "
+                "migration TLS certificates (live_migration_tls_cert_dir)")
         if dest["block_migration"]:
             need = self.driver.instance_disk_bytes(virt_instance(inst))
             if need > dest["disk_available"]:
@@ -285,7 +289,8 @@ class LiveMigrations:
         found = {"shared_storage": self.peers.sees_probe(probe),
                  "block_migration": block, "disk_available": self.driver.free_disk_bytes(),
                  "libvirt_uri": f"qemu+{scheme}://{address}/system",
-                 "migrate_uri": f"tcp://{address}"}
+                 "migrate_uri": f"tcp://{address}",
+                 "native_tls": self.driver.has_migration_certificates()}
         try:
             return self.peers.api.check_can_live_migrate_source(
                 source_host, instance_uuid=instance["uuid"], dest_check_data=found)

@@ -149,6 +149,7 @@ DEST_CHECK = _object({
     "libvirt_uri": {"type": "string",
                     "pattern": f"^qemu\\+(tcp|tls|ssh)://{HOST_ADDRESS}/system\\Z"},
     "migrate_uri": {"type": "string", "pattern": f"^tcp://{HOST_ADDRESS}\\Z"},
+    "native_tls": {"type": "boolean"},
 }, ["shared_storage", "block_migration", "disk_available", "libvirt_uri", "migrate_uri"])
 
 

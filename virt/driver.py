@@ -248,6 +248,14 @@ class ComputeDriver(abc.ABC):
         """{role: path} of this host's files of the instance, for the
         destination XML (the source maps its own onto the destination's)."""
 
+    def live_migration_tls(self):
+        """Whether this host encrypts the live migrations it sends."""
+        return False
+
+    def has_migration_certificates(self):
+        """Whether this host can receive a live migration over TLS."""
+        return False
+
     @abc.abstractmethod
     def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
         """Source: migrate the running guest to dest ({libvirt_uri,

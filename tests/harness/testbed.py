@@ -24,6 +24,7 @@ import tempfile
 import uuid
 
 from tests.harness import agent as agent_mod
+from tests.harness import pki
 from tests.harness.agent import Agent, wait_until
 
 SUBREAPER = os.path.join(agent_mod.ROOT_DIR, "tools", "subreaper.py")
@@ -57,8 +58,9 @@ def kernel_has_vlan():
 class Host:
     """One namespaced hypervisor host: libvirtd, virtlogd, and an Agent."""
 
-    def __init__(self, bed, name, index, extra_conf=""):
+    def __init__(self, bed, name, index, extra_conf="", ca="bed"):
         self.bed, self.name, self.index = bed, name, index
+        self.ca = ca            # who signs its migration TLS certificates
         self.ns = f"{bed.run}-{name}"
         self.dir = os.path.join(bed.dir, "hosts", name)
         self.mgmt_ip = f"{MGMT}.{10 + index}"
@@ -107,13 +109,18 @@ class Host:
         # a guest's serial log: at most 1 MiB, plus 2 rotated copies
         with open(os.path.join(self.dir, "etc", "virtlogd.conf"), "w") as f:
             f.write(f"max_size = {CONSOLE_LOG_MAX}\nmax_backups = {CONSOLE_LOG_BACKUPS}\n")
+        self.pki = os.path.join(self.dir, "pki")
+        self.bed.ca(self.ca).issue(self.pki, self.name, self.mgmt_ip)
         with open(os.path.join(self.dir, "etc", "qemu.conf"), "w") as f:
             f.write('user = "root"\ngroup = "root"\nswtpm_user = "root"\n'
                     'swtpm_group = "root"\nsecurity_driver = "none"\n'
                     # the agent's files keep their owner (compute-agent), and
                     # QEMU (root here) keeps the capabilities to open them
                     'dynamic_ownership = 0\nclear_emulator_capabilities = 0\n'
-                    f'cgroup_controllers = [ ]\nmigration_host = "{self.mgmt_ip}"\n')
+                    f'cgroup_controllers = [ ]\nmigration_host = "{self.mgmt_ip}"\n'
+                    # live migrations over TLS (VIR_MIGRATE_TLS), peers verified
+                    f'migrate_tls_x509_cert_dir = "{self.pki}"\n'
+                    'migrate_tls_x509_verify = 1\n')
 
     def _start_libvirtd(self, virtlogd=True):
         d = self.dir
@@ -232,6 +239,7 @@ class HostAgent(Agent):
 instances_path = {instances}
 [libvirt]
 live_migration_inbound_addr = {host.mgmt_ip}
+live_migration_tls_cert_dir = {host.pki}
 [network]
 vif_plugin = linux_bridge
 public_interface = pub0
@@ -300,6 +308,7 @@ class TestBed:
         self.relays = []
         self.image_port = agent_mod.free_port()
         self.images = None
+        self.cas = {}
 
     def start(self):
         sh("ip", "netns", "add", self.sw)
@@ -352,8 +361,16 @@ class TestBed:
                 ["ip", "netns", "exec", ns, "bash", "-c", f"exec 3<>/dev/tcp/127.0.0.1/{p}"],
                 capture_output=True).returncode == 0, 10, 0.05, f"relay of {port} in {ns}")
 
-    def add_host(self, name, extra_conf=""):
-        host = Host(self, name, len(self.hosts) + 1, extra_conf)
+    def ca(self, name):
+        """The certificate authority called name (made at first use)."""
+        if name not in self.cas:
+            self.cas[name] = pki.CA(f"{self.run} {name} CA")
+        return self.cas[name]
+
+    def add_host(self, name, extra_conf="", ca="bed"):
+        """ca: who signs the host's migration certificates (another name
+        than "bed": a host the others do not trust)."""
+        host = Host(self, name, len(self.hosts) + 1, extra_conf, ca)
         self.hosts[name] = host
         host.start()
         return host

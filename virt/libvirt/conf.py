@@ -46,6 +46,19 @@ libvirt_opts = [
     cfg.StrOpt("live_migration_scheme", default="tcp",
                help="libvirt transport of the migration control connection "
                     "(qemu+SCHEME://ADDR/system): tcp, tls or ssh."),
+    cfg.BoolOpt("live_migration_with_native_tls",
+                help="Encrypt live migrations (the memory stream and the NBD copy "
+                     "of a block migration) with libvirt's native TLS "
+                     "(VIR_MIGRATE_TLS): QEMU to QEMU, certificates from "
+                     "live_migration_tls_cert_dir, which must be the directory "
+                     "qemu.conf's migrate_tls_x509_cert_dir names (with "
+                     "migrate_tls_x509_verify = 1). Unset: on when that directory "
+                     "holds this host's certificates. A destination without them is "
+                     "refused before anything moves."),
+    cfg.StrOpt("live_migration_tls_cert_dir", default="/etc/pki/qemu",
+               help="Where this host's migration TLS files are: ca-cert.pem, "
+                    "server-cert.pem, server-key.pem, client-cert.pem, "
+                    "client-key.pem (qemu.conf migrate_tls_x509_cert_dir)."),
     cfg.IntOpt("live_migration_bandwidth", default=0, min=0,
                help="Migration bandwidth limit in MiB/s (0: no limit)."),
     cfg.IntOpt("live_migration_downtime", default=500, min=100,

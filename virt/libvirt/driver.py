@@ -404,6 +404,14 @@ class LibvirtDriver(driver.ComputeDriver):
             return {d.name: d.format for d in formats}
         return dict(instance.disk_formats)
 
+    def live_migration_tls(self):
+        lv = self.conf.libvirt
+        return migration.use_tls(lv.live_migration_with_native_tls,
+                                 lv.live_migration_tls_cert_dir)
+
+    def has_migration_certificates(self):
+        return migration.has_tls_files(self.conf.libvirt.live_migration_tls_cert_dir)
+
     def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
         """Source side: migrate the running guest to dest ({libvirt_uri,
         migrate_uri}) under a monitor (migration.run_and_monitor); returns
@@ -427,7 +435,8 @@ class LibvirtDriver(driver.ComputeDriver):
         return migration.run_and_monitor(
             guest, dest["libvirt_uri"], params,
             migration.flags(block, lv.live_migration_permit_auto_converge,
-                            lv.live_migration_permit_post_copy, lv.live_migration_unsafe),
+                            lv.live_migration_permit_post_copy, lv.live_migration_unsafe,
+                            self.live_migration_tls()),
             schedule, lv.live_migration_completion_timeout * max(data_gib, 1.0), control,
             progress, post_copy=lv.live_migration_permit_post_copy)
 

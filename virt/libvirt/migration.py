@@ -10,6 +10,7 @@ same XML (cpu_to_compare); what a source sends is re-serialized before
 libvirt compares it (clean_cpu_xml).
 """
 import logging
+import os
 import threading
 import time
 
@@ -76,7 +77,24 @@ def clean_cpu_xml(text):
     return etree.tostring(root, encoding="unicode")
 
 
-def flags(block, auto_converge=False, post_copy=False, unsafe=False):
+TLS_FILES = ("ca-cert.pem", "server-cert.pem", "server-key.pem", "client-cert.pem",
+             "client-key.pem")
+
+
+def has_tls_files(cert_dir):
+    """Whether cert_dir holds every file QEMU's migration TLS needs (their
+    contents are QEMU's to check; the keys need not be readable here)."""
+    return bool(cert_dir) and all(os.path.exists(os.path.join(cert_dir, name))
+                                  for name in TLS_FILES)
+
+
+def use_tls(setting, cert_dir):
+    """live_migration_with_native_tls: explicit, or on when certificates
+    are there."""
+    return has_tls_files(cert_dir) if setting is None else setting
+
+
+def flags(block, auto_converge=False, post_copy=False, unsafe=False, tls=False):
     f = FLAGS
     if block:
         f |= libvirt.VIR_MIGRATE_NON_SHARED_INC
@@ -86,6 +104,8 @@ def flags(block, auto_converge=False, post_copy=False, unsafe=False):
         f |= libvirt.VIR_MIGRATE_POSTCOPY
     if unsafe:
         f |= libvirt.VIR_MIGRATE_UNSAFE
+    if tls:
+        f |= libvirt.VIR_MIGRATE_TLS
     return f
 
 
