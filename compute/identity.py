@@ -1,12 +1,18 @@
-"""Who the agent runs as.  Started as root, the agent forks its privsep
-daemons (privileged.start) and then becomes agent_user for good: that
-user's groups (among them the one of libvirt's socket), its uid and gid
-(real, effective and saved), no capability in any set, and
-no_new_privs, so nothing it runs (qemu-img on an image service's bytes,
-say) can gain privilege back through a setuid binary or file
-capabilities.  Started as another user, it checks it holds no
-capability and leaves the privileged calls to run in-process, where
-they will fail cleanly."""
+"""Who the agent runs as, and what it may do.
+
+As a service the agent starts as agent_user with the ambient capabilities
+its privsep daemons need (privileged.CAPABILITIES; systemd's User=,
+AmbientCapabilities=, CapabilityBoundingSet=).  become() forks those
+daemons, then drops every capability of the agent itself (effective,
+permitted, inheritable, ambient) and sets no_new_privs, so nothing it
+runs (qemu-img on an image service's bytes, say) can gain privilege back
+through a setuid binary or file capabilities.
+
+Started as root (by hand, or a test bed without setpriv), it first does
+what systemd would: keeps those capabilities only (bounding set too),
+takes agent_user's uid, gid and groups (among them the group of libvirt's
+socket), then goes on as above.  agent_user empty: it stays root and the
+privileged calls run in-process (not for production)."""
 import ctypes
 import grp
 import logging
@@ -18,47 +24,80 @@ from oslo_privsep import capabilities
 import privileged
 
 LOG = logging.getLogger(__name__)
-PR_SET_NO_NEW_PRIVS = 38
+PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+LAST_CAP = 40
 
 
 class IdentityError(RuntimeError):
     """The agent could not become its configured user."""
 
 
-def become(user, state_path, instances_path, uplinks):
-    """Start the privileged helpers and drop to user (see module doc)."""
-    privileged.configure(state_path, instances_path, uplinks)
-    if os.geteuid() != 0:
-        LOG.info("running as uid %d: the privileged helpers run in-process", os.geteuid())
-        privileged.run_in_process()
-        return
-    if not user:
-        LOG.warning("agent_user is empty: the agent stays root")
-        privileged.run_in_process()
-        return
-    try:
-        entry = pwd.getpwnam(user)
-    except KeyError:
-        raise IdentityError(f"agent_user {user!r} does not exist (tools/install.sh "
-                            "creates it)") from None
-    if entry.pw_uid == 0:
-        raise IdentityError(f"agent_user {user!r} is root")
-    for path in (state_path, instances_path):
+def _libc():
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _prctl(*args):
+    if _libc().prctl(*args, *[0] * (5 - len(args))) != 0:
+        raise IdentityError(f"prctl{args}: errno {ctypes.get_errno()}")
+
+
+def _own_dirs(entry, paths):
+    for path in paths:
         if not os.path.exists(path):        # as systemd's StateDirectory= would
             os.makedirs(path, 0o750)
             os.chown(path, entry.pw_uid, entry.pw_gid)
         if os.stat(path).st_uid != entry.pw_uid:
-            raise IdentityError(f"{path} is not owned by {user} (chown -R it)")
-    privileged.start()
-    groups = sorted({entry.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem})
+            raise IdentityError(f"{path} is not owned by {entry.pw_name} (chown -R it)")
+
+
+def _root_to_user(entry):
+    """setpriv --reuid --regid --init-groups, keeping privileged.CAPABILITIES."""
+    keep = privileged.CAPABILITIES
+    for cap in range(LAST_CAP + 1):
+        if cap not in keep and _libc().prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 \
+                and ctypes.get_errno() != 22:          # EINVAL: no such capability here
+            raise IdentityError(f"cannot drop capability {cap} from the bounding set")
+    groups = sorted({entry.pw_gid} | {g.gr_gid for g in grp.getgrall()
+                                      if entry.pw_name in g.gr_mem})
+    capabilities.set_keepcaps(True)
     os.setgroups(groups)
     os.setresgid(entry.pw_gid, entry.pw_gid, entry.pw_gid)
     os.setresuid(entry.pw_uid, entry.pw_uid, entry.pw_uid)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    capabilities.set_keepcaps(False)
+    privileged.raise_ambient(keep)
+
+
+def become(user, state_path, instances_path, uplinks):
+    """Start the privileged helpers and drop everything (see module doc)."""
+    privileged.configure(state_path, instances_path, uplinks)
+    if os.geteuid() == 0:
+        if not user:
+            LOG.warning("agent_user is empty: the agent stays root")
+            privileged.run_in_process()
+            return
+        try:
+            entry = pwd.getpwnam(user)
+        except KeyError:
+            raise IdentityError(f"agent_user {user!r} does not exist (tools/install.sh "
+                                "creates it)") from None
+        if entry.pw_uid == 0:
+            raise IdentityError(f"agent_user {user!r} is root")
+        _own_dirs(entry, (state_path, instances_path))
+        _root_to_user(entry)
+    elif user and pwd.getpwuid(os.geteuid()).pw_name != user:
+        raise IdentityError(f"running as uid {os.geteuid()}, not as agent_user {user!r}")
+    effective, permitted, _ = capabilities.get_caps()
+    missing = sorted(set(privileged.CAPABILITIES) - set(permitted))
+    if missing:
+        names = [capabilities.CAPS_BYVALUE.get(c, str(c)) for c in missing]
+        raise IdentityError(f"the agent lacks {', '.join(names)}: start it with them as "
+                            "ambient capabilities (etc/systemd/compute-agent.service)")
+    privileged.start()
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)
     capabilities.drop_all_caps_except([], [], [])
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise IdentityError(f"no_new_privs: errno {ctypes.get_errno()}")
-    os.environ.update(HOME=entry.pw_dir, USER=user, LOGNAME=user)
-    LOG.info("running as %s (uid %d, groups %s), no capabilities", user, entry.pw_uid, groups)
+    _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    name = pwd.getpwuid(os.geteuid()).pw_name
+    os.environ.update(USER=name, LOGNAME=name)
+    LOG.info("running as %s (uid %d, groups %s) with no capabilities; privsep daemons "
+             "forked", name, os.geteuid(), os.getgroups())

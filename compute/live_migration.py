@@ -102,7 +102,8 @@ class LiveMigrations:
         # the guest runs at the destination now: nothing below brings it back
         self.db.migration_update(migration_id, status="post-migrating")
         faults.point("live_migration.migrated")
-        record.event("migrated", f"to {dest_host} in {seconds:.3f} s")
+        record.event("migrated", f"to {dest_host} in {seconds:.3f} s"
+                     + (" over TLS" if self.driver.live_migration_tls() else ""))
         self._moved(inst, self.db.migration_get(migration_id), settle_destination=True)
 
     def _moved(self, inst, mig, settle_destination):

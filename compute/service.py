@@ -8,7 +8,7 @@ import threading
 
 import oslo_messaging as messaging
 
-from compute import rpc
+from compute import rpc, systemd
 from compute.db.api import Database
 from compute.endpoint import ComputeEndpoint
 from compute.manager import ComputeManager
@@ -47,6 +47,7 @@ class ComputeService:
         self.server = messaging.get_rpc_server(self.transport, target, [self.endpoint],
                                                serializer=rpc.ContextSerializer())
         self._stop = threading.Event()
+        self.watchdog = None
         self._threads = [
             threading.Thread(target=self._every, args=(conf.report_interval, self._report),
                              name="report", daemon=True)]
@@ -71,6 +72,15 @@ class ComputeService:
         for t in self._threads:
             t.start()
         LOG.info("compute-agent %s listening on topic %s", self.conf.host, rpc.TOPIC)
+        interval = systemd.watchdog_interval()
+        if interval:
+            self.watchdog = systemd.Watchdog(self.health, interval)
+            self.watchdog.start()
+        systemd.notify("READY=1", f"STATUS=serving RPC as {self.conf.host}")
+
+    def health(self):
+        """(RPC server running, libvirt answering), for the watchdog."""
+        return self.server._started, self.manager.driver.is_alive()
 
     def _report(self):
         self.db.service_heartbeat(self.conf.host, BINARY, rpc.TOPIC)
@@ -87,6 +97,9 @@ class ComputeService:
                 LOG.exception("periodic task %s failed", task.__name__)
 
     def stop(self):
+        systemd.notify("STOPPING=1")
+        if self.watchdog:
+            self.watchdog.stop()
         self._stop.set()
         self.server.stop()
         self.manager.shutdown()

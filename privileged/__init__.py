@@ -1,44 +1,46 @@
 """The agent's privileged side: oslo.privsep contexts, one per capability
-set, and how the agent starts them and then drops to its own user.
+set, which the agent forks at start.
 
-The agent starts as root (systemd, or a test bed), forks one privsep
-daemon per context while it still may (oslo.privsep's fork method: no
-sudo, no rootwrap, no helper command), and then becomes its unprivileged
-user for good (privileged.identity).  Each daemon keeps only its listed
-capabilities, and its capability bounding set is cut to the same list
-before it drops them, so a tool it runs (ip, iptables, dnsmasq), which
-regains the bounding set as root, gets no more than the daemon holds.
+The agent never needs root.  systemd starts it as its own user with a few
+ambient capabilities (etc/systemd/compute-agent.service:
+User=compute-agent, AmbientCapabilities= and CapabilityBoundingSet= the
+union of the contexts' lists below); it forks one privsep daemon per
+context (oslo.privsep's fork method: no sudo, no rootwrap, no helper
+command, no root), and then drops every capability of its own for good
+(compute.identity).  Each daemon keeps only its own list, as effective,
+permitted and ambient capabilities: ambient so that a tool it runs (ip,
+iptables, nft, dnsmasq), which as a non-root process gets nothing else
+across exec, holds exactly that list too.
 
 The daemons receive the roots their checks use (state_path,
 instances_path, the configured uplinks) when they are forked, from the
 agent's configuration: a caller cannot change them later.  Every entry
-point (privileged.net, privileged.files) checks its own arguments
+point (privileged.network, privileged.logs) checks its own arguments
 (privileged.checks), because its caller may be the compromised part."""
 import ctypes
 
 from oslo_privsep import capabilities as caps
 from oslo_privsep import daemon, priv_context
 
+# links, bridges, addresses, iptables/nftables, the ip_forward sysctl;
+# dnsmasq, which binds the DHCP port
+NET_ADMIN_CAPS = [caps.CAP_NET_ADMIN, caps.CAP_NET_RAW, caps.CAP_NET_BIND_SERVICE]
+# guests' console logs, which virtlogd writes as root, mode 0600
+READ_LOGS_CAPS = [caps.CAP_DAC_READ_SEARCH]
+CAPABILITIES = sorted(set(NET_ADMIN_CAPS + READ_LOGS_CAPS))
+
 net_admin = priv_context.PrivContext(
     "privileged", cfg_section="privsep_net_admin", pypath=__name__ + ".net_admin",
-    # links, bridges, addresses, iptables/nftables, the ip_forward sysctl;
-    # dnsmasq (which binds port 67, writes its pid file under state_path and
-    # drops to nobody) and its signals
-    capabilities=[caps.CAP_NET_ADMIN, caps.CAP_NET_RAW, caps.CAP_NET_BIND_SERVICE,
-                  caps.CAP_SETUID, caps.CAP_SETGID, caps.CAP_KILL, caps.CAP_DAC_OVERRIDE])
-
+    capabilities=NET_ADMIN_CAPS)
 read_logs = priv_context.PrivContext(
     "privileged", cfg_section="privsep_read_logs", pypath=__name__ + ".read_logs",
-    # guests' console logs, which virtlogd writes as root, mode 0600
-    capabilities=[caps.CAP_DAC_READ_SEARCH])
-
+    capabilities=READ_LOGS_CAPS)
 CONTEXTS = (net_admin, read_logs)
 
 # what the checks allow; set by configure() before the daemons fork
 ROOTS = {"state_path": None, "instances_path": None, "uplinks": frozenset()}
 
-PR_CAPBSET_DROP = 24
-_LAST_CAP = 40
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
 
 
 class Refused(ValueError):
@@ -50,22 +52,28 @@ def configure(state_path, instances_path, uplinks=()):
                  uplinks=frozenset(u for u in uplinks if u))
 
 
-class _BoundedDaemon(daemon.Daemon):
-    """oslo.privsep's daemon, with its bounding set cut to its
-    capabilities before it drops the others."""
+def raise_ambient(capabilities):
+    """Make capabilities (held as permitted) effective, inheritable and
+    ambient: what a non-root process passes to the programs it runs."""
+    caps.drop_all_caps_except(capabilities, capabilities, capabilities)
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in capabilities:
+        if libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), f"cannot raise ambient capability {cap}")
+
+
+class _AmbientDaemon(daemon.Daemon):
+    """oslo.privsep's daemon, which also passes its capabilities to the
+    tools it runs (ambient)."""
 
     def _drop_privs(self):
-        libc = ctypes.CDLL(None, use_errno=True)
-        for cap in range(_LAST_CAP + 1):
-            if cap not in self.caps and libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
-                if ctypes.get_errno() != 22:          # EINVAL: the kernel has no such cap
-                    raise OSError(ctypes.get_errno(), f"cannot drop capability {cap}")
         super()._drop_privs()
+        raise_ambient(sorted(self.caps))
 
 
 def start():
-    """Fork the privsep daemons (the caller is root)."""
-    daemon.Daemon = _BoundedDaemon        # what ForkingClientChannel runs in the child
+    """Fork the privsep daemons (the caller holds CAPABILITIES)."""
+    daemon.Daemon = _AmbientDaemon        # what ForkingClientChannel runs in the child
     for ctx in CONTEXTS:
         ctx.set_client_mode(True)
         ctx.start(priv_context.Method.FORK)

@@ -194,6 +194,6 @@ def dnsmasq_argv(argv, dhcp_root):
             directory = os.path.dirname(real)
             continue
         _refuse("dnsmasq argument", arg)
-    if directory is None:
+    if not any(a.startswith("--pid-file=") for a in argv):
         _refuse("dnsmasq command without its pid file", argv)
     return argv

@@ -248,6 +248,10 @@ class ComputeDriver(abc.ABC):
         """{role: path} of this host's files of the instance, for the
         destination XML (the source maps its own onto the destination's)."""
 
+    def is_alive(self):
+        """Whether the hypervisor answers (the watchdog's health check)."""
+        return True
+
     def live_migration_tls(self):
         """Whether this host encrypts the live migrations it sends."""
         return False

@@ -24,6 +24,12 @@ def on_host(agent, uuid_):
     return rec if rec and rec["task_state"] is None and rec["host"] == agent.host else None
 
 
+def migrated_event(agent, uuid_):
+    """The source's note of a finished live migration."""
+    events = agent.api.list_instance_actions(agent.host, uuid_)[-1]["events"]
+    return next(e["details"] for e in events if e["event"] == "migrated")
+
+
 def test_block_live_migration_keeps_the_guest_running(bed):
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     u = a.boot("mig", image=bed.images.images["disk"], wait_console=False)
@@ -34,6 +40,7 @@ def test_block_live_migration_keeps_the_guest_running(bed):
     checked = [e["details"] for e in a.api.list_instance_actions(a.host, u)[-1]["events"]
                if e["event"] == "destination_checked"]
     assert checked and "'block_migration': True" in checked[0]
+    assert "over TLS" in migrated_event(a, u)            # the bed's hosts have certificates
     # the source unplugs, cleans up and marks its record moved just after
     src = wait_until(lambda: (r := a.api.get_instance(a.host, u))["host"] == b.host and r,
                      30, 0.2, "hA's record to name hB")
@@ -170,4 +177,5 @@ def test_shared_storage_live_migration(shared_bed):
     assert 0 < downtime_ms < 2000
     events = b.api.list_instance_actions(b.host, u)
     assert events[-1]["action"] == "live_migration_destination"
+    assert "over TLS" in migrated_event(a, u)
     b.api.terminate_instance(b.host, u)

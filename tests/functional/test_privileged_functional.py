@@ -8,6 +8,7 @@ capabilities, and the caller, once dropped, none (needs root)."""
 import json
 import os
 import pwd
+import shutil
 import subprocess
 import sys
 import uuid
@@ -76,7 +77,7 @@ else:
 def status(pid):
     lines = open(f"/proc/{pid}/status").read().splitlines()
     d = dict(l.split(":\t", 1) for l in lines if ":\t" in l)
-    return {k: d[k].split()[0] for k in ("CapEff", "CapPrm", "CapBnd", "Uid", "NoNewPrivs")}
+    return {k: d[k].split()[0] for k in ("CapEff", "CapPrm", "CapAmb", "Uid", "NoNewPrivs")}
 
 children = [p for p in os.listdir("/proc") if p.isdigit()
             and open(f"/proc/{p}/stat").read().rsplit(") ", 1)[1].split()[1] == str(os.getpid())]
@@ -85,8 +86,8 @@ print(json.dumps({"result": result, "self": status("self"),
 """
 
 CAPS = {"CAP_NET_ADMIN": 12, "CAP_NET_RAW": 13, "CAP_NET_BIND_SERVICE": 10,
-        "CAP_SETUID": 7, "CAP_SETGID": 6, "CAP_KILL": 5, "CAP_DAC_OVERRIDE": 1,
         "CAP_DAC_READ_SEARCH": 2}
+AMBIENT = ",".join(f"+{c[4:].lower()}" for c in CAPS)
 
 
 @pytest.fixture
@@ -109,9 +110,18 @@ def snapshot(ns):
             "nft": run("nft", "list", "ruleset")}
 
 
-def run_in(ns, tmp_path, mode):
+def run_in(ns, tmp_path, mode, as_root=False):
+    """SCRIPT in ns, started as systemd starts the agent (its user, the
+    ambient capabilities of the unit) or, as_root, as root."""
     state = tmp_path / "state"
-    out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", SCRIPT, mode,
+    (state / "instances").mkdir(parents=True)
+    shutil.chown(state, "compute-agent")
+    shutil.chown(state / "instances", "compute-agent")
+    os.chmod(tmp_path, 0o755)
+    start = [] if as_root else [
+        "setpriv", "--reuid=compute-agent", "--regid=compute-agent", "--init-groups",
+        f"--inh-caps={AMBIENT}", f"--ambient-caps={AMBIENT}", f"--bounding-set=-all,{AMBIENT}"]
+    out = subprocess.run(["ip", "netns", "exec", ns, *start, sys.executable, "-c", SCRIPT, mode,
                           str(state), str(state / "instances"), "compute-agent"], cwd=ROOT,
                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ROOT})
     assert out.returncode == 0, out.stderr
@@ -138,15 +148,15 @@ def test_the_agents_own_requests_work(netns, tmp_path):
     assert "-A FORWARD -j ca-test" in after["ipt"]
 
 
-def test_agent_drops_everything_and_each_daemon_holds_only_its_capabilities(netns, tmp_path):
-    found = run_in(netns, tmp_path, "own")
-    uid = pwd.getpwnam("compute-agent").pw_uid
-    assert found["self"] == {"CapEff": "0" * 16, "CapPrm": "0" * 16,
-                             "CapBnd": found["self"]["CapBnd"], "Uid": str(uid),
-                             "NoNewPrivs": "1"}
-    net = mask("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE", "CAP_SETUID",
-               "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE")
+@pytest.mark.parametrize("as_root", [False, True], ids=["as-systemd-starts-it", "as-root"])
+def test_agent_drops_everything_and_each_daemon_holds_only_its_capabilities(
+        netns, tmp_path, as_root):
+    found = run_in(netns, tmp_path, "own", as_root)
+    uid = str(pwd.getpwnam("compute-agent").pw_uid)
+    assert found["self"] == {"CapEff": "0" * 16, "CapPrm": "0" * 16, "CapAmb": "0" * 16,
+                             "Uid": uid, "NoNewPrivs": "1"}
+    net = mask("CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_NET_BIND_SERVICE")
     logs = mask("CAP_DAC_READ_SEARCH")
-    assert sorted((d["CapEff"], d["CapPrm"], d["CapBnd"], d["Uid"])
-                  for d in found["daemons"]) == sorted([(net, net, net, "0"),
-                                                        (logs, logs, logs, "0")])
+    assert sorted((d["CapEff"], d["CapPrm"], d["CapAmb"], d["Uid"])
+                  for d in found["daemons"]) == sorted([(net, net, net, uid),
+                                                        (logs, logs, logs, uid)])

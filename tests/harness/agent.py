@@ -13,7 +13,9 @@ import time
 import uuid
 
 from oslo_config import cfg
+from oslo_privsep import capabilities
 
+import privileged
 from compute import conf as compute_conf
 from compute import exception
 from compute.rpcapi import ComputeAPI
@@ -26,6 +28,13 @@ TRANSPORT_URL = os.environ.get("COMPUTE_AGENT_TRANSPORT_URL", "rabbit://guest:gu
 LIBVIRT_URI = os.environ.get("COMPUTE_AGENT_LIBVIRT_URI", "qemu:///system")
 VIRT_TYPE = os.environ.get("COMPUTE_AGENT_VIRT_TYPE", "qemu")
 FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
+AGENT_USER = "compute-agent"
+_CAPS = ",".join("+" + capabilities.CAPS_BYVALUE[c][4:].lower()
+                 for c in privileged.CAPABILITIES)
+# how etc/systemd/compute-agent.service starts the agent: its own user,
+# the privsep daemons' capabilities as ambient ones, nothing else
+AS_SERVICE = ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
+              f"--inh-caps={_CAPS}", f"--ambient-caps={_CAPS}", f"--bounding-set=-all,{_CAPS}"]
 
 
 def free_port():
@@ -82,7 +91,14 @@ class Agent:
         with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as f:
             return f.read()
 
+    def own_dirs(self, *paths):
+        """Directories the agent's user must own (StateDirectory= would)."""
+        for path in paths:
+            os.makedirs(path, exist_ok=True)
+            shutil.chown(path, AGENT_USER, AGENT_USER)
+
     def start(self):
+        self.own_dirs(self.state_path, self.instances_path)
         with open(self.config_file, "w") as f:
             f.write(f"""[DEFAULT]
 host = {self.host}
@@ -128,7 +144,7 @@ api_servers = {self.agent_image_url}
         self._start_image_service()
 
     def _start_agent(self, env=None):
-        self._spawn("compute-agent", [os.path.join(BIN, "compute-agent"),
+        self._spawn("compute-agent", [*AS_SERVICE, os.path.join(BIN, "compute-agent"),
                                       "--config-file", self.config_file],
                     {**self.agent_env, **(env or {})})
 

@@ -12,8 +12,10 @@ class Capture:
     BPF filter.  direction "out": only what the interface sends (for a
     guest's tap: what reaches the guest), "in": what it receives."""
 
-    def __init__(self, ns, iface, bpf, direction=None):
-        self.argv = ["ip", "netns", "exec", ns, "tcpdump", "-i", iface, "-nn", "-e", "-l",
+    def __init__(self, ns, iface, bpf, direction=None, pcap=None):
+        """pcap: write the whole packets there (tcpdump -w) instead of lines."""
+        out = ["-w", pcap, "-U", "-s", "0"] if pcap else ["-e", "-l"]
+        self.argv = ["ip", "netns", "exec", ns, "tcpdump", "-i", iface, "-nn", *out,
                      *(["-Q", direction] if direction else []), bpf]
         self.lines = []
 

@@ -261,8 +261,10 @@ floating_ranges = 203.0.113.0/24
     def _start_agent(self, env=None):
         pid = self.tb_host.libvirtd_pid()
         self._spawn("compute-agent", ["nsenter", "-t", str(pid), "-n", "-m", "-u", "--",
+                                      *agent_mod.AS_SERVICE,
                                       os.path.join(agent_mod.BIN, "compute-agent"),
-                                      "--config-file", self.config_file], env)
+                                      "--config-file", self.config_file],
+                    {**self.agent_env, **(env or {})})
 
     def cleanup_guests(self):
         pass        # the host's teardown destroys its guests

@@ -404,6 +404,9 @@ class LibvirtDriver(driver.ComputeDriver):
             return {d.name: d.format for d in formats}
         return dict(instance.disk_formats)
 
+    def is_alive(self):
+        return self.host.alive()
+
     def live_migration_tls(self):
         lv = self.conf.libvirt
         return migration.use_tls(lv.live_migration_with_native_tls,

@@ -118,6 +118,13 @@ class Host:
             self._conn = conn
             return conn
 
+    def alive(self):
+        """Whether libvirtd answers (connecting again if it went away)."""
+        try:
+            return bool(self._call(lambda c: c.isAlive()))
+        except errors.VirtError:
+            return False
+
     def _call(self, fn):
         """Run fn(conn), reconnecting once if libvirtd went away."""
         try:
