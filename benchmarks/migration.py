@@ -3,6 +3,10 @@ agent to agent over RPC, of a 256 MiB guest:
 
 - live_shared_*: instances_path on a shared (bindfs fuse.glusterfs) mount;
 - live_block_*: no shared storage, the disk is copied (NON_SHARED_INC);
+- live_*_tls_*: the same over libvirt's native TLS (VIR_MIGRATE_TLS:
+  memory stream and NBD copy encrypted, certificates of the bed's CA),
+  in the same run; the others have live_migration_with_native_tls off;
+  live_block_tls_overhead: live_block_tls_total_s / live_block_total_s;
 - *_total_s: from the live_migrate_instance call until the instance is
   settled on the destination; *_downtime_ms: the guest's pause as the
   destination's libvirt reports it (domjobinfo --completed).
@@ -49,10 +53,13 @@ def settled_on(agent, u):
     return rec if rec and rec["task_state"] is None and rec["host"] == agent.host else None
 
 
-def measure(shared, rounds):
+NO_TLS = "[libvirt]\nlive_migration_with_native_tls = false\n"
+
+
+def measure(shared, rounds, tls):
     bed = TestBed(shared_instances=shared).start()
     try:
-        hosts = [bed.add_host(n) for n in ("hA", "hB")]
+        hosts = [bed.add_host(n, "" if tls else NO_TLS) for n in ("hA", "hB")]
         for h in hosts:
             h.start_agent(bed.image_port)
         bed.upload_test_guest("console=ttyS0 quiet tb.name=bench")
@@ -146,12 +153,16 @@ def main():
     if args.cold_only:
         print(json.dumps({"rounds": args.rounds, **measure_cold(args.rounds)}, indent=2))
         return
-    shared_total, shared_down = measure(True, args.rounds)
-    block_total, block_down = measure(False, args.rounds)
+    live = {}
+    for kind, shared in (("shared", True), ("block", False)):
+        for tls in (False, True):
+            total, down = measure(shared, args.rounds, tls)
+            name = f"live_{kind}{'_tls' if tls else ''}"
+            live.update({f"{name}_total_s": round(total, 3), f"{name}_downtime_ms": down})
+    live["live_block_tls_overhead"] = round(live["live_block_tls_total_s"]
+                                            / live["live_block_total_s"], 2)
     print(json.dumps({
-        "rounds": args.rounds, "guest_memory_mb": FLAVOR["memory_mb"],
-        "live_shared_total_s": round(shared_total, 3), "live_shared_downtime_ms": shared_down,
-        "live_block_total_s": round(block_total, 3), "live_block_downtime_ms": block_down,
+        "rounds": args.rounds, "guest_memory_mb": FLAVOR["memory_mb"], **live,
         **measure_cold(args.rounds)}, indent=2))
 
 if __name__ == "__main__":

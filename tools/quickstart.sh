@@ -59,7 +59,14 @@ CONF
 echo ">> starting compute-images on 127.0.0.1:9292 and compute-agent (host '$HOST')"
 .venv/bin/compute-images serve --data-dir "$Q/images" --port 9292 >"$Q/compute-images.log" 2>&1 &
 echo $! > "$Q/compute-images.pid"
-.venv/bin/compute-agent --config-file "$Q/compute-agent.conf" >"$Q/compute-agent.out" 2>&1 &
+# as etc/systemd/compute-agent.service runs it: its own user, with the
+# capabilities of its privsep daemons as ambient ones, never root
+mkdir -p "$Q/state" && touch "$Q/compute-agent.log"
+chown -R compute-agent:compute-agent "$Q/state" "$Q/compute-agent.log"
+CAPS=+net_admin,+net_raw,+net_bind_service,+dac_read_search
+setpriv --reuid=compute-agent --regid=compute-agent --init-groups --inh-caps=$CAPS \
+  --ambient-caps=$CAPS --bounding-set=-all,$CAPS \
+  .venv/bin/compute-agent --config-file "$Q/compute-agent.conf" >"$Q/compute-agent.out" 2>&1 &
 echo $! > "$Q/compute-agent.pid"
 for _ in $(seq 1 100); do
   curl -fs http://127.0.0.1:9292/v2/images >/dev/null 2>&1 && break; sleep 0.1
