@@ -31,3 +31,8 @@ class CPUIncompatible(VirtError):
 
 class GuestAgentUnavailable(VirtError):
     """The guest has no QEMU guest agent, or it does not answer."""
+
+
+class MigrationTLSError(VirtError):
+    """A live migration over TLS failed its handshake: a peer's certificate
+    does not verify (another CA, wrong address, expired)."""

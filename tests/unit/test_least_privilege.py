@@ -105,3 +105,9 @@ def test_tls_is_on_when_the_certificates_are_there_unless_set(tmp_path):
     assert not migration.use_tls(False, str(tmp_path))
     assert migration.flags(True, tls=True) & migration.libvirt.VIR_MIGRATE_TLS
     assert not migration.flags(True) & migration.libvirt.VIR_MIGRATE_TLS
+
+
+def test_a_tls_handshake_failure_is_told_apart():
+    assert migration.is_tls_failure(
+        "operation failed: job 'migration out' failed: Certificate does not match the hostname")
+    assert not migration.is_tls_failure("operation failed: domain is not running")

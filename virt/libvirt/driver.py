@@ -435,13 +435,21 @@ class LibvirtDriver(driver.ComputeDriver):
         schedule = migration.downtime_steps(lv.live_migration_downtime,
                                             lv.live_migration_downtime_steps,
                                             lv.live_migration_downtime_delay, data_gib)
-        return migration.run_and_monitor(
-            guest, dest["libvirt_uri"], params,
-            migration.flags(block, lv.live_migration_permit_auto_converge,
-                            lv.live_migration_permit_post_copy, lv.live_migration_unsafe,
-                            self.live_migration_tls()),
-            schedule, lv.live_migration_completion_timeout * max(data_gib, 1.0), control,
-            progress, post_copy=lv.live_migration_permit_post_copy)
+        tls = self.live_migration_tls()
+        try:
+            return migration.run_and_monitor(
+                guest, dest["libvirt_uri"], params,
+                migration.flags(block, lv.live_migration_permit_auto_converge,
+                                lv.live_migration_permit_post_copy, lv.live_migration_unsafe,
+                                tls),
+                schedule, lv.live_migration_completion_timeout * max(data_gib, 1.0), control,
+                progress, post_copy=lv.live_migration_permit_post_copy)
+        except errors.VirtError as e:
+            if tls and migration.is_tls_failure(str(e)):
+                raise errors.MigrationTLSError(
+                    f"live migration over TLS to {dest['migrate_uri']} refused: the hosts' "
+                    f"certificates do not verify each other ({e})") from None
+            raise
 
     def get_diagnostics(self, instance):
         guest = self._guest(instance)

@@ -94,6 +94,15 @@ def use_tls(setting, cert_dir):
     return has_tls_files(cert_dir) if setting is None else setting
 
 
+TLS_FAILURE_WORDS = ("certificate", "tls handshake", "gnutls", "x509")
+
+
+def is_tls_failure(message):
+    """Whether a failed migration's error is its TLS handshake's."""
+    text = message.lower()
+    return any(word in text for word in TLS_FAILURE_WORDS)
+
+
 def flags(block, auto_converge=False, post_copy=False, unsafe=False, tls=False):
     f = FLAGS
     if block:
