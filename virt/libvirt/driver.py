@@ -375,6 +375,8 @@ class LibvirtDriver(driver.ComputeDriver):
     def sync_disks(self, instance):
         inst_dir = self.instance_dir(instance)
         for name in os.listdir(inst_dir):
+            if name.startswith(console.LOG_NAME):      # virtlogd's (root, 0600), not data
+                continue
             fd = os.open(os.path.join(inst_dir, name), os.O_RDONLY)
             try:
                 os.fsync(fd)
