@@ -58,6 +58,15 @@ def create_overlay(path, backing, backing_format, size_bytes):
          "-F", backing_format, path, str(size_bytes))
 
 
+def create_overlay_in_use(path, backing, backing_format):
+    """A qcow2 overlay on backing while a running QEMU has backing open
+    (a live snapshot's overlay, made by the agent so that it owns it): the
+    size read with -U (shared), the backing not opened (-u)."""
+    info = json.loads(_run("info", "-U", "-f", backing_format, "--output=json", backing)[0])
+    _run("create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", "-u", "-b", backing,
+         "-F", backing_format, path, str(info["virtual-size"]))
+
+
 def create_blank(path, size_bytes, fmt="qcow2"):
     """An empty image (qcow2 or sparse raw) of virtual size size_bytes."""
     _run("create", "-q", "-f", fmt, path, str(size_bytes))

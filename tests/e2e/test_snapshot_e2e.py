@@ -3,6 +3,7 @@ uploads to compute-images, and the snapshot booted as a new instance that
 finds on its disk what the first guest wrote."""
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 
@@ -10,9 +11,10 @@ import libvirt
 import pytest
 
 from compute import exception
+from imagecache import qemu_img
 from imagecache.glance import GlanceClient
 from tests.harness import guest
-from tests.harness.agent import LIBVIRT_URI, Agent, wait_until
+from tests.harness.agent import AGENT_USER, LIBVIRT_URI, Agent, wait_until
 from tests.harness.faulty_images import FaultyProxy
 from tests.harness.guest import last_tick
 from virt.libvirt import snapshot as virt_snapshot
@@ -160,10 +162,15 @@ def left_on_overlay(agent, u, kill=True):
         agent.kill_agent()
     dom = libvirt.open(LIBVIRT_URI).lookupByUUIDString(u)
     overlay = os.path.join(agent.instances_path, u, virt_snapshot.OVERLAY)
+    # the overlay as the agent makes it: its own file
+    qemu_img.create_overlay_in_use(overlay, os.path.join(agent.instances_path, u, "disk"),
+                                   "qcow2")
+    shutil.chown(overlay, AGENT_USER, AGENT_USER)
     dom.snapshotCreateXML(virt_snapshot.snapshot_xml(
         Domain.parse(dom.XMLDesc()).devices.disks, "vda", overlay),
         libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
-        | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA)
+        | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
+        | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT)
     on_overlay = last_tick(agent.console(u))
     agent.wait_console(u, lambda c: last_tick(c) >= on_overlay + 3, "ticks on the overlay")
     return dom, overlay, last_tick(agent.console(u)) - 1

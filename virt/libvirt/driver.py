@@ -325,7 +325,7 @@ class LibvirtDriver(driver.ComputeDriver):
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
             snap.freeze(self._guest(instance), root, self._overlay(instance),
-                        self.conf.libvirt.guest_agent_timeout)
+                        self.conf.libvirt.guest_agent_timeout, fmt)
         return snap.flatten(root, fmt, workdir, out_format, total, progress, frozen=live)
 
     def snapshot_bytes(self, instance, image_files):

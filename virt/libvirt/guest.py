@@ -65,13 +65,15 @@ class Guest:
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
     def snapshot_disks(self, xml, quiesce=False):
-        """An external disk-only snapshot, all disks or none, with no
+        """An external disk-only snapshot, all disks or none, onto overlay
+        files the caller made (REUSE_EXT: they stay the caller's), with no
         snapshot metadata kept by libvirt (the agent tracks it); quiesce:
         the guest agent freezes the guest's filesystems around it."""
         self._do(self._dom.snapshotCreateXML, xml,
                  libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
                  | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_NO_METADATA
                  | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC
+                 | libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT
                  | (libvirt.VIR_DOMAIN_SNAPSHOT_CREATE_QUIESCE if quiesce else 0))
 
     # -- the QEMU guest agent (errors when it is absent or does not answer) --------

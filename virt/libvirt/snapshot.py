@@ -62,8 +62,9 @@ def disk_on(domain, path):
     return next((d for d in domain.devices.disks if d.source_file == path), None)
 
 
-def freeze(guest, root, overlay, agent_timeout=10):
-    """Move the running guest's writes to overlay; root is then frozen.
+def freeze(guest, root, overlay, agent_timeout=10, root_format="qcow2"):
+    """Move the running guest's writes to overlay (made here first, so it
+    is the agent's file, not QEMU's); root is then frozen.
     With a connected guest agent the guest's filesystems are frozen for
     that instant (quiesced); an agent that does not answer within
     agent_timeout leaves a crash-consistent snapshot, as without one.
@@ -73,6 +74,16 @@ def freeze(guest, root, overlay, agent_timeout=10):
     if disk is None:
         raise errors.VirtError(f"root disk {root} not found in the guest definition")
     xml = snapshot_xml(domain.devices.disks, disk.target_dev, overlay)
+    qemu_img.create_overlay_in_use(overlay, root, root_format)
+    try:
+        return _snapshot(guest, domain, xml, root, overlay, agent_timeout)
+    except Exception:
+        if disk_on(Domain.parse(guest.xml_desc()), overlay) is None:
+            os.unlink(overlay)             # the guest never moved onto it
+        raise
+
+
+def _snapshot(guest, domain, xml, root, overlay, agent_timeout):
     started, quiesced = time.monotonic(), False
     if guest_agent.state(domain) == "connected":
         try:
