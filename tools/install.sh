@@ -28,6 +28,16 @@ getent group libvirt >/dev/null || groupadd -r libvirt
 id compute-agent >/dev/null 2>&1 || useradd -r -M -d /var/lib/compute-agent \
   -s /usr/sbin/nologin -G libvirt compute-agent
 id -nG compute-agent | grep -qw libvirt || usermod -a -G libvirt compute-agent
+# the agent's user runs code from this checkout: let it through the
+# directories above it (search only, not list) when it cannot
+if ! setpriv --reuid compute-agent --regid compute-agent --init-groups test -r "$PWD/setup.cfg"; then
+  d=$PWD
+  while [ "$d" != / ]; do
+    [ -x "$d" ] && setpriv --reuid compute-agent --regid compute-agent --init-groups \
+      test -x "$d" || { echo ">> chmod o+x $d (compute-agent runs code under it)"; chmod o+x "$d"; }
+    d=$(dirname "$d")
+  done
+fi
 # Debian's python3 (3.11): the agent runs as compute-agent, which must be
 # able to read the interpreter (one under /root, say pyenv's, it cannot)
 PY=${PYTHON:-/usr/bin/python3}
