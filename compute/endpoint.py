@@ -93,8 +93,8 @@ class ComputeEndpoint:
                 self.db.instance_create(**record)
         except exception.ResourcesUnavailable as e:
             LOG.warning("build of %s refused: %s", uuid, e)
-            self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None))
-            self.db.fault_create(uuid, f"ResourcesUnavailable: {e}")
+            self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None),
+                                    fault=f"ResourcesUnavailable: {e}")
             self.manager.ops.notify("create.error", {"instance_uuid": uuid, "message": str(e)},
                                     error=True)
             return

@@ -63,12 +63,17 @@ class Database:
 
     # -- instances ----------------------------------------------------------
 
-    def instance_create(self, **values):
+    def instance_create(self, fault=None, **values):
+        """Create the record; with ``fault``, the record and its fault in one
+        transaction, so no reader sees an errored instance without its reason."""
         with self.session() as s:
             if s.scalar(select(models.Instance.id).where(models.Instance.uuid == values["uuid"])):
                 raise exception.InstanceExists(f"instance {values['uuid']} already exists")
             inst = models.Instance(**values)
             s.add(inst)
+            if fault is not None:
+                s.add(models.InstanceFault(instance_uuid=values["uuid"], message=fault[:1024],
+                                           details="", code=500))
         return inst
 
     def instance_get(self, uuid, include_deleted=False):
