@@ -1,4 +1,4 @@
-"""Builds: spawning an instance and deleting it, the steps in the order an
+"""Builds: spawning an instance, rebuilding it in place and deleting it, the steps in the order an
 operator's runbook lists them.  The endpoint recorded the instance
 (BUILDING/scheduling) before the build runs here; a delete is accepted
 from any state.  Both settle through their rows of compute.optable."""
@@ -7,10 +7,21 @@ import logging
 from compute import exception, faults, states
 from compute.db.models import utcnow
 from compute.instance import config_drive, power_state, virt_instance
+from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
+
+
+def show_or_refuse(glance, image_ref, what):
+    """The image's record; InvalidRequest when the image service says it
+    does not exist or is not ours (an outage is raised as it is)."""
+    try:
+        return glance.show(image_ref)
+    except (image_errors.ImageNotFound, image_errors.ImageForbidden,
+            image_errors.InvalidImageId) as e:
+        raise exception.InvalidRequest(f"{what} image {image_ref}: {e}") from None
 
 
 class Builds:
@@ -47,6 +58,34 @@ class Builds:
         self.db.instance_update(uuid, expected_task_state=states.SPAWNING, launched_at=utcnow(),
                                 image_meta=image_meta, disk_formats=formats,
                                 power_state=power_state(self.driver, inst))
+
+    def accept_rebuild(self, uuid, image_ref=None, preserve_ephemeral=False):
+        """The image checked (the call fails, nothing changes, when it is
+        not found), then the instance in REBUILDING with its new image_ref."""
+        image_ref = image_ref or self.db.instance_get(uuid).image_ref
+        show_or_refuse(self.glance, image_ref, "rebuild")
+        self.runner.accept("rebuild", uuid, image_ref=image_ref,
+                           task_args={"preserve_ephemeral": bool(preserve_ephemeral)})
+        return image_ref
+
+    def rebuild_instance(self, ctxt, uuid):
+        """Reimage in place from the recorded image_ref: same uuid, ports,
+        addresses and config-drive data; the root disk new; the ephemeral
+        disk kept when asked."""
+        def work(inst, record):
+            preserve = bool((inst.task_args or {}).get("preserve_ephemeral"))
+            image_meta = split_properties(self.glance.show(inst.image_ref))
+            files = self.images.files_for(inst, image_meta)
+            network_info = self.networking.plug_vifs(inst)
+            faults.point("rebuild.prepared")
+            formats = self.driver.rebuild(virt_instance(inst), image_meta, files,
+                                          network_info, preserve)
+            faults.point("rebuild.spawned")
+            self.db.instance_update(uuid, image_meta=image_meta, disk_formats=formats,
+                                    launched_at=utcnow())
+            record.event("rebuilt", f"image {inst.image_ref}; ephemeral disk "
+                                    f"{'kept' if preserve else 'blank'}")
+        self.runner.run("rebuild", ctxt, uuid, work)
 
     def clean_up(self, inst, unplug=True):
         """Undo what a failed build created: guest, disks, instance dir, VIFs

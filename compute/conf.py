@@ -128,6 +128,26 @@ database_opts = [
 ]
 
 
+console_group = cfg.OptGroup("console", title="Console access through the proxy")
+console_opts = [
+    cfg.StrOpt("token_key", secret=True,
+               help="Fernet key shared with the console proxy (its [console_proxy] "
+                    "token_key), urlsafe base64 of 32 bytes. Unset: no console "
+                    "access (get_serial_console and get_vnc_console are refused)."),
+    cfg.IntOpt("token_ttl", default=600, min=1,
+               help="Seconds a console URL stays usable; it is usable once."),
+    cfg.StrOpt("serial_proxy_url", default="ws://127.0.0.1:6083/serial",
+               help="Base of the serial console URLs handed out; the instance "
+                    "uuid and the token are appended."),
+    cfg.StrOpt("vnc_proxy_url", default="ws://127.0.0.1:6083/vnc",
+               help="Base of the VNC websocket URLs handed out; the instance uuid "
+                    "and the token are appended."),
+    cfg.StrOpt("novnc_url", default="http://127.0.0.1:6083/novnc/vnc_lite.html",
+               help="The noVNC page a VNC console's browser URL opens, served by "
+                    "the proxy; empty: answer the websocket URL only."),
+]
+
+
 def register_opts(conf):
     """Register every option of the agent on conf.  Each ConfigOpts gets
     fresh OptGroup objects: oslo.config keeps a group's options (and their
@@ -143,7 +163,8 @@ def register_opts(conf):
 
 
 def list_opts():
-    return ([(None, default_opts), (database_group, database_opts)]
+    return ([(None, default_opts), (database_group, database_opts),
+             (console_group, console_opts)]
             + image_conf.list_opts() + libvirt_conf.list_opts() + network_conf.list_opts())
 
 

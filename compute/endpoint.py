@@ -244,6 +244,30 @@ class ComputeEndpoint:
         self._check("finish_revert_resize", payload)
         return self.manager.resizes.finish_revert_resize(ctxt, payload["migration_id"])
 
+    def rebuild_instance(self, ctxt, **payload):
+        """Accepted once the image is found; runs in the worker pool."""
+        self._check("rebuild_instance", payload)
+        uuid = payload["instance_uuid"]
+        image = self.manager.builds.accept_rebuild(uuid, payload.get("image_ref"),
+                                                   payload.get("preserve_ephemeral", False))
+        self.manager.submit(self.manager.builds.rebuild_instance, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "rebuild", "image_ref": image}
+
+    def rescue_instance(self, ctxt, **payload):
+        """Accepted once the rescue image is found; runs in the worker pool."""
+        self._check("rescue_instance", payload)
+        uuid = payload["instance_uuid"]
+        image = self.manager.rescues.accept_rescue(uuid, payload.get("rescue_image_ref"))
+        self.manager.submit(self.manager.rescues.rescue, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "rescue", "rescue_image_ref": image}
+
+    def unrescue_instance(self, ctxt, **payload):
+        self._check("unrescue_instance", payload)
+        uuid = payload["instance_uuid"]
+        self.manager.runner.accept("unrescue", uuid)
+        self.manager.submit(self.manager.rescues.unrescue, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "unrescue"}
+
     def snapshot_instance(self, ctxt, **payload):
         """Accepted at once with the new image (queued); the copy and the
         upload run in the worker pool: follow task_state and progress."""
@@ -318,6 +342,14 @@ class ComputeEndpoint:
     def get_console_output(self, ctxt, **payload):
         self._check("get_console_output", payload)
         return self.manager.get_console_output(payload["instance_uuid"], payload.get("length"))
+
+    def get_serial_console(self, ctxt, **payload):
+        self._check("get_serial_console", payload)
+        return self.manager.consoles.get(payload["instance_uuid"], "serial")
+
+    def get_vnc_console(self, ctxt, **payload):
+        self._check("get_vnc_console", payload)
+        return self.manager.consoles.get(payload["instance_uuid"], "vnc")
 
     def get_diagnostics(self, ctxt, **payload):
         self._check("get_diagnostics", payload)

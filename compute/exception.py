@@ -77,3 +77,8 @@ class GuestAgentUnavailable(ComputeError):
 class MigrationPreCheckError(ComputeError):
     """A host's pre-migration check refused the migration (CPU, memory,
     disk, storage); nothing was changed."""
+
+
+class ConsoleUnavailable(ComputeError):
+    """The instance has no console of that kind now (not running, consoles
+    not enabled on its host); no token was issued."""

@@ -24,6 +24,8 @@ STEPS = (
     "confirm_resize.synced", "confirm_resize.source_confirmed",
     "revert_resize.dropped", "revert_resize.source_reverted",
     "set_admin_password.accepted",
+    "rebuild.prepared", "rebuild.spawned",
+    "rescue.prepared", "rescue.booted", "unrescue.booted",
 )
 
 

@@ -26,15 +26,17 @@ class ImageFiles:
             LOG.exception("could not count a use of cached image %s", image_id)
         return cached
 
-    def files_for(self, inst, image_meta):
+    def files_for(self, inst, image_meta, image_id=None):
         """The cached bases of an instance's image and its kernel/ramdisk;
         each is downloaded only if it is not cached (so a base removed from
         _base is fetched again, verified against the checksum recorded at
         spawn).  An image larger than the flavor's root disk is refused
-        before qemu-img ever sees it."""
+        before qemu-img ever sees it.  image_id: another image than the
+        instance's (a rescue's), under the same limit."""
         props = image_meta.get("properties") or {}
         root_gb = inst.flavor.get("root_gb", 0)
-        root = self.fetch(inst.image_ref, image_meta, root_gb * GiB if root_gb else None)
+        root = self.fetch(image_id or inst.image_ref, image_meta,
+                          root_gb * GiB if root_gb else None)
         kernel = ramdisk = None
         if props.get("kernel_id"):
             kernel = self.fetch(check_image_id(props["kernel_id"]), boot_file=True)

@@ -91,7 +91,8 @@ class LiveMigrations:
             files = self.images.files_for(inst, inst.image_meta)
             control = self._controls[uuid] = virt_driver.MigrationControl()
             seconds = self.driver.live_migrate(
-                vi, dest, self.driver.migration_paths(vi, files), prep["paths"], block,
+                vi, {**dest, "serial": prep.get("serial")},
+                self.driver.migration_paths(vi, files), prep["paths"], block,
                 control, progress_writer(self.db, uuid, 0, 100))
         except Exception:
             LOG.exception("instance %s: live migration to %s failed; rolling back",
@@ -324,10 +325,13 @@ class LiveMigrations:
             self.db.instance_update(uuid, disk_formats=formats)
             self.networking.plug_vifs(inst)
             record.event("prepared", "block" if block else "shared storage")
-            return {"paths": self.driver.migration_paths(vi, files)}
+            answer = {"paths": self.driver.migration_paths(vi, files)}
+            serial = self.driver.hold_serial_port(vi)
+            return answer | ({"serial": serial} if serial else {})
 
     def post_live_migration_at_destination(self, uuid):
         inst = self.db.instance_get(uuid)
+        self.driver.release_serial_port(virt_instance(inst))     # defined here now
         faults.point("live_migration_destination.posted")
         self._settle_arrival(inst, self._row(uuid))
         return view(self.db.instance_get(uuid))
@@ -354,6 +358,7 @@ class LiveMigrations:
         if inst.task_state != states.MIGRATING:
             raise exception.InstanceInvalidState(f"instance {uuid} is not migrating here")
         vi = virt_instance(inst)
+        self.driver.release_serial_port(vi)
         try:
             self.driver.destroy(vi, [], destroy_disks=False)
         except Exception:          # libvirtd may be what failed

@@ -10,7 +10,9 @@ queries.  Each part receives what it uses in its constructor:
     Peers           the agent-to-agent steps both migrations share
     LiveMigrations  live migration, both sides
     Resizes         cold migration and resize, both sides, confirm/revert
+    Rescues         rescue and unrescue
     Reconciler      agent start and power-state sync
+    ConsoleAccess   console URLs with one-time tokens for the proxy
 
 Payloads were validated at the RPC boundary (compute.endpoint) before
 anything reaches a part; locking, action records, notifications and
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from compute import states
 from compute.builds import Builds
+from compute.consoles import ConsoleAccess
 from compute.image_cache import ImageFiles
 from compute.instance import iso, view, virt_instance
 from compute.lifecycle import Lifecycle
@@ -28,6 +31,7 @@ from compute.networking import Networking
 from compute.operation import Operations, Runner
 from compute.peers import Peers
 from compute.reconcile import Reconciler
+from compute.rescue import Rescues
 from compute.resize import Resizes
 from compute.resource_tracker import ResourceTracker
 from compute.snapshot import Snapshots
@@ -53,8 +57,11 @@ class ComputeManager:
         self.builds = Builds(db, driver, self.runner, self.networking, self.images, glance)
         self.lifecycle = Lifecycle(conf, db, driver, self.ops, self.runner, self.networking,
                                    self.images)
+        self.rescues = Rescues(db, driver, self.runner, self.networking, self.images, glance,
+                               self.lifecycle.power_on)
         self.snapshots = Snapshots(conf, db, driver, self.runner, self.images, glance,
                                    self.host)
+        self.consoles = ConsoleAccess(conf, db, driver)
         self.peers = Peers(conf, db, driver, self.networking, self.host, transport)
         self.live_migrations = LiveMigrations(conf, db, driver, self.runner, self.networking,
                                               self.images, self.peers, self.tracker, self.host,
@@ -63,6 +70,8 @@ class ComputeManager:
                                self.peers, self.tracker, self.host)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
         operations["delete"] = self.builds.terminate_instance
+        operations["rebuild"] = self.builds.rebuild_instance
+        operations.update(rescue=self.rescues.rescue, unrescue=self.rescues.unrescue)
         operations.update({op: self.resizes.resume_decision(op)
                            for op in ("confirm_resize", "revert_resize")})
         self.reconciler = Reconciler(

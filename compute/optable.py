@@ -70,6 +70,18 @@ ROWS = (
     # settled (the caller saw its call fail), never resumed
     Op("set_admin_password", "set_admin_password", frozenset({s.ACTIVE}), _IDLE,
        (s.UPDATING_PASSWORD,), KEEP, None, SETTLE),
+    # rebuild: a new root disk from the (same or a new) image, recorded at
+    # accept; taken up again after a restart, since the old disk may be gone
+    Op("rebuild", "rebuild", frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), _IDLE,
+       (s.REBUILDING,), s.ACTIVE, s.ERROR, RESUME),
+    # rescue boots the rescue image's fresh disk with the instance's own
+    # disks after it; both are definitions made again from the record, so
+    # an interrupted one is simply issued again.  A failure leaves ERROR
+    # with its fault; a hard reboot from there boots the own disks.
+    Op("rescue", "rescue", frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), _IDLE, (s.RESCUING,),
+       s.RESCUED, s.ERROR, RESUME),
+    Op("unrescue", "unrescue", frozenset({s.RESCUED}), _IDLE, (s.UNRESCUING,), s.ACTIVE,
+       s.ERROR, RESUME),
     # admin: no task state, nothing to settle or resume
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),

@@ -300,6 +300,37 @@ class ComputeAPI:
         return self._call(host, "get_console_output", instance_uuid=instance_uuid,
                           length=length)
 
+    def rebuild_instance(self, host, instance_uuid, image_ref=None, preserve_ephemeral=False):
+        """Reimage in place from image_ref (the instance's own when None):
+        same uuid, ports and addresses; answers once accepted (ACTIVE when
+        done)."""
+        payload = {"instance_uuid": instance_uuid, "preserve_ephemeral": preserve_ephemeral}
+        if image_ref:
+            payload["image_ref"] = image_ref
+        return self._call(host, "rebuild_instance", **payload)
+
+    def rescue_instance(self, host, instance_uuid, rescue_image_ref=None):
+        """Boot the rescue image (the instance's own when None) with the
+        instance's disks after it; answers once accepted (RESCUED when done)."""
+        payload = {"instance_uuid": instance_uuid}
+        if rescue_image_ref:
+            payload["rescue_image_ref"] = rescue_image_ref
+        return self._call(host, "rescue_instance", **payload)
+
+    def unrescue_instance(self, host, instance_uuid):
+        """Boot the instance's own disks again; answers once accepted."""
+        return self._call(host, "unrescue_instance", instance_uuid=instance_uuid)
+
+    def get_serial_console(self, host, instance_uuid):
+        """{type, url, websocket, expires_in}: the console proxy's websocket
+        URL for the guest's serial console, with a one-time token."""
+        return self._call(host, "get_serial_console", instance_uuid=instance_uuid)
+
+    def get_vnc_console(self, host, instance_uuid):
+        """{type, url, websocket, expires_in}: the noVNC page (url) and the
+        websocket URL of the guest's VNC console, with a one-time token."""
+        return self._call(host, "get_vnc_console", instance_uuid=instance_uuid)
+
     def get_diagnostics(self, host, instance_uuid):
         """CPU time, memory and per-disk/per-interface counters."""
         return self._call(host, "get_diagnostics", instance_uuid=instance_uuid)

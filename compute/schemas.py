@@ -241,6 +241,12 @@ SCHEMAS = {
                  "finish_revert_resize")},
     "snapshot_instance": _method({"instance_uuid": UUID, "name": NAME},
                                  ["instance_uuid", "name"]),
+    "rebuild_instance": _method({"instance_uuid": UUID, "image_ref": IMAGE_ID,
+                                 "preserve_ephemeral": {"type": "boolean"}},
+                                ["instance_uuid"]),
+    "rescue_instance": _method({"instance_uuid": UUID, "rescue_image_ref": IMAGE_ID},
+                               ["instance_uuid"]),
+    "unrescue_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "cache_images": _method(
         {"image_ids": {"type": "array", "items": IMAGE_ID, "minItems": 1, "maxItems": 64}},
         ["image_ids"]),
@@ -251,6 +257,8 @@ SCHEMAS = {
         {"instance_uuid": UUID, "length": {"type": ["integer", "null"], "minimum": 1,
                                            "maximum": 100000}},
         ["instance_uuid"]),
+    "get_serial_console": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "get_vnc_console": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "list_instances": _method({}, []),
     "ping": _method({}, []),
 }
@@ -268,9 +276,12 @@ _UUID_ANSWER = {k: _object({k: UUID}, [k]) for k in ("instance_uuid", "migration
 ANSWERS = {
     "check_can_live_migrate_destination": DEST_CHECK,
     "check_can_live_migrate_source": DEST_CHECK,
-    "pre_live_migration": _object({"paths": _object(
-        {"instance_dir": ABS_PATH, "kernel": ABS_PATH, "ramdisk": ABS_PATH},
-        ["instance_dir"])}, ["paths"]),
+    "pre_live_migration": _object({
+        "paths": _object({"instance_dir": ABS_PATH, "kernel": ABS_PATH, "ramdisk": ABS_PATH},
+                         ["instance_dir"]),
+        "serial": _object({"host": {"type": "string", "pattern": "^[0-9a-fA-F:.]{2,45}\\Z"},
+                           "port": {"type": "integer", "minimum": 1, "maximum": 65535}},
+                          ["host", "port"])}, ["paths"]),
     "post_live_migration_at_destination": INSTANCE_VIEW,
     "get_instance": INSTANCE_VIEW,          # a peer's record, asked at agent start
     "rollback_live_migration_at_destination": _UUID_ANSWER["instance_uuid"],

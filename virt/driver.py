@@ -325,8 +325,33 @@ class ComputeDriver(abc.ABC):
         """UUIDs of every guest of this agent the hypervisor knows of."""
 
     @abc.abstractmethod
+    def rebuild(self, instance, image_meta, image_files, network_info, preserve_ephemeral):
+        """A new root disk from image_files, the guest defined and started
+        again (ports, config drive and, by choice, the ephemeral disk kept);
+        the formats of the disks."""
+
+    @abc.abstractmethod
+    def rescue(self, instance, rescue_meta, rescue_files, network_info):
+        """Boot a fresh disk of the rescue image with the instance's own
+        disks attached after it (power_on boots the own disks again)."""
+
+    @abc.abstractmethod
     def get_console_output(self, instance, max_bytes):
         """The tail of the guest's serial console log, as text."""
+
+    def hold_serial_port(self, instance):
+        """Destination of a live migration: {host, port} kept free for the
+        arriving guest's serial console, or None (no serial consoles)."""
+        return None
+
+    def release_serial_port(self, instance):
+        """The port hold_serial_port kept is no longer needed."""
+        return None
+
+    @abc.abstractmethod
+    def get_console_target(self, instance, kind):
+        """(address, port) of the running guest's serial or vnc console;
+        errors.ConsoleUnavailable when it has none."""
 
     @abc.abstractmethod
     def get_available_resource(self):

@@ -36,3 +36,7 @@ class GuestAgentUnavailable(VirtError):
 class MigrationTLSError(VirtError):
     """A live migration over TLS failed its handshake: a peer's certificate
     does not verify (another CA, wrong address, expired)."""
+
+
+class ConsoleUnavailable(VirtError):
+    """The guest has no console of that kind now (not running, not enabled)."""

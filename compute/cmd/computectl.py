@@ -2,8 +2,11 @@
 
     computectl [--config-file F] boot --host H --image ID --flavor vcpus=1,ram=128,disk=1 NAME
     computectl list --host H | show --host H UUID | console-log --host H [--length N] UUID
+    computectl console --host H UUID | vnc-console --host H UUID
     computectl delete --host H UUID | service-list
     computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
+    computectl rebuild --host H [--image ID] [--preserve-ephemeral] UUID
+    computectl rescue --host H [--image ID] UUID | unrescue --host H UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
     computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
     computectl snapshot --host H --name N UUID
@@ -157,6 +160,24 @@ def cmd_reboot(api, args):
     if args.no_wait:
         return api.get_instance(args.host, args.uuid)
     return wait_for(api, args.host, args.uuid, _settled("active"), args.json)
+
+
+def cmd_rebuild(api, args):
+    api.rebuild_instance(args.host, args.uuid, args.image, args.preserve_ephemeral)
+    if args.no_wait:
+        return api.get_instance(args.host, args.uuid)
+    return wait_for(api, args.host, args.uuid, _settled("active"), args.json)
+
+
+def cmd_rescue(api, args):
+    if args.command == "rescue":
+        api.rescue_instance(args.host, args.uuid, args.image)
+    else:
+        api.unrescue_instance(args.host, args.uuid)
+    if args.no_wait:
+        return api.get_instance(args.host, args.uuid)
+    done = "rescued" if args.command == "rescue" else "active"
+    return wait_for(api, args.host, args.uuid, _settled(done), args.json)
 
 
 def cmd_reset_state(api, args):
@@ -338,6 +359,20 @@ def cmd_console_log(api, args):
     return api.get_console_output(args.host, args.uuid, args.length)
 
 
+def cmd_console(api, args):
+    from compute.cmd import console_client
+    answer = api.get_serial_console(args.host, args.uuid)
+    try:
+        console_client.attach(answer["websocket"], linger=args.linger)
+    except console_client.ConsoleRefused as e:
+        raise CLIError(f"the console proxy refused the console: {e}") from None
+    return None
+
+
+def cmd_vnc_console(api, args):
+    return api.get_vnc_console(args.host, args.uuid)
+
+
 def cmd_service_list(api, args):
     from compute.db.api import Database, service_is_up
     db = Database.from_conf(CONF)
@@ -348,6 +383,8 @@ def cmd_service_list(api, args):
 
 
 def render(result, as_json):
+    if result is None:
+        return
     if as_json:
         print(json.dumps(result, indent=2, sort_keys=True))
     elif isinstance(result, str):
@@ -407,12 +444,23 @@ def build_parser():
     add("list", cmd_list)
     add("show", cmd_show, uuid=True)
     add("console-log", cmd_console_log, uuid=True).add_argument("--length", type=int)
+    add("console", cmd_console, uuid=True).add_argument(
+        "--linger", type=float, default=2.0,
+        help="when stdin is not a terminal: seconds to keep showing output after it ends")
+    add("vnc-console", cmd_vnc_console, uuid=True)
     add("delete", cmd_delete, uuid=True, wait=True)
     add("service-list", cmd_service_list, host=False)
     add("reboot", cmd_reboot, uuid=True, wait=True).add_argument(
         "--hard", action="store_true", help="power off and start instead of ACPI")
     for name in POWER_COMMANDS:
         add(name, cmd_power, uuid=True, wait=True)
+    r = add("rebuild", cmd_rebuild, uuid=True, wait=True)
+    r.add_argument("--image", help="the new image (default: the instance's own)")
+    r.add_argument("--preserve-ephemeral", action="store_true",
+                   help="keep the ephemeral disk (default: blank again)")
+    add("rescue", cmd_rescue, uuid=True, wait=True).add_argument(
+        "--image", help="rescue image (default: the instance's own image)")
+    add("unrescue", cmd_rescue, uuid=True, wait=True)
     add("reset-state", cmd_reset_state, uuid=True).add_argument(
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)

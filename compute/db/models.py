@@ -46,6 +46,9 @@ class Instance(Base):
     # drive wanted, host name, user data (base64), key pairs.  No password.
     guest_data: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=dict)
     progress: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The arguments of the operation in progress that a restart needs to
+    # issue it again (a rescue's image, a rebuild's choices); set on accept.
+    task_args: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True,

@@ -1,5 +1,5 @@
 """Chaos: the agent killed with SIGKILL at every named step of build,
-delete, snapshot, live migration (both sides), cold migration (both
+delete, snapshot, rebuild, rescue and unrescue, live migration (both sides), cold migration (both
 sides), confirm and revert (compute.faults), then started again; after
 each, the invariants of tests.harness.invariants hold on both hosts.  Then
 libvirtd and RabbitMQ are restarted in the middle of an operation.  The
@@ -104,6 +104,45 @@ def test_set_admin_password(bed):
     rec = a.wait_settled(u)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
     assert inv.check(bed, u) == "hA"
+    delete(bed, u)
+
+
+@pytest.mark.parametrize("step", ["rebuild.prepared", "rebuild.spawned"])
+def test_rebuild(bed, step):
+    """A rebuild is taken up again after a crash: the guest boots a fresh
+    disk (its first boot of it) and runs."""
+    u, _ = boot(bed)
+    a = bed.hosts["hA"].agent
+    booted = guest.boots(a.console(u))
+    crash(bed, "hA", step, lambda: a.api.rebuild_instance(a.host, u))
+    assert a.wait_settled(u)["vm_state"] == "active"
+    assert inv.check(bed, u) == "hA"
+    # booted again, and from a new disk: a reboot of the old one would count 2
+    a.wait_console(u, lambda c: guest.boots(c) > booted and "TB: bootcount=1" in
+                   c.rsplit(guest.BOOT_MARKER, 1)[-1], "the first boot of the new disk")
+    delete(bed, u)
+
+
+@pytest.mark.parametrize("step,lands", [("rescue.prepared", "rescued"),
+                                        ("rescue.booted", "rescued"),
+                                        ("unrescue.booted", "active")])
+def test_rescue(bed, step, lands):
+    """Rescue and unrescue are issued again after a crash: the instance
+    ends where the operation would have taken it, its rescue disk only
+    while rescued."""
+    u, _ = boot(bed)
+    a = bed.hosts["hA"].agent
+    if step.startswith("unrescue"):
+        a.api.rescue_instance(a.host, u)
+        assert a.wait_settled(u)["vm_state"] == "rescued"
+        operation = lambda: a.api.unrescue_instance(a.host, u)  # noqa: E731
+    else:
+        operation = lambda: a.api.rescue_instance(a.host, u)  # noqa: E731
+    crash(bed, "hA", step, operation)
+    assert a.wait_settled(u)["vm_state"] == lands
+    assert inv.check(bed, u) == "hA"
+    files = bed.hosts["hA"].run("ls", f"{a.instances_path}/{u}").split()
+    assert ("disk.rescue" in files) == (lands == "rescued"), files
     delete(bed, u)
 
 

@@ -10,12 +10,18 @@ import pytest
 from compute import exception
 from tests.harness import guest
 from tests.harness.agent import wait_until
+from tests.harness.serial import SHELL_READY
 from tests.harness.testbed import two_hosts
+from virt.libvirt import consoles
+
+# every guest of this bed has a serial console server on its host's
+# management address (the bed's HostAgent sets serial_listen)
+SERIAL = "[libvirt]\nserial_console = true\n"
 
 
 @pytest.fixture(scope="module")
 def bed():
-    yield from two_hosts("mig")
+    yield from two_hosts("mig", extra_conf={"hA": SERIAL, "hB": SERIAL})
 
 
 def on_host(agent, uuid_):
@@ -146,6 +152,33 @@ def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
     assert_stayed_on_source(bed, u, dest_libvirtd_up=False)
     a.api.terminate_instance(a.host, u)
+
+
+def _serial_target(host, uuid_):
+    return consoles.serial_target(host.virsh("dumpxml", f"instance-{uuid_}"))
+
+
+def test_the_serial_console_follows_a_live_migration(bed):
+    """The destination holds a port for the arriving guest; the guest's
+    console server moves there with it, and the same running shell answers
+    through the proxy from the new host."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    bed.start_console_proxy()
+    image = bed.upload_variant("console=ttyS0 quiet tb.name=mcon tb.shell=1")
+    u = a.boot("mcon", image=image, wait_console=False)
+    a.wait_console(u, lambda c: SHELL_READY in c, "the shell")
+    assert _serial_target(hA, u)[0] == hA.mgmt_ip
+    out = bed.console(a.api.get_serial_console(a.host, u)["url"], "echo TB-A-$((40+2))\n")
+    assert "TB-A-42" in out
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    wait_until(lambda: on_host(b, u), 120, 0.2, "the instance on hB")
+    assert _serial_target(hB, u)[0] == hB.mgmt_ip
+    out = bed.console(b.api.get_serial_console(b.host, u)["url"], "echo TB-B-$((40+3))\n")
+    assert "TB-B-43" in out
+    assert "TB: boot-ok" not in b.console(u)                 # the same shell, moved
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from network import names
+from tests.harness import guest
 from tests.harness.agent import wait_until
 from tests.harness.capture import Capture
 from tests.harness.netguests import (
@@ -171,6 +172,35 @@ def test_live_migration_takes_the_port_along(bed, flat_guests):
     g1.wait_pings("10.0.0.12", "ok", g1.last_tick())          # hA -> hB now
     g2.wait_pings("10.0.0.11", "ok")
     assert "TB: boot-ok" not in g2.console()                   # moved, not rebooted
+
+
+def test_rebuild_wipes_the_disk_and_keeps_the_address(bed, tmp_path):
+    """Rebuilt from a new image: the old disk's writes and marker are gone,
+    the guest has the new image's disk, and it comes back with the same MAC
+    (dnsmasq leases by MAC) and the same address, reachable there."""
+    hA = bed.hosts["hA"]
+    item = {"port": port("10.0.0.21", ["open"]), "network": flat_network("hA")}
+    cmdline = "console=ttyS0 quiet tb.name=rb tb.ip=dhcp tb.ping=10.0.0.2"
+    g = Guest(bed, "hA", "rb", item, "tb.ip=dhcp tb.ping=10.0.0.2", [OPEN])
+    wait_dhcp(g)
+    a = g.agent
+    a.api.reboot_instance(a.host, g.uuid, "HARD")
+    a.wait_console(g.uuid, lambda c: "TB: bootcount=2" in c, "the second boot of its disk")
+    hA.run("busybox", "ping", "-c", "1", "-W", "2", "10.0.0.21")
+    new = bed.images.upload_disk(guest.make_disk(str(tmp_path), "rebuilt-disk"), cmdline)
+    assert a.api.rebuild_instance(a.host, g.uuid, new)["image_ref"] == new
+    rec = a.wait_settled(g.uuid)
+    assert (rec["vm_state"], rec["image_id"]) == ("active", new), rec
+    a.wait_console(g.uuid, lambda c: "TB: dhcp eth0 10.0.0.21/24" in
+                   c.rsplit(guest.BOOT_MARKER, 1)[-1], "DHCP after the rebuild")
+    boot = g.console().rsplit(guest.BOOT_MARKER, 1)[-1]
+    assert "TB: disk-marker=rebuilt-disk" in boot and "TB: bootcount=1" in boot, boot
+    assert "test-guest-disk" not in boot
+    hA.run("busybox", "ping", "-c", "1", "-W", "2", "10.0.0.21")     # answers there
+    assert item["port"]["mac"] in hA.virsh("domiflist", g.uuid)
+    g.wait_pings("10.0.0.2", "ok", g.last_tick())
+    a.api.terminate_instance(a.host, g.uuid)
+    a.wait_state(g.uuid, {"deleted"})
 
 
 def test_rules_survive_an_agent_restart_and_nothing_is_left_after_deletes(bed, flat_guests):

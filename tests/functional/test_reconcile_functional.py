@@ -106,12 +106,12 @@ def test_stale_event_does_not_stop_a_running_instance(api, service, active_insta
     vacuous one."""
     import time
     driver = service.manager.driver
-    driver._on_lifecycle(active_instance, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)   # stale
+    driver.events(active_instance, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)   # stale
     time.sleep(1.5)                                              # past the 0.5 s delay
     rec = api.get_instance(service.conf.host, active_instance)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
     conn().lookupByUUIDString(active_instance).destroy()
-    driver._on_lifecycle(active_instance, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)   # true
+    driver.events(active_instance, libvirt.VIR_DOMAIN_EVENT_STOPPED, 0)   # true
     deadline = time.monotonic() + 10
     while rec["vm_state"] != "stopped" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -126,20 +126,20 @@ def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, activ
     back and dropped when STARTED follows, so it is never reported."""
     import time
     driver = service.manager.driver
-    delayed, emit_delayed = [], driver._emit_delayed
-    driver._emit_delayed = lambda uuid: (delayed.append(uuid), emit_delayed(uuid))
+    delayed, emit_held = [], driver.events._emit_held
+    driver.events._emit_held = lambda uuid: (delayed.append(uuid), emit_held(uuid))
     service.conf.set_override("lifecycle_event_delay", 3, group="libvirt")
     try:
         dom = conn().lookupByUUIDString(active_instance)
         dom.destroy()
         deadline = time.monotonic() + 3
-        while active_instance not in driver._timers:      # the STOPPED event, held back
+        while active_instance not in driver.events.timers:      # the STOPPED event, held back
             assert time.monotonic() < deadline, "no STOPPED event"
             time.sleep(0.01)
         dom.create()
         time.sleep(4)                       # well past the delay
     finally:
-        driver._emit_delayed = emit_delayed
+        driver.events._emit_held = emit_held
         service.conf.clear_override("lifecycle_event_delay", group="libvirt")
     assert active_instance not in delayed                 # dropped, never reported
     rec = api.get_instance(service.conf.host, active_instance)

@@ -19,6 +19,7 @@ import privileged
 from compute import conf as compute_conf
 from compute import exception
 from compute.rpcapi import ComputeAPI
+from console import tokens
 from imagecache.glance import GlanceClient
 from tests.harness import cloudimage, guest
 
@@ -33,6 +34,9 @@ _CAPS = ",".join("+" + capabilities.CAPS_BYVALUE[c][4:].lower()
                  for c in privileged.CAPABILITIES)
 # how etc/systemd/compute-agent.service starts the agent: its own user,
 # the privsep daemons' capabilities as ambient ones, nothing else
+# the console proxy's unit: its own user, no group, no capability
+AS_PROXY = ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--clear-groups",
+            "--bounding-set=-all"]
 AS_SERVICE = ["setpriv", f"--reuid={AGENT_USER}", f"--regid={AGENT_USER}", "--init-groups",
               f"--inh-caps={_CAPS}", f"--ambient-caps={_CAPS}", f"--bounding-set=-all,{_CAPS}"]
 
@@ -81,6 +85,9 @@ class Agent:
         self.owns_image_service = True
         self.image_service_args = list(image_service_args)
         self.agent_env = {}            # extra environment of compute-agent
+        self.console_key = tokens.new_key()      # shared with start_console_proxy's
+        self.console_port = free_port()
+        self.console_host = "127.0.0.1"          # where the agent tells users to go
 
     def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
@@ -114,6 +121,11 @@ connection_uri = {LIBVIRT_URI}
 virt_type = {VIRT_TYPE}
 [image]
 api_servers = {self.agent_image_url}
+[console]
+token_key = {self.console_key}
+serial_proxy_url = ws://{self.console_host}:{self.console_port}/serial
+vnc_proxy_url = ws://{self.console_host}:{self.console_port}/vnc
+novnc_url = http://{self.console_host}:{self.console_port}/novnc/vnc_lite.html
 {self.extra_conf}
 """)
         if self.owns_image_service:
@@ -142,6 +154,26 @@ api_servers = {self.agent_image_url}
         proc.wait()
         self.image_service_args = list(args)
         self._start_image_service()
+
+    def start_console_proxy(self, name="console-proxy", port=None, token_ttl=600,
+                            novnc_dir=""):
+        """compute-console-proxy as its own unprivileged user, sharing this
+        agent's token key (on console_port unless port); its port."""
+        port = port or self.console_port
+        path = os.path.join(self.workdir, f"{name}.conf")
+        with open(path, "w") as f:
+            f.write(f"[console_proxy]\nhost = 127.0.0.1\nport = {port}\n"
+                    f"token_key = {self.console_key}\ntoken_ttl = {token_ttl}\n"
+                    f"novnc_dir = {novnc_dir}\n")
+        self._spawn(name, [*AS_PROXY, os.path.join(BIN, "compute-console-proxy"),
+                           "--config-file", path])
+
+        def listening():
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                return True
+            return False
+        wait_until(listening, 30, 0.1, f"{name} to listen")
+        return port
 
     def _start_agent(self, env=None):
         self._spawn("compute-agent", [*AS_SERVICE, os.path.join(BIN, "compute-agent"),
@@ -198,6 +230,11 @@ api_servers = {self.agent_image_url}
         return self._upload(os.path.join(guest.build(), "disk.qcow2"), "qcow2",
                             kernel_id=self.images["kernel"], ramdisk_id=self.images["ramdisk"],
                             os_command_line=cmdline, **props)
+
+    def upload_disk(self, path, cmdline):
+        """Another qcow2 disk booted with the test guest's kernel and ramdisk."""
+        return self._upload(path, "qcow2", kernel_id=self.images["kernel"],
+                            ramdisk_id=self.images["ramdisk"], os_command_line=cmdline)
 
     def upload_cloud_image(self):
         """Register the Debian cloud image (its own kernel and initrd, the

@@ -29,6 +29,21 @@ def build():
     return out
 
 
+def make_disk(directory, marker):
+    """Another disk for the test guest, like build.sh's but with its own
+    /marker (a "new image" for rebuilds); the qcow2 file's path."""
+    content = os.path.join(directory, "content")
+    os.makedirs(content, exist_ok=True)
+    with open(os.path.join(content, "marker"), "w") as f:
+        f.write(marker + "\n")
+    raw, out = os.path.join(directory, "disk.raw"), os.path.join(directory, "disk.qcow2")
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "tbroot", "-d", content, raw, "64M"],
+                   check=True)
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, out], check=True)
+    os.unlink(raw)
+    return out
+
+
 def boots(console):
     """How many times the guest booted, by its console."""
     return console.count(BOOT_MARKER)

@@ -9,7 +9,7 @@ import re
 from tests.harness import guest
 from tests.harness.agent import wait_until
 
-RUNNING = ("active", "paused")
+RUNNING = ("active", "paused", "rescued")
 
 
 def records(bed, uuid):

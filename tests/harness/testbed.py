@@ -23,6 +23,7 @@ import sys
 import tempfile
 import uuid
 
+from console import tokens
 from tests.harness import agent as agent_mod
 from tests.harness import pki
 from tests.harness.agent import Agent, wait_until
@@ -240,6 +241,8 @@ instances_path = {instances}
 [libvirt]
 live_migration_inbound_addr = {host.mgmt_ip}
 live_migration_tls_cert_dir = {host.pki}
+serial_listen = {host.mgmt_ip}
+vnc_listen = {host.mgmt_ip}
 [network]
 vif_plugin = linux_bridge
 public_interface = pub0
@@ -257,6 +260,9 @@ floating_ranges = 203.0.113.0/24
         self.port = image_port
         self.image_url = self.agent_image_url = f"http://127.0.0.1:{image_port}"
         self.owns_image_service = False
+        # the bed's one console proxy, on the management switch (start_console_proxy)
+        self.console_key, self.console_port = host.bed.console_key, host.bed.console_port
+        self.console_host = f"{MGMT}.1"
 
     def _start_agent(self, env=None):
         pid = self.tb_host.libvirtd_pid()
@@ -311,6 +317,7 @@ class TestBed:
         self.image_port = agent_mod.free_port()
         self.images = None
         self.cas = {}
+        self.console_key, self.console_port = tokens.new_key(), agent_mod.free_port()
 
     def start(self):
         sh("ip", "netns", "add", self.sw)
@@ -391,6 +398,29 @@ class TestBed:
         sh("ip", "-n", host.ns, "link", "set", "pub0", "up")
         sh("ip", "-n", ns, "route", "add", "default", "via", host_cidr.split("/")[0])
         return ns
+
+    def start_console_proxy(self):
+        """compute-console-proxy for every host, on the management switch
+        (it reaches the hosts' console addresses there, as in a cloud)."""
+        path = os.path.join(self.dir, "console-proxy.conf")
+        with open(path, "w") as f:
+            f.write(f"[console_proxy]\nhost = {MGMT}.1\nport = {self.console_port}\n"
+                    f"token_key = {self.console_key}\nnovnc_dir =\n")
+        os.chmod(path, 0o644)
+        self.images._spawn("console-proxy", [
+            "ip", "netns", "exec", self.sw, *agent_mod.AS_PROXY,
+            os.path.join(agent_mod.BIN, "compute-console-proxy"), "--config-file", path])
+        wait_until(lambda: "console proxy listening" in self.images.log("console-proxy"),
+                   30, 0.1, "the console proxy")
+
+    def console(self, url, typed, linger=8):
+        """What a user on the management network sees after typing `typed`
+        into the console at url (through the bed's proxy)."""
+        run = subprocess.run(["ip", "netns", "exec", self.sw, sys.executable, "-m",
+                              "compute.cmd.console_client", "--linger", str(linger), url],
+                             input=typed, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
 
     def upload_test_guest(self, cmdline):
         return self.images.upload_test_guest(cmdline)

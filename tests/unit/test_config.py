@@ -4,25 +4,29 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from compute import conf
+from console import conf as console_conf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
-SAMPLE = os.path.join(ROOT, "etc", "compute-agent", "compute-agent.conf.sample")
-GENCONF = os.path.join(ROOT, "etc", "compute-agent", "compute-agent-config-generator.conf")
+ETC = os.path.join(ROOT, "etc", "compute-agent")
 
 
-def test_sample_config_is_current(tmp_path):
+@pytest.mark.parametrize("service", ["compute-agent", "compute-console-proxy"])
+def test_sample_config_is_current(tmp_path, service):
     out = tmp_path / "sample"
-    subprocess.run([sys.executable, "-m", "oslo_config.generator", "--config-file", GENCONF,
+    subprocess.run([sys.executable, "-m", "oslo_config.generator", "--config-file",
+                    os.path.join(ETC, f"{service}-config-generator.conf"),
                     "--output-file", str(out)], check=True, cwd=ROOT)
-    with open(SAMPLE) as f:
+    with open(os.path.join(ETC, f"{service}.conf.sample")) as f:
         current = f.read()
     assert out.read_text() == current, (
-        "etc/compute-agent/compute-agent.conf.sample is stale: run `tox -e genconfig`")
+        f"etc/compute-agent/{service}.conf.sample is stale: run `tox -e genconfig`")
 
 
 def test_every_option_has_help():
-    for _group, opts in conf.list_opts():
+    for _group, opts in conf.list_opts() + console_conf.list_opts():
         for opt in opts:
             assert opt.help and len(opt.help) > 10, opt.name
 

@@ -51,6 +51,7 @@ def test_an_old_schema_is_upgraded(db):
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
         conn.exec_driver_sql("DROP TABLE migrations")                        # 0006
         conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN guest_data")  # 0007
+        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN task_args")   # 0008
     db.sync()
     assert db.revision() == api.HEAD_REVISION
     with db.engine.connect() as conn:

@@ -151,9 +151,19 @@ def build_interfaces(vifs, image_meta):
             for v in vifs if v.get("bridge")]
 
 
-def build_serials(console_log):
-    return [x.Serial(type="file", source_path=console_log, source_append=True, target_port=0),
-            x.Serial(type="pty", target_port=1)]
+def build_serials(console_log, serial_listen=None):
+    """The console (ttyS0) and a spare pty (ttyS1).  With serial_listen
+    (host, port) the console is a TCP server there, for the console proxy,
+    its output still logged to console_log; otherwise it is the log file."""
+    if serial_listen is None:
+        console = x.Serial(type="file", source_path=console_log, source_append=True,
+                           target_port=0)
+    else:
+        host, port = serial_listen
+        console = x.Serial(type="tcp", source_mode="bind", source_host=host,
+                           source_service=str(port), source_tls="no", protocol="raw",
+                           log_file=console_log, log_append=True, target_port=0)
+    return [console, x.Serial(type="pty", target_port=1)]
 
 
 def build_metadata(instance):
@@ -167,10 +177,11 @@ def build_metadata(instance):
 
 
 def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
-                 config_drive=None):
+                 config_drive=None, serial_listen=None):
     """The whole guest definition.  vifs are dicts from the VIF plugin:
     address, bridge, devname and optional mtu; config_drive the path of
-    the instance's config drive, if it has one."""
+    the instance's config drive, if it has one; serial_listen the (host,
+    port) of its serial console server, if it has one."""
     dom = x.Domain(type=settings.virt_type, name=instance.domain_name, uuid=instance.uuid)
     dom.metadata = build_metadata(instance)
     dom.memory_kib = instance.flavor.memory_mb * 1024
@@ -190,7 +201,7 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
         devices.disks.append(build_config_drive(config_drive, image_meta, disks, settings))
     for iface in build_interfaces(vifs, image_meta):
         devices.interfaces.append(iface)
-    for serial in build_serials(console_log):
+    for serial in build_serials(console_log, serial_listen):
         devices.serials.append(serial)
     if wants_guest_agent(image_meta):
         devices.channels.append(build_guest_agent_channel())

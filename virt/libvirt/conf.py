@@ -39,7 +39,19 @@ libvirt_opts = [
                help="Where libvirt keeps managed-save images; their sizes "
                     "count in the host's disk usage report."),
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
-               help="Address the guests' VNC servers listen on."),
+               help="Address the guests' VNC servers listen on: one only the "
+                    "console proxy can reach (never a guest or public network)."),
+    cfg.BoolOpt("serial_console", default=False,
+                help="Give each guest's first serial port (its console) a TCP "
+                     "server on serial_listen, for interactive access through the "
+                     "console proxy; the console log is still written. Off: the "
+                     "console goes to the log file only."),
+    cfg.IPOpt("serial_listen", default="127.0.0.1",
+               help="Address the guests' serial console servers listen on: one "
+                    "only the console proxy can reach."),
+    cfg.StrOpt("serial_port_range", default="10000:20000",
+               regex=r"^[0-9]{1,5}:[0-9]{1,5}$",
+               help="LOW:HIGH, the TCP ports serial consoles may take on this host."),
     cfg.StrOpt("live_migration_inbound_addr",
                help="Address other hosts use to reach this host's libvirtd and "
                     "QEMU for incoming live migrations (default: the host name)."),

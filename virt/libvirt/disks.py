@@ -41,6 +41,23 @@ def create_overlay(instance_dir, name, base):
     return GuestDisk(name, path, "qcow2")
 
 
+RESCUE_DISK = "disk.rescue"
+
+
+def create_rescue(instance_dir, base):
+    """A fresh overlay of the rescue image (any earlier one is replaced:
+    a rescue always starts from the image)."""
+    remove_rescue(instance_dir)
+    return create_overlay(instance_dir, RESCUE_DISK, base)
+
+
+def remove_rescue(instance_dir):
+    try:
+        os.unlink(os.path.join(instance_dir, RESCUE_DISK))
+    except FileNotFoundError:
+        pass
+
+
 def create_all(instance_dir, flavor, image_files, cache, use_cow, preallocate="none"):
     """Every disk the flavor asks for, in the order the guest sees them."""
     disks = [create_root(instance_dir, flavor, image_files.root, use_cow, preallocate)]
@@ -51,6 +68,22 @@ def create_all(instance_dir, flavor, image_files, cache, use_cow, preallocate="n
         base = cache.blank_base("swap", flavor.swap_mb)
         disks.append(create_overlay(instance_dir, "disk.swap", base))
     return disks
+
+
+def recreate_root(instance_dir, flavor, base, use_cow, preallocate, formats,
+                  preserve_ephemeral):
+    """A rebuild's disks: a new root disk from base, the ephemeral disk
+    kept or removed (reopen_all makes it blank again), swap removed (blank
+    anyway); the formats of the disks that are now there."""
+    names = ["disk", "disk.swap"] + ([] if preserve_ephemeral else ["disk.local"])
+    for name in names:
+        try:
+            os.unlink(os.path.join(instance_dir, name))
+        except FileNotFoundError:
+            pass
+    root = create_root(instance_dir, flavor, base, use_cow, preallocate)
+    kept = {n: f for n, f in formats.items() if n not in names}
+    return kept | {"disk": root.format}
 
 
 def reopen_all(instance_dir, flavor, cache, formats):

@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 import time
 import uuid as uuidlib
 
@@ -16,7 +15,17 @@ import libvirt
 
 from privileged import logs
 from virt import configdrive, driver, errors
-from virt.libvirt import builder, console, disks, files, guest_agent, migration, resize
+from virt.libvirt import (
+    builder,
+    console,
+    consoles,
+    disks,
+    events,
+    files,
+    guest_agent,
+    migration,
+    resize,
+)
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
 from virt.libvirt.xml.domain import Domain
@@ -60,13 +69,19 @@ class LibvirtDriver(driver.ComputeDriver):
         self.host = Host(conf.libvirt.connection_uri or "qemu:///system")
         self.settings = None
         self._event_callback = None
-        self._timers = {}
-        self._timers_lock = threading.Lock()
+        self.events = events.HeldBackEvents(lambda: conf.libvirt.lifecycle_event_delay,
+                                            self._emit)
+        lv = conf.libvirt
+        self.serial_ports = consoles.SerialPorts(lv.serial_console, lv.serial_listen,
+                                                 lv.serial_port_range, self._domain_xmls)
+
+    def _domain_xmls(self):
+        return {g.uuid: g.xml_desc() for g in self.host.list_guests()}
 
     def init_host(self, host):
         os.makedirs(self.instances_path, mode=files.DIR_MODE, exist_ok=True)
         self.settings = self._host_settings()
-        self.host.start(self._on_lifecycle)
+        self.host.start(self.events)
 
     def _host_settings(self):
         lv = self.conf.libvirt
@@ -78,29 +93,6 @@ class LibvirtDriver(driver.ComputeDriver):
             cpu_model=lv.cpu_models[0] if lv.cpu_models else None,
             machine_type=lv.hw_machine_type, default_cmdline=lv.default_kernel_cmdline,
             disk_cache=cache, vnc_listen=lv.vnc_listen)
-
-    def _on_lifecycle(self, uuid, event, detail):
-        """Tell the listener a guest's state may have changed.  A STOPPED
-        event is held back lifecycle_event_delay seconds (and dropped if
-        another event for the guest comes first), so STOPPED quickly
-        followed by STARTED (a reboot) is never reported as off."""
-        with self._timers_lock:
-            pending = self._timers.pop(uuid, None)
-            if pending is not None:
-                pending.cancel()
-            delay = self.conf.libvirt.lifecycle_event_delay
-            if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and delay > 0:
-                timer = threading.Timer(delay, self._emit_delayed, (uuid,))
-                timer.daemon = True
-                self._timers[uuid] = timer
-                timer.start()
-                return
-        self._emit(uuid)
-
-    def _emit_delayed(self, uuid):
-        with self._timers_lock:
-            self._timers.pop(uuid, None)
-        self._emit(uuid)
 
     def _emit(self, uuid):
         if self._event_callback is not None:
@@ -117,10 +109,7 @@ class LibvirtDriver(driver.ComputeDriver):
         guest_disks = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
                                        self.conf.image.use_cow_images,
                                        self.conf.image.preallocate_images)
-        xml = self.domain_xml(instance, image_meta, image_files, guest_disks, network_info)
-        with open(os.path.join(inst_dir, "libvirt.xml"), "w") as f:
-            f.write(xml)  # for the operator's eyes only; never read back
-        guest = self.host.define(xml)
+        guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         guest.launch()
         LOG.info("instance %s: guest started", instance.uuid)
         return {d.name: d.format for d in guest_disks}
@@ -139,14 +128,53 @@ class LibvirtDriver(driver.ComputeDriver):
         inst_dir = self.instance_dir(instance)
         guest_disks = disks.reopen_all(inst_dir, instance.flavor, self.cache,
                                        instance.disk_formats)
-        xml = self.domain_xml(instance, image_meta, image_files, guest_disks, network_info)
-        with open(os.path.join(inst_dir, "libvirt.xml"), "w") as f:
-            f.write(xml)
-        old = self._lookup(instance)
-        if old is not None:
-            old.destroy()
-            old.remove_managed_save()
-        return self.host.define(xml)
+        guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
+        disks.remove_rescue(inst_dir)            # a rescue's, no longer in the definition
+        return guest
+
+    def rebuild(self, instance, image_meta, image_files, network_info, preserve_ephemeral):
+        """Reimage in place: the guest powered off, a new root disk from
+        image_files (the ephemeral disk kept when preserve_ephemeral, else
+        blank again), defined and started anew; the disk formats."""
+        self.end_snapshot(instance)
+        guest = self._lookup(instance)
+        if guest is not None:
+            guest.destroy()
+        img = self.conf.image
+        formats = disks.recreate_root(self.instance_dir(instance), instance.flavor,
+                                      image_files.root, img.use_cow_images,
+                                      img.preallocate_images, instance.disk_formats,
+                                      preserve_ephemeral)
+        instance = dataclasses.replace(instance, disk_formats=formats)
+        self.redefine(instance, image_meta, image_files, network_info).launch()
+        return {n: formats.get(n, "qcow2") for n in resize.DISK_FILES
+                if os.path.exists(os.path.join(self.instance_dir(instance), n))}
+
+    def rescue(self, instance, rescue_meta, rescue_files, network_info):
+        """Boot from a fresh disk of the rescue image (the first disk, with
+        that image's kernel and ramdisk), the instance's own disks after it
+        untouched; unrescue is power_on (redefine) from the record."""
+        self.end_snapshot(instance)
+        inst_dir = self.instance_dir(instance)
+        own = disks.reopen_all(inst_dir, instance.flavor, self.cache, instance.disk_formats)
+        rescue_disk = disks.create_rescue(inst_dir, rescue_files.root)
+        self._define(instance, rescue_meta, rescue_files, [rescue_disk, *own],
+                     network_info).launch()
+        LOG.info("instance %s: rescue guest started", instance.uuid)
+
+    def _define(self, instance, image_meta, image_files, guest_disks, network_info):
+        """Define the guest from these disks (any old definition powered
+        off first); the Guest.  The serial port picked is taken once defined."""
+        with self.serial_ports.lock:
+            xml = self.domain_xml(instance, image_meta, image_files, guest_disks,
+                                  network_info)
+            with open(os.path.join(self.instance_dir(instance), "libvirt.xml"), "w") as f:
+                f.write(xml)  # for the operator's eyes only; never read back
+            old = self._lookup(instance)
+            if old is not None:
+                old.destroy()
+                old.remove_managed_save()
+            return self.host.define(xml)
 
     # -- cold migration and resize (disk work in virt.libvirt.resize) -------------
 
@@ -406,6 +434,15 @@ class LibvirtDriver(driver.ComputeDriver):
             return {d.name: d.format for d in formats}
         return dict(instance.disk_formats)
 
+    def hold_serial_port(self, instance):
+        """Destination side: {host, port} held for an arriving guest's
+        serial console until release_serial_port; None when consoles are off."""
+        listen = self.serial_ports.hold_for_incoming(check_uuid(instance.uuid))
+        return {"host": listen[0], "port": listen[1]} if listen else None
+
+    def release_serial_port(self, instance):
+        self.serial_ports.release(instance.uuid)
+
     def is_alive(self):
         return self.host.alive()
 
@@ -426,7 +463,10 @@ class LibvirtDriver(driver.ComputeDriver):
         self.end_snapshot(instance)
         guest = self._guest(instance)
         mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
-        xml = migration.rewrite_for_destination(guest.migratable_xml(), mapping)
+        serial = dest.get("serial")
+        xml = migration.rewrite_for_destination(
+            guest.migratable_xml(), mapping,
+            (serial["host"], serial["port"]) if serial else None)
         params = {libvirt.VIR_MIGRATE_PARAM_URI: dest["migrate_uri"],
                   libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
         lv = self.conf.libvirt
@@ -508,8 +548,21 @@ class LibvirtDriver(driver.ComputeDriver):
             initrd=image_files.ramdisk.path if image_files.ramdisk else None)
         log = os.path.join(self.instance_dir(instance), console.LOG_NAME)
         dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
-                                   log, self.settings, self.write_config_drive(instance))
+                                   log, self.settings, self.write_config_drive(instance),
+                                   self.serial_ports.listen_for(instance.uuid))
         return dom.to_xml()
+
+    def get_console_target(self, instance, kind):
+        """(address, port) where the running guest's `kind` console
+        (serial or vnc) listens; ConsoleUnavailable when it has none."""
+        guest = self._lookup(instance)
+        if guest is None or not guest.is_active():
+            raise errors.ConsoleUnavailable(f"instance {instance.uuid} is not running")
+        xml = guest.xml_desc()
+        target = consoles.serial_target(xml) if kind == "serial" else consoles.vnc_target(xml)
+        if target is None:
+            raise errors.ConsoleUnavailable(f"instance {instance.uuid} has no {kind} console")
+        return target
 
     def destroy(self, instance, network_info, destroy_disks=True):
         guest = self._lookup(instance)

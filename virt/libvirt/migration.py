@@ -4,7 +4,8 @@ source's) and the libvirt call.
 The running domain's XML is the only safe starting point (device
 addresses, aliases and the CPU must match what the guest already sees), so
 the destination definition is that XML with every host path swapped for
-the destination's: disk sources, kernel and initrd, and the console log.
+the destination's: disk sources, kernel and initrd, and the console log;
+and the serial console server moves to the port the destination holds for it.
 The guest's CPU, as the destination must provide it, is taken from the
 same XML (cpu_to_compare); what a source sends is re-serialized before
 libvirt compares it (clean_cpu_xml).
@@ -34,8 +35,23 @@ def _swap(path, mapping):
     return path
 
 
-def rewrite_for_destination(xml, mapping):
-    """xml with each path (or path prefix) in mapping replaced by its value.
+def _serial_for_destination(serial, listen):
+    """A TCP serial console server moved to the destination's (host, port);
+    with no listen (consoles off there), the console becomes its log file."""
+    if serial.type != "tcp" or serial.source_mode != "bind":
+        return
+    if listen is not None:
+        serial.source_host, serial.source_service = listen[0], str(listen[1])
+        return
+    log = serial.log_file
+    serial.source_mode = serial.source_host = serial.source_service = None
+    serial.source_tls = serial.protocol = serial.log_file = serial.log_append = None
+    serial.type, serial.source_path, serial.source_append = "file", log, True
+
+
+def rewrite_for_destination(xml, mapping, serial_listen=None):
+    """xml with each path (or path prefix) in mapping replaced by its value,
+    and the serial console server moved to serial_listen (host, port).
     mapping: {source path or directory: destination path or directory}."""
     dom = Domain.parse(xml)
     if dom.os is not None:
@@ -46,6 +62,7 @@ def rewrite_for_destination(xml, mapping):
     for serial in dom.devices.serials:
         serial.source_path = _swap(serial.source_path, mapping)
         serial.log_file = _swap(serial.log_file, mapping)
+        _serial_for_destination(serial, serial_listen)
     return dom.to_xml()
 
 

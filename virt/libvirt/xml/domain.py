@@ -123,6 +123,11 @@ class Interface(Element):
 class Serial(Element):
     TAG = "serial"
     type = Prop("@type")
+    source_mode = Prop("source/@mode")           # tcp: bind (a server) | connect
+    source_host = Prop("source/@host")
+    source_service = Prop("source/@service")     # tcp: the port, as text
+    source_tls = Prop("source/@tls")
+    protocol = Prop("protocol/@type")            # tcp: raw | telnet
     source_path = Prop("source/@path")
     source_append = Prop("source/@append", bool, words=("on", "off"))
     target_port = Prop("target/@port", int)
