@@ -91,7 +91,7 @@ class LiveMigrations:
             files = self.images.files_for(inst, inst.image_meta)
             control = self._controls[uuid] = virt_driver.MigrationControl()
             seconds = self.driver.live_migrate(
-                vi, {**dest, "serial": prep.get("serial")},
+                vi, {**dest, "serial": prep.get("serial"), "vnc_listen": prep.get("vnc_listen")},
                 self.driver.migration_paths(vi, files), prep["paths"], block,
                 control, progress_writer(self.db, uuid, 0, 100))
         except Exception:
@@ -325,9 +325,8 @@ class LiveMigrations:
             self.db.instance_update(uuid, disk_formats=formats)
             self.networking.plug_vifs(inst)
             record.event("prepared", "block" if block else "shared storage")
-            answer = {"paths": self.driver.migration_paths(vi, files)}
-            serial = self.driver.hold_serial_port(vi)
-            return answer | ({"serial": serial} if serial else {})
+            return {"paths": self.driver.migration_paths(vi, files),
+                    **self.driver.hold_console_ports(vi)}
 
     def post_live_migration_at_destination(self, uuid):
         inst = self.db.instance_get(uuid)

@@ -281,7 +281,8 @@ ANSWERS = {
                          ["instance_dir"]),
         "serial": _object({"host": {"type": "string", "pattern": "^[0-9a-fA-F:.]{2,45}\\Z"},
                            "port": {"type": "integer", "minimum": 1, "maximum": 65535}},
-                          ["host", "port"])}, ["paths"]),
+                          ["host", "port"]),
+        "vnc_listen": {"type": "string", "pattern": f"^{HOST_ADDRESS}\\Z"}}, ["paths"]),
     "post_live_migration_at_destination": INSTANCE_VIEW,
     "get_instance": INSTANCE_VIEW,          # a peer's record, asked at agent start
     "rollback_live_migration_at_destination": _UUID_ANSWER["instance_uuid"],

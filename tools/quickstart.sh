@@ -1,8 +1,9 @@
 #!/bin/bash
 # Quickstart on a fresh Debian 12 machine (run as root): install everything,
-# start libvirtd, virtlogd and RabbitMQ, run compute-images and compute-agent
-# with a local config, boot the test guest through the agent and show its
-# console.  Everything lives in .quickstart/ (config, logs, state).
+# start libvirtd, virtlogd and RabbitMQ, run compute-images, compute-agent and
+# compute-console-proxy with a local config, boot the test guest (a shell on
+# its serial console) through the agent and show its console.  Everything
+# lives in .quickstart/ (config, logs, state).
 #   tools/quickstart.sh           set up and boot a guest
 #   tools/quickstart.sh stop      delete the guest, stop the two services
 # VIRT_TYPE=kvm uses hardware virtualisation (default qemu: TCG emulation,
@@ -15,7 +16,7 @@ CTL=(.venv/bin/computectl --config-file "$Q/compute-agent.conf")
 HOST=quickstart
 
 stop_services() {
-  for svc in compute-agent compute-images; do
+  for svc in compute-agent compute-images compute-console-proxy; do
     if [ -f "$Q/$svc.pid" ]; then
       kill "$(cat "$Q/$svc.pid")" 2>/dev/null || true
       rm -f "$Q/$svc.pid"
@@ -43,6 +44,9 @@ stop_services
 echo ">> building the test guest (Debian cloud kernel + busybox initramfs)"
 GUEST=$(.venv/bin/python -c 'from tests.harness import guest; print(guest.build())')
 
+[ -s "$Q/console.key" ] || .venv/bin/python -c \
+  'from console.tokens import new_key; print(new_key())' > "$Q/console.key"
+KEY=$(cat "$Q/console.key")
 cat > "$Q/compute-agent.conf" <<CONF
 [DEFAULT]
 host = $HOST
@@ -52,9 +56,18 @@ log_file = $Q/compute-agent.log
 [libvirt]
 connection_uri = qemu:///system
 virt_type = ${VIRT_TYPE:-qemu}
+serial_console = true
 [image]
 api_servers = http://127.0.0.1:9292
+[console]
+token_key = $KEY
 CONF
+cat > "$Q/compute-console-proxy.conf" <<CONF
+[console_proxy]
+token_key = $KEY
+CONF
+chown compute-agent:compute-agent "$Q/compute-console-proxy.conf"
+chmod 0600 "$Q/compute-console-proxy.conf"
 
 echo ">> starting compute-images on 127.0.0.1:9292 and compute-agent (host '$HOST')"
 .venv/bin/compute-images serve --data-dir "$Q/images" --port 9292 >"$Q/compute-images.log" 2>&1 &
@@ -68,6 +81,11 @@ setpriv --reuid=compute-agent --regid=compute-agent --init-groups --inh-caps=$CA
   --ambient-caps=$CAPS --bounding-set=-all,$CAPS \
   .venv/bin/compute-agent --config-file "$Q/compute-agent.conf" >"$Q/compute-agent.out" 2>&1 &
 echo $! > "$Q/compute-agent.pid"
+# one proxy for every host's consoles: its own user, no capability
+setpriv --reuid=compute-agent --regid=compute-agent --clear-groups --bounding-set=-all \
+  .venv/bin/compute-console-proxy --config-file "$Q/compute-console-proxy.conf" \
+  >"$Q/compute-console-proxy.log" 2>&1 &
+echo $! > "$Q/compute-console-proxy.pid"
 for _ in $(seq 1 100); do
   curl -fs http://127.0.0.1:9292/v2/images >/dev/null 2>&1 && break; sleep 0.1
 done
@@ -76,7 +94,7 @@ upload() { .venv/bin/compute-images upload "$@"; }
 KERNEL=$(upload --name test-guest-kernel --disk-format aki "$GUEST/vmlinux")
 RAMDISK=$(upload --name test-guest-ramdisk --disk-format ari "$GUEST/initrd.img")
 DISK=$(upload --name test-guest --disk-format qcow2 --property kernel_id="$KERNEL" \
-  --property ramdisk_id="$RAMDISK" --property "os_command_line=console=ttyS0 quiet tb.name=quickstart" \
+  --property ramdisk_id="$RAMDISK" --property "os_command_line=console=ttyS0 quiet tb.name=quickstart tb.shell=1" \
   "$GUEST/disk.qcow2")
 echo ">> images registered: disk $DISK (kernel $KERNEL, ramdisk $RAMDISK)"
 
@@ -98,6 +116,7 @@ for _ in $(seq 1 240); do
     echo "The guest $UUID is running. Try:"
     echo "  ${CTL[*]} list --host $HOST"
     echo "  ${CTL[*]} console-log --host $HOST --length 5 $UUID"
+    echo "  ${CTL[*]} console --host $HOST $UUID     # a shell; Ctrl-] detaches"
     echo "  tools/quickstart.sh stop"
     exit 0
   fi

@@ -339,13 +339,14 @@ class ComputeDriver(abc.ABC):
     def get_console_output(self, instance, max_bytes):
         """The tail of the guest's serial console log, as text."""
 
-    def hold_serial_port(self, instance):
-        """Destination of a live migration: {host, port} kept free for the
-        arriving guest's serial console, or None (no serial consoles)."""
-        return None
+    def hold_console_ports(self, instance):
+        """Destination of a live migration: where the arriving guest's
+        consoles listen here ({vnc_listen, serial: {host, port}}, the serial
+        port kept free until release_serial_port); {} when it has none."""
+        return {}
 
     def release_serial_port(self, instance):
-        """The port hold_serial_port kept is no longer needed."""
+        """The port hold_console_ports kept is no longer needed."""
         return None
 
     @abc.abstractmethod

@@ -185,18 +185,23 @@ def test_rebuild_wipes_the_disk_and_keeps_the_address(bed, tmp_path):
     wait_dhcp(g)
     a = g.agent
     a.api.reboot_instance(a.host, g.uuid, "HARD")
-    a.wait_console(g.uuid, lambda c: "TB: bootcount=2" in c, "the second boot of its disk")
-    hA.run("busybox", "ping", "-c", "1", "-W", "2", "10.0.0.21")
+    a.wait_console(g.uuid, lambda c: "TB: bootcount=2" in c and "TB: dhcp eth0 10.0.0.21/24"
+                   in c.rsplit(guest.BOOT_MARKER, 1)[-1], "the second boot of its disk")
+
+    def answers():
+        return hA.run("busybox", "ping", "-c", "1", "-W", "1", "10.0.0.21", check=False)
+    wait_until(lambda: "1 packets received" in answers(), 30, 0.5, "the guest to answer")
     new = bed.images.upload_disk(guest.make_disk(str(tmp_path), "rebuilt-disk"), cmdline)
+    booted = guest.boots(g.console())
     assert a.api.rebuild_instance(a.host, g.uuid, new)["image_ref"] == new
     rec = a.wait_settled(g.uuid)
     assert (rec["vm_state"], rec["image_id"]) == ("active", new), rec
-    a.wait_console(g.uuid, lambda c: "TB: dhcp eth0 10.0.0.21/24" in
-                   c.rsplit(guest.BOOT_MARKER, 1)[-1], "DHCP after the rebuild")
+    a.wait_console(g.uuid, lambda c: guest.boots(c) > booted and "TB: dhcp eth0 10.0.0.21/24"
+                   in c.rsplit(guest.BOOT_MARKER, 1)[-1], "DHCP after the rebuild")
     boot = g.console().rsplit(guest.BOOT_MARKER, 1)[-1]
     assert "TB: disk-marker=rebuilt-disk" in boot and "TB: bootcount=1" in boot, boot
     assert "test-guest-disk" not in boot
-    hA.run("busybox", "ping", "-c", "1", "-W", "2", "10.0.0.21")     # answers there
+    wait_until(lambda: "1 packets received" in answers(), 30, 0.5, "an answer, same address")
     assert item["port"]["mac"] in hA.virsh("domiflist", g.uuid)
     g.wait_pings("10.0.0.2", "ok", g.last_tick())
     a.api.terminate_instance(a.host, g.uuid)

@@ -176,6 +176,16 @@ def test_live_migration_moves_the_serial_server_or_falls_back_to_the_log():
     assert plain.serials[0].source_host is None and plain.serials[0].log_file is None
 
 
+def test_live_migration_moves_the_vnc_server_to_the_destination_address():
+    dom = Domain.parse(_xml(None))
+    dom.devices.graphics[0].listen_address = "127.0.0.1"     # as libvirt reports it
+    moved = Domain.parse(migration.rewrite_for_destination(dom.to_xml(), {}, None,
+                                                           "10.0.0.2")).devices.graphics[0]
+    assert (moved.listen, moved.listen_address) == ("10.0.0.2", "10.0.0.2")
+    kept = Domain.parse(migration.rewrite_for_destination(dom.to_xml(), {})).devices
+    assert kept.graphics[0].listen == "127.0.0.1"
+
+
 def test_console_urls():
     conf = types.SimpleNamespace(serial_proxy_url="ws://p:6083/serial/",
                                  vnc_proxy_url="wss://p/vnc", token_ttl=60,

@@ -434,11 +434,13 @@ class LibvirtDriver(driver.ComputeDriver):
             return {d.name: d.format for d in formats}
         return dict(instance.disk_formats)
 
-    def hold_serial_port(self, instance):
-        """Destination side: {host, port} held for an arriving guest's
-        serial console until release_serial_port; None when consoles are off."""
+    def hold_console_ports(self, instance):
+        """Destination side: where an arriving guest's consoles listen here:
+        vnc_listen, and serial {host, port} held until release_serial_port
+        (absent when serial consoles are off)."""
         listen = self.serial_ports.hold_for_incoming(check_uuid(instance.uuid))
-        return {"host": listen[0], "port": listen[1]} if listen else None
+        answer = {"vnc_listen": self.conf.libvirt.vnc_listen}
+        return answer | ({"serial": {"host": listen[0], "port": listen[1]}} if listen else {})
 
     def release_serial_port(self, instance):
         self.serial_ports.release(instance.uuid)
@@ -466,7 +468,7 @@ class LibvirtDriver(driver.ComputeDriver):
         serial = dest.get("serial")
         xml = migration.rewrite_for_destination(
             guest.migratable_xml(), mapping,
-            (serial["host"], serial["port"]) if serial else None)
+            (serial["host"], serial["port"]) if serial else None, dest.get("vnc_listen"))
         params = {libvirt.VIR_MIGRATE_PARAM_URI: dest["migrate_uri"],
                   libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
         lv = self.conf.libvirt

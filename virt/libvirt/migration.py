@@ -5,7 +5,8 @@ The running domain's XML is the only safe starting point (device
 addresses, aliases and the CPU must match what the guest already sees), so
 the destination definition is that XML with every host path swapped for
 the destination's: disk sources, kernel and initrd, and the console log;
-and the serial console server moves to the port the destination holds for it.
+the serial console server moves to the port the destination holds for it,
+and the VNC server to the destination's console address.
 The guest's CPU, as the destination must provide it, is taken from the
 same XML (cpu_to_compare); what a source sends is re-serialized before
 libvirt compares it (clean_cpu_xml).
@@ -49,9 +50,18 @@ def _serial_for_destination(serial, listen):
     serial.type, serial.source_path, serial.source_append = "file", log, True
 
 
-def rewrite_for_destination(xml, mapping, serial_listen=None):
+def _vnc_for_destination(graphics, address):
+    if graphics.type != "vnc" or address is None:
+        return
+    graphics.listen = address
+    if graphics.listen_address is not None:
+        graphics.listen_address = address
+
+
+def rewrite_for_destination(xml, mapping, serial_listen=None, vnc_listen=None):
     """xml with each path (or path prefix) in mapping replaced by its value,
-    and the serial console server moved to serial_listen (host, port).
+    the serial console server moved to serial_listen (host, port) and the
+    VNC server to the destination's vnc_listen address (None: kept).
     mapping: {source path or directory: destination path or directory}."""
     dom = Domain.parse(xml)
     if dom.os is not None:
@@ -63,6 +73,8 @@ def rewrite_for_destination(xml, mapping, serial_listen=None):
         serial.source_path = _swap(serial.source_path, mapping)
         serial.log_file = _swap(serial.log_file, mapping)
         _serial_for_destination(serial, serial_listen)
+    for graphics in dom.devices.graphics:
+        _vnc_for_destination(graphics, vnc_listen)
     return dom.to_xml()
 
 

@@ -152,6 +152,7 @@ class Graphics(Element):
     autoport = Prop("@autoport", bool)
     port = Prop("@port", int)
     listen = Prop("@listen")
+    listen_address = Prop("listen/@address")       # libvirt's <listen type='address'>
 
 
 class Video(Element):
