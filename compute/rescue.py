@@ -12,6 +12,19 @@ from compute.instance import virt_instance
 from imagecache.glance import split_properties
 
 LOG = logging.getLogger(__name__)
+# what the guest keeps whatever it boots: its TPM (and its state) is the
+# instance's, not the rescue image's
+KEPT_PROPERTIES = ("hw_tpm_version", "hw_tpm_model")
+
+
+def rescue_image_meta(rescue_meta, instance_meta):
+    """The rescue image's metadata with the instance's own device
+    properties (KEPT_PROPERTIES) in place of the rescue image's (pure)."""
+    props = {k: v for k, v in (rescue_meta.get("properties") or {}).items()
+             if k not in KEPT_PROPERTIES}
+    own = (instance_meta or {}).get("properties") or {}
+    props.update({k: own[k] for k in KEPT_PROPERTIES if k in own})
+    return {**rescue_meta, "properties": props}
 
 
 class Rescues:
@@ -35,7 +48,8 @@ class Rescues:
             files = self.images.files_for(inst, meta, image_id=image_ref)
             network_info = self.networking.plug_vifs(inst)
             faults.point("rescue.prepared")
-            self.driver.rescue(virt_instance(inst), meta, files, network_info)
+            self.driver.rescue(virt_instance(inst), rescue_image_meta(meta, inst.image_meta),
+                               files, network_info)
             faults.point("rescue.booted")
             record.event("rescue", f"booted image {image_ref}; the instance's disks follow it")
         self.runner.run("rescue", ctxt, uuid, work)

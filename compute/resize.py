@@ -102,6 +102,10 @@ class Resizes:
         if flavor and new == old:
             raise exception.InvalidRequest(f"instance {uuid} has this flavor already")
         check_growth(old, new)
+        if ((inst.image_meta or {}).get("properties") or {}).get("hw_tpm_version"):
+            raise exception.InvalidRequest(
+                f"instance {uuid} has a vTPM: its state (libvirt's, root's) cannot travel "
+                "with a cold migration or resize yet; live-migrate it instead")
         self.peers.check_networks_view(inst, networks)
         self.runner.accept("resize", uuid)
         return self.db.migration_create(

@@ -12,7 +12,7 @@ PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config
   iptables nftables bridge-utils dnsmasq-base iproute2 procps socat bindfs fuse3
   cpio lz4 busybox-static e2fsprogs binutils util-linux curl libc6-dev tcpdump
-  mmdebstrap openssh-client sshpass novnc
+  mmdebstrap openssh-client sshpass novnc swtpm swtpm-tools
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,6 +1,7 @@
 """Live migration between two namespaced hosts, agent to agent over RPC,
 with real libvirtds and a guest that keeps counting."""
 import functools
+import hashlib
 import os
 import re
 import uuid as uuidlib
@@ -70,6 +71,86 @@ def test_block_live_migration_keeps_the_guest_running(bed):
 
 INCOMPATIBLE_CPU = ("<cpu mode='custom' match='exact'><model fallback='forbid'>qemu64</model>"
                     "<feature policy='require' name='avx512f'/></cpu>")
+
+
+def _serial_target(host, uuid_):
+    return consoles.serial_target(host.virsh("dumpxml", f"instance-{uuid_}"))
+
+
+def test_the_serial_console_follows_a_live_migration(bed):
+    """The destination holds a port for the arriving guest; the guest's
+    console server moves there with it, and the same running shell answers
+    through the proxy from the new host."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    bed.start_console_proxy()
+    image = bed.upload_variant("console=ttyS0 quiet tb.name=mcon tb.shell=1")
+    u = a.boot("mcon", image=image, wait_console=False)
+    a.wait_console(u, lambda c: SHELL_READY in c, "the shell")
+    assert _serial_target(hA, u)[0] == hA.mgmt_ip
+    out = bed.console(a.api.get_serial_console(a.host, u)["url"], "echo TB-A-$((40+2))\n")
+    assert "TB-A-42" in out
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    wait_until(lambda: on_host(b, u), 120, 0.2, "the instance on hB")
+    assert _serial_target(hB, u)[0] == hB.mgmt_ip
+    out = bed.console(b.api.get_serial_console(b.host, u)["url"], "echo TB-B-$((40+3))\n")
+    assert "TB-B-43" in out
+    assert "TB: boot-ok" not in b.console(u)                 # the same shell, moved
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})
+
+
+PCR = 16                                      # the debug PCR, zero at every boot
+UEFI = {"vcpus": 1, "memory_mb": 256, "root_gb": 1}       # OVMF needs 256 MiB
+TPM_VALUE = b"compute-agent vTPM test value 32"
+
+
+def pcr_extend_command(pcr, digest):
+    """The shell line that sends TPM2_PCR_Extend(pcr, sha256 digest) to
+    /dev/tpm0 in one write, with an empty password session (TPM2 part 3)."""
+    body = (pcr.to_bytes(4, "big") + (9).to_bytes(4, "big")
+            + bytes.fromhex("40000009" "0000" "00" "0000")       # TPM_RS_PW, no auth
+            + (1).to_bytes(4, "big") + bytes.fromhex("000b") + digest)
+    cmd = bytes.fromhex("8002") + (10 + len(body)).to_bytes(4, "big") \
+        + bytes.fromhex("00000182") + body
+    escaped = "".join(f"\\x{b:02x}" for b in cmd)
+    return (f"exec 3<>/dev/tpm0; printf '{escaped}' >&3; "
+            "dd bs=4096 count=1 <&3 2>/dev/null | hexdump -C | head -1; exec 3>&-")
+
+
+def test_a_vtpm_keeps_its_state_across_a_live_migration(bed):
+    """A UEFI guest with hw_tpm_version=2.0 has /dev/tpm0 (swtpm beside
+    QEMU); a PCR it extends on hA reads the same on hB after a block live
+    migration, so the TPM's state moved with the guest; and the variable it
+    set in its NVRAM on hA is there when it boots again on hB (QEMU writes
+    the migrated variable store into the destination's file)."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    bed.start_console_proxy()
+    image = bed.images.upload_uefi_variant(
+        "console=ttyS0 quiet tb.name=tpm tb.shell=1 tb.efivar=kept-7",
+        hw_tpm_version="2.0", hw_tpm_model="tpm-crb")
+    u = a.boot("tpm", image=image, wait_console=False, flavor=UEFI)
+    a.wait_console(u, lambda c: SHELL_READY in c and "TB: efivar-set=kept-7" in c,
+                   "the shell", 240)
+    assert "<tpm model='tpm-crb'>" in hA.virsh("dumpxml", f"instance-{u}")
+    url = a.api.get_serial_console(a.host, u)["url"]
+    out = bed.console(url, pcr_extend_command(PCR, TPM_VALUE) + "\n"
+                      f"echo PCR=$(cat /sys/class/tpm/tpm0/pcr-sha256/{PCR})\n")
+    assert "80 02 00 00 00 13 00 00  00 00" in out, out          # TPM_RC_SUCCESS
+    expected = hashlib.sha256(bytes(32) + TPM_VALUE).hexdigest()
+    assert f"pcr={expected}" in out.lower(), out
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    wait_until(lambda: on_host(b, u), 180, 0.2, "the instance on hB")
+    out = bed.console(b.api.get_serial_console(b.host, u)["url"],
+                      f"echo PCR=$(cat /sys/class/tpm/tpm0/pcr-sha256/{PCR})\n")
+    assert f"pcr={expected}" in out.lower(), out
+    b.api.reboot_instance(b.host, u, "HARD")
+    b.wait_console(u, lambda c: "TB: efivar=kept-7" in c, "the variable on hB", 240)
+    with pytest.raises(exception.InvalidRequest, match="vTPM"):
+        b.api.migrate_instance(b.host, u, a.host)
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})
 
 
 def test_destination_refuses_a_cpu_its_hypervisor_cannot_provide(bed):
@@ -152,33 +233,6 @@ def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
     assert_stayed_on_source(bed, u, dest_libvirtd_up=False)
     a.api.terminate_instance(a.host, u)
-
-
-def _serial_target(host, uuid_):
-    return consoles.serial_target(host.virsh("dumpxml", f"instance-{uuid_}"))
-
-
-def test_the_serial_console_follows_a_live_migration(bed):
-    """The destination holds a port for the arriving guest; the guest's
-    console server moves there with it, and the same running shell answers
-    through the proxy from the new host."""
-    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
-    a, b = hA.agent, hB.agent
-    bed.start_console_proxy()
-    image = bed.upload_variant("console=ttyS0 quiet tb.name=mcon tb.shell=1")
-    u = a.boot("mcon", image=image, wait_console=False)
-    a.wait_console(u, lambda c: SHELL_READY in c, "the shell")
-    assert _serial_target(hA, u)[0] == hA.mgmt_ip
-    out = bed.console(a.api.get_serial_console(a.host, u)["url"], "echo TB-A-$((40+2))\n")
-    assert "TB-A-42" in out
-    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
-    wait_until(lambda: on_host(b, u), 120, 0.2, "the instance on hB")
-    assert _serial_target(hB, u)[0] == hB.mgmt_ip
-    out = bed.console(b.api.get_serial_console(b.host, u)["url"], "echo TB-B-$((40+3))\n")
-    assert "TB-B-43" in out
-    assert "TB: boot-ok" not in b.console(u)                 # the same shell, moved
-    b.api.terminate_instance(b.host, u)
-    b.wait_state(u, {"deleted"})
 
 
 @pytest.fixture(scope="module")

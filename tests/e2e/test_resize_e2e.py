@@ -17,6 +17,8 @@ from tests.unit import hostile_images as H
 SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
 BIG = {"vcpus": 2, "memory_mb": 192, "root_gb": 2}
 GiB = 1024 ** 3
+FIRMWARE_LINE = "EFI stub: "      # the kernel's EFI stub, through OVMF's console
+UEFI = {"vcpus": 1, "memory_mb": 256, "root_gb": 1}       # OVMF needs 256 MiB
 
 
 @pytest.fixture(scope="module")
@@ -233,3 +235,28 @@ def test_computectl_resize_confirm_and_migration_list(bed):
     assert refused.returncode != 0 and "never shrink" in refused.stderr
     assert "Traceback" not in refused.stderr
     b.api.terminate_instance(b.host, u)
+
+
+def test_a_uefi_guest_keeps_its_variables_across_a_hard_reboot_and_a_cold_migration(bed):
+    """hw_firmware_type=uefi on q35: OVMF boots the guest (the kernel
+    through its EFI stub), which sets a variable in its NVRAM; the
+    variable is there after a hard reboot, and on hB after a cold
+    migration (the variable store travels with the disks)."""
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    image = bed.images.upload_uefi_variant("console=ttyS0 tb.name=uefi tb.efivar=tb-nvram-7")
+    u = a.boot("uefi", image=image, flavor=UEFI, wait_console=False)
+    console = a.wait_console(u, lambda c: "TB: efivar-set=tb-nvram-7" in c,
+                             "the variable set", timeout=240)
+    assert FIRMWARE_LINE in console and "TB: efi variables=" in console
+    assert os.path.getsize(os.path.join(a.instances_path, u, "nvram.fd")) > 0
+    a.api.reboot_instance(a.host, u, "HARD")
+    a.wait_console(u, lambda c: guest.boots(c) > 1 and "TB: efivar=tb-nvram-7" in
+                   c.rsplit(guest.BOOT_MARKER, 1)[-1], "the variable after a reboot", 240)
+    mid = a.api.migrate_instance(a.host, u, b.host)["migration_id"]
+    settled(b, u, "resized")
+    b.wait_console(u, lambda c: "TB: efivar=tb-nvram-7" in c, "the variable on hB", 240)
+    assert FIRMWARE_LINE in b.console(u)
+    b.api.confirm_resize(b.host, u)
+    wait_until(lambda: migration(a, u, mid)["status"] == "confirmed", 60, 0.2, "confirmed")
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})

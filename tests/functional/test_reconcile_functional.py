@@ -121,14 +121,14 @@ def test_stale_event_does_not_stop_a_running_instance(api, service, active_insta
 
 def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, active_instance):
     """A reboot outside the agent (STOPPED then STARTED within
-    lifecycle_event_delay, 3 s here so a loaded machine cannot stretch the
+    lifecycle_event_delay, 6 s here so a loaded machine cannot stretch the
     reboot past it) leaves the instance ACTIVE: the STOPPED event is held
     back and dropped when STARTED follows, so it is never reported."""
     import time
     driver = service.manager.driver
     delayed, emit_held = [], driver.events._emit_held
     driver.events._emit_held = lambda uuid: (delayed.append(uuid), emit_held(uuid))
-    service.conf.set_override("lifecycle_event_delay", 3, group="libvirt")
+    service.conf.set_override("lifecycle_event_delay", 6, group="libvirt")
     try:
         dom = conn().lookupByUUIDString(active_instance)
         dom.destroy()
@@ -137,7 +137,7 @@ def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, activ
             assert time.monotonic() < deadline, "no STOPPED event"
             time.sleep(0.01)
         dom.create()
-        time.sleep(4)                       # well past the delay
+        time.sleep(7)                       # well past the delay
     finally:
         driver.events._emit_held = emit_held
         service.conf.clear_override("lifecycle_event_delay", group="libvirt")

@@ -236,6 +236,15 @@ novnc_url = http://{self.console_host}:{self.console_port}/novnc/vnc_lite.html
         return self._upload(path, "qcow2", kernel_id=self.images["kernel"],
                             ramdisk_id=self.images["ramdisk"], os_command_line=cmdline)
 
+    def upload_uefi_variant(self, cmdline, **props):
+        """The test guest booted by OVMF (q35): vmlinuz through its EFI stub."""
+        if "vmlinuz" not in self.images:
+            self.images["vmlinuz"] = self._upload(os.path.join(guest.build(), "vmlinuz"), "aki")
+        return self._upload(os.path.join(guest.build(), "disk.qcow2"), "qcow2",
+                            kernel_id=self.images["vmlinuz"], ramdisk_id=self.images["ramdisk"],
+                            os_command_line=cmdline, hw_firmware_type="uefi",
+                            hw_machine_type="q35", **props)
+
     def upload_cloud_image(self):
         """Register the Debian cloud image (its own kernel and initrd, the
         guest agent on); the disk's id."""
@@ -320,7 +329,8 @@ novnc_url = http://{self.console_host}:{self.console_port}/novnc/vnc_lite.html
                     with contextlib.suppress(libvirt.libvirtError):
                         dom.destroy()
                     with contextlib.suppress(libvirt.libvirtError):
-                        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+                        dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                                          | libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM)
         finally:
             conn.close()
 

@@ -401,7 +401,11 @@ class TestBed:
 
     def start_console_proxy(self):
         """compute-console-proxy for every host, on the management switch
-        (it reaches the hosts' console addresses there, as in a cloud)."""
+        (it reaches the hosts' console addresses there, as in a cloud);
+        once per bed."""
+        proc = self.images.procs.get("console-proxy")
+        if proc is not None and proc.poll() is None:
+            return
         path = os.path.join(self.dir, "console-proxy.conf")
         with open(path, "w") as f:
             f.write(f"[console_proxy]\nhost = {MGMT}.1\nport = {self.console_port}\n"

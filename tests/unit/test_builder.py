@@ -103,3 +103,43 @@ def test_the_guest_agent_channel_only_when_the_image_asks():
         ("unix", "bind", "virtio", "org.qemu.guest_agent.0")]
     with pytest.raises(InvalidImageProperty):
         build({"properties": {"hw_qemu_guest_agent": "maybe"}})
+
+
+def test_a_tpm_only_when_the_image_asks_for_2_0():
+    assert not build().devices.tpms
+    dom = build({"properties": {"hw_tpm_version": "2.0"}})
+    tpm = dom.devices.tpms[0]
+    assert (tpm.model, tpm.backend_type, tpm.backend_version) == ("tpm-tis", "emulator", "2.0")
+    crb = build({"properties": {"hw_tpm_version": "2.0", "hw_tpm_model": "tpm-crb"}})
+    assert crb.devices.tpms[0].model == "tpm-crb"
+    for bad in ({"hw_tpm_version": "1.2"}, {"hw_tpm_version": "2.0", "hw_tpm_model": "spapr"}):
+        with pytest.raises(InvalidImageProperty):
+            build({"properties": bad})
+
+
+def test_uefi_boots_ovmf_with_its_own_variable_store():
+    assert build().os.loader is None
+    dom = builder.build_domain(INST, {"properties": {"hw_firmware_type": "uefi"}}, DISKS, [],
+                               NO_BOOT_FILES, "/i/console.log", DEFAULTS, nvram="/i/nvram.fd")
+    os_el = dom.os
+    assert (os_el.loader, os_el.loader_readonly, os_el.loader_type, os_el.loader_secure) == \
+        ("/usr/share/OVMF/OVMF_CODE_4M.fd", True, "pflash", False)
+    assert (os_el.nvram, os_el.nvram_template) == ("/i/nvram.fd",
+                                                   "/usr/share/OVMF/OVMF_VARS_4M.fd")
+    assert not dom.features.smm
+    secure = builder.build_domain(
+        INST, {"properties": {"hw_firmware_type": "uefi", "os_secure_boot": "required",
+                              "hw_machine_type": "q35"}},
+        DISKS, [], NO_BOOT_FILES, "/i/console.log", DEFAULTS, nvram="/i/nvram.fd")
+    assert secure.os.loader.endswith("secboot.fd") and secure.os.loader_secure
+    assert secure.os.nvram_template.endswith("OVMF_VARS_4M.ms.fd") and secure.features.smm
+    for bad in ({"os_secure_boot": "required"},                      # no UEFI
+                {"hw_firmware_type": "uefi", "os_secure_boot": "required"},   # not q35
+                {"hw_firmware_type": "coreboot"}):
+        with pytest.raises(InvalidImageProperty):
+            build({"properties": bad})
+    import dataclasses
+    small = dataclasses.replace(INST, flavor=dataclasses.replace(INST.flavor, memory_mb=128))
+    with pytest.raises(InvalidImageProperty, match="at least 256 MiB"):
+        builder.build_domain(small, {"properties": {"hw_firmware_type": "uefi"}}, DISKS, [],
+                             NO_BOOT_FILES, "/i/console.log", DEFAULTS, nvram="/i/nvram.fd")

@@ -66,3 +66,4 @@ def test_rebuild_and_rescue_rows():
                        "resize_destination"}
     for task in (s.REBUILDING, s.RESCUING, s.UNRESCUING):
         assert optable.interrupted(task).restart == optable.RESUME
+

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Build the tiny test guest from Debian packages: an uncompressed PVH vmlinux
-# (fast reboots under TCG), a busybox initramfs and a 64 MiB ext4 disk holding
+# (fast reboots under TCG; vmlinuz too, for UEFI), a busybox initramfs and a 64 MiB ext4 disk holding
 # /marker.  Usage: build.sh OUTDIR.  Needs: apt-get, dpkg, lz4, cpio, gzip,
 # busybox-static, e2fsprogs, qemu-utils, binutils (readelf), gcc and
 # libc6-dev (the static tb-raw frame sender of the hostile-guest tests).  About 5 s once
@@ -30,6 +30,8 @@ KVER=$(ls k/lib/modules)
 off=$(grep -obUaP '\x02\x21\x4c\x18' k/boot/vmlinuz-"$KVER" | head -1 | cut -d: -f1)
 tail -c +$((off + 1)) k/boot/vmlinuz-"$KVER" | lz4 -dc > vmlinux 2>/dev/null || true
 readelf -n vmlinux | grep -q 0x00000012 || { echo "no PVH note in vmlinux" >&2; exit 1; }
+# vmlinuz as packaged: its EFI stub boots it under UEFI firmware (OVMF)
+cp k/boot/vmlinuz-"$KVER" vmlinuz
 # initramfs
 R=root; mkdir -p $R/bin $R/lib/modules/"$KVER"
 cp /bin/busybox $R/bin/busybox
@@ -44,7 +46,7 @@ chmod 755 $R/etc/acpi/PWRF/00000080
 chmod 755 $R/init $R/bin/udhcpc.script
 for m in virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk \
          failover net_failover virtio_net virtio_balloon virtio-rng button evdev \
-         scsi_common scsi_mod cdrom sr_mod libata ata_piix isofs; do
+         scsi_common scsi_mod cdrom sr_mod libata ata_piix isofs efivarfs; do
   f=$(find k/lib/modules -name "$m.ko" | head -1)
   mkdir -p "$R/$(dirname "${f#k/}")"; cp "$f" "$R/${f#k/}"
 done
@@ -55,5 +57,5 @@ busybox depmod -b "$PWD/$R" "$KVER"
 mkdir -p d; echo "test-guest-disk" > d/marker
 mkfs.ext4 -q -F -L tbroot -d d disk.raw 64M >/dev/null
 qemu-img convert -f raw -O qcow2 disk.raw disk.qcow2
-mv vmlinux initrd.img disk.raw disk.qcow2 "$OUT/"
+mv vmlinux vmlinuz initrd.img disk.raw disk.qcow2 "$OUT/"
 echo "$KVER" > "$OUT/.complete"

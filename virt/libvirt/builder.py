@@ -35,6 +35,10 @@ class HostSettings:
     default_cmdline: str = "root=/dev/vda console=tty0 console=ttyS0"
     disk_cache: str = "none"
     vnc_listen: str = "127.0.0.1"
+    # UEFI firmware: (code, empty variable store), plain and with Secure Boot
+    uefi: tuple = ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
+    uefi_secure: tuple = ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+                          "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,11 +69,38 @@ def build_cpu(settings):
     return x.CPU(mode=mode)
 
 
-def build_os(image_meta, boot, settings):
+FIRMWARE_TYPES = {"bios", "uefi"}
+UEFI_MIN_MEMORY_MB = 256          # OVMF (4M) dies with a #GP in less, under TCG at least
+SECURE_BOOT = {"required", "disabled", "optional"}
+
+
+def firmware(image_meta):
+    """(uefi, secure_boot) as the image asks: hw_firmware_type=uefi, and
+    os_secure_boot=required (optional means: not required, so off)."""
+    uefi = _prop(image_meta, "hw_firmware_type", FIRMWARE_TYPES, "bios") == "uefi"
+    secure = _prop(image_meta, "os_secure_boot", SECURE_BOOT, "disabled") == "required"
+    if secure and not uefi:
+        raise InvalidImageProperty("image property os_secure_boot=required needs "
+                                   "hw_firmware_type=uefi")
+    return uefi, secure
+
+
+def build_os(image_meta, boot, settings, nvram=None):
+    """<os>; for a UEFI image, OVMF as a read-only pflash and the guest's
+    own variable store at nvram (made from the template when missing)."""
     machine = (image_meta.get("properties") or {}).get("hw_machine_type") or settings.machine_type
     if not set(machine) <= MACHINE_TYPE_CHARS:
         raise InvalidImageProperty(f"image property hw_machine_type={machine!r} is not valid")
     os_el = x.OS(type="hvm", arch="x86_64", machine=machine)
+    uefi, secure = firmware(image_meta)
+    if uefi:
+        if secure and "q35" not in machine:
+            raise InvalidImageProperty("image property os_secure_boot=required needs "
+                                       f"hw_machine_type=q35, not {machine!r}")
+        code, template = settings.uefi_secure if secure else settings.uefi
+        os_el.loader, os_el.loader_readonly, os_el.loader_type = code, True, "pflash"
+        os_el.loader_secure = secure
+        os_el.nvram, os_el.nvram_template = nvram, template
     if boot.kernel:
         os_el.kernel = boot.kernel
         if boot.initrd:
@@ -144,6 +175,27 @@ def build_guest_agent_channel():
                      target_name=GUEST_AGENT_CHANNEL)
 
 
+TPM_VERSIONS = {"2.0"}
+TPM_MODELS = {"tpm-tis", "tpm-crb"}
+
+
+def wants_tpm(image_meta):
+    """Whether the image asks for a TPM (hw_tpm_version); only 2.0."""
+    props = image_meta.get("properties") or {}
+    if "hw_tpm_version" not in props:
+        return False
+    _prop(image_meta, "hw_tpm_version", TPM_VERSIONS, None)
+    return True
+
+
+def build_tpm(image_meta):
+    """A TPM 2.0 emulated by swtpm (hw_tpm_model: tpm-tis, the default, or
+    tpm-crb); its state is libvirt's, kept across definitions and moved
+    by live migration."""
+    model = _prop(image_meta, "hw_tpm_model", TPM_MODELS, "tpm-tis")
+    return x.TPM(model=model, backend_type="emulator", backend_version="2.0")
+
+
 def build_interfaces(vifs, image_meta):
     model = _prop(image_meta, "hw_vif_model", VIF_MODELS, "virtio")
     return [x.Interface(type="bridge", mac=v["address"], source_bridge=v["bridge"],
@@ -177,21 +229,28 @@ def build_metadata(instance):
 
 
 def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
-                 config_drive=None, serial_listen=None):
+                 config_drive=None, serial_listen=None, nvram=None):
     """The whole guest definition.  vifs are dicts from the VIF plugin:
     address, bridge, devname and optional mtu; config_drive the path of
     the instance's config drive, if it has one; serial_listen the (host,
-    port) of its serial console server, if it has one."""
+    port) of its serial console server, if it has one; nvram the path of
+    its UEFI variable store (used when the image is UEFI)."""
     dom = x.Domain(type=settings.virt_type, name=instance.domain_name, uuid=instance.uuid)
     dom.metadata = build_metadata(instance)
     dom.memory_kib = instance.flavor.memory_mb * 1024
     dom.memory_unit = "KiB"
     dom.vcpus = instance.flavor.vcpus
     dom.cpu = build_cpu(settings)
-    dom.os = build_os(image_meta, boot, settings)
+    if firmware(image_meta)[0] and instance.flavor.memory_mb < UEFI_MIN_MEMORY_MB:
+        raise InvalidImageProperty(
+            f"image property hw_firmware_type=uefi needs at least {UEFI_MIN_MEMORY_MB} MiB of "
+            f"memory; the flavor has {instance.flavor.memory_mb}")
+    dom.os = build_os(image_meta, boot, settings, nvram)
     dom.os.smbios_mode = "sysinfo"
     dom.sysinfo = build_sysinfo(instance)
     dom.features = x.Features(acpi=True, apic=True)
+    if firmware(image_meta)[1]:
+        dom.features.smm = True
     dom.clock = build_clock()
     dom.on_poweroff, dom.on_reboot, dom.on_crash = "destroy", "restart", "destroy"
     devices = x.Devices()
@@ -208,6 +267,8 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
     devices.graphics.append(x.Graphics(type="vnc", autoport=True, listen=settings.vnc_listen))
     video = _prop(image_meta, "hw_video_model", VIDEO_MODELS, "vga")
     devices.videos.append(x.Video(model=video))
+    if wants_tpm(image_meta):
+        devices.tpms.append(build_tpm(image_meta))
     devices.memballoon = x.MemBalloon(model="virtio", stats_period=10)
     dom.devices = devices
     return dom

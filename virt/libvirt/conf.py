@@ -41,6 +41,16 @@ libvirt_opts = [
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
                help="Address the guests' VNC servers listen on: one only the "
                     "console proxy can reach (never a guest or public network)."),
+    cfg.StrOpt("uefi_loader", default="/usr/share/OVMF/OVMF_CODE_4M.fd",
+               help="UEFI firmware code for images with hw_firmware_type=uefi "
+                    "(Debian's ovmf package)."),
+    cfg.StrOpt("uefi_nvram_template", default="/usr/share/OVMF/OVMF_VARS_4M.fd",
+               help="Empty UEFI variable store each UEFI guest's own NVRAM starts from."),
+    cfg.StrOpt("uefi_secure_loader", default="/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
+               help="UEFI firmware code with Secure Boot, for os_secure_boot=required."),
+    cfg.StrOpt("uefi_secure_nvram_template", default="/usr/share/OVMF/OVMF_VARS_4M.ms.fd",
+               help="UEFI variable store with Microsoft's keys enrolled, for "
+                    "os_secure_boot=required."),
     cfg.BoolOpt("serial_console", default=False,
                 help="Give each guest's first serial port (its console) a TCP "
                      "server on serial_listen, for interactive access through the "

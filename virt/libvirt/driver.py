@@ -92,7 +92,9 @@ class LibvirtDriver(driver.ComputeDriver):
             virt_type=lv.virt_type, cpu_mode=lv.cpu_mode,
             cpu_model=lv.cpu_models[0] if lv.cpu_models else None,
             machine_type=lv.hw_machine_type, default_cmdline=lv.default_kernel_cmdline,
-            disk_cache=cache, vnc_listen=lv.vnc_listen)
+            disk_cache=cache, vnc_listen=lv.vnc_listen,
+            uefi=(lv.uefi_loader, lv.uefi_nvram_template),
+            uefi_secure=(lv.uefi_secure_loader, lv.uefi_secure_nvram_template))
 
     def _emit(self, uuid):
         if self._event_callback is not None:
@@ -227,7 +229,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return resize.aside_files(self.instance_dir(instance))
 
     def migration_disk_names(self):
-        return resize.DISK_FILES
+        return resize.TRAVELLING
 
     def receive_dir(self, instance):
         return self.instance_dir(instance)
@@ -549,9 +551,10 @@ class LibvirtDriver(driver.ComputeDriver):
             kernel=image_files.kernel.path if image_files.kernel else None,
             initrd=image_files.ramdisk.path if image_files.ramdisk else None)
         log = os.path.join(self.instance_dir(instance), console.LOG_NAME)
+        nvram = files.nvram(self.instance_dir(instance), image_meta, self.settings)
         dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
                                    log, self.settings, self.write_config_drive(instance),
-                                   self.serial_ports.listen_for(instance.uuid))
+                                   self.serial_ports.listen_for(instance.uuid), nvram)
         return dom.to_xml()
 
     def get_console_target(self, instance, kind):

@@ -9,7 +9,7 @@ import time
 import uuid as uuidlib
 
 from imagecache import cleanup
-from virt.libvirt import resize
+from virt.libvirt import builder, resize
 from virt.sparse import copy_local
 
 PROBE_PREFIX = ".shared-probe-"
@@ -58,6 +58,23 @@ def copy_aside(inst_dir):
     os.mkdir(inst_dir, DIR_MODE)
     for name, path in resize.aside_files(inst_dir).items():
         copy_local(path, os.path.join(inst_dir, name))
+
+
+def nvram(inst_dir, image_meta, settings):
+    """The UEFI variable store of a UEFI guest (None for a BIOS one), made
+    from the template by the agent when missing, so it is the agent's file
+    (QEMU writes it, the agent copies it with the disks)."""
+    uefi, secure = builder.firmware(image_meta)
+    if not uefi:
+        return None
+    path = os.path.join(inst_dir, resize.NVRAM)
+    if not os.path.exists(path):
+        template = (settings.uefi_secure if secure else settings.uefi)[1]
+        tmp = path + ".part"
+        shutil.copyfile(template, tmp)
+        os.chmod(tmp, 0o640)
+        os.rename(tmp, path)
+    return path
 
 
 def remove_dir(inst_dir):

@@ -141,9 +141,12 @@ class Guest:
                 raise translate(e)
 
     def undefine(self):
-        """Remove the definition with its managed-save image and NVRAM,
-        dropping flags this hypervisor does not support; gone is fine."""
-        for flags in (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_NVRAM,
+        """Remove the definition with its managed-save image, keeping a UEFI
+        variable store (the agent's file, in the instance directory: it
+        goes with the directory, or travels with the disks), dropping flags
+        this hypervisor does not support; gone is fine."""
+        keep = libvirt.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM
+        for flags in (libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | keep,
                       libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE, 0):
             try:
                 self._dom.undefineFlags(flags)

@@ -17,6 +17,7 @@ flavor) before adopt() lets qemu-img, or define() lets QEMU, open it.
 """
 import os
 import shutil
+import stat
 
 from imagecache import inspector, qemu_img
 from virt.errors import VirtError
@@ -24,6 +25,9 @@ from virt.libvirt import disks
 
 RESIZE_SUFFIX = "_resize"
 DISK_FILES = ("disk", "disk.local", "disk.swap")
+NVRAM = "nvram.fd"                      # a UEFI guest's variable store
+NVRAM_MAX_BYTES = 4 * 1024 * 1024       # OVMF's 4M store is 540 KiB
+TRAVELLING = DISK_FILES + (NVRAM,)      # what a cold migration carries
 
 
 def resize_dir(inst_dir):
@@ -40,9 +44,9 @@ def move_aside(inst_dir):
 
 
 def aside_files(inst_dir):
-    """{name: path} of the disk files kept aside."""
+    """{name: path} of the disk files (and UEFI variable store) kept aside."""
     aside = resize_dir(inst_dir)
-    return {n: os.path.join(aside, n) for n in DISK_FILES
+    return {n: os.path.join(aside, n) for n in TRAVELLING
             if os.path.exists(os.path.join(aside, n))}
 
 
@@ -76,6 +80,9 @@ def check_arrived(inst_dir, formats, old, image_files, cache):
         bounds["disk.swap"] = (old.swap_mb * 1024 * 1024,
                                cache.blank_base("swap", old.swap_mb).path)
     for name in sorted(os.listdir(inst_dir)):
+        if name == NVRAM:
+            _check_nvram(os.path.join(inst_dir, name))
+            continue
         if name not in bounds or name not in formats:
             raise inspector.UnsafeImage(f"{name!r} arrived, which is no disk of this "
                                         "instance's flavor and formats")
@@ -85,6 +92,15 @@ def check_arrived(inst_dir, formats, old, image_files, cache):
                               max_virtual_size=limit, allowed_backing=(os.path.basename(base),))
         except inspector.UnsafeImage as e:
             raise inspector.UnsafeImage(f"received disk {name}: {e}") from None
+
+
+def _check_nvram(path):
+    """A variable store is the guest's own data, opened by QEMU as a raw
+    pflash: a plain file of a variable store's size, nothing else."""
+    st = os.lstat(path)
+    if not stat.S_ISREG(st.st_mode) or not 0 < st.st_size <= NVRAM_MAX_BYTES:
+        raise inspector.UnsafeImage(f"received {NVRAM} is not a variable store "
+                                    f"({st.st_size} bytes)")
 
 
 def adopt(inst_dir, formats, old, new, image_files, cache):

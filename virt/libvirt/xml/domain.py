@@ -54,6 +54,12 @@ class OS(Element):
     cmdline = Prop("cmdline")
     boot_dev = Prop("boot/@dev")
     smbios_mode = Prop("smbios/@mode")
+    loader = Prop("loader")                          # UEFI: the firmware's code
+    loader_readonly = Prop("loader/@readonly", bool)
+    loader_type = Prop("loader/@type")
+    loader_secure = Prop("loader/@secure", bool)
+    nvram = Prop("nvram")                            # UEFI: this guest's variables
+    nvram_template = Prop("nvram/@template")
 
 
 class SysinfoEntry(Element):
@@ -80,6 +86,7 @@ class Features(Element):
     TAG = "features"
     acpi = Prop("acpi", presence=True)
     apic = Prop("apic", presence=True)
+    smm = Prop("smm/@state", bool, words=("on", "off"))    # secure boot needs it
 
 
 class Timer(Element):
@@ -166,6 +173,15 @@ class MemBalloon(Element):
     stats_period = Prop("stats/@period", int)
 
 
+class TPM(Element):
+    """A TPM emulated by swtpm, which libvirt starts beside QEMU."""
+
+    TAG = "tpm"
+    model = Prop("@model")
+    backend_type = Prop("backend/@type")
+    backend_version = Prop("backend/@version")
+
+
 class Devices(Element):
     TAG = "devices"
     emulator = Prop("emulator")
@@ -175,6 +191,7 @@ class Devices(Element):
     channels = Children(Channel)
     graphics = Children(Graphics)
     videos = Children(Video)
+    tpms = Children(TPM)
     memballoon = Child(MemBalloon)
 
 
