@@ -11,8 +11,6 @@ import tempfile
 import time
 import uuid as uuidlib
 
-import libvirt
-
 from privileged import logs
 from virt import configdrive, driver, errors
 from virt.libvirt import (
@@ -23,7 +21,7 @@ from virt.libvirt import (
     events,
     files,
     guest_agent,
-    migration,
+    live,
     resize,
 )
 from virt.libvirt import snapshot as snap
@@ -74,6 +72,7 @@ class LibvirtDriver(driver.ComputeDriver):
         lv = conf.libvirt
         self.serial_ports = consoles.SerialPorts(lv.serial_console, lv.serial_listen,
                                                  lv.serial_port_range, self._domain_xmls)
+        self.live = live.LiveMigrator(conf.libvirt, self.host, self.serial_ports)
 
     def _domain_xmls(self):
         return {g.uuid: g.xml_desc() for g in self.host.list_guests()}
@@ -149,8 +148,7 @@ class LibvirtDriver(driver.ComputeDriver):
                                       preserve_ephemeral)
         instance = dataclasses.replace(instance, disk_formats=formats)
         self.redefine(instance, image_meta, image_files, network_info).launch()
-        return {n: formats.get(n, "qcow2") for n in resize.DISK_FILES
-                if os.path.exists(os.path.join(self.instance_dir(instance), n))}
+        return resize.present_formats(self.instance_dir(instance), formats)
 
     def rescue(self, instance, rescue_meta, rescue_files, network_info):
         """Boot from a fresh disk of the rescue image (the first disk, with
@@ -209,9 +207,7 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self.redefine(instance, image_meta, image_files, network_info)
         if start:
             guest.launch()
-        made = {n: "qcow2" for n in resize.DISK_FILES       # by reopen_all, as overlays
-                if os.path.exists(os.path.join(self.instance_dir(instance), n))}
-        return made | formats
+        return resize.present_formats(self.instance_dir(instance), formats) | formats
 
     def finish_revert_migration(self, instance, image_meta, image_files, network_info, start):
         """Source: the directory moved back, the guest defined as before and
@@ -381,48 +377,22 @@ class LibvirtDriver(driver.ComputeDriver):
     def _overlay(self, instance):
         return os.path.join(self.instance_dir(instance), snap.OVERLAY)
 
-    # -- live migration ----------------------------------------------------------
+    # -- live migration (the libvirt side in virt.libvirt.live) ------------------
 
     def migration_paths(self, instance, image_files):
-        """{role: host path} a destination XML is rewritten to/from."""
-        paths = {"instance_dir": self.instance_dir(instance)}
-        for role in ("kernel", "ramdisk"):
-            f = getattr(image_files, role)
-            if f is not None:
-                paths[role] = f.path
-        return paths
+        return self.live.paths(self.instance_dir(instance), image_files)
 
     def migration_cpu(self, instance):
-        """Source side: the CPU description the destination must provide
-        (virt.libvirt.migration.cpu_to_compare), or None."""
-        return migration.cpu_to_compare(self._guest(instance).xml_desc(), self.host.cpu_xml)
+        return self.live.cpu(self._guest(instance))
 
     def check_cpu(self, cpu_xml):
-        """Destination side: raise CPUIncompatible unless this host can run
-        a guest with that CPU (or cpu_xml is no plain <cpu> description)."""
-        self.host.compare_cpu(migration.clean_cpu_xml(cpu_xml), self.conf.libvirt.virt_type)
+        self.live.check_cpu(cpu_xml)
 
     def sync_disks(self, instance):
-        inst_dir = self.instance_dir(instance)
-        for name in os.listdir(inst_dir):
-            if name.startswith(console.LOG_NAME):      # virtlogd's (root, 0600), not data
-                continue
-            fd = os.open(os.path.join(inst_dir, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(inst_dir, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        live.sync_dir(self.instance_dir(instance))
 
     def instance_disk_bytes(self, instance):
-        """Bytes the instance directory's files hold on disk (what a block
-        migration writes at the destination, at most)."""
-        inst_dir = self.instance_dir(instance)
-        return sum(driver.allocated(os.path.join(inst_dir, n)) for n in os.listdir(inst_dir))
+        return live.dir_bytes(self.instance_dir(instance))
 
     def pre_live_migration(self, instance, image_files, block):
         """Destination side: the instance directory and, for a block
@@ -437,12 +407,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return dict(instance.disk_formats)
 
     def hold_console_ports(self, instance):
-        """Destination side: where an arriving guest's consoles listen here:
-        vnc_listen, and serial {host, port} held until release_serial_port
-        (absent when serial consoles are off)."""
-        listen = self.serial_ports.hold_for_incoming(check_uuid(instance.uuid))
-        answer = {"vnc_listen": self.conf.libvirt.vnc_listen}
-        return answer | ({"serial": {"host": listen[0], "port": listen[1]}} if listen else {})
+        return self.live.hold_console_ports(check_uuid(instance.uuid))
 
     def release_serial_port(self, instance):
         self.serial_ports.release(instance.uuid)
@@ -451,51 +416,17 @@ class LibvirtDriver(driver.ComputeDriver):
         return self.host.alive()
 
     def live_migration_tls(self):
-        lv = self.conf.libvirt
-        return migration.use_tls(lv.live_migration_with_native_tls,
-                                 lv.live_migration_tls_cert_dir)
+        return self.live.tls()
 
     def has_migration_certificates(self):
-        return migration.has_tls_files(self.conf.libvirt.live_migration_tls_cert_dir)
+        return self.live.has_certificates()
 
     def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
-        """Source side: migrate the running guest to dest ({libvirt_uri,
-        migrate_uri}) under a monitor (migration.run_and_monitor); returns
-        the seconds it took once the guest runs there, or raises with the
-        guest still running here.  A guest on a snapshot overlay is merged
-        back first (the overlay is not among the files that travel)."""
+        """Source side (live.LiveMigrator.migrate); a guest on a snapshot
+        overlay is merged back first (the overlay does not travel)."""
         self.end_snapshot(instance)
-        guest = self._guest(instance)
-        mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
-        serial = dest.get("serial")
-        xml = migration.rewrite_for_destination(
-            guest.migratable_xml(), mapping,
-            (serial["host"], serial["port"]) if serial else None, dest.get("vnc_listen"))
-        params = {libvirt.VIR_MIGRATE_PARAM_URI: dest["migrate_uri"],
-                  libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
-        lv = self.conf.libvirt
-        if lv.live_migration_bandwidth:
-            params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = lv.live_migration_bandwidth
-        memory_gib = instance.flavor.memory_mb / 1024
-        data_gib = memory_gib + (instance.flavor.root_gb if block else 0)
-        schedule = migration.downtime_steps(lv.live_migration_downtime,
-                                            lv.live_migration_downtime_steps,
-                                            lv.live_migration_downtime_delay, data_gib)
-        tls = self.live_migration_tls()
-        try:
-            return migration.run_and_monitor(
-                guest, dest["libvirt_uri"], params,
-                migration.flags(block, lv.live_migration_permit_auto_converge,
-                                lv.live_migration_permit_post_copy, lv.live_migration_unsafe,
-                                tls),
-                schedule, lv.live_migration_completion_timeout * max(data_gib, 1.0), control,
-                progress, post_copy=lv.live_migration_permit_post_copy)
-        except errors.VirtError as e:
-            if tls and migration.is_tls_failure(str(e)):
-                raise errors.MigrationTLSError(
-                    f"live migration over TLS to {dest['migrate_uri']} refused: the hosts' "
-                    f"certificates do not verify each other ({e})") from None
-            raise
+        return self.live.migrate(self._guest(instance), instance.flavor, dest, src_paths,
+                                 dest_paths, block, control, progress)
 
     def get_diagnostics(self, instance):
         guest = self._guest(instance)

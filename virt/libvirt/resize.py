@@ -30,6 +30,13 @@ NVRAM_MAX_BYTES = 4 * 1024 * 1024       # OVMF's 4M store is 540 KiB
 TRAVELLING = DISK_FILES + (NVRAM,)      # what a cold migration carries
 
 
+def present_formats(inst_dir, formats):
+    """{name: format} of the disk files in inst_dir: as in formats, or
+    qcow2 for those made since (reopen_all makes overlays)."""
+    return {n: formats.get(n, "qcow2") for n in DISK_FILES
+            if os.path.exists(os.path.join(inst_dir, n))}
+
+
 def resize_dir(inst_dir):
     return inst_dir + RESIZE_SUFFIX
 
