@@ -108,6 +108,10 @@ default_opts = [
                help="Seconds between runs of the power-state sync that "
                     "catches what lifecycle events missed; 0 disables it. It "
                     "never starts a guest."),
+    cfg.IntOpt("shelved_offload_time", default=0, min=-1,
+               help="Seconds a shelved instance keeps its guest and disks on "
+                    "the host before it is offloaded: 0 offloads at once "
+                    "after the shelve, -1 never (only shelve-offload does)."),
     cfg.IntOpt("report_interval", default=10, min=1,
                help="Seconds between heartbeats of the service into the "
                     "services table."),

@@ -268,6 +268,43 @@ class ComputeEndpoint:
         self.manager.submit(self.manager.rescues.unrescue, ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "unrescue"}
 
+    def shelve_instance(self, ctxt, **payload):
+        """Accepted at once; the guest is shut down and its root disk
+        uploaded in the worker pool (then offloaded when
+        shelved_offload_time is 0)."""
+        self._check("shelve_instance", payload)
+        uuid = payload["instance_uuid"]
+        self.manager.shelving.accept_shelve(uuid)
+        self.manager.submit(self.manager.shelving.shelve, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "shelve"}
+
+    def shelve_offload_instance(self, ctxt, **payload):
+        self._check("shelve_offload_instance", payload)
+        uuid = payload["instance_uuid"]
+        self.manager.runner.accept("shelve_offload", uuid)
+        self.manager.submit(self.manager.shelving.shelve_offload, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "shelve_offload"}
+
+    def unshelve_instance(self, ctxt, **payload):
+        """Here, or on dest_host: then the record is handed over before
+        the call returns (and the destination spawns)."""
+        self._check("unshelve_instance", payload)
+        uuid = payload["instance_uuid"]
+        sh = self.manager.shelving
+        if sh.accept_unshelve(uuid, payload.get("dest_host"), payload.get("networks")):
+            self.manager.submit(sh.unshelve, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "unshelve",
+                "host": payload.get("dest_host") or self.manager.host}
+
+    def take_shelved_instance(self, ctxt, **payload):
+        """From the host that has an offloaded instance: unshelve it here."""
+        self._check("take_shelved_instance", payload)
+        inst = payload["instance"]
+        self._check_networking("take_shelved_instance", inst["networks"],
+                               inst["security_groups"])
+        return self.manager.shelving.take_shelved(ctxt, inst, payload["shelved_image_id"],
+                                                  payload["source_host"])
+
     def snapshot_instance(self, ctxt, **payload):
         """Accepted at once with the new image (queued); the copy and the
         upload run in the worker pool: follow task_state and progress."""

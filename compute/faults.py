@@ -26,6 +26,8 @@ STEPS = (
     "set_admin_password.accepted",
     "rebuild.prepared", "rebuild.spawned",
     "rescue.prepared", "rescue.booted", "unrescue.booted",
+    "shelve.powered_off", "shelve.image_created", "shelve_offload.destroyed",
+    "unshelve.handed_over", "unshelve.prepared", "unshelve.spawned",
 )
 
 

@@ -51,5 +51,6 @@ def view(inst, fault=None):
         "config_drive": bool((inst.guest_data or {}).get("config_drive")),
         "created_at": iso(inst.created_at), "launched_at": iso(inst.launched_at),
         "updated_at": iso(inst.updated_at),
+        "shelved_image_id": inst.shelved_image_id,
         "fault": fault.message if fault is not None else None,
     }

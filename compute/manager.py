@@ -11,6 +11,7 @@ queries.  Each part receives what it uses in its constructor:
     LiveMigrations  live migration, both sides
     Resizes         cold migration and resize, both sides, confirm/revert
     Rescues         rescue and unrescue
+    Shelving        shelve, shelve-offload and unshelve (here or elsewhere)
     Reconciler      agent start and power-state sync
     ConsoleAccess   console URLs with one-time tokens for the proxy
 
@@ -34,6 +35,7 @@ from compute.reconcile import Reconciler
 from compute.rescue import Rescues
 from compute.resize import Resizes
 from compute.resource_tracker import ResourceTracker
+from compute.shelve import Shelving
 from compute.snapshot import Snapshots
 
 LOG = logging.getLogger(__name__)
@@ -68,10 +70,16 @@ class ComputeManager:
                                               self.submit)
         self.resizes = Resizes(conf, db, driver, self.runner, self.networking, self.images,
                                self.peers, self.tracker, self.host)
+        self.shelving = Shelving(conf, db, driver, self.runner, self.networking, self.images,
+                                 glance, self.snapshots, self.peers, self.tracker, self.host,
+                                 self.submit, self.lifecycle.power_on)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
         operations["delete"] = self.builds.terminate_instance
         operations["rebuild"] = self.builds.rebuild_instance
-        operations.update(rescue=self.rescues.rescue, unrescue=self.rescues.unrescue)
+        operations.update(rescue=self.rescues.rescue, unrescue=self.rescues.unrescue,
+                          shelve=self.shelving.shelve,
+                          shelve_offload=self.shelving.shelve_offload,
+                          unshelve=self.shelving.resume_unshelve)
         operations.update({op: self.resizes.resume_decision(op)
                            for op in ("confirm_resize", "revert_resize")})
         self.reconciler = Reconciler(

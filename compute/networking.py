@@ -61,8 +61,11 @@ class Networking:
     def wired(inst):
         """Whether an instance's ports belong on the host: not one being
         deleted (two deletes racing must each see the other gone), nor a
-        build that failed before its guest ever ran."""
-        if inst.task_state == states.DELETING:
+        build that failed before its guest ever ran, nor one offloaded or
+        being offloaded."""
+        if inst.task_state in (states.DELETING, states.SHELVING_OFFLOADING):
+            return False
+        if states.offloaded(inst.vm_state, inst.task_state):
             return False
         return not (inst.vm_state == states.ERROR and inst.launched_at is None
                     and inst.task_state is None)

@@ -96,11 +96,14 @@ class Runner:
                 f"vm_state={inst.vm_state} task_state={inst.task_state}; allowed: vm_state "
                 f"in {sorted(op.vm_from)} with task_state in {list(op.task_from)}") from None
 
-    def run(self, op_name, ctxt, uuid, work, lock=True, reraise=False, migration_id=None):
+    def run(self, op_name, ctxt, uuid, work, lock=True, reraise=False, migration_id=None,
+            then=None):
         """work(inst, record) for an accepted op; on success the row's done
         state (if it has one), on failure the row's settle; the work's
         result.  reraise: the failure also goes to the caller (an RPC call
-        waiting for it); otherwise it is logged and recorded."""
+        waiting for it); otherwise it is logged and recorded.  then: the
+        op that follows at once, whose first task state the done update
+        takes (no reader sees the instance idle in between)."""
         op = optable.TABLE[op_name]
         try:
             with self.ops.run(ctxt, uuid, op.action, record_fault=op.fault, lock=lock) as record:
@@ -108,7 +111,9 @@ class Runner:
                 result = work(inst, record)
                 if op.done is not None:
                     done = {} if op.done == optable.KEEP else {"vm_state": op.done}
-                    self.db.instance_update(uuid, expected_task_state=op.tasks, task_state=None,
+                    follow = optable.TABLE[then].tasks[0] if then else None
+                    self.db.instance_update(uuid, expected_task_state=op.tasks,
+                                            task_state=follow,
                                             progress=None,
                                             power_state=power_state(self.driver, inst), **done)
                 return result

@@ -82,6 +82,21 @@ ROWS = (
        s.RESCUED, s.ERROR, RESUME),
     Op("unrescue", "unrescue", frozenset({s.RESCUED}), _IDLE, (s.UNRESCUING,), s.ACTIVE,
        s.ERROR, RESUME),
+    # shelve: the guest off, its root disk uploaded as an image (whose id is
+    # recorded before the image is made, so a restart finds it, keeps it
+    # when active and makes it anew otherwise); a failure leaves the vm
+    # state (the guest off: the power sync says STOPPED) with its fault
+    Op("shelve", "shelve", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
+       (s.SHELVING, s.SHELVING_IMAGE_PENDING_UPLOAD, s.SHELVING_IMAGE_UPLOADING), s.SHELVED,
+       None, RESUME),
+    # offload: guest, disks, ports, rules and claim go; taken up again
+    Op("shelve_offload", "shelve_offload", frozenset({s.SHELVED}), _IDLE,
+       (s.SHELVING_OFFLOADING,), s.SHELVED_OFFLOADED, None, RESUME),
+    # unshelve: here (power on a shelved guest, or spawn from the image of
+    # an offloaded one), or handed over to another host that spawns it;
+    # the resume of an interrupted one decides which (compute.shelve)
+    Op("unshelve", "unshelve", frozenset({s.SHELVED, s.SHELVED_OFFLOADED}), _IDLE,
+       (s.UNSHELVING,), s.ACTIVE, None, RESUME),
     # admin: no task state, nothing to settle or resume
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),

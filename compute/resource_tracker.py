@@ -61,7 +61,10 @@ def shortfall(limit, used, request):
 
 
 def holds_resources(inst):
-    """A record that counts: not a build that failed before it ever ran."""
+    """A record that counts: not a build that failed before it ever ran,
+    nor an instance shelved and offloaded."""
+    if states.offloaded(inst.vm_state, inst.task_state):
+        return False
     return not (inst.vm_state == states.ERROR and inst.launched_at is None
                 and inst.task_state is None)
 

@@ -317,6 +317,32 @@ class ComputeAPI:
             payload["rescue_image_ref"] = rescue_image_ref
         return self._call(host, "rescue_instance", **payload)
 
+    def shelve_instance(self, host, instance_uuid):
+        """Shut down, upload the root disk as an image; offloaded at once
+        when the host's shelved_offload_time is 0."""
+        return self._call(host, "shelve_instance", instance_uuid=instance_uuid)
+
+    def shelve_offload_instance(self, host, instance_uuid):
+        """Remove a shelved instance's guest, disks and ports from host."""
+        return self._call(host, "shelve_offload_instance", instance_uuid=instance_uuid)
+
+    def unshelve_instance(self, host, instance_uuid, dest_host=None, networks=None):
+        """Unshelve on host (which has the instance) or, for an offloaded
+        one, on dest_host: follow the instance there.  networks: the
+        instance's ports with dest_host's view of their networks (as for
+        live_migrate_instance)."""
+        payload = {"instance_uuid": instance_uuid}
+        if dest_host:
+            payload["dest_host"] = dest_host
+        if networks:
+            payload["networks"] = networks
+        return self._call(host, "unshelve_instance", **payload)
+
+    def take_shelved_instance(self, host, instance, shelved_image_id, source_host):
+        """Agent to agent: unshelve an offloaded instance on host."""
+        return self._call(host, "take_shelved_instance", instance=instance,
+                          shelved_image_id=shelved_image_id, source_host=source_host)
+
     def unrescue_instance(self, host, instance_uuid):
         """Boot the instance's own disks again; answers once accepted."""
         return self._call(host, "unrescue_instance", instance_uuid=instance_uuid)

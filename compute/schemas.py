@@ -133,6 +133,11 @@ INSTANCE_RECORD = _object({
 }, ["uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta", "disk_formats",
     "networks", "metadata", "security_groups"])
 
+# An offloaded instance's record as the host that has it hands it over to
+# the host that unshelves it.
+SHELVED_RECORD = {**INSTANCE_RECORD, "properties": {
+    **INSTANCE_RECORD["properties"], "vm_state": {"enum": ["shelved_offloaded"]}}}
+
 # A cold migration or resize as its source sends it to the destination.
 MIGRATION = _object({
     "id": UUID, "instance_uuid": UUID,
@@ -247,6 +252,15 @@ SCHEMAS = {
     "rescue_instance": _method({"instance_uuid": UUID, "rescue_image_ref": IMAGE_ID},
                                ["instance_uuid"]),
     "unrescue_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "shelve_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "shelve_offload_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
+    "unshelve_instance": _method(
+        {"instance_uuid": UUID, "dest_host": NAME,
+         "networks": {"type": "array", "items": VIF, "maxItems": 8}},
+        ["instance_uuid"]),
+    "take_shelved_instance": _method(
+        {"instance": SHELVED_RECORD, "shelved_image_id": IMAGE_ID, "source_host": NAME},
+        ["instance", "shelved_image_id", "source_host"]),
     "cache_images": _method(
         {"image_ids": {"type": "array", "items": IMAGE_ID, "minItems": 1, "maxItems": 64}},
         ["image_ids"]),
@@ -286,6 +300,7 @@ ANSWERS = {
     "post_live_migration_at_destination": INSTANCE_VIEW,
     "get_instance": INSTANCE_VIEW,          # a peer's record, asked at agent start
     "rollback_live_migration_at_destination": _UUID_ANSWER["instance_uuid"],
+    "take_shelved_instance": _UUID_ANSWER["instance_uuid"],
     "prep_resize": _object({
         "shared_storage": {"type": "boolean"},
         "transfer": _object({"address": {"type": "string",

@@ -62,6 +62,11 @@ class ComputeService:
                 args=(conf.sync_power_state_interval,
                       self.manager.reconciler.sync_power_states),
                 name="sync-power-states", daemon=True))
+        if conf.shelved_offload_time > 0:
+            self._threads.append(threading.Thread(
+                target=self._every,
+                args=(min(60, conf.shelved_offload_time), self.manager.shelving.offload_expired),
+                name="offload-shelved", daemon=True))
 
     def start(self):
         if self.conf.database.auto_migrate:

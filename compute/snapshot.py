@@ -30,7 +30,7 @@ import threading
 import time
 import uuid as uuidlib
 
-from compute import exception, faults, states
+from compute import exception, faults, optable
 from compute.instance import power_state, virt_instance
 from compute.operation import progress_writer
 from imagecache import errors as image_errors
@@ -65,31 +65,54 @@ class Snapshots:
         self.runner.accept("snapshot", uuid, progress=0)
         try:
             inst = self.db.instance_get(uuid)
-            files = self.images.files_for(inst, inst.image_meta)
-            os.makedirs(self.snapshots_dir, mode=0o750, exist_ok=True)
-            st = os.statvfs(self.snapshots_dir)
-            need = self.driver.snapshot_bytes(virt_instance(inst), files)
-            free = st.f_bavail * st.f_frsize
-            if need > free:
-                raise exception.InsufficientStorage(
-                    f"snapshot of {uuid}: {self.snapshots_dir} has {free // 2**20} MiB free, "
-                    f"the image needs up to {need // 2**20} MiB; nothing was done")
-            fmt = self.conf.snapshot_image_format or inst.image_meta.get("disk_format",
-                                                                         "qcow2")
+            self.check_space(inst)
             # the work directory (named by the image id we choose) exists
             # before the image does, so a restart can always find both
             image_id = str(uuidlib.uuid4())
             workdir = self._workdir(uuid, image_id)
             os.makedirs(workdir)
             self._write_state(workdir, {"image_id": image_id, "saved": False})
-            image = self.glance.create(id=image_id, name=name, disk_format=fmt,
-                                       container_format="bare", **snapshot_properties(inst))
+            image = self.create_image(inst, image_id, name)
         except Exception:
             if "workdir" in locals():
                 shutil.rmtree(workdir, ignore_errors=True)
             self.db.instance_update(uuid, task_state=None, progress=None)
             raise
         return image
+
+    def check_space(self, inst):
+        """InsufficientStorage unless snapshots_directory can hold the
+        flat image of inst's root disk."""
+        files = self.images.files_for(inst, inst.image_meta)
+        os.makedirs(self.snapshots_dir, mode=0o750, exist_ok=True)
+        st = os.statvfs(self.snapshots_dir)
+        need = self.driver.snapshot_bytes(virt_instance(inst), files)
+        free = st.f_bavail * st.f_frsize
+        if need > free:
+            raise exception.InsufficientStorage(
+                f"snapshot of {inst.uuid}: {self.snapshots_dir} has {free // 2**20} MiB free, "
+                f"the image needs up to {need // 2**20} MiB; nothing was done")
+
+    def create_image(self, inst, image_id, name):
+        """The image record (queued) a snapshot of inst is uploaded to."""
+        fmt = self.conf.snapshot_image_format or inst.image_meta.get("disk_format", "qcow2")
+        return self.glance.create(id=image_id, name=name, disk_format=fmt,
+                                  container_format="bare", **snapshot_properties(inst))
+
+    def make_image(self, inst, image_id, record, tasks):
+        """A snapshot of inst's root disk uploaded to image_id (made by
+        create_image), the record passing through tasks (three task
+        states); the image deleted when this fails, the work directory
+        removed in any case."""
+        workdir = self._workdir(inst.uuid, image_id)
+        os.makedirs(workdir, exist_ok=True)
+        try:
+            self._snapshot(inst, image_id, record, tasks)
+        except Exception:
+            self.forget_image(image_id)
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
 
     @staticmethod
     def _write_state(workdir, state):
@@ -102,15 +125,16 @@ class Snapshots:
         with self._snapshot_slots:
             try:
                 self.runner.run("snapshot", ctxt, uuid,
-                                lambda inst, record: self._snapshot(inst, image_id, record),
+                                lambda inst, record: self._snapshot(
+                                    inst, image_id, record, optable.TABLE["snapshot"].tasks),
                                 reraise=True)
             except Exception as e:
                 LOG.error("instance %s: snapshot %s failed: %s", uuid, image_id, e)
-                self._forget_image(image_id)
+                self.forget_image(image_id)
             finally:
                 shutil.rmtree(self._workdir(uuid, image_id), ignore_errors=True)
 
-    def _snapshot(self, inst, image_id, record):
+    def _snapshot(self, inst, image_id, record, tasks):
         uuid = inst.uuid
         vi, fmt = virt_instance(inst), self.glance.show(image_id)["disk_format"]
         files = self.images.files_for(inst, inst.image_meta)
@@ -137,10 +161,9 @@ class Snapshots:
                 record.event("disk_merged", f"{time.monotonic() - merging:.3f} s")
             if state["saved"]:
                 self.driver.resume(vi)        # back as it was, running or paused
-        self.db.instance_update(uuid, expected_task_state=states.IMAGE_SNAPSHOT,
-                                task_state=states.IMAGE_PENDING_UPLOAD, progress=50)
-        self.db.instance_update(uuid, expected_task_state=states.IMAGE_PENDING_UPLOAD,
-                                task_state=states.IMAGE_UPLOADING)
+        self.db.instance_update(uuid, expected_task_state=tasks[0], task_state=tasks[1],
+                                progress=50)
+        self.db.instance_update(uuid, expected_task_state=tasks[1], task_state=tasks[2])
         self._upload(image_id, path, progress_writer(self.db, uuid, 50, 100))
         faults.point("snapshot.uploaded")
         record.event("uploaded", f"image {image_id}, {os.path.getsize(path)} bytes")
@@ -172,7 +195,7 @@ class Snapshots:
                 f"image {image_id}: the image service stored other data than was sent "
                 f"({algo or 'size'} differs)")
 
-    def _forget_image(self, image_id):
+    def forget_image(self, image_id):
         try:
             self.glance.delete(image_id)
         except image_errors.ImageNotFound:
@@ -195,7 +218,7 @@ class Snapshots:
                         uuid, image_id)
             try:
                 if self.glance.show(state["image_id"]).get("status") != "active":
-                    self._forget_image(state["image_id"])
+                    self.forget_image(state["image_id"])
             except image_errors.ImageNotFound:
                 pass
             except Exception:

@@ -11,6 +11,8 @@ DELETED = "deleted"
 ERROR = "error"
 RESIZED = "resized"
 RESCUED = "rescued"
+SHELVED = "shelved"
+SHELVED_OFFLOADED = "shelved_offloaded"
 
 # task_state: the operation in progress, None when idle.
 SCHEDULING = "scheduling"
@@ -39,3 +41,14 @@ UPDATING_PASSWORD = "updating_password"
 REBUILDING = "rebuilding"
 RESCUING = "rescuing"
 UNRESCUING = "unrescuing"
+SHELVING = "shelving"
+SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
+SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
+SHELVING_OFFLOADING = "shelving_offloading"
+UNSHELVING = "unshelving"
+
+
+def offloaded(vm_state, task_state):
+    """Whether an instance has nothing on its host (no guest, disk, port
+    or claim): shelved and offloaded, and no unshelve under way."""
+    return vm_state == SHELVED_OFFLOADED and task_state is None

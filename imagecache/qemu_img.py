@@ -95,6 +95,13 @@ def resize(path, fmt, size_bytes, preallocation="off"):
     _run("resize", "-q", "-f", fmt, *opts, path, str(size_bytes))
 
 
+def rebase(path, fmt, backing, backing_format):
+    """Move path onto another backing file keeping what the guest reads
+    (safe mode: the clusters where the old and new backings differ are
+    copied into path first)."""
+    _run("rebase", "-q", "-f", fmt, "-b", backing, "-F", backing_format, path)
+
+
 def rebase_unsafe(path, fmt, backing, backing_format):
     """Point path's header at backing (explicit -F) without reading data:
     for an overlay moved to a host whose copy of the same base lives

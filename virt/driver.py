@@ -336,6 +336,12 @@ class ComputeDriver(abc.ABC):
         disks attached after it (power_on boots the own disks again)."""
 
     @abc.abstractmethod
+    def unshelve(self, instance, image_meta, image_files, shelved_base, network_info):
+        """Spawn from a shelve's image (shelved_base, cached): its root disk
+        moved onto image_files.root keeping its content, so the shelve's
+        image is no longer needed; the formats of the disks."""
+
+    @abc.abstractmethod
     def get_console_output(self, instance, max_bytes):
         """The tail of the guest's serial console log, as text."""
 

@@ -7,6 +7,7 @@
     computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
     computectl rebuild --host H [--image ID] [--preserve-ephemeral] UUID
     computectl rescue --host H [--image ID] UUID | unrescue --host H UUID
+    computectl shelve | shelve-offload --host H UUID | unshelve --host H [--dest D] UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
     computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
     computectl snapshot --host H --name N UUID
@@ -178,6 +179,22 @@ def cmd_rescue(api, args):
         return api.get_instance(args.host, args.uuid)
     done = "rescued" if args.command == "rescue" else "active"
     return wait_for(api, args.host, args.uuid, _settled(done), args.json)
+
+
+def cmd_shelve(api, args):
+    if args.command == "shelve":
+        api.shelve_instance(args.host, args.uuid)
+        host, done = args.host, lambda r: (r["vm_state"] in ("shelved", "shelved_offloaded")
+                                           and r["task_state"] is None)
+    elif args.command == "shelve-offload":
+        api.shelve_offload_instance(args.host, args.uuid)
+        host, done = args.host, _settled("shelved_offloaded")
+    else:
+        host = api.unshelve_instance(args.host, args.uuid, args.dest)["host"]
+        done = _settled("active")
+    if args.no_wait:
+        return api.get_instance(host, args.uuid)
+    return wait_for(api, host, args.uuid, done, args.json)
 
 
 def cmd_reset_state(api, args):
@@ -461,6 +478,10 @@ def build_parser():
     add("rescue", cmd_rescue, uuid=True, wait=True).add_argument(
         "--image", help="rescue image (default: the instance's own image)")
     add("unrescue", cmd_rescue, uuid=True, wait=True)
+    add("shelve", cmd_shelve, uuid=True, wait=True)
+    add("shelve-offload", cmd_shelve, uuid=True, wait=True)
+    add("unshelve", cmd_shelve, uuid=True, wait=True).add_argument(
+        "--dest", help="unshelve an offloaded instance on this host instead")
     add("reset-state", cmd_reset_state, uuid=True).add_argument(
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)

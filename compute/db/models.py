@@ -49,6 +49,9 @@ class Instance(Base):
     # The arguments of the operation in progress that a restart needs to
     # issue it again (a rescue's image, a rebuild's choices); set on accept.
     task_args: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The image a shelve uploaded the root disk to, until an unshelve
+    # boots from it and deletes it.
+    shelved_image_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
     metadata_: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True,

@@ -1,11 +1,14 @@
 """Chaos: the agent killed with SIGKILL at every named step of build,
-delete, snapshot, rebuild, rescue and unrescue, live migration (both sides), cold migration (both
+delete, snapshot, rebuild, rescue and unrescue, shelve, offload and
+unshelve (both sides), live migration (both sides), cold migration (both
 sides), confirm and revert (compute.faults), then started again; after
 each, the invariants of tests.harness.invariants hold on both hosts.  Then
 libvirtd and RabbitMQ are restarted in the middle of an operation.  The
 peer's calls time out after 20 s here (rpc_peer_timeout), so an agent that
 died while its peer waited on it is noticed quickly."""
+import contextlib
 import subprocess
+import threading
 import time
 import uuid as uuidlib
 
@@ -144,6 +147,55 @@ def test_rescue(bed, step, lands):
     files = bed.hosts["hA"].run("ls", f"{a.instances_path}/{u}").split()
     assert ("disk.rescue" in files) == (lands == "rescued"), files
     delete(bed, u)
+
+
+def shelved(bed, u, host="hA"):
+    a = bed.hosts[host].agent
+    return wait_until(lambda: (r := a.find(u)) and r["vm_state"] == "shelved_offloaded"
+                      and r["task_state"] is None and r, 240, 0.5, f"{u} offloaded")
+
+
+def unshelved_on_hb(bed, u, before):
+    """The instance runs on hB from its own disk (the ticks it synced), and
+    nothing of it is left on hA."""
+    assert inv.check(bed, u) == "hB"
+    inv.ticks_kept(bed.hosts["hB"], u, before)
+    assert bed.hosts["hA"].agent.find(u) is None
+    delete(bed, u)
+
+
+@pytest.mark.parametrize("step", ["shelve.powered_off", "shelve.image_created",
+                                  "shelve_offload.destroyed"])
+def test_shelve(bed, step):
+    """A shelve (and its offload) is taken up again: the instance ends
+    offloaded with nothing on hA, and unshelves on hB from its disk."""
+    u, before = boot(bed)
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    crash(bed, "hA", step, lambda: a.api.shelve_instance(a.host, u))
+    shelved(bed, u)
+    assert inv.check(bed, u) is None
+    b.api.unshelve_instance(a.host, u, b.host)
+    unshelved_on_hb(bed, u, before)
+
+
+@pytest.mark.parametrize("step,dies", [("unshelve.handed_over", "hA"),
+                                       ("unshelve.prepared", "hB"),
+                                       ("unshelve.spawned", "hB")])
+def test_unshelve(bed, step, dies):
+    """Either side of an unshelve killed: the instance ends on hB, once."""
+    u, before = boot(bed)
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    a.api.shelve_instance(a.host, u)
+    shelved(bed, u)
+
+    def call():
+        with contextlib.suppress(Exception):
+            a.api.unshelve_instance(a.host, u, b.host)
+
+    def unshelve():           # a call whose handler may die: not waited for
+        threading.Thread(target=call, daemon=True).start()
+    crash(bed, dies, step, unshelve)
+    unshelved_on_hb(bed, u, before)
 
 
 LIVE = ["live_migration.checked", "live_migration.prepared", "live_migration.migrated",

@@ -5,14 +5,16 @@ their fixed IPs from the agents' dnsmasqs and report pings on their
 consoles; security groups, anti-spoofing and floating IPs are checked by
 what the guests (and an external namespace) can reach."""
 import contextlib
+import os
 import re
+import subprocess
 import time
 
 import pytest
 
 from network import names
 from tests.harness import guest
-from tests.harness.agent import wait_until
+from tests.harness.agent import BIN, wait_until
 from tests.harness.capture import Capture
 from tests.harness.netguests import (
     FLOATING,
@@ -206,6 +208,50 @@ def test_rebuild_wipes_the_disk_and_keeps_the_address(bed, tmp_path):
     g.wait_pings("10.0.0.2", "ok", g.last_tick())
     a.api.terminate_instance(a.host, g.uuid)
     a.wait_state(g.uuid, {"deleted"})
+
+
+def test_shelve_offload_leaves_nothing_and_unshelve_on_hb_keeps_disk_and_address(bed):
+    """Shelved through computectl (and offloaded at once): hA keeps no
+    domain, disk, tap, chain or bridge rule of it.  Unshelved on hB with
+    hB's view of the network: its own disk boots there (the boot count
+    goes on) with the same MAC and address, reachable."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    item = {"port": port("10.0.0.31", ["open"]), "network": flat_network("hA")}
+    g = Guest(bed, "hA", "sh", item, "tb.ip=dhcp tb.ping=10.0.0.2", [OPEN])
+    wait_dhcp(g)
+    a, b = hA.agent, hB.agent
+    pid, tap = item["port"]["id"], names.tap(item["port"]["id"])
+    assert tap in hA.run("ip", "-o", "link")
+    run = subprocess.run([os.path.join(BIN, "computectl"), "--config-file", a.config_file,
+                          "shelve", "--host", a.host, g.uuid],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rec = a.find(g.uuid)
+    assert (rec["vm_state"], rec["task_state"]) == ("shelved_offloaded", None), rec
+    assert rec["shelved_image_id"]
+    assert f"instance-{g.uuid}" not in hA.virsh("list", "--all", "--name")
+    assert not os.path.exists(os.path.join(a.instances_path, g.uuid))
+    assert tap not in hA.run("ip", "-o", "link")
+    assert names.chain_id(pid) not in hA.run("iptables-save")
+    assert tap not in hA.run("nft", "list", "ruleset")
+
+    view = [dict(item, network=flat_network("hB"))]          # hB's view of the network
+    assert a.api.unshelve_instance(a.host, g.uuid, b.host, networks=view)["host"] == b.host
+    g.agent = b
+    rec = wait_until(lambda: (r := b.find(g.uuid)) and r["task_state"] is None and r, 180,
+                     0.5, "the instance on hB")
+    assert (rec["vm_state"], rec["power_state"], rec["shelved_image_id"]) == (
+        "active", "RUNNING", None), rec
+    assert a.find(g.uuid) is None                               # hA let it go
+    b.wait_console(g.uuid, lambda c: "TB: bootcount=2" in c and "TB: dhcp eth0 10.0.0.31/24"
+                   in c, "its own disk's second boot, with its address")
+    assert item["port"]["mac"] in hB.virsh("domiflist", g.uuid)
+
+    def answers():
+        return hB.run("busybox", "ping", "-c", "1", "-W", "1", "10.0.0.31", check=False)
+    wait_until(lambda: "1 packets received" in answers(), 30, 0.5, "the guest to answer")
+    b.api.terminate_instance(b.host, g.uuid)
+    b.wait_state(g.uuid, {"deleted"})
 
 
 def test_rules_survive_an_agent_restart_and_nothing_is_left_after_deletes(bed, flat_guests):

@@ -9,99 +9,35 @@ Then the restart decisions: a thread of the agent dies at a crash point
 restart, deciding with its peer."""
 import os
 import time
-import uuid
 
 import pytest
 
-from compute import faults, rpc
-from compute.rpcapi import ComputeAPI
-from compute.service import ComputeService
-from tests.functional.conftest import make_conf
-
-NODE = """<node><cpu><mhz>2000</mhz><model>i686</model><nodes>1</nodes><sockets>1</sockets>
-<cores>8</cores><threads>1</threads><active>8</active></cpu><memory>8388608</memory></node>"""
-FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
-
-
-class Crash(BaseException):
-    """A thread of the agent dying at a crash point (nothing catches it:
-    what it left half-done stays as a SIGKILL would leave it)."""
+from tests.functional.twohosts import (
+    boot,
+    client,
+    crash_arm,
+    guests,
+    host,
+    instance_dir,
+    settled,
+    start_two,
+    until,
+)
 
 
 @pytest.fixture(scope="module")
 def hosts(tmp_module, image_service):
-    node = tmp_module / "node.xml"
-    node.write_text(NODE)
-    transport, services = None, {}
-    for name in ("fa", "fb"):
-        conf = make_conf(str(tmp_module / name), image_service,
-                         {(None, "migration_transfer_address"): "127.0.0.1",
-                          (None, "rpc_peer_timeout"): 10},
-                         uri=f"test://{node}")
-        transport = transport or rpc.get_transport(conf)
-        services[name] = ComputeService(conf, transport=transport)
-        services[name].start()
-    yield services
-    for svc in services.values():
-        svc.stop()
+    yield from start_two(tmp_module, image_service)
 
 
 @pytest.fixture(scope="module")
 def api(hosts):
-    svc = hosts["fa"]
-    return ComputeAPI(svc.conf, transport=svc.transport, timeout=20)
+    return client(hosts)
 
 
 @pytest.fixture
 def crash_at(monkeypatch):
-    """crash_at(step): the next time a thread reaches step, it dies."""
-    def arm(step):
-        def point(name):
-            if name == step:
-                raise Crash(step)
-        monkeypatch.setattr(faults, "point", point)
-    return arm
-
-
-def host(svc):
-    return svc.conf.host
-
-
-def settled(api, svc, u, timeout=30, vm_state=None):
-    """The record once no task runs (and in vm_state, when given)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            rec = api.get_instance(host(svc), u)
-            if rec["task_state"] is None and rec["vm_state"] != "building" and \
-                    vm_state in (None, rec["vm_state"]):
-                return rec
-        except Exception:            # noqa: BLE001 - not recorded there yet
-            pass
-        time.sleep(0.05)
-    raise AssertionError(f"{u} never settled on {host(svc)}")
-
-
-def until(condition, timeout=10):
-    """Wait for a condition another thread brings about (a crash point may hold it)."""
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
-def guests(svc):
-    return set(svc.manager.driver.list_instance_uuids())
-
-
-def boot(api, hosts, image):
-    u = str(uuid.uuid4())
-    api.build_and_run_instance(host(hosts["fa"]), u, "mig", FLAVOR, image)
-    assert settled(api, hosts["fa"], u)["vm_state"] == "active"
-    return u
-
-
-def instance_dir(svc, u):
-    return os.path.join(svc.conf.instances_path, u)
+    return crash_arm(monkeypatch)
 
 
 def test_cold_migration_moves_disks_and_record_and_confirm_lets_go(api, hosts, qcow2_image):

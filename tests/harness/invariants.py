@@ -1,6 +1,7 @@
 """What must hold on a test bed after any crash, once the agents are back:
 the instance settles (done, or ERROR with a fault); no domain without a
-record and no running record without its domain; the same guest never
+record and no running record without its domain; nothing at all of an
+offloaded instance on its host; the same guest never
 runs on two hosts; no files left but the instances' own; and the ticks the
 guest synced before the crash are on its disk."""
 import os
@@ -49,7 +50,10 @@ def check(bed, uuid):
             assert mine, f"{name}: domain of {uuid} without a record here ({rec})"
         if mine and rec["vm_state"] in RUNNING:
             assert name in running, f"{name}: record {rec['vm_state']} but no guest runs"
-        _check_files(h, uuid, rec if mine else None)
+        offloaded = mine and rec["vm_state"] == "shelved_offloaded"
+        if offloaded:
+            assert uuid not in domains(h), f"{name}: offloaded {uuid} still has a domain"
+        _check_files(h, uuid, rec if mine and not offloaded else None)
     return running[0] if running else None
 
 

@@ -52,6 +52,7 @@ def test_an_old_schema_is_upgraded(db):
         conn.exec_driver_sql("DROP TABLE migrations")                        # 0006
         conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN guest_data")  # 0007
         conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN task_args")   # 0008
+        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN shelved_image_id")  # 0009
     db.sync()
     assert db.revision() == api.HEAD_REVISION
     with db.engine.connect() as conn:

@@ -11,7 +11,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_every_task_state_belongs_to_a_row_and_every_row_settles():
     tasks = {v for k, v in vars(s).items() if k.isupper() and v not in (
         s.ACTIVE, s.BUILDING, s.STOPPED, s.PAUSED, s.SUSPENDED, s.DELETED, s.ERROR, s.RESIZED,
-        s.RESCUED)}
+        s.RESCUED, s.SHELVED, s.SHELVED_OFFLOADED)}
     covered = {t for op in optable.ROWS for t in op.tasks}
     assert tasks == covered
     for op in optable.ROWS:

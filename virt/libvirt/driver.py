@@ -11,6 +11,7 @@ import tempfile
 import time
 import uuid as uuidlib
 
+from imagecache import qemu_img
 from privileged import logs
 from virt import configdrive, driver, errors
 from virt.libvirt import (
@@ -161,6 +162,25 @@ class LibvirtDriver(driver.ComputeDriver):
         self._define(instance, rescue_meta, rescue_files, [rescue_disk, *own],
                      network_info).launch()
         LOG.info("instance %s: rescue guest started", instance.uuid)
+
+    def unshelve(self, instance, image_meta, image_files, shelved_base, network_info):
+        """Spawn anew from the shelve's image: the root disk an overlay on
+        shelved_base rebased (safe mode) onto the instance's own image, so
+        the shelve's image can go; swap and ephemeral blank (a shelve keeps
+        the root disk only).  What an interrupted attempt left goes first."""
+        self.destroy(instance, [], destroy_disks=True)
+        inst_dir = self.instance_dir(instance)
+        os.makedirs(inst_dir, mode=0o750, exist_ok=True)
+        img = self.conf.image
+        guest_disks = disks.create_all(
+            inst_dir, instance.flavor, dataclasses.replace(image_files, root=shelved_base),
+            self.cache, img.use_cow_images, img.preallocate_images)
+        root = guest_disks[0]
+        if root.format == "qcow2":
+            qemu_img.rebase(root.path, "qcow2", image_files.root.path, image_files.root.format)
+        self._define(instance, image_meta, image_files, guest_disks, network_info).launch()
+        LOG.info("instance %s: unshelved", instance.uuid)
+        return {d.name: d.format for d in guest_disks}
 
     def _define(self, instance, image_meta, image_files, guest_disks, network_info):
         """Define the guest from these disks (any old definition powered

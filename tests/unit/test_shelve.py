@@ -1,0 +1,44 @@
+"""Shelving's pure decisions: which shelved instances are due for offload,
+and that an offloaded instance holds nothing on its host."""
+import datetime
+import types
+
+from compute import states
+from compute.networking import Networking
+from compute.resource_tracker import holds_resources
+from compute.shelve import expired_shelves, has_tpm
+
+NOW = datetime.datetime(2026, 11, 26, 12, 0, 0)
+
+
+def rec(vm_state, task_state=None, age=0, launched=True, props=None):
+    return types.SimpleNamespace(
+        uuid=f"{vm_state}-{task_state}-{age}", vm_state=vm_state, task_state=task_state,
+        updated_at=NOW - datetime.timedelta(seconds=age), created_at=NOW,
+        launched_at=NOW if launched else None, image_meta={"properties": props or {}})
+
+
+def test_only_idle_shelved_instances_older_than_the_limit_are_due():
+    due = rec(states.SHELVED, age=120)
+    young = rec(states.SHELVED, age=30)
+    busy = rec(states.SHELVED, states.UNSHELVING, age=120)
+    active = rec(states.ACTIVE, age=120)
+    assert expired_shelves([due, young, busy, active], 60, NOW) == [due]
+    assert expired_shelves([due], 0, NOW) == []         # 0: offloaded by the shelve itself
+    assert expired_shelves([due], -1, NOW) == []        # -1: never
+
+
+def test_an_offloaded_instance_holds_no_resources_and_no_ports_until_unshelved():
+    offloaded = rec(states.SHELVED_OFFLOADED)
+    unshelving = rec(states.SHELVED_OFFLOADED, states.UNSHELVING)
+    offloading = rec(states.SHELVED, states.SHELVING_OFFLOADING)
+    assert states.offloaded(offloaded.vm_state, offloaded.task_state)
+    assert not holds_resources(offloaded) and not Networking.wired(offloaded)
+    assert holds_resources(unshelving) and Networking.wired(unshelving)   # claimed, plugged
+    assert holds_resources(offloading) and not Networking.wired(offloading)
+    assert holds_resources(rec(states.SHELVED)) and Networking.wired(rec(states.SHELVED))
+
+
+def test_a_vtpm_is_seen_in_the_image_properties():
+    assert has_tpm(rec(states.ACTIVE, props={"hw_tpm_version": "2.0"}))
+    assert not has_tpm(rec(states.ACTIVE))
