@@ -296,6 +296,22 @@ class ComputeEndpoint:
         return {"instance_uuid": uuid, "accepted": "unshelve",
                 "host": payload.get("dest_host") or self.manager.host}
 
+    def evacuate_instance(self, ctxt, **payload):
+        """To the host that takes the instance of a host whose service is
+        down (a database the hosts share); accepted with the migration
+        id, rebuilt in the worker pool."""
+        self._check("evacuate_instance", payload)
+        uuid, networks = payload["instance_uuid"], payload.get("networks")
+        ev, peers = self.manager.evacuations, self.manager.peers
+        record = ev.source_record(uuid, payload["source_host"])
+        peers.check_networks_view(record, networks)
+        body = peers.record_payload(record, networks)
+        self._check_networking("evacuate_instance", body["networks"], body["security_groups"])
+        mig = ev.accept(record, body)
+        self.manager.submit(ev.evacuate, ctxt, uuid)
+        return {"instance_uuid": uuid, "migration_id": mig["id"], "accepted": "evacuate",
+                "shared_storage": mig["shared_storage"]}
+
     def take_shelved_instance(self, ctxt, **payload):
         """From the host that has an offloaded instance: unshelve it here."""
         self._check("take_shelved_instance", payload)

@@ -28,6 +28,7 @@ STEPS = (
     "rescue.prepared", "rescue.booted", "unrescue.booted",
     "shelve.powered_off", "shelve.image_created", "shelve_offload.destroyed",
     "unshelve.handed_over", "unshelve.prepared", "unshelve.spawned",
+    "evacuate.prepared", "evacuate.spawned", "evacuate_source.destroyed",
 )
 
 

@@ -54,9 +54,10 @@ class ImageFiles:
                 LOG.error("pre-caching image %s failed: %s", image_id, e)
 
     def _bases_in_use(self):
-        host = None if self.conf.image_cache.instances_path_shared else self.host
-        names = set()
-        for inst in self.db.instance_list(host=host):
+        shared = self.conf.image_cache.instances_path_shared
+        names = set()      # with a shared _base: every host's instances (a shared database)
+        for inst in self.db.instance_list(host=None if shared else self.host,
+                                          every_owner=shared):
             props = (inst.image_meta or {}).get("properties") or {}
             for image_id in (inst.image_ref, props.get("kernel_id"), props.get("ramdisk_id")):
                 if image_id:

@@ -12,6 +12,7 @@ queries.  Each part receives what it uses in its constructor:
     Resizes         cold migration and resize, both sides, confirm/revert
     Rescues         rescue and unrescue
     Shelving        shelve, shelve-offload and unshelve (here or elsewhere)
+    Evacuations     a down host's instances rebuilt here; the clean-up on return
     Reconciler      agent start and power-state sync
     ConsoleAccess   console URLs with one-time tokens for the proxy
 
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from compute import states
 from compute.builds import Builds
 from compute.consoles import ConsoleAccess
+from compute.evacuate import Evacuations
 from compute.image_cache import ImageFiles
 from compute.instance import iso, view, virt_instance
 from compute.lifecycle import Lifecycle
@@ -73,13 +75,17 @@ class ComputeManager:
         self.shelving = Shelving(conf, db, driver, self.runner, self.networking, self.images,
                                  glance, self.snapshots, self.peers, self.tracker, self.host,
                                  self.submit, self.lifecycle.power_on)
+        self.evacuations = Evacuations(conf, db, driver, self.runner, self.networking,
+                                       self.images, glance, self.peers, self.tracker,
+                                       self.host)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
         operations["delete"] = self.builds.terminate_instance
         operations["rebuild"] = self.builds.rebuild_instance
         operations.update(rescue=self.rescues.rescue, unrescue=self.rescues.unrescue,
                           shelve=self.shelving.shelve,
                           shelve_offload=self.shelving.shelve_offload,
-                          unshelve=self.shelving.resume_unshelve)
+                          unshelve=self.shelving.resume_unshelve,
+                          evacuate=self.evacuations.evacuate)
         operations.update({op: self.resizes.resume_decision(op)
                            for op in ("confirm_resize", "revert_resize")})
         self.reconciler = Reconciler(
@@ -89,7 +95,8 @@ class ComputeManager:
                         "resize": self.resizes.recover,
                         "resize_destination": self.resizes.recover},
             clean_up=self.builds.clean_up,
-            at_start=(image_cache.remove_partial, driver.remove_leftovers,
+            at_start=(self.evacuations.clean_up_evacuated, image_cache.remove_partial,
+                      driver.remove_leftovers,
                       self.snapshots.recover_at_start),
             host=self.host)
 

@@ -97,6 +97,11 @@ ROWS = (
     # the resume of an interrupted one decides which (compute.shelve)
     Op("unshelve", "unshelve", frozenset({s.SHELVED, s.SHELVED_OFFLOADED}), _IDLE,
        (s.UNSHELVING,), s.ACTIVE, None, RESUME),
+    # evacuate: recorded here by the accept (with its migration row), not
+    # by CAS; the rebuild is issued again after a restart (shared disks are
+    # only defined again; disks from the image are made anew)
+    Op("evacuate", "evacuate", ANY, ANY, (s.REBUILD_SPAWNING,), None, s.ERROR, RESUME,
+       migration_failed="error"),
     # admin: no task state, nothing to settle or resume
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),

@@ -338,6 +338,16 @@ class ComputeAPI:
             payload["networks"] = networks
         return self._call(host, "unshelve_instance", **payload)
 
+    def evacuate_instance(self, host, instance_uuid, source_host, networks=None):
+        """Rebuild on host the instance of source_host, whose service is
+        down (the hosts share a database): from its disks when host sees
+        them (shared storage), otherwise from the image.  networks: host's
+        view of the instance's ports' networks.  Answers the migration id."""
+        payload = {"instance_uuid": instance_uuid, "source_host": source_host}
+        if networks:
+            payload["networks"] = networks
+        return self._call(host, "evacuate_instance", **payload)
+
     def take_shelved_instance(self, host, instance, shelved_image_id, source_host):
         """Agent to agent: unshelve an offloaded instance on host."""
         return self._call(host, "take_shelved_instance", instance=instance,

@@ -258,6 +258,10 @@ SCHEMAS = {
         {"instance_uuid": UUID, "dest_host": NAME,
          "networks": {"type": "array", "items": VIF, "maxItems": 8}},
         ["instance_uuid"]),
+    "evacuate_instance": _method(
+        {"instance_uuid": UUID, "source_host": NAME,
+         "networks": {"type": "array", "items": VIF, "maxItems": 8}},
+        ["instance_uuid", "source_host"]),
     "take_shelved_instance": _method(
         {"instance": SHELVED_RECORD, "shelved_image_id": IMAGE_ID, "source_host": NAME},
         ["instance", "shelved_image_id", "source_host"]),

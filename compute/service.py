@@ -19,7 +19,7 @@ from network import base as vif_base
 from virt.libvirt.driver import LibvirtDriver
 
 LOG = logging.getLogger(__name__)
-BINARY = "compute-agent"
+BINARY = rpc.BINARY
 
 
 class ComputeService:
@@ -30,7 +30,7 @@ class ComputeService:
         # not list: every file in it is the agent's alone
         os.chmod(conf.state_path, 0o751)
         self.lock_dir = os.path.join(conf.state_path, "locks")
-        self.db = Database.from_conf(conf)
+        self.db = Database.from_conf(conf, owner=conf.host)
         qemu_img.configure_limits(conf.image.qemu_img_cpu_seconds,
                                   conf.image.qemu_img_address_space_mb)
         glance = GlanceClient.from_conf(conf)

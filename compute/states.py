@@ -46,6 +46,7 @@ SHELVING_IMAGE_PENDING_UPLOAD = "shelving_image_pending_upload"
 SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
 SHELVING_OFFLOADING = "shelving_offloading"
 UNSHELVING = "unshelving"
+REBUILD_SPAWNING = "rebuild_spawning"
 
 
 def offloaded(vm_state, task_state):

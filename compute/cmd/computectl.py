@@ -7,7 +7,9 @@
     computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
     computectl rebuild --host H [--image ID] [--preserve-ephemeral] UUID
     computectl rescue --host H [--image ID] UUID | unrescue --host H UUID
-    computectl shelve | shelve-offload --host H UUID | unshelve --host H [--dest D] UUID
+    computectl shelve | shelve-offload --host H UUID
+    computectl unshelve --host H [--dest D [--networks FILE]] UUID
+    computectl evacuate --host DOWN --dest D [--networks FILE] UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
     computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
     computectl snapshot --host H --name N UUID
@@ -190,11 +192,26 @@ def cmd_shelve(api, args):
         api.shelve_offload_instance(args.host, args.uuid)
         host, done = args.host, _settled("shelved_offloaded")
     else:
-        host = api.unshelve_instance(args.host, args.uuid, args.dest)["host"]
+        nets = _load_json(args.networks) if args.networks else {}
+        host = api.unshelve_instance(args.host, args.uuid, args.dest,
+                                     nets.get("networks"))["host"]
         done = _settled("active")
     if args.no_wait:
         return api.get_instance(host, args.uuid)
     return wait_for(api, host, args.uuid, done, args.json)
+
+
+def cmd_evacuate(api, args):
+    nets = _load_json(args.networks) if args.networks else {}
+    answer = api.evacuate_instance(args.dest, args.uuid, args.host, nets.get("networks"))
+    if not args.json:
+        print(f"  evacuation {answer['migration_id']} to {args.dest} "
+              f"({'shared storage: its disks' if answer['shared_storage'] else 'from the image'})")
+    if args.no_wait:
+        return api.get_instance(args.dest, args.uuid)
+    return wait_for(api, args.dest, args.uuid,
+                    lambda r: r["task_state"] is None and r["vm_state"] != "building",
+                    args.json)
 
 
 def cmd_reset_state(api, args):
@@ -480,8 +497,14 @@ def build_parser():
     add("unrescue", cmd_rescue, uuid=True, wait=True)
     add("shelve", cmd_shelve, uuid=True, wait=True)
     add("shelve-offload", cmd_shelve, uuid=True, wait=True)
-    add("unshelve", cmd_shelve, uuid=True, wait=True).add_argument(
-        "--dest", help="unshelve an offloaded instance on this host instead")
+    u = add("unshelve", cmd_shelve, uuid=True, wait=True)
+    u.add_argument("--dest", help="unshelve an offloaded instance on this host instead")
+    u.add_argument("--networks", metavar="FILE",
+                   help='JSON {"networks": [...]}: the destination\'s view of the ports')
+    e = add("evacuate", cmd_evacuate, uuid=True, wait=True)
+    e.add_argument("--dest", required=True, help="the host that rebuilds the instance")
+    e.add_argument("--networks", metavar="FILE",
+                   help='JSON {"networks": [...]}: the destination\'s view of the ports')
     add("reset-state", cmd_reset_state, uuid=True).add_argument(
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)

@@ -1,7 +1,12 @@
 """Database access: engine setup, schema migration, and the few queries and
 updates the service needs.  Every state change of an instance is a
 compare-and-swap on its expected task_state (and optionally vm_state): two
-racing operations on one instance cannot both proceed."""
+racing operations on one instance cannot both proceed.
+
+A Database is one host's view (owner): its instance and migration rows
+are its own, so hosts sharing one database keep the rows each would keep
+in a database of its own.  Reads of other hosts' rows (a dead host's
+instances, evacuations from this host) name that host explicitly."""
 import contextlib
 import datetime
 import os
@@ -17,12 +22,13 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 # The newest revision under migrations/versions (a unit test checks it is
 # Alembic's head): an agent whose schema is current starts without loading
 # Alembic at all (about 11 MB of resident memory and 0.2 s).
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 _ANY = object()
 
 
 class Database:
-    def __init__(self, url):
+    def __init__(self, url, owner=None):
+        self.owner = owner
         kwargs = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -32,9 +38,15 @@ class Database:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def from_conf(cls, conf):
+    def from_conf(cls, conf, owner=None):
         url = conf.database.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
-        return cls(url)
+        return cls(url, owner)
+
+    def _mine(self, q, model, owner=None):
+        """q limited to owner's rows (this host's; every host's when the
+        Database has no owner: a reader such as computectl)."""
+        owner = owner or self.owner
+        return q if owner is None else q.where(model.owner == owner)
 
     def revision(self):
         """The schema's Alembic revision, or None before the first sync."""
@@ -63,22 +75,29 @@ class Database:
 
     # -- instances ----------------------------------------------------------
 
-    def instance_create(self, fault=None, **values):
+    def instance_create(self, fault=None, migration=None, **values):
         """Create the record; with ``fault``, the record and its fault in one
-        transaction, so no reader sees an errored instance without its reason."""
+        transaction, so no reader sees an errored instance without its reason;
+        with ``migration`` (its values), the record and that row in one."""
+        values.setdefault("owner", self.owner or values.get("host"))
         with self.session() as s:
-            if s.scalar(select(models.Instance.id).where(models.Instance.uuid == values["uuid"])):
+            if s.scalar(select(models.Instance.id).where(models.Instance.uuid == values["uuid"],
+                                                         models.Instance.owner == values["owner"])):
                 raise exception.InstanceExists(f"instance {values['uuid']} already exists")
             inst = models.Instance(**values)
             s.add(inst)
             if fault is not None:
                 s.add(models.InstanceFault(instance_uuid=values["uuid"], message=fault[:1024],
                                            details="", code=500))
+            if migration is not None:
+                s.add(models.Migration(owner=values["owner"], **migration))
         return inst
 
-    def instance_get(self, uuid, include_deleted=False):
+    def instance_get(self, uuid, include_deleted=False, owner=None):
+        """This host's record of uuid (owner: another host's)."""
         with self.session() as s:
-            q = select(models.Instance).where(models.Instance.uuid == uuid)
+            q = self._mine(select(models.Instance).where(models.Instance.uuid == uuid),
+                           models.Instance, owner)
             if not include_deleted:
                 q = q.where(models.Instance.deleted.is_(False))
             inst = s.scalar(q)
@@ -86,9 +105,13 @@ class Database:
             raise exception.InstanceNotFound(f"instance {uuid} not found")
         return inst
 
-    def instance_list(self, host=None, include_deleted=False):
+    def instance_list(self, host=None, include_deleted=False, every_owner=False):
+        """This host's records (every host's with every_owner), of the
+        instances on host when given."""
         with self.session() as s:
             q = select(models.Instance).order_by(models.Instance.id)
+            if not every_owner:
+                q = self._mine(q, models.Instance)
             if host is not None:
                 q = q.where(models.Instance.host == host)
             if not include_deleted:
@@ -99,8 +122,9 @@ class Database:
                         **values):
         """Update an instance if its task_state (and vm_state) are as
         expected; expected_* may be a value or a tuple of values."""
-        q = update(models.Instance).where(models.Instance.uuid == uuid,
-                                          models.Instance.deleted.is_(False))
+        q = self._mine(update(models.Instance).where(models.Instance.uuid == uuid,
+                                                     models.Instance.deleted.is_(False)),
+                       models.Instance)
         for column, expected in ((models.Instance.task_state, expected_task_state),
                                  (models.Instance.vm_state, expected_vm_state)):
             if expected is _ANY:
@@ -126,7 +150,8 @@ class Database:
         """Remove an instance's row (a migration that did not happen, or an
         old row of an instance that is coming back)."""
         with self.session() as s:
-            q = delete(models.Instance).where(models.Instance.uuid == uuid)
+            q = self._mine(delete(models.Instance).where(models.Instance.uuid == uuid),
+                           models.Instance)
             if only_deleted:
                 q = q.where(models.Instance.deleted.is_(True))
             s.execute(q)
@@ -260,8 +285,9 @@ class Database:
     def migration_create(self, **values):
         """A new row, or the existing one of that id (a resize on one host
         is both source and destination)."""
+        values.setdefault("owner", self.owner or values["source_host"])
         with self.session() as s:
-            row = s.get(models.Migration, values["id"])
+            row = s.get(models.Migration, (values["id"], values["owner"]))
             if row is None:
                 row = models.Migration(**values)
                 s.add(row)
@@ -269,25 +295,40 @@ class Database:
 
     def migration_get(self, migration_id):
         with self.session() as s:
-            row = s.get(models.Migration, migration_id)
+            row = s.scalar(self._mine(select(models.Migration).where(
+                models.Migration.id == migration_id), models.Migration))
         if row is None:
             raise exception.MigrationNotFound(f"migration {migration_id} not found")
         return row
 
-    def migration_update(self, migration_id, **values):
+    def migration_update(self, migration_id, owner=None, **values):
+        """Update this host's row of the migration (owner: another host's,
+        an evacuation its source completes)."""
         with self.session() as s:
-            s.execute(update(models.Migration).where(models.Migration.id == migration_id)
-                      .values(updated_at=models.utcnow(), **values))
+            s.execute(self._mine(update(models.Migration).where(
+                models.Migration.id == migration_id), models.Migration, owner)
+                .values(updated_at=models.utcnow(), **values))
 
     def migrations(self, instance_uuid=None, status=None):
-        """Newest first."""
+        """This host's rows, newest first."""
         with self.session() as s:
-            q = select(models.Migration)
+            q = self._mine(select(models.Migration), models.Migration)
             if instance_uuid:
                 q = q.where(models.Migration.instance_uuid == instance_uuid)
             if status:
                 q = q.where(models.Migration.status.in_(list(status)))
             return list(s.scalars(q.order_by(models.Migration.created_at.desc())))
+
+    def evacuations_from(self, host):
+        """Every host's rows of evacuations away from host not yet
+        completed by it (its instances rebuilt elsewhere while it was
+        down)."""
+        with self.session() as s:
+            return list(s.scalars(select(models.Migration).where(
+                models.Migration.migration_type == "evacuation",
+                models.Migration.source_host == host,
+                models.Migration.status.in_(["accepted", "done"]))
+                .order_by(models.Migration.created_at)))
 
     # -- services and nodes ---------------------------------------------------
 
@@ -301,6 +342,11 @@ class Database:
                 s.add(svc)
             svc.report_count = (svc.report_count or 0) + 1
             svc.updated_at = now
+
+    def service_get(self, host, binary):
+        with self.session() as s:
+            return s.scalar(select(models.Service).where(models.Service.host == host,
+                                                         models.Service.binary == binary))
 
     def service_list(self):
         with self.session() as s:

@@ -25,9 +25,15 @@ class Base(DeclarativeBase):
 
 
 class Instance(Base):
+    """One host's record of an instance.  In a database many hosts share,
+    each host keeps its own row of an instance it holds or held (owner);
+    host is where the instance is, as that host last knew it."""
+
     __tablename__ = "instances"
+    __table_args__ = (UniqueConstraint("uuid", "owner", name="uq_instances_uuid_owner"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), unique=True, index=True)
+    uuid: Mapped[str] = mapped_column(String(36), index=True)
+    owner: Mapped[str] = mapped_column(String(255), index=True)
     display_name: Mapped[str] = mapped_column(String(255))
     host: Mapped[str] = mapped_column(String(255), index=True)
     vm_state: Mapped[str] = mapped_column(String(32))
@@ -162,18 +168,20 @@ class FloatingIP(Base):
 
 
 class Migration(Base):
-    """A move of an instance between hosts, as this host saw it.  The id is
-    chosen by the source, so both hosts' rows carry the same id."""
+    """A move of an instance between hosts, as one host (owner) saw it.  The
+    id is chosen by the source, so both hosts' rows carry the same id."""
 
     __tablename__ = "migrations"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255), primary_key=True)
     instance_uuid: Mapped[str] = mapped_column(String(36), index=True)
-    # "migration" (cold, same flavor), "resize", "live-migration"
+    # "migration" (cold, same flavor), "resize", "live-migration", "evacuation"
     migration_type: Mapped[str] = mapped_column(String(32))
     source_host: Mapped[str] = mapped_column(String(255))
     dest_host: Mapped[str] = mapped_column(String(255))
     # pre-migrating, migrating, post-migrating, finished, confirmed,
-    # reverted, completed, error
+    # reverted, completed, error; an evacuation: accepted, done (the
+    # destination), completed (the source cleaned up when it came back)
     status: Mapped[str] = mapped_column(String(32))
     old_flavor: Mapped[dict] = mapped_column(JSON)
     new_flavor: Mapped[dict] = mapped_column(JSON)

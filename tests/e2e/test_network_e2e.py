@@ -5,6 +5,7 @@ their fixed IPs from the agents' dnsmasqs and report pings on their
 consoles; security groups, anti-spoofing and floating IPs are checked by
 what the guests (and an external namespace) can reach."""
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -210,7 +211,8 @@ def test_rebuild_wipes_the_disk_and_keeps_the_address(bed, tmp_path):
     a.wait_state(g.uuid, {"deleted"})
 
 
-def test_shelve_offload_leaves_nothing_and_unshelve_on_hb_keeps_disk_and_address(bed):
+def test_shelve_offload_leaves_nothing_and_unshelve_on_hb_keeps_disk_and_address(
+        bed, tmp_path):
     """Shelved through computectl (and offloaded at once): hA keeps no
     domain, disk, tap, chain or bridge rule of it.  Unshelved on hB with
     hB's view of the network: its own disk boots there (the boot count
@@ -235,11 +237,15 @@ def test_shelve_offload_leaves_nothing_and_unshelve_on_hb_keeps_disk_and_address
     assert names.chain_id(pid) not in hA.run("iptables-save")
     assert tap not in hA.run("nft", "list", "ruleset")
 
-    view = [dict(item, network=flat_network("hB"))]          # hB's view of the network
-    assert a.api.unshelve_instance(a.host, g.uuid, b.host, networks=view)["host"] == b.host
+    nets = tmp_path / "nets.json"                              # hB's view of the network
+    nets.write_text(json.dumps({"networks": [dict(item, network=flat_network("hB"))]}))
+    run = subprocess.run([os.path.join(BIN, "computectl"), "--config-file", a.config_file,
+                          "unshelve", "--host", a.host, "--dest", b.host, "--networks",
+                          str(nets), g.uuid], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "vm_state=active" in run.stdout                    # its progress, from hB
     g.agent = b
-    rec = wait_until(lambda: (r := b.find(g.uuid)) and r["task_state"] is None and r, 180,
-                     0.5, "the instance on hB")
+    rec = b.find(g.uuid)
     assert (rec["vm_state"], rec["power_state"], rec["shelved_image_id"]) == (
         "active", "RUNNING", None), rec
     assert a.find(g.uuid) is None                               # hA let it go

@@ -22,15 +22,16 @@ class Crash(BaseException):
     what it left half-done stays as a SIGKILL would leave it)."""
 
 
-def start_two(tmp_module, image_service):
-    """fa and fb, started; stopped when the generator is closed."""
+def start_two(tmp_module, image_service, overrides=None):
+    """fa and fb, started (with config overrides, as make_conf takes
+    them); stopped when the generator is closed."""
     node = tmp_module / "node.xml"
     node.write_text(NODE)
     transport, services = None, {}
     for name in ("fa", "fb"):
         conf = make_conf(str(tmp_module / name), image_service,
                          {(None, "migration_transfer_address"): "127.0.0.1",
-                          (None, "rpc_peer_timeout"): 10},
+                          (None, "rpc_peer_timeout"): 10, **(overrides or {})},
                          uri=f"test://{node}")
         transport = transport or rpc.get_transport(conf)
         services[name] = ComputeService(conf, transport=transport)

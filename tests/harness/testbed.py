@@ -276,16 +276,25 @@ floating_ranges = 203.0.113.0/24
         pass        # the host's teardown destroys its guests
 
 
-def two_hosts(guest_name, shared_instances=False, external=False, extra_conf=None):
+def two_hosts(guest_name, shared_instances=False, external=False, extra_conf=None,
+              shared_db=False):
     """A bed of hosts hA and hB with agents and the test guest uploaded,
     for a module-scoped fixture (yield from two_hosts(...)).  external: an
     external namespace on hA's pub0 (bed.external); bed.before: each
     host's snapshot() before its agent started; extra_conf: {host name:
-    agent config}."""
+    agent config}; shared_db: both agents keep their state in one
+    database (a SQLite file both hosts see, bed.db_url)."""
     tb = TestBed(shared_instances=shared_instances).start()
     try:
+        shared = ""
+        if shared_db:
+            db_dir = os.path.join(tb.dir, "db")
+            os.makedirs(db_dir)
+            shutil.chown(db_dir, agent_mod.AGENT_USER, agent_mod.AGENT_USER)
+            tb.db_url = f"sqlite:///{db_dir}/compute.sqlite"
+            shared = f"[database]\nconnection = {tb.db_url}\n"
         for name in ("hA", "hB"):
-            tb.add_host(name, (extra_conf or {}).get(name, ""))
+            tb.add_host(name, shared + (extra_conf or {}).get(name, ""))
         if external:
             tb.external = tb.add_external(tb.hosts["hA"])
         tb.before = {name: h.snapshot() for name, h in tb.hosts.items()}

@@ -46,18 +46,70 @@ def test_a_current_schema_syncs_without_alembic(db, monkeypatch):
     assert db.revision() == api.HEAD_REVISION
 
 
-def test_an_old_schema_is_upgraded(db):
+def _upgrade_to(db, revision):
+    import alembic.command
+    import alembic.config
+    cfg = alembic.config.Config()
+    cfg.set_main_option("script_location", api.MIGRATIONS)
     with db.engine.begin() as conn:
-        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0005'")
-        conn.exec_driver_sql("DROP TABLE migrations")                        # 0006
-        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN guest_data")  # 0007
-        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN task_args")   # 0008
-        conn.exec_driver_sql("ALTER TABLE instances DROP COLUMN shelved_image_id")  # 0009
+        cfg.attributes["connection"] = conn
+        alembic.command.upgrade(cfg, revision)
+
+
+def test_an_old_schema_is_upgraded_and_its_rows_become_the_hosts_own(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/old.sqlite")
+    _upgrade_to(db, "0005")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO services (host, binary, topic, report_count, disabled, created_at) "
+            "VALUES ('hostx', 'compute-agent', 'compute', 1, 0, '2026-01-01 00:00:00')")
+        conn.exec_driver_sql(
+            "INSERT INTO instances (uuid, display_name, host, vm_state, power_state, flavor, "
+            "image_ref, networks, metadata, created_at, deleted, disk_formats, image_meta) "
+            "VALUES ('0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55', 'x', 'elsewhere', 'active', 1, "
+            "'{}', 'img', '[]', '{}', '2026-01-01 00:00:00', 1, '{}', '{}')")
+    _upgrade_to(db, "0009")
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO migrations (id, instance_uuid, migration_type, source_host, dest_host,"
+            " status, old_flavor, new_flavor, old_vm_state, old_disk_formats, created_at) "
+            "VALUES ('m1', '0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55', 'live-migration', 'hostx', "
+            "'elsewhere', 'completed', '{}', '{}', 'active', '{}', '2026-01-01 00:00:00')")
     db.sync()
     assert db.revision() == api.HEAD_REVISION
     with db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
+    mine = Database(f"sqlite:///{tmp_path}/old.sqlite", owner="hostx")
+    assert mine.instance_get("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55",
+                             include_deleted=True).host == "elsewhere"   # a moved one's row
+    assert mine.migration_get("m1").owner == "hostx"
+
+
+def test_hosts_sharing_a_database_keep_their_own_rows(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.sqlite"
+    a, b = Database(url, owner="ha"), Database(url, owner="hb")
+    a.sync()
+    make(a)
+    with pytest.raises(exception.InstanceNotFound):
+        b.instance_get("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55")
+    make(b)                                   # the same instance, hB's own row
+    b.instance_update("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55", vm_state="active")
+    assert a.instance_get("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55").vm_state == "building"
+    assert b.instance_get("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55",
+                          owner="ha").vm_state == "building"      # read by name
+    b.instance_purge("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55")
+    assert a.instance_get("0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55")
+    assert [i.owner for i in b.instance_list(every_owner=True)] == ["ha"]
+    row = dict(id="m1", instance_uuid="u", migration_type="evacuation", source_host="ha",
+               dest_host="hb", status="accepted", old_flavor={}, new_flavor={},
+               old_vm_state="active")
+    b.migration_create(**row)
+    a.migration_create(**dict(row, migration_type="live-migration"))
+    assert [m.migration_type for m in a.migrations()] == ["live-migration"]
+    assert [(m.owner, m.id) for m in a.evacuations_from("ha")] == [("hb", "m1")]
+    a.migration_update("m1", owner="hb", status="completed")
+    assert a.evacuations_from("ha") == [] and a.migration_get("m1").status == "accepted"
 
 
 def test_cas_update_succeeds_on_expected_state(db):

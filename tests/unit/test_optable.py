@@ -62,7 +62,7 @@ def test_rebuild_and_rescue_rows():
     # only unrescue and delete (and the admin's reset) leave RESCUED
     leaving = {op.name for op in optable.ROWS if op.tasks and optable.accepts(op, s.RESCUED,
                                                                                None)}
-    assert leaving == {"unrescue", "delete", "build", "live_migration_destination",
+    assert leaving == {"unrescue", "delete", "build", "live_migration_destination", "evacuate",
                        "resize_destination"}
     for task in (s.REBUILDING, s.RESCUING, s.UNRESCUING):
         assert optable.interrupted(task).restart == optable.RESUME

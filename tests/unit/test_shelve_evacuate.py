@@ -1,5 +1,6 @@
-"""Shelving's pure decisions: which shelved instances are due for offload,
-and that an offloaded instance holds nothing on its host."""
+"""Shelving's and evacuation's pure decisions: which shelved instances are
+due for offload, that an offloaded instance holds nothing on its host, and
+when an evacuation may start."""
 import datetime
 import types
 
@@ -42,3 +43,17 @@ def test_an_offloaded_instance_holds_no_resources_and_no_ports_until_unshelved()
 def test_a_vtpm_is_seen_in_the_image_properties():
     assert has_tpm(rec(states.ACTIVE, props={"hw_tpm_version": "2.0"}))
     assert not has_tpm(rec(states.ACTIVE))
+
+
+def test_evacuation_needs_a_down_service_and_an_idle_evacuable_record():
+    from compute.evacuate import record_refusal, service_refusal
+    svc = types.SimpleNamespace(updated_at=NOW - datetime.timedelta(seconds=30),
+                                created_at=NOW)
+    assert "no service record" in service_refusal("ha", None, 60, NOW)
+    assert "is up: its last heartbeat is 30 s old" in service_refusal("ha", svc, 60, NOW)
+    assert service_refusal("ha", svc, 10, NOW) is None
+    assert record_refusal(rec(states.ACTIVE), None) is None
+    assert record_refusal(rec(states.STOPPED, states.POWERING_OFF), None) is None
+    assert "middle of migrating" in record_refusal(rec(states.ACTIVE, states.MIGRATING), None)
+    assert "shelved_offloaded" in record_refusal(rec(states.SHELVED_OFFLOADED), None)
+    assert "record on hb already" in record_refusal(rec(states.ACTIVE), "hb")

@@ -1,0 +1,171 @@
+"""Evacuations: an instance of a host whose service is down rebuilt on this
+host, and the clean-up its old host does when it comes back.  Both need
+the database the hosts share: the dead host's heartbeat and its record of
+the instance are read from it, and the evacuation's migration row (owned
+by this host) is what the returning host finds.
+
+- Accept (in the call): the source's service must be down (its heartbeat
+  older than service_down_time), its record live, not in a migration, and
+  this host must not have the instance.  This host's record (the source's
+  copy, REBUILD_SPAWNING) and the migration row (evacuation, accepted) are
+  written in one transaction, with the claim held.
+- Rebuild (worker pool): from the disks the source left when this host
+  sees them (shared instances storage), otherwise anew from the image;
+  the same ports, MACs and addresses; a stopped instance ends stopped.
+  The row says done.
+- The source, at its next start and before it looks at its guests:
+  every evacuation away from it that is accepted or done has its guest
+  destroyed there (never started), its files removed unless the storage
+  is shared, its ports unplugged, its record kept (deleted) as a pointer
+  to the new host, and the row completed.
+"""
+import logging
+import uuid as uuidlib
+
+from compute import exception, faults, rpc, states
+from compute.db.api import service_is_up
+from compute.db.models import utcnow
+from compute.instance import power_state, virt_instance
+from compute.resource_tracker import of_flavor
+from imagecache.glance import split_properties
+from virt import driver as virt_driver
+
+LOG = logging.getLogger(__name__)
+EVACUABLE = frozenset({states.ACTIVE, states.STOPPED, states.ERROR})
+MIGRATION_TASKS = frozenset({states.MIGRATING, states.RESIZE_PREP, states.RESIZE_MIGRATING,
+                             states.RESIZE_MIGRATED, states.RESIZE_FINISH,
+                             states.RESIZE_REVERTING, states.RESIZE_CONFIRMING,
+                             states.UNSHELVING})
+
+
+def service_refusal(source, service, down_time, now):
+    """Why source's instances cannot be evacuated, or None (pure): source
+    must have a service row here (a shared database) that is down."""
+    if service is None:
+        return (f"host {source} has no service record in this database: evacuation needs "
+                "the database the hosts share")
+    if service_is_up(service, down_time, now):
+        age = (now - (service.updated_at or service.created_at)).total_seconds()
+        return (f"host {source} is up: its last heartbeat is {age:.0f} s old "
+                f"(service_down_time {down_time} s)")
+    return None
+
+
+def record_refusal(record, here):
+    """Why this live record of the source cannot be evacuated, or None
+    (pure); here: the host that has a record of it already, if any."""
+    if record.vm_state not in EVACUABLE:
+        return f"the instance is {record.vm_state}; evacuable: {sorted(EVACUABLE)}"
+    if record.task_state in MIGRATION_TASKS:
+        return f"the instance is in the middle of {record.task_state}"
+    if here:
+        return f"the instance has a record on {here} already"
+    return None
+
+
+class Evacuations:
+    def __init__(self, conf, db, driver, runner, networking, images, glance, peers, tracker,
+                 host):
+        self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
+        self.networking, self.images, self.glance = networking, images, glance
+        self.peers, self.tracker, self.host = peers, tracker, host
+
+    def source_record(self, uuid, source):
+        """The source's live record of uuid, once the evacuation is allowed;
+        InvalidRequest (or InstanceNotFound) saying why not."""
+        if source == self.host:
+            raise exception.InvalidRequest(f"instance {uuid}: evacuate to its own host")
+        why = service_refusal(source, self.db.service_get(source, rpc.BINARY),
+                              self.conf.service_down_time, utcnow())
+        if why:
+            raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
+        try:
+            record = self.db.instance_get(uuid, owner=source)
+        except exception.InstanceNotFound:
+            record = None
+        if record is None or record.host != source:
+            raise exception.InstanceNotFound(f"instance {uuid} is not on {source}")
+        why = record_refusal(record, self.host if self.peers.find(uuid) else None)
+        if why:
+            raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
+        return record
+
+    def accept(self, record, payload):
+        """Claim, then this host's record and the evacuation's row in one
+        transaction.  With the instance's files visible here (shared
+        storage) the rebuild keeps its disks."""
+        uuid = record.uuid
+        shared = self.driver.has_instance_files(virt_driver.Instance.ref(uuid))
+        migration = dict(id=str(uuidlib.uuid4()), instance_uuid=uuid,
+                         migration_type="evacuation", source_host=record.host,
+                         dest_host=self.host, status="accepted", old_flavor=record.flavor,
+                         new_flavor=record.flavor, old_vm_state=record.vm_state,
+                         old_disk_formats=record.disk_formats or {}, shared_storage=shared)
+        with self.tracker.claim(of_flavor(record.flavor), f"instance {uuid}"):
+            self.peers.record_incoming(
+                payload, states.REBUILD_SPAWNING, migration=migration,
+                disk_formats=record.disk_formats if shared else {},
+                task_args={"migration_id": migration["id"], "shared_storage": shared,
+                           "stopped": record.vm_state == states.STOPPED})
+        return migration
+
+    def evacuate(self, ctxt, uuid):
+        """Rebuild the accepted instance here (worker pool; issued again
+        after a restart)."""
+        def work(inst, record):
+            args = inst.task_args or {}
+            vi = virt_instance(inst)
+            files = self.images.files_for(inst, inst.image_meta)
+            network_info = self.networking.plug_vifs(inst)
+            faults.point("evacuate.prepared")
+            if args.get("shared_storage"):
+                self.driver.power_on(vi, inst.image_meta, files, network_info)
+                formats = inst.disk_formats
+                how = "from its disks on the shared storage"
+            else:
+                self.driver.destroy(vi, [], destroy_disks=True)     # an earlier attempt's
+                meta = split_properties(self.glance.show(inst.image_ref))
+                formats = self.driver.spawn(vi, meta, files, network_info)
+                how = f"anew from image {inst.image_ref}"
+            faults.point("evacuate.spawned")
+            if args.get("stopped"):
+                self.driver.power_off(vi)
+            record.event("evacuated", f"rebuilt {how}")
+            self.db.instance_update(
+                uuid, expected_task_state=states.REBUILD_SPAWNING, task_state=None,
+                vm_state=states.STOPPED if args.get("stopped") else states.ACTIVE,
+                disk_formats=formats, launched_at=utcnow(),
+                power_state=power_state(self.driver, inst))
+            self.db.migration_update(args["migration_id"], status="done")
+        inst = self.db.instance_get(uuid)
+        self.runner.run("evacuate", ctxt, uuid, work,
+                        migration_id=(inst.task_args or {}).get("migration_id"))
+
+    def clean_up_evacuated(self):
+        """Agent start, before anything looks at the guests: what was
+        evacuated away from this host while it was down goes."""
+        for mig in self.db.evacuations_from(self.host):
+            uuid = mig.instance_uuid
+            try:
+                inst = self.db.instance_get(uuid)
+            except exception.InstanceNotFound:
+                inst = None
+            if inst is not None and inst.host == self.host:
+                LOG.warning("instance %s was evacuated to %s while this host was down: "
+                            "destroying the copy here%s", uuid, mig.dest_host,
+                            "" if mig.shared_storage else " and its files")
+                try:
+                    self.driver.destroy(virt_instance(inst), [],
+                                        destroy_disks=not mig.shared_storage)
+                    faults.point("evacuate_source.destroyed")
+                    self.db.floating_ip_remove(instance_uuid=uuid)
+                    self.networking.unplug_vifs(inst)
+                except Exception:
+                    LOG.exception("instance %s: the evacuated copy was not cleaned up; "
+                                  "tried again at the next start", uuid)
+                    continue
+                self.db.instance_update(uuid, task_state=None, host=mig.dest_host,
+                                        vm_state=states.DELETED, deleted=True,
+                                        power_state=virt_driver.NOSTATE,
+                                        terminated_at=utcnow())
+            self.db.migration_update(mig.id, owner=mig.owner, status="completed")

@@ -1,0 +1,102 @@
+"""Evacuation between two whole services in one process that share one
+database (each keeps its own rows in it): refused while the source is up
+or without a shared database, rebuilt on the destination once the
+source's heartbeat is stale, and cleaned up by the source when it comes
+back (its copy destroyed, its files gone, its record a pointer)."""
+import datetime
+import os
+import time
+
+import pytest
+from sqlalchemy import update
+
+from compute import exception
+from compute.db import models
+from tests.functional.twohosts import (
+    boot,
+    client,
+    crash_arm,
+    guests,
+    host,
+    instance_dir,
+    settled,
+    start_two,
+    until,
+)
+
+
+@pytest.fixture(scope="module")
+def hosts(tmp_module, image_service):
+    shared = {("database", "connection"): f"sqlite:///{tmp_module}/shared.sqlite",
+              (None, "service_down_time"): 5}
+    yield from start_two(tmp_module, image_service, shared)
+
+
+@pytest.fixture(scope="module")
+def api(hosts):
+    return client(hosts)
+
+
+@pytest.fixture
+def crash_at(monkeypatch):
+    return crash_arm(monkeypatch)
+
+
+def go_down(svc):
+    """svc stops its heartbeat (its periodic threads end), and its last
+    one is made older than service_down_time."""
+    svc._stop.set()
+    time.sleep(0.2)
+    with svc.db.session() as s:
+        s.execute(update(models.Service).where(models.Service.host == host(svc))
+                  .values(updated_at=models.utcnow() - datetime.timedelta(seconds=60)))
+
+
+def test_evacuate_rebuilds_on_the_destination_and_the_source_cleans_up_on_return(
+        api, hosts, qcow2_image):
+    fa, fb = hosts["fa"], hosts["fb"]
+    u = boot(api, hosts, qcow2_image)
+    with pytest.raises(exception.InvalidRequest, match=f"host {host(fa)} is up"):
+        api.evacuate_instance(host(fb), u, host(fa))
+    with pytest.raises(exception.InvalidRequest, match="no service record"):
+        api.evacuate_instance(host(fb), u, "nosuchhost")
+    go_down(fa)
+    with pytest.raises(exception.InvalidRequest, match="its own host"):
+        api.evacuate_instance(host(fa), u, host(fa))
+    answer = api.evacuate_instance(host(fb), u, host(fa))
+    assert answer["shared_storage"] is False
+    rec = settled(api, fb, u, vm_state="active")
+    assert rec["host"] == host(fb) and u in guests(fb)
+    assert os.path.exists(os.path.join(instance_dir(fb, u), "disk"))
+    with pytest.raises(exception.InvalidRequest, match="record on"):
+        api.evacuate_instance(host(fb), u, host(fa))           # once only
+    rows = [m for m in fb.db.migrations(u) if m.migration_type == "evacuation"]
+    assert [(m.status, m.source_host) for m in rows] == [("done", host(fa))]
+    # the source comes back: its copy goes before anything could start it
+    assert u in guests(fa) and os.path.isdir(instance_dir(fa, u))
+    fa.manager.evacuations.clean_up_evacuated()
+    assert u not in guests(fa) and not os.path.exists(instance_dir(fa, u))
+    assert fa.manager.peers.find(u) is None
+    assert fa.db.instance_get(u, include_deleted=True).host == host(fb)
+    assert fb.db.migration_get(rows[0].id).status == "completed"
+    assert fb.db.evacuations_from(host(fa)) == []
+    api.terminate_instance(host(fb), u)
+    settled(api, fb, u, vm_state="deleted")
+
+
+def test_an_interrupted_evacuation_is_taken_up_again(api, hosts, qcow2_image, crash_at):
+    fa, fb = hosts["fa"], hosts["fb"]
+    fa.db.service_heartbeat(host(fa), "compute-agent", "compute")    # up, to boot there
+    u = boot(api, hosts, qcow2_image)
+    go_down(fa)
+    crash_at("evacuate.prepared")
+    api.evacuate_instance(host(fb), u, host(fa))
+    until(lambda: fb.db.instance_get(u).task_state == "rebuild_spawning")
+    time.sleep(0.3)
+    assert fb.db.instance_get(u).task_state == "rebuild_spawning"
+    crash_at("no-such-step")
+    fb.manager.reconciler._reconcile(fb.db.instance_get(u))         # the restart
+    assert settled(api, fb, u, vm_state="active")["host"] == host(fb)
+    fa.manager.evacuations.clean_up_evacuated()
+    assert u not in guests(fa)
+    api.terminate_instance(host(fb), u)
