@@ -3,6 +3,7 @@ database (each keeps its own rows in it): refused while the source is up
 or without a shared database, rebuilt on the destination once the
 source's heartbeat is stale, and cleaned up by the source when it comes
 back (its copy destroyed, its files gone, its record a pointer)."""
+# ruff: noqa: F811 - the fixtures imported from twohosts are test arguments
 import datetime
 import os
 import time
@@ -12,34 +13,20 @@ from sqlalchemy import update
 
 from compute import exception
 from compute.db import models
-from tests.functional.twohosts import (
+from tests.functional.twohosts import (  # noqa: F401 - fixtures too
+    api,
     boot,
-    client,
-    crash_arm,
+    crash_at,
     guests,
     host,
+    hosts,
     instance_dir,
     settled,
-    start_two,
     until,
 )
 
-
-@pytest.fixture(scope="module")
-def hosts(tmp_module, image_service):
-    shared = {("database", "connection"): f"sqlite:///{tmp_module}/shared.sqlite",
-              (None, "service_down_time"): 5}
-    yield from start_two(tmp_module, image_service, shared)
-
-
-@pytest.fixture(scope="module")
-def api(hosts):
-    return client(hosts)
-
-
-@pytest.fixture
-def crash_at(monkeypatch):
-    return crash_arm(monkeypatch)
+TWO_HOSTS_CONF = {("database", "connection"): "sqlite:///{tmp_module}/shared.sqlite",
+                  (None, "service_down_time"): 5}
 
 
 def go_down(svc):

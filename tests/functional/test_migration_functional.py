@@ -7,37 +7,23 @@ lacks, is stood in for by moving the domain between the two connections.
 Then the restart decisions: a thread of the agent dies at a crash point
 (compute.faults) and the agent's start-up reconcile runs, as after a
 restart, deciding with its peer."""
+# ruff: noqa: F811 - the fixtures imported from twohosts are test arguments
 import os
 import time
 
 import pytest
 
-from tests.functional.twohosts import (
+from tests.functional.twohosts import (  # noqa: F401 - fixtures too
+    api,
     boot,
-    client,
-    crash_arm,
+    crash_at,
     guests,
     host,
+    hosts,
     instance_dir,
     settled,
-    start_two,
     until,
 )
-
-
-@pytest.fixture(scope="module")
-def hosts(tmp_module, image_service):
-    yield from start_two(tmp_module, image_service)
-
-
-@pytest.fixture(scope="module")
-def api(hosts):
-    return client(hosts)
-
-
-@pytest.fixture
-def crash_at(monkeypatch):
-    return crash_arm(monkeypatch)
 
 
 def test_cold_migration_moves_disks_and_record_and_confirm_lets_go(api, hosts, qcow2_image):

@@ -4,6 +4,7 @@ service stand-in): what an offload leaves (nothing), where the root disk
 goes (an image, deleted after the unshelve), a disk rebased onto the
 instance's own image, the record handed to another host, and an agent
 dying in the middle of each step."""
+# ruff: noqa: F811 - the fixtures imported from twohosts are test arguments
 import json
 import os
 import subprocess
@@ -13,33 +14,19 @@ import pytest
 
 from compute import exception
 from imagecache.glance import GlanceClient
-from tests.functional.twohosts import (
+from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     Crash,
+    api,
     boot,
     client,
-    crash_arm,
+    crash_at,
     guests,
     host,
+    hosts,
     instance_dir,
     settled,
-    start_two,
     until,
 )
-
-
-@pytest.fixture(scope="module")
-def hosts(tmp_module, image_service):
-    yield from start_two(tmp_module, image_service)
-
-
-@pytest.fixture(scope="module")
-def api(hosts):
-    return client(hosts)
-
-
-@pytest.fixture
-def crash_at(monkeypatch):
-    return crash_arm(monkeypatch)
 
 
 def impatient(hosts):

@@ -2,10 +2,16 @@
 operations between hosts: one in-memory transport, each service its own
 database, instances directory and libvirt test-driver hypervisor (a
 test:///FILE connection has its own state); a thread of an agent dying at
-a crash point (compute.faults) as a SIGKILL would leave it; waits."""
+a crash point (compute.faults) as a SIGKILL would leave it; waits.
+
+A test module imports the fixtures hosts, api and crash_at from here; it
+may set TWO_HOSTS_CONF = {(group, name): value} for both services
+({tmp_module} in a value is the module's temporary directory)."""
 import os
 import time
 import uuid
+
+import pytest
 
 from compute import faults, rpc
 from compute.rpcapi import ComputeAPI
@@ -96,3 +102,20 @@ def boot(api, hosts, image):
 def instance_dir(svc, u):
     return os.path.join(svc.conf.instances_path, u)
 
+
+
+@pytest.fixture(scope="module")
+def hosts(request, tmp_module, image_service):
+    conf = {k: v.format(tmp_module=tmp_module) if isinstance(v, str) else v
+            for k, v in getattr(request.module, "TWO_HOSTS_CONF", {}).items()}
+    yield from start_two(tmp_module, image_service, conf)
+
+
+@pytest.fixture(scope="module")
+def api(hosts):
+    return client(hosts)
+
+
+@pytest.fixture
+def crash_at(monkeypatch):
+    return crash_arm(monkeypatch)
