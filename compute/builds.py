@@ -108,7 +108,10 @@ class Builds:
             return
 
         def work(inst, record):
-            self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            vi = virt_instance(inst)
+            self.driver.destroy(vi, [], destroy_disks=True)
+            for volume in vi.volumes:        # their credentials; the volumes' data stays
+                self.driver.forget_volume(vi, volume)
             faults.point("delete.destroyed")
             self.db.floating_ip_remove(instance_uuid=uuid)
             self.networking.unplug_vifs(inst)

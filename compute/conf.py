@@ -108,6 +108,9 @@ default_opts = [
                help="Seconds between runs of the power-state sync that "
                     "catches what lifecycle events missed; 0 disables it. It "
                     "never starts a guest."),
+    cfg.IntOpt("volume_detach_timeout", default=30, min=1,
+               help="Seconds a running guest is given to release a volume "
+                    "being detached (hot-unplug needs its cooperation)."),
     cfg.IntOpt("shelved_offload_time", default=0, min=-1,
                help="Seconds a shelved instance keeps its guest and disks on "
                     "the host before it is offloaded: 0 offloads at once "

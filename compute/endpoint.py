@@ -296,6 +296,23 @@ class ComputeEndpoint:
         return {"instance_uuid": uuid, "accepted": "unshelve",
                 "host": payload.get("dest_host") or self.manager.host}
 
+    def attach_volume(self, ctxt, **payload):
+        """Accepted once its driver takes the connection info; attached in
+        the worker pool (a failure is the instance's fault, the guest as it
+        was).  Answers the guest's device."""
+        self._check("attach_volume", payload)
+        uuid, vols = payload["instance_uuid"], self.manager.volumes
+        device = vols.accept_attach(uuid, payload["volume_id"], payload["connection_info"])
+        self.manager.submit(vols.attach, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "attach_volume", "device": device}
+
+    def detach_volume(self, ctxt, **payload):
+        self._check("detach_volume", payload)
+        uuid, vols = payload["instance_uuid"], self.manager.volumes
+        vols.accept_detach(uuid, payload["volume_id"])
+        self.manager.submit(vols.detach, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "detach_volume"}
+
     def evacuate_instance(self, ctxt, **payload):
         """To the host that takes the instance of a host whose service is
         down (a database the hosts share); accepted with the migration

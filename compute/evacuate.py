@@ -27,6 +27,7 @@ from compute.db.api import service_is_up
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from compute.resource_tracker import of_flavor
+from compute.volumes import refuse_volumes
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
@@ -85,6 +86,7 @@ class Evacuations:
             record = None
         if record is None or record.host != source:
             raise exception.InstanceNotFound(f"instance {uuid} is not on {source}")
+        refuse_volumes(record, "an evacuation")
         why = record_refusal(record, self.host if self.peers.find(uuid) else None)
         if why:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")

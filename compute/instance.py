@@ -4,6 +4,7 @@ functions, shared by every part of the manager."""
 from compute import instance_data
 from virt import driver as virt_driver
 from virt import errors as virt_errors
+from volume import base as volume_base
 
 
 def config_drive(inst, admin_pass=None):
@@ -24,7 +25,8 @@ def virt_instance(inst, **changes):
         uuid=inst.uuid, display_name=inst.display_name,
         flavor=virt_driver.Flavor(**inst.flavor), image_id=inst.image_ref,
         created_at=inst.created_at.strftime("%Y-%m-%d %H:%M:%S") if inst.created_at else "",
-        disk_formats=dict(inst.disk_formats or {}), config_drive=config_drive(inst))
+        disk_formats=dict(inst.disk_formats or {}), config_drive=config_drive(inst),
+        volumes=tuple(volume_base.volume_disk(inst.uuid, v) for v in inst.volumes or ()))
     values.update(changes)
     return virt_driver.Instance(**values)
 
@@ -52,5 +54,6 @@ def view(inst, fault=None):
         "created_at": iso(inst.created_at), "launched_at": iso(inst.launched_at),
         "updated_at": iso(inst.updated_at),
         "shelved_image_id": inst.shelved_image_id,
+        "volumes": [v["volume_id"] for v in inst.volumes or ()],
         "fault": fault.message if fault is not None else None,
     }

@@ -32,6 +32,7 @@ from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
 from compute.resource_tracker import of_flavor
+from compute.volumes import refuse_volumes
 from virt import driver as virt_driver
 from virt import errors as virt_errors
 
@@ -52,6 +53,7 @@ class LiveMigrations:
         if dest_host == self.host:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
         inst = self.db.instance_get(uuid)
+        refuse_volumes(inst, "a live migration")
         self.peers.check_networks_view(inst, networks)
         self.runner.accept("live_migration", uuid)
         return self.db.migration_create(

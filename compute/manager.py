@@ -13,6 +13,7 @@ queries.  Each part receives what it uses in its constructor:
     Rescues         rescue and unrescue
     Shelving        shelve, shelve-offload and unshelve (here or elsewhere)
     Evacuations     a down host's instances rebuilt here; the clean-up on return
+    VolumeAttachments  volumes attached and detached
     Reconciler      agent start and power-state sync
     ConsoleAccess   console URLs with one-time tokens for the proxy
 
@@ -39,6 +40,7 @@ from compute.resize import Resizes
 from compute.resource_tracker import ResourceTracker
 from compute.shelve import Shelving
 from compute.snapshot import Snapshots
+from compute.volumes import VolumeAttachments
 
 LOG = logging.getLogger(__name__)
 POWER_OPERATIONS = ("reboot_soft", "reboot_hard", "suspend", "resume", "pause", "unpause",
@@ -78,6 +80,7 @@ class ComputeManager:
         self.evacuations = Evacuations(conf, db, driver, self.runner, self.networking,
                                        self.images, glance, self.peers, self.tracker,
                                        self.host)
+        self.volumes = VolumeAttachments(conf, db, driver, self.runner)
         operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
         operations["delete"] = self.builds.terminate_instance
         operations["rebuild"] = self.builds.rebuild_instance
@@ -85,7 +88,8 @@ class ComputeManager:
                           shelve=self.shelving.shelve,
                           shelve_offload=self.shelving.shelve_offload,
                           unshelve=self.shelving.resume_unshelve,
-                          evacuate=self.evacuations.evacuate)
+                          evacuate=self.evacuations.evacuate,
+                          attach_volume=self.volumes.attach, detach_volume=self.volumes.detach)
         operations.update({op: self.resizes.resume_decision(op)
                            for op in ("confirm_resize", "revert_resize")})
         self.reconciler = Reconciler(

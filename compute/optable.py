@@ -102,6 +102,12 @@ ROWS = (
     # only defined again; disks from the image are made anew)
     Op("evacuate", "evacuate", ANY, ANY, (s.REBUILD_SPAWNING,), None, s.ERROR, RESUME,
        migration_failed="error"),
+    # volumes: the volume (or its id) recorded at accept; both steps find
+    # the disk by its serial, so an interrupted one is issued again
+    Op("attach_volume", "attach_volume", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
+       (s.ATTACHING_VOLUME,), KEEP, None, RESUME),
+    Op("detach_volume", "detach_volume", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
+       (s.DETACHING_VOLUME,), KEEP, None, RESUME),
     # admin: no task state, nothing to settle or resume
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),

@@ -42,6 +42,7 @@ from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
 from compute.resource_tracker import of_flavor
+from compute.volumes import refuse_volumes
 from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
@@ -106,6 +107,7 @@ class Resizes:
             raise exception.InvalidRequest(
                 f"instance {uuid} has a vTPM: its state (libvirt's, root's) cannot travel "
                 "with a cold migration or resize yet; live-migrate it instead")
+        refuse_volumes(inst, "a cold migration or resize")
         self.peers.check_networks_view(inst, networks)
         self.runner.accept("resize", uuid)
         return self.db.migration_create(

@@ -338,6 +338,16 @@ class ComputeAPI:
             payload["networks"] = networks
         return self._call(host, "unshelve_instance", **payload)
 
+    def attach_volume(self, host, instance_uuid, volume_id, connection_info):
+        """Attach a volume (Cinder's connection_info: driver_volume_type and
+        data); answers the guest's device.  Follow task_state."""
+        return self._call(host, "attach_volume", instance_uuid=instance_uuid,
+                          volume_id=volume_id, connection_info=connection_info)
+
+    def detach_volume(self, host, instance_uuid, volume_id):
+        return self._call(host, "detach_volume", instance_uuid=instance_uuid,
+                          volume_id=volume_id)
+
     def evacuate_instance(self, host, instance_uuid, source_host, networks=None):
         """Rebuild on host the instance of source_host, whose service is
         down (the hosts share a database): from its disks when host sees

@@ -133,6 +133,17 @@ INSTANCE_RECORD = _object({
 }, ["uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta", "disk_formats",
     "networks", "metadata", "security_groups"])
 
+# Cinder's connection info for a volume: the driver's data is checked by
+# the volume driver of that type (volume/), whose values become a disk's
+# source; here only its shape and size.
+CONNECTION_INFO = _object({
+    "driver_volume_type": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}\\Z"},
+    "data": {"type": "object", "maxProperties": 32,
+             "additionalProperties": {
+                 "type": ["string", "integer", "boolean", "null", "array"], "maxLength": 1024,
+                 "maxItems": 16, "items": {"type": ["string", "integer"], "maxLength": 255}}},
+}, ["driver_volume_type", "data"])
+
 # An offloaded instance's record as the host that has it hands it over to
 # the host that unshelves it.
 SHELVED_RECORD = {**INSTANCE_RECORD, "properties": {
@@ -258,6 +269,11 @@ SCHEMAS = {
         {"instance_uuid": UUID, "dest_host": NAME,
          "networks": {"type": "array", "items": VIF, "maxItems": 8}},
         ["instance_uuid"]),
+    "attach_volume": _method(
+        {"instance_uuid": UUID, "volume_id": UUID, "connection_info": CONNECTION_INFO},
+        ["instance_uuid", "volume_id", "connection_info"]),
+    "detach_volume": _method({"instance_uuid": UUID, "volume_id": UUID},
+                             ["instance_uuid", "volume_id"]),
     "evacuate_instance": _method(
         {"instance_uuid": UUID, "source_host": NAME,
          "networks": {"type": "array", "items": VIF, "maxItems": 8}},

@@ -23,6 +23,7 @@ from compute import exception, faults, optable, states
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from compute.resource_tracker import of_flavor
+from compute.volumes import refuse_volumes
 from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
@@ -57,6 +58,7 @@ class Shelving:
     # -- shelve -----------------------------------------------------------------
 
     def accept_shelve(self, uuid):
+        refuse_volumes(self.db.instance_get(uuid), "a shelve")
         if has_tpm(self.db.instance_get(uuid)):
             raise exception.InvalidRequest(
                 f"instance {uuid} has a vTPM: its state is libvirt's and would be lost "

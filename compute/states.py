@@ -47,6 +47,8 @@ SHELVING_IMAGE_UPLOADING = "shelving_image_uploading"
 SHELVING_OFFLOADING = "shelving_offloading"
 UNSHELVING = "unshelving"
 REBUILD_SPAWNING = "rebuild_spawning"
+ATTACHING_VOLUME = "attaching_volume"
+DETACHING_VOLUME = "detaching_volume"
 
 
 def offloaded(vm_state, task_state):

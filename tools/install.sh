@@ -12,7 +12,8 @@ PACKAGES=(
   python3 python3-venv python3-dev gcc pkg-config
   iptables nftables bridge-utils dnsmasq-base iproute2 procps socat bindfs fuse3
   cpio lz4 busybox-static e2fsprogs binutils util-linux curl libc6-dev tcpdump
-  mmdebstrap openssh-client sshpass novnc swtpm swtpm-tools
+  mmdebstrap openssh-client sshpass novnc swtpm swtpm-tools ovmf
+  qemu-block-extra libibverbs1 librdmacm1 libconfig-general-perl sg3-utils libaio1
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -22,6 +23,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo ">> apt-get install ${missing[*]}"
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# tgt, the iSCSI target the volume tests serve LUNs from: extracted, not
+# installed (its package would start a system service on the machine)
+TGT=/opt/compute-agent-tgt
+if [ ! -x $TGT/usr/sbin/tgtd ]; then
+  echo ">> extracting tgt into $TGT"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq tgt >/dev/null 2>&1 ||
+     { apt-get update -qq && apt-get download -qq tgt; })
+  dpkg -x "$tmp"/tgt_*.deb $TGT
+  rm -rf "$tmp"
 fi
 # the agent's own user, in the group that may use libvirt's read-write socket
 getent group libvirt >/dev/null || groupadd -r libvirt

@@ -31,6 +31,22 @@ class Flavor:
 
 
 @dataclasses.dataclass(frozen=True)
+class VolumeDisk:
+    """A volume as the guest gets it: a network disk QEMU opens with its
+    own initiator.  Its credential, if any, is a libvirt secret (uuid,
+    of secret_type); the secret's value never appears here."""
+
+    volume_id: str
+    device: str                 # the guest's target device: vdd, vde, ...
+    protocol: str               # iscsi | rbd
+    name: str                   # IQN/LUN, pool/image
+    hosts: tuple                # ((address, port), ...)
+    username: str | None = None
+    secret_type: str | None = None
+    secret_uuid: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Instance:
     """What a driver needs to know of an instance; built from the record."""
 
@@ -43,6 +59,8 @@ class Instance:
     # {path inside the drive: bytes} of its config drive, or None for none:
     # written into the instance's files whenever the driver defines its guest
     config_drive: dict | None = dataclasses.field(default=None, hash=False, compare=False)
+    # its attached volumes, in the order they were attached
+    volumes: tuple = dataclasses.field(default=(), hash=False, compare=False)
 
     @property
     def domain_name(self):
@@ -340,6 +358,21 @@ class ComputeDriver(abc.ABC):
         """Spawn from a shelve's image (shelved_base, cached): its root disk
         moved onto image_files.root keeping its content, so the shelve's
         image is no longer needed; the formats of the disks."""
+
+    @abc.abstractmethod
+    def attach_volume(self, instance, volume, secret_value):
+        """Attach volume (a VolumeDisk) to the definition and, when it runs,
+        to the guest, its credential stored first; nothing when the volume
+        is attached already."""
+
+    @abc.abstractmethod
+    def detach_volume(self, instance, volume, timeout):
+        """Detach volume from the guest (waiting up to timeout seconds for
+        the guest to let go) and the definition; then forget_volume."""
+
+    @abc.abstractmethod
+    def forget_volume(self, instance, volume):
+        """Remove the volume's stored credential (nothing when none)."""
 
     @abc.abstractmethod
     def get_console_output(self, instance, max_bytes):

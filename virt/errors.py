@@ -40,3 +40,8 @@ class MigrationTLSError(VirtError):
 
 class ConsoleUnavailable(VirtError):
     """The guest has no console of that kind now (not running, not enabled)."""
+
+
+class VolumeAttachFailed(VirtError):
+    """QEMU could not open a volume (unreachable server, login or key
+    refused, no such LUN or image); the guest is as it was."""

@@ -10,6 +10,8 @@
     computectl shelve | shelve-offload --host H UUID
     computectl unshelve --host H [--dest D [--networks FILE]] UUID
     computectl evacuate --host DOWN --dest D [--networks FILE] UUID
+    computectl volume-attach --host H --volume ID --connection FILE UUID
+    computectl volume-detach --host H --volume ID UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
     computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
     computectl snapshot --host H --name N UUID
@@ -212,6 +214,24 @@ def cmd_evacuate(api, args):
     return wait_for(api, args.dest, args.uuid,
                     lambda r: r["task_state"] is None and r["vm_state"] != "building",
                     args.json)
+
+
+def cmd_volume(api, args):
+    if args.command == "volume-attach":
+        device = api.attach_volume(args.host, args.uuid, args.volume,
+                                   _load_json(args.connection))["device"]
+        if not args.json:
+            print(f"  volume {args.volume} as {device}")
+    else:
+        api.detach_volume(args.host, args.uuid, args.volume)
+    if args.no_wait:
+        return api.get_instance(args.host, args.uuid)
+    rec = wait_for(api, args.host, args.uuid, lambda r: r["task_state"] is None, args.json)
+    attached = args.volume in rec.get("volumes", ())
+    if attached != (args.command == "volume-attach"):
+        raise CLIError(f"volume {args.volume} was not {args.command.split('-')[1]}ed: "
+                       f"{rec.get('fault') or 'see computectl actions'}")
+    return rec
 
 
 def cmd_reset_state(api, args):
@@ -505,6 +525,12 @@ def build_parser():
     e.add_argument("--dest", required=True, help="the host that rebuilds the instance")
     e.add_argument("--networks", metavar="FILE",
                    help='JSON {"networks": [...]}: the destination\'s view of the ports')
+    v = add("volume-attach", cmd_volume, uuid=True, wait=True)
+    v.add_argument("--volume", required=True, help="the volume's id")
+    v.add_argument("--connection", required=True, metavar="FILE",
+                   help="JSON connection info: {driver_volume_type, data}")
+    add("volume-detach", cmd_volume, uuid=True, wait=True).add_argument(
+        "--volume", required=True, help="the volume's id")
     add("reset-state", cmd_reset_state, uuid=True).add_argument(
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)

@@ -55,6 +55,8 @@ class Instance(Base):
     # The arguments of the operation in progress that a restart needs to
     # issue it again (a rescue's image, a rebuild's choices); set on accept.
     task_args: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # Attached volumes, in attach order: [{volume_id, device, connection_info}]
+    volumes: Mapped[list | None] = mapped_column(JSON, nullable=True, default=list)
     # The image a shelve uploaded the root disk to, until an unshelve
     # boots from it and deletes it.
     shelved_image_id: Mapped[str | None] = mapped_column(String(255), nullable=True)

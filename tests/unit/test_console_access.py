@@ -133,7 +133,7 @@ def test_a_serial_port_is_the_lowest_free_one_that_binds():
 def _xml(listen):
     inst = types.SimpleNamespace(
         uuid=U1, display_name="c", domain_name="instance-" + U1, image_id="i",
-        created_at=None, flavor=types.SimpleNamespace(vcpus=1, memory_mb=64, root_gb=1,
+        created_at=None, volumes=(), flavor=types.SimpleNamespace(vcpus=1, memory_mb=64, root_gb=1,
                                                       ephemeral_gb=0, swap_mb=0, name="f"))
     return builder.build_domain(inst, {"properties": {}}, [], [], builder.BootFiles(),
                                 "/i/console.log", builder.HostSettings(),

@@ -128,6 +128,21 @@ def build_disks(disks, bus, cache):
             for i, d in enumerate(disks)]
 
 
+def build_volume_disk(volume):
+    """A volume (virt.driver.VolumeDisk) as a network disk: raw, no host
+    cache, its serial the volume id (the guest finds it by-id)."""
+    disk = x.Disk(type="network", device="disk", driver_name="qemu", driver_type="raw",
+                  driver_cache="none", source_protocol=volume.protocol,
+                  source_name=volume.name, target_dev=volume.device, target_bus="virtio",
+                  serial=volume.volume_id)
+    for address, port in volume.hosts:
+        disk.source_hosts.append(x.DiskHost(name=address, port=str(port)))
+    if volume.secret_uuid:
+        disk.auth_username = volume.username
+        disk.auth_secret_type, disk.auth_secret_uuid = volume.secret_type, volume.secret_uuid
+    return disk
+
+
 CDROM_BUSES = {"ide", "sata"}
 
 
@@ -258,6 +273,8 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
         devices.disks.append(disk)
     if config_drive:
         devices.disks.append(build_config_drive(config_drive, image_meta, disks, settings))
+    for volume in instance.volumes:
+        devices.disks.append(build_volume_disk(volume))
     for iface in build_interfaces(vifs, image_meta):
         devices.interfaces.append(iface)
     for serial in build_serials(console_log, serial_listen):

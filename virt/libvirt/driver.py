@@ -24,6 +24,7 @@ from virt.libvirt import (
     guest_agent,
     live,
     resize,
+    volumes,
 )
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
@@ -74,6 +75,7 @@ class LibvirtDriver(driver.ComputeDriver):
         self.serial_ports = consoles.SerialPorts(lv.serial_console, lv.serial_listen,
                                                  lv.serial_port_range, self._domain_xmls)
         self.live = live.LiveMigrator(conf.libvirt, self.host, self.serial_ports)
+        self.volumes = volumes.Volumes(self.host)
 
     def _domain_xmls(self):
         return {g.uuid: g.xml_desc() for g in self.host.list_guests()}
@@ -331,6 +333,18 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def unpause(self, instance):
         self._guest(instance).unpause()
+
+    def attach_volume(self, instance, volume, secret_value):
+        self.volumes.attach(self._guest(instance), instance.uuid, volume, secret_value)
+
+    def detach_volume(self, instance, volume, timeout):
+        guest = self._lookup(instance)
+        if guest is not None:
+            self.volumes.detach(guest, volume, timeout)
+        self.volumes.forget_secret(volume)
+
+    def forget_volume(self, instance, volume):
+        self.volumes.forget_secret(volume)
 
     def attach_interface(self, instance, image_meta, vif):
         guest = self._guest(instance)

@@ -60,8 +60,9 @@ class Guest:
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
         self._do(self._dom.attachDeviceFlags, xml, flags)
 
-    def detach_device(self, xml, live):
-        flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+    def detach_device(self, xml, live, config=True):
+        flags = ((libvirt.VIR_DOMAIN_AFFECT_CONFIG if config else 0)
+                 | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0))
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
     def snapshot_disks(self, xml, quiesce=False):

@@ -148,6 +148,19 @@ class Host:
     def define(self, xml):
         return Guest(self._call(lambda c: c.defineXML(xml)))
 
+    def define_secret(self, xml, value):
+        """A libvirt secret from xml, holding value (bytes)."""
+        secret = self._call(lambda c: c.secretDefineXML(xml, 0))
+        self._call(lambda c: secret.setValue(value, 0))
+
+    def undefine_secret(self, uuid):
+        """Remove the secret of that uuid; none is fine."""
+        try:
+            secret = self._call(lambda c: c.secretLookupByUUIDString(uuid))
+        except errors.VirtError:
+            return
+        self._call(lambda c: secret.undefine())
+
     def list_guests(self):
         return [Guest(d) for d in self._call(lambda c: c.listAllDomains(0))]
 

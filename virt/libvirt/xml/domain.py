@@ -102,6 +102,13 @@ class Clock(Element):
     timers = Children(Timer)
 
 
+class DiskHost(Element):
+    """A server of a network disk (an iSCSI portal, a Ceph monitor)."""
+    TAG = "host"
+    name = Prop("@name")
+    port = Prop("@port")
+
+
 class Disk(Element):
     TAG = "disk"
     type = Prop("@type")
@@ -109,7 +116,14 @@ class Disk(Element):
     driver_name = Prop("driver/@name")
     driver_type = Prop("driver/@type")
     driver_cache = Prop("driver/@cache")
+    driver_io = Prop("driver/@io")
     source_file = Prop("source/@file")
+    source_protocol = Prop("source/@protocol")      # network disks: iscsi | rbd
+    source_name = Prop("source/@name")              # IQN/LUN, pool/image
+    source_hosts = Children(DiskHost, "source/host")
+    auth_username = Prop("auth/@username")
+    auth_secret_type = Prop("auth/secret/@type")
+    auth_secret_uuid = Prop("auth/secret/@uuid")
     backing_store = Prop("backingStore", presence=True)
     target_dev = Prop("target/@dev")
     target_bus = Prop("target/@bus")

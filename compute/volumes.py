@@ -1,0 +1,88 @@
+"""Volume attachments: attach and detach by their rows of compute.optable,
+on running and stopped guests.  The record keeps each attached volume
+({volume_id, device, connection_info}); every definition of the guest
+from the record (hard reboot, start, rescue) carries its volumes, so they
+are connected again wherever the guest is defined.
+
+The attach's volume (its device chosen here, after the instance's disks
+and its other volumes) is written to task_args by the accepting CAS, so
+a restart attaches it again; both steps find the volume by its serial in
+the definition and do nothing twice.  A detach removes the disk from the
+guest and the definition, then its credential; a delete forgets every
+credential and never touches the volume's data."""
+from compute import exception, faults
+from compute.instance import virt_instance
+from volume import base as volume_base
+
+DEVICE_LETTERS = "defghijklmnopqrstuvwxyz"     # vda-vdc: root, ephemeral, swap
+
+
+def next_device(volumes):
+    """The first free vdX for a new volume after the recorded ones (pure)."""
+    used = {v["device"] for v in volumes}
+    for letter in DEVICE_LETTERS:
+        if f"vd{letter}" not in used:
+            return f"vd{letter}"
+    raise exception.InvalidRequest(f"no free device for another volume ({len(used)} attached)")
+
+
+def refuse_volumes(inst, what):
+    """InvalidRequest when inst has volumes and what cannot carry them yet."""
+    if inst.volumes:
+        raise exception.InvalidRequest(
+            f"instance {inst.uuid} has volumes attached "
+            f"({', '.join(v['volume_id'] for v in inst.volumes)}): {what} does not carry "
+            "volumes yet; detach them first")
+
+
+class VolumeAttachments:
+    def __init__(self, conf, db, driver, runner):
+        self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
+
+    def accept_attach(self, uuid, volume_id, connection_info):
+        """Check the connection info with its driver and that the volume is
+        not attached; take ATTACHING_VOLUME with the volume; its device."""
+        try:
+            volume_base.check(connection_info)
+        except ValueError as e:
+            raise exception.InvalidRequest(f"connection_info: {e}") from None
+        inst = self.db.instance_get(uuid)
+        if any(v["volume_id"] == volume_id for v in inst.volumes or ()):
+            raise exception.InvalidRequest(f"volume {volume_id} is attached to {uuid} already")
+        volume = {"volume_id": volume_id, "device": next_device(inst.volumes or ()),
+                  "connection_info": connection_info}
+        self.runner.accept("attach_volume", uuid, task_args={"volume": volume})
+        return volume["device"]
+
+    def attach(self, ctxt, uuid):
+        def work(inst, record):
+            volume = inst.task_args["volume"]
+            disk = volume_base.volume_disk(uuid, volume)
+            self.driver.attach_volume(virt_instance(inst), disk,
+                                      volume_base.secret_value(volume))
+            faults.point("attach_volume.attached")
+            if not any(v["volume_id"] == volume["volume_id"] for v in inst.volumes or ()):
+                self.db.instance_update(uuid, volumes=[*(inst.volumes or ()), volume])
+            record.event("attached", f"volume {volume['volume_id']} as {volume['device']} "
+                                     f"({disk.protocol} {disk.name})")
+        self.runner.run("attach_volume", ctxt, uuid, work)
+
+    def accept_detach(self, uuid, volume_id):
+        inst = self.db.instance_get(uuid)
+        if not any(v["volume_id"] == volume_id for v in inst.volumes or ()):
+            raise exception.InvalidRequest(f"volume {volume_id} is not attached to {uuid}")
+        self.runner.accept("detach_volume", uuid, task_args={"volume_id": volume_id})
+
+    def detach(self, ctxt, uuid):
+        def work(inst, record):
+            volume_id = inst.task_args["volume_id"]
+            volume = next((v for v in inst.volumes or () if v["volume_id"] == volume_id), None)
+            if volume is not None:
+                self.driver.detach_volume(virt_instance(inst),
+                                          volume_base.volume_disk(uuid, volume),
+                                          self.conf.volume_detach_timeout)
+                faults.point("detach_volume.detached")
+                self.db.instance_update(uuid, volumes=[v for v in inst.volumes
+                                                       if v["volume_id"] != volume_id])
+            record.event("detached", f"volume {volume_id}")
+        self.runner.run("detach_volume", ctxt, uuid, work)

@@ -1,0 +1,152 @@
+"""iSCSI volumes on the multi-host test bed: a tgtd target with CHAP on the
+management network, the guests' QEMUs logging in with their own
+initiator (libiscsi) using credentials held in libvirt secrets.  What the
+guest writes to a volume is read back by another guest on another host;
+a wrong CHAP secret is a clear fault and the guest is as it was; the
+agent killed at each step of an attach or a detach leaves the volume
+attached or detached, never half."""
+import json
+import os
+import subprocess
+
+import pytest
+
+from tests.harness import serial
+from tests.harness.agent import BIN, wait_until
+from tests.harness.iscsi import IscsiTarget
+from tests.harness.testbed import MGMT, two_hosts
+
+SERIAL = "[libvirt]\nserial_console = true\n"
+SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
+
+
+@pytest.fixture(scope="module")
+def bed():
+    beds = two_hosts("vol", extra_conf={"hA": SERIAL, "hB": SERIAL})
+    tb = next(beds)
+    tb.start_console_proxy()
+    tb.iscsi = IscsiTarget(tb.sw, f"{MGMT}.1", tb.dir)
+    tb.shell_image = tb.images.upload_variant("console=ttyS0 quiet tb.name=vol tb.shell=1")
+    try:
+        yield tb
+    finally:
+        tb.iscsi.stop()
+        beds.close()
+
+
+def shell_guest(bed, host):
+    a = bed.hosts[host].agent
+    u = a.boot("vol", image=bed.shell_image, flavor=SMALL, wait_console=False)
+    a.wait_console(u, lambda c: serial.SHELL_READY in c, "the shell")
+    return a, u
+
+
+def device_of(volume_id):
+    """Shell: the guest's /dev name of the disk whose serial is the
+    volume's (virtio keeps 20 characters of it), or nothing."""
+    return (f"for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = \"{volume_id[:20]}\" ] "
+            "&& echo /dev/${d##*/}; done")
+
+
+def computectl(agent, *args):
+    run = subprocess.run([os.path.join(BIN, "computectl"), "--config-file", agent.config_file,
+                          *args], capture_output=True, text=True, timeout=300)
+    return run
+
+
+def secrets(host):
+    return [line for line in host.virsh("secret-list").splitlines() if "compute-agent" in line]
+
+
+def settled(agent, u):
+    return wait_until(lambda: (r := agent.find(u)) and r["task_state"] is None and r, 120,
+                      0.3, f"{u} settled")
+
+
+def test_a_volume_keeps_what_one_guest_wrote_for_a_guest_on_another_host(bed, tmp_path):
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    vol, conn, path = bed.iscsi.volume("vol1", user="tbuser", password="tb-chap-secret")
+    a, u1 = shell_guest(bed, "hA")
+    conn_file = tmp_path / "conn.json"
+    conn_file.write_text(json.dumps(conn))
+    run = computectl(a, "volume-attach", "--host", a.host, "--volume", vol, "--connection",
+                     str(conn_file), u1)
+    assert run.returncode == 0, run.stderr
+    assert "as vdd" in run.stdout
+    assert a.find(u1)["volumes"] == [vol]
+    xml = hA.virsh("dumpxml", f"instance-{u1}")
+    assert "protocol='iscsi'" in xml and "tb-chap-secret" not in xml
+    assert len(secrets(hA)) == 1
+    assert "tb-chap-secret" not in hA.run("ps", "-eo", "args")     # never on a command line
+    out = serial.run(a, u1, f"D=$({device_of(vol)}); echo MARK-$((6*7)) | dd of=$D bs=512 "
+                            "count=1 conv=fsync 2>/dev/null; echo TB-WROTE-$D-$((1+1))",
+                     "-2")
+    assert "TB-WROTE-/dev/vd" in out
+    with open(path, "rb") as f:
+        assert f.read(7) == b"MARK-42"                               # on the target's LUN
+
+    run = computectl(a, "volume-detach", "--host", a.host, "--volume", vol, u1)
+    assert run.returncode == 0, run.stderr
+    assert a.find(u1)["volumes"] == []
+    assert "protocol='iscsi'" not in hA.virsh("dumpxml", f"instance-{u1}")
+    assert secrets(hA) == []
+    out = serial.run(a, u1, f"echo DEVS-[$({device_of(vol)})]-$((2+3))", "-5")
+    assert "DEVS-[]-5" in out                                        # gone in the guest too
+
+    b, u2 = shell_guest(bed, "hB")
+    assert b.api.attach_volume(b.host, u2, vol, conn)["device"] == "vdd"
+    assert settled(b, u2)["volumes"] == [vol]
+    out = serial.run(b, u2, f"D=$({device_of(vol)}); dd if=$D bs=7 count=1 2>/dev/null; "
+                            "echo; echo TB-READ-$((3+4))", "TB-READ-7")
+    assert "MARK-42" in out
+    b.api.terminate_instance(b.host, u2)                 # delete detaches, keeps the data
+    b.wait_state(u2, {"deleted"})
+    assert secrets(hB) == []
+    with open(path, "rb") as f:
+        assert f.read(7) == b"MARK-42"
+    a.api.terminate_instance(a.host, u1)
+    a.wait_state(u1, {"deleted"})
+
+
+def test_a_wrong_chap_secret_is_a_clear_fault_and_the_guest_is_as_it_was(bed):
+    hA = bed.hosts["hA"]
+    vol, conn, _ = bed.iscsi.volume("vol2", user="tbuser2", password="right-secret")
+    a, u = shell_guest(bed, "hA")
+    conn["data"]["auth_password"] = "wrong-secret"
+    a.api.attach_volume(a.host, u, vol, conn)
+    rec = settled(a, u)
+    assert (rec["vm_state"], rec["power_state"], rec["volumes"]) == ("active", "RUNNING", [])
+    events = a.api.list_instance_actions(a.host, u)[-1]["events"]
+    assert any("Authentication failure" in (e["details"] or "") for e in events), events
+    assert secrets(hA) == []
+    assert "TB-ALIVE-9" in serial.run(a, u, "echo TB-ALIVE-$((4+5))", "TB-ALIVE-9")
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
+
+
+@pytest.mark.parametrize("step", ["attach_volume.attached", "detach_volume.detached"])
+def test_an_agent_killed_mid_way_finishes_the_attach_or_detach(bed, step):
+    hA = bed.hosts["hA"]
+    vol, conn, _ = bed.iscsi.volume(f"vol-{step.split('.')[0]}", user="u3", password="p3p3")
+    a, u = shell_guest(bed, "hA")
+    if step.startswith("detach"):
+        a.api.attach_volume(a.host, u, vol, conn)
+        assert settled(a, u)["volumes"] == [vol]
+        operation = lambda: a.api.detach_volume(a.host, u, vol)  # noqa: E731
+    else:
+        operation = lambda: a.api.attach_volume(a.host, u, vol, conn)  # noqa: E731
+    a.kill_agent()
+    a.restart_agent(crash_at=step)
+    operation()
+    assert a.wait_crashed() == -9
+    a.restart_agent()
+    rec = settled(a, u)
+    attached = step.startswith("attach")
+    assert rec["volumes"] == ([vol] if attached else []), rec
+    assert ("protocol='iscsi'" in hA.virsh("dumpxml", f"instance-{u}")) == attached
+    assert len(secrets(hA)) == (1 if attached else 0)
+    found = serial.run(a, u, f"echo DEVS-[$({device_of(vol)})]-$((1+7))", "-8")
+    assert ("DEVS-[/dev/vd" in found) == attached, found
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
+    assert secrets(hA) == []

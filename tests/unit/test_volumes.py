@@ -1,0 +1,67 @@
+"""Volumes, pure parts: what the iSCSI driver accepts from a payload, the
+disk it describes (credential as a libvirt secret, never its value), the
+domain XML of a network disk, and device naming."""
+import pytest
+
+from compute import exception
+from compute.volumes import next_device
+from virt.libvirt import builder
+from virt.libvirt.volumes import attached_serials
+from volume import base
+
+U = "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55"
+V = "5b1d7a3e-2c4f-4e8a-9b6d-1f2e3d4c5b6a"
+GOOD = {"target_portal": "10.250.0.1:3260", "target_iqn": "iqn.2024-01.tb.storage:vol1",
+        "target_lun": 1, "auth_method": "CHAP", "auth_username": "user1",
+        "auth_password": "s3cret-pass"}
+
+
+def info(**data):
+    return {"driver_volume_type": "iscsi", "data": {**GOOD, **data}}
+
+
+def test_the_iscsi_driver_takes_good_data_and_names_what_is_wrong():
+    base.check(info())
+    base.check({"driver_volume_type": "iscsi", "data": {
+        "target_portal": "[fd00::1]:3260", "target_iqn": "iqn.2024-01.x:y"}})
+    for bad, why in ((info(target_portal="storage.example:3260"), "not an IP address"),
+                     (info(target_portal="10.0.0.1"), "no port"),
+                     (info(target_portal="10.0.0.1:99999"), "no port"),
+                     (info(target_iqn="iqn.2024-01.x:y/../../etc"), "not an iSCSI name"),
+                     (info(target_iqn="iqn.x"), "not an iSCSI name"),
+                     (info(target_lun=-1), "not a LUN"),
+                     (info(target_lun=True), "not a LUN"),
+                     (info(auth_method="kerberos"), "only CHAP"),
+                     (info(auth_password="with space"), "auth_password"),
+                     (info(auth_username=""), "auth_username"),
+                     ({"driver_volume_type": "nfs", "data": {}}, "no volume driver")):
+        with pytest.raises(ValueError, match=why):
+            base.check(bad)
+
+
+def test_a_chap_volume_is_a_network_disk_with_a_secret_that_stays_the_same():
+    vol = {"volume_id": V, "device": "vdd", "connection_info": info()}
+    disk = base.volume_disk(U, vol)
+    assert (disk.protocol, disk.name, disk.hosts) == (
+        "iscsi", "iqn.2024-01.tb.storage:vol1/1", (("10.250.0.1", 3260),))
+    assert (disk.username, disk.secret_type) == ("user1", "iscsi")
+    assert disk.secret_uuid == base.volume_disk(U, vol).secret_uuid            # stable
+    assert disk.secret_uuid != base.volume_disk(V, vol).secret_uuid            # per instance
+    assert base.secret_value(vol) == "s3cret-pass"
+    xml = builder.build_volume_disk(disk).to_xml()
+    assert "s3cret-pass" not in xml
+    for part in ("type=\"network\"", "protocol=\"iscsi\"", "name=\"10.250.0.1\"",
+                 "port=\"3260\"", "username=\"user1\"", f"uuid=\"{disk.secret_uuid}\"",
+                 f"<serial>{V}</serial>", "dev=\"vdd\""):
+        assert part in xml, part
+    assert attached_serials(f"<domain><devices>{xml}</devices></domain>") == {V: "vdd"}
+    plain = base.volume_disk(U, {"volume_id": V, "device": "vde", "connection_info": info(
+        auth_method=None)})
+    assert plain.secret_uuid is None and "<auth" not in builder.build_volume_disk(plain).to_xml()
+
+
+def test_volumes_take_the_next_free_device_after_the_instance_disks():
+    assert next_device([]) == "vdd"
+    assert next_device([{"device": "vdd"}, {"device": "vdf"}]) == "vde"
+    with pytest.raises(exception.InvalidRequest, match="no free device"):
+        next_device([{"device": f"vd{c}"} for c in "defghijklmnopqrstuvwxyz"])
