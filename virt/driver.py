@@ -362,8 +362,8 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def attach_volume(self, instance, volume, secret_value):
         """Attach volume (a VolumeDisk) to the definition and, when it runs,
-        to the guest, its credential stored first; nothing when the volume
-        is attached already."""
+        to the guest, its credential (bytes, or None) stored first; nothing
+        when the volume is attached already."""
 
     @abc.abstractmethod
     def detach_volume(self, instance, volume, timeout):

@@ -27,7 +27,8 @@ class VolumeDriver(abc.ABC):
         """(protocol, name, ((address, port), ...)) of the network disk."""
 
     def credential(self, data):
-        """(username, secret value) the disk logs in with, or None."""
+        """(username, the secret's value as bytes) the disk logs in with,
+        or None."""
         return None
 
 
@@ -64,7 +65,7 @@ def volume_disk(instance_uuid, volume):
 
 
 def secret_value(volume):
-    """The credential's value of a recorded volume, or None."""
+    """The credential's value (bytes) of a recorded volume, or None."""
     info = volume["connection_info"]
     cred = load(info["driver_volume_type"]).credential(info["data"])
     return cred[1] if cred else None

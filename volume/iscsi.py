@@ -49,4 +49,4 @@ class IscsiVolumeDriver(VolumeDriver):
     def credential(self, data):
         if data.get("auth_method") != "CHAP":
             return None
-        return data["auth_username"], data["auth_password"]
+        return data["auth_username"], data["auth_password"].encode()

@@ -1,18 +1,21 @@
-"""iSCSI volumes on the multi-host test bed: a tgtd target with CHAP on the
-management network, the guests' QEMUs logging in with their own
-initiator (libiscsi) using credentials held in libvirt secrets.  What the
-guest writes to a volume is read back by another guest on another host;
+"""Volumes on the multi-host test bed: a tgtd iSCSI target with CHAP and a
+single-node Ceph cluster on the management network, the guests' QEMUs
+logging in with their own clients (libiscsi, librbd) using credentials
+held in libvirt secrets.  What a guest writes to a volume of either kind
+is on the storage and is read back by another guest on another host;
 a wrong CHAP secret is a clear fault and the guest is as it was; the
 agent killed at each step of an attach or a detach leaves the volume
 attached or detached, never half."""
 import json
 import os
 import subprocess
+import uuid
 
 import pytest
 
 from tests.harness import serial
 from tests.harness.agent import BIN, wait_until
+from tests.harness.ceph import CephCluster
 from tests.harness.iscsi import IscsiTarget
 from tests.harness.testbed import MGMT, two_hosts
 
@@ -34,6 +37,25 @@ def bed():
         beds.close()
 
 
+@pytest.fixture(scope="module")
+def ceph(bed):
+    cluster = CephCluster(bed.sw, f"{MGMT}.1", bed.dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["iscsi", "rbd"])
+def storage(request, bed):
+    """(make a volume: name -> (id, connection info, where), read its first bytes)."""
+    if request.param == "iscsi":
+        return (lambda name: bed.iscsi.volume(name, user="tbuser", password="tb-chap-secret"),
+                bed.iscsi.read)
+    cluster = request.getfixturevalue("ceph")
+    return cluster.volume, cluster.read
+
+
 def shell_guest(bed, host):
     a = bed.hosts[host].agent
     u = a.boot("vol", image=bed.shell_image, flavor=SMALL, wait_console=False)
@@ -46,6 +68,22 @@ def device_of(volume_id):
     volume's (virtio keeps 20 characters of it), or nothing."""
     return (f"for d in /sys/block/vd*; do [ \"$(cat $d/serial)\" = \"{volume_id[:20]}\" ] "
             "&& echo /dev/${d##*/}; done")
+
+
+def wait_dev(volume_id):
+    """Shell: D set to the volume's device once the guest sees it (a
+    hot-plugged disk appears a second or so after the attach)."""
+    return (f"D=; for i in 1 2 3 4 5 6 7 8 9 10; do D=$({device_of(volume_id)}); "
+            "[ -n \"$D\" ] && break; sleep 1; done")
+
+
+def in_guest(bed, agent, u, command, wanted):
+    """What the guest's shell prints for command, typed through the bed's
+    console proxy; wanted must be in it."""
+    out = bed.console(agent.api.get_serial_console(agent.host, u)["url"], command + "\n",
+                      linger=12)
+    assert wanted in out, out
+    return out
 
 
 def computectl(agent, *args):
@@ -63,9 +101,13 @@ def settled(agent, u):
                       0.3, f"{u} settled")
 
 
-def test_a_volume_keeps_what_one_guest_wrote_for_a_guest_on_another_host(bed, tmp_path):
+def test_a_volume_keeps_what_one_guest_wrote_for_a_guest_on_another_host(bed, storage,
+                                                                        tmp_path):
     hA, hB = bed.hosts["hA"], bed.hosts["hB"]
-    vol, conn, path = bed.iscsi.volume("vol1", user="tbuser", password="tb-chap-secret")
+    make, read = storage
+    vol, conn, where = make("keep-" + uuid.uuid4().hex[:8])
+    kind = conn["driver_volume_type"]
+    secret = conn["data"].get("auth_password") or conn["data"]["key"]
     a, u1 = shell_guest(bed, "hA")
     conn_file = tmp_path / "conn.json"
     conn_file.write_text(json.dumps(conn))
@@ -75,35 +117,33 @@ def test_a_volume_keeps_what_one_guest_wrote_for_a_guest_on_another_host(bed, tm
     assert "as vdd" in run.stdout
     assert a.find(u1)["volumes"] == [vol]
     xml = hA.virsh("dumpxml", f"instance-{u1}")
-    assert "protocol='iscsi'" in xml and "tb-chap-secret" not in xml
+    assert f"protocol='{kind}'" in xml and secret not in xml
     assert len(secrets(hA)) == 1
-    assert "tb-chap-secret" not in hA.run("ps", "-eo", "args")     # never on a command line
-    out = serial.run(a, u1, f"D=$({device_of(vol)}); echo MARK-$((6*7)) | dd of=$D bs=512 "
-                            "count=1 conv=fsync 2>/dev/null; echo TB-WROTE-$D-$((1+1))",
-                     "-2")
+    assert secret not in hA.run("ps", "-eo", "args")               # never on a command line
+    out = in_guest(bed, a, u1, f"{wait_dev(vol)}; echo MARK-$((6*7)) | dd of=$D bs=512 "
+                               "count=1 conv=fsync 2>/dev/null; echo TB-WROTE-$D-$((1+1))",
+                   "-2")
     assert "TB-WROTE-/dev/vd" in out
-    with open(path, "rb") as f:
-        assert f.read(7) == b"MARK-42"                               # on the target's LUN
+    assert read(where, 7) == b"MARK-42"                              # on the storage
 
     run = computectl(a, "volume-detach", "--host", a.host, "--volume", vol, u1)
     assert run.returncode == 0, run.stderr
     assert a.find(u1)["volumes"] == []
-    assert "protocol='iscsi'" not in hA.virsh("dumpxml", f"instance-{u1}")
+    assert f"protocol='{kind}'" not in hA.virsh("dumpxml", f"instance-{u1}")
     assert secrets(hA) == []
-    out = serial.run(a, u1, f"echo DEVS-[$({device_of(vol)})]-$((2+3))", "-5")
+    out = in_guest(bed, a, u1, f"echo DEVS-[$({device_of(vol)})]-$((2+3))", "-5")
     assert "DEVS-[]-5" in out                                        # gone in the guest too
 
     b, u2 = shell_guest(bed, "hB")
     assert b.api.attach_volume(b.host, u2, vol, conn)["device"] == "vdd"
     assert settled(b, u2)["volumes"] == [vol]
-    out = serial.run(b, u2, f"D=$({device_of(vol)}); dd if=$D bs=7 count=1 2>/dev/null; "
-                            "echo; echo TB-READ-$((3+4))", "TB-READ-7")
+    out = in_guest(bed, b, u2, f"{wait_dev(vol)}; dd if=$D bs=7 count=1 2>/dev/null; "
+                               "echo; echo TB-READ-$((3+4))", "TB-READ-7")
     assert "MARK-42" in out
     b.api.terminate_instance(b.host, u2)                 # delete detaches, keeps the data
     b.wait_state(u2, {"deleted"})
     assert secrets(hB) == []
-    with open(path, "rb") as f:
-        assert f.read(7) == b"MARK-42"
+    assert read(where, 7) == b"MARK-42"
     a.api.terminate_instance(a.host, u1)
     a.wait_state(u1, {"deleted"})
 
@@ -119,7 +159,7 @@ def test_a_wrong_chap_secret_is_a_clear_fault_and_the_guest_is_as_it_was(bed):
     events = a.api.list_instance_actions(a.host, u)[-1]["events"]
     assert any("Authentication failure" in (e["details"] or "") for e in events), events
     assert secrets(hA) == []
-    assert "TB-ALIVE-9" in serial.run(a, u, "echo TB-ALIVE-$((4+5))", "TB-ALIVE-9")
+    in_guest(bed, a, u, "echo TB-ALIVE-$((4+5))", "TB-ALIVE-9")
     a.api.terminate_instance(a.host, u)
     a.wait_state(u, {"deleted"})
 
@@ -127,7 +167,8 @@ def test_a_wrong_chap_secret_is_a_clear_fault_and_the_guest_is_as_it_was(bed):
 @pytest.mark.parametrize("step", ["attach_volume.attached", "detach_volume.detached"])
 def test_an_agent_killed_mid_way_finishes_the_attach_or_detach(bed, step):
     hA = bed.hosts["hA"]
-    vol, conn, _ = bed.iscsi.volume(f"vol-{step.split('.')[0]}", user="u3", password="p3p3")
+    vol, conn, _ = bed.iscsi.volume(step.split(".")[0].replace("_", "-"), user="u3",
+                                    password="p3p3")
     a, u = shell_guest(bed, "hA")
     if step.startswith("detach"):
         a.api.attach_volume(a.host, u, vol, conn)
@@ -145,7 +186,8 @@ def test_an_agent_killed_mid_way_finishes_the_attach_or_detach(bed, step):
     assert rec["volumes"] == ([vol] if attached else []), rec
     assert ("protocol='iscsi'" in hA.virsh("dumpxml", f"instance-{u}")) == attached
     assert len(secrets(hA)) == (1 if attached else 0)
-    found = serial.run(a, u, f"echo DEVS-[$({device_of(vol)})]-$((1+7))", "-8")
+    found = in_guest(bed, a, u, f"{wait_dev(vol) if attached else 'true'}; "
+                                f"echo DEVS-[$({device_of(vol)})]-$((1+7))", "-8")
     assert ("DEVS-[/dev/vd" in found) == attached, found
     a.api.terminate_instance(a.host, u)
     a.wait_state(u, {"deleted"})

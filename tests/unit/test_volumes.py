@@ -47,7 +47,7 @@ def test_a_chap_volume_is_a_network_disk_with_a_secret_that_stays_the_same():
     assert (disk.username, disk.secret_type) == ("user1", "iscsi")
     assert disk.secret_uuid == base.volume_disk(U, vol).secret_uuid            # stable
     assert disk.secret_uuid != base.volume_disk(V, vol).secret_uuid            # per instance
-    assert base.secret_value(vol) == "s3cret-pass"
+    assert base.secret_value(vol) == b"s3cret-pass"
     xml = builder.build_volume_disk(disk).to_xml()
     assert "s3cret-pass" not in xml
     for part in ("type=\"network\"", "protocol=\"iscsi\"", "name=\"10.250.0.1\"",
@@ -65,3 +65,27 @@ def test_volumes_take_the_next_free_device_after_the_instance_disks():
     assert next_device([{"device": "vdd"}, {"device": "vdf"}]) == "vde"
     with pytest.raises(exception.InvalidRequest, match="no free device"):
         next_device([{"device": f"vd{c}"} for c in "defghijklmnopqrstuvwxyz"])
+
+
+RBD = {"name": "volumes/vol-1", "hosts": ["10.250.0.1", "10.250.0.2"], "ports": ["6789", 6789],
+       "auth_enabled": True, "auth_username": "tbvol",
+       "key": "AQBx3XplAAAAABAAk1p0Y5f8qM7yv3g9o4dL2w=="}
+
+
+def test_the_rbd_driver_takes_monitors_and_a_cephx_key():
+    vol = {"volume_id": V, "device": "vdd",
+           "connection_info": {"driver_volume_type": "rbd", "data": RBD}}
+    base.check(vol["connection_info"])
+    disk = base.volume_disk(U, vol)
+    assert (disk.protocol, disk.name, disk.hosts, disk.secret_type) == (
+        "rbd", "volumes/vol-1", (("10.250.0.1", 6789), ("10.250.0.2", 6789)), "ceph")
+    assert len(base.secret_value(vol)) == 28            # the key's bytes, not its text
+    xml = builder.build_volume_disk(disk).to_xml()
+    assert xml.count("<host ") == 2 and RBD["key"] not in xml
+    for bad, why in (({"name": "volumes"}, "pool/image"), ({"name": "../etc/x"}, "pool/image"),
+                     ({"hosts": ["mon.example", "10.0.0.1"]}, "not an IP"),
+                     ({"ports": ["6789"]}, "same 1-16"),
+                     ({"key": "not a key!"}, "cephx key"),
+                     ({"auth_username": "a b"}, "user name")):
+        with pytest.raises(ValueError, match=why):
+            base.check({"driver_volume_type": "rbd", "data": {**RBD, **bad}})

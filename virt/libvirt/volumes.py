@@ -35,7 +35,7 @@ class Volumes:
             type=volume.secret_type,
             usage=USAGE[volume.secret_type].format(instance=instance_uuid,
                                                    volume=volume.volume_id))
-        self.host.define_secret(xml, value.encode())
+        self.host.define_secret(xml, value)
 
     def forget_secret(self, volume):
         if volume.secret_uuid:

@@ -1,0 +1,152 @@
+"""A single-node Ceph cluster for the test bed (TESTBED section 8): one
+monitor, one manager and one BlueStore OSD on a sparse file, all under
+one directory, no systemd and no /etc/ceph (every command gets -c), the
+daemons in a network namespace (the bed's switch) so the hosts reach the
+monitor on the management network.  volume() answers Cinder's connection
+info for a new RBD image with a cephx user that may use only its pool."""
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+
+from tests.harness.agent import wait_until
+
+POOL = "volumes"
+USER = "tbvol"
+
+
+class CephCluster:
+    def __init__(self, ns, address, directory):
+        self.ns, self.address = ns, address
+        self.dir = os.path.join(directory, "ceph")
+        self.conf = os.path.join(self.dir, "ceph.conf")
+        self.procs = []
+        for sub in ("run", "log", "mon", "mgr/ceph-x", "osd/ceph-0", "blocks"):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        self.fsid = str(uuid.uuid4())
+        self._write_conf()
+        started = time.monotonic()
+        self._bootstrap()
+        self.startup_s = round(time.monotonic() - started, 1)
+
+    def _write_conf(self):
+        d, a = self.dir, self.address
+        with open(self.conf, "w") as f:
+            f.write(f"""[global]
+fsid = {self.fsid}
+mon_host = [v2:{a}:3300,v1:{a}:6789]
+public_addr = {a}
+ms_bind_ipv6 = false
+osd_pool_default_size = 1
+osd_pool_default_min_size = 1
+mon_allow_pool_size_one = true
+mon_warn_on_pool_no_redundancy = false
+osd_crush_chooseleaf_type = 0
+osd_pool_default_pg_num = 8
+osd_pool_default_pgp_num = 8
+osd_pool_default_pg_autoscale_mode = off
+mon_data_avail_warn = 5
+run_dir = {d}/run
+pid_file = {d}/run/$name.pid
+admin_socket = {d}/run/$name.asok
+log_file = {d}/log/$name.log
+keyring = {d}/keyring
+[mon]
+mon_data = {d}/mon/$cluster-$id
+[mgr]
+mgr_data = {d}/mgr/$cluster-$id
+keyring = {d}/mgr/$cluster-$id/keyring
+[osd]
+osd_data = {d}/osd/$cluster-$id
+keyring = {d}/osd/$cluster-$id/keyring
+osd_objectstore = bluestore
+bluestore_block_create = true
+bluestore_block_size = 4294967296
+bluestore_block_path = {d}/blocks/$id.block
+osd_memory_target = 939524096
+""")
+
+    def _run(self, *argv, ns=False, input=None):
+        prefix = ["ip", "netns", "exec", self.ns] if ns else []
+        return subprocess.run([*prefix, *argv], check=True, capture_output=True, text=True,
+                              input=input, timeout=120).stdout
+
+    def ceph(self, *args):
+        return self._run("ceph", "-c", self.conf, *args, ns=True)
+
+    def _daemon(self, *argv):
+        log = open(os.path.join(self.dir, "log", f"{argv[0]}-{len(self.procs)}.out"), "w")
+        self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.ns, *argv, "-f"],
+                                           stdout=log, stderr=subprocess.STDOUT))
+
+    def _bootstrap(self):
+        d, c = self.dir, self.conf
+        mon_keyring = os.path.join(d, "mon.keyring")
+        self._run("ceph-authtool", "--create-keyring", mon_keyring, "--gen-key", "-n", "mon.",
+                  "--cap", "mon", "allow *")
+        self._run("ceph-authtool", "--create-keyring", os.path.join(d, "keyring"), "--gen-key",
+                  "-n", "client.admin", "--cap", "mon", "allow *", "--cap", "osd", "allow *",
+                  "--cap", "mgr", "allow *", "--cap", "mds", "allow *")
+        self._run("ceph-authtool", mon_keyring, "--import-keyring", os.path.join(d, "keyring"))
+        monmap = os.path.join(d, "monmap")
+        self._run("monmaptool", "--create", "--addv", "a",
+                  f"[v2:{self.address}:3300,v1:{self.address}:6789]", "--fsid", self.fsid,
+                  monmap)
+        self._run("ceph-mon", "-c", c, "--mkfs", "-i", "a", "--monmap", monmap, "--keyring",
+                  mon_keyring)
+        self._daemon("ceph-mon", "-c", c, "-i", "a")
+        wait_until(lambda: self._quiet("ceph", "-c", c, "--connect-timeout", "2", "mon",
+                                       "stat"), 60, 0.5, "the Ceph monitor")
+        self.ceph("auth", "get-or-create", "mgr.x", "mon", "allow profile mgr", "osd",
+                  "allow *", "mds", "allow *", "-o", os.path.join(d, "mgr/ceph-x/keyring"))
+        self._daemon("ceph-mgr", "-c", c, "-i", "x")
+        osd_uuid = str(uuid.uuid4())
+        osd_id = self.ceph("osd", "new", osd_uuid).strip()
+        self.ceph("auth", "get-or-create", f"osd.{osd_id}", "mon", "allow profile osd", "mgr",
+                  "allow profile osd", "osd", "allow *", "-o",
+                  os.path.join(d, f"osd/ceph-{osd_id}/keyring"))
+        self._run("ceph-osd", "-c", c, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid, ns=True)
+        self._daemon("ceph-osd", "-c", c, "-i", osd_id)
+        wait_until(lambda: json.loads(self.ceph("osd", "stat", "-f", "json"))
+                   .get("num_up_osds") == 1, 90, 0.5, "the OSD up")
+        self.ceph("osd", "pool", "create", POOL, "8")
+        self._run("rbd", "-c", c, "pool", "init", POOL, ns=True)
+        wait_until(self._clean, 90, 0.5, "every PG active+clean")
+        self.key = self.ceph("auth", "get-or-create-key", f"client.{USER}", "mon",
+                             "profile rbd", "osd", f"profile rbd pool={POOL}").strip()
+
+    def _quiet(self, *argv):
+        return subprocess.run(["ip", "netns", "exec", self.ns, *argv],
+                              capture_output=True, timeout=30).returncode == 0
+
+    def _clean(self):
+        stat = json.loads(self.ceph("pg", "stat", "-f", "json"))
+        states = stat.get("pg_summary", stat).get("num_pg_by_state", [])
+        total = sum(s["num"] for s in states)
+        return total > 0 and all(s["name"] == "active+clean" for s in states)
+
+    def volume(self, name, size_mb=32):
+        """A new RBD image; (volume id, connection info, image spec)."""
+        self._run("rbd", "-c", self.conf, "create", f"{POOL}/{name}", "--size", str(size_mb),
+                  ns=True)
+        return str(uuid.uuid4()), {"driver_volume_type": "rbd", "data": {
+            "name": f"{POOL}/{name}", "hosts": [self.address], "ports": ["6789"],
+            "auth_enabled": True, "auth_username": USER, "key": self.key}}, f"{POOL}/{name}"
+
+    def read(self, spec, length):
+        """The first bytes of an image, read with the admin's key."""
+        out = subprocess.run(["ip", "netns", "exec", self.ns, "rbd", "-c", self.conf, "export",
+                              spec, "-"], capture_output=True, timeout=60, check=True).stdout
+        return out[:length]
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
