@@ -119,6 +119,22 @@ def test_stale_event_does_not_stop_a_running_instance(api, service, active_insta
     assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
 
 
+def events_drained(driver, quiet=0.5, timeout=15):
+    """Wait until the agent has handled every lifecycle event so far: the
+    spawn's own events may still be on their way on a loaded machine, and
+    one handled after a destroy reads the guest as off."""
+    import time
+    host, last = driver.host, None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        generation = host._generation
+        if host._events.empty() and generation == last:
+            return
+        last = generation
+        time.sleep(quiet)
+    raise AssertionError("lifecycle events kept coming")
+
+
 def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, active_instance):
     """A reboot outside the agent (STOPPED then STARTED within
     lifecycle_event_delay, 6 s here so a loaded machine cannot stretch the
@@ -129,6 +145,7 @@ def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, activ
     delayed, emit_held = [], driver.events._emit_held
     driver.events._emit_held = lambda uuid: (delayed.append(uuid), emit_held(uuid))
     service.conf.set_override("lifecycle_event_delay", 6, group="libvirt")
+    events_drained(driver)
     try:
         dom = conn().lookupByUUIDString(active_instance)
         dom.destroy()
@@ -151,9 +168,7 @@ def test_stopped_alone_is_reported_after_the_delay(api, service, active_instance
     machine cannot make the check below late), then reported."""
     import time
     service.conf.set_override("lifecycle_event_delay", 4, group="libvirt")
-    # the spawn's own events may still be on their way; one arriving after
-    # the destroy cancels the held-back STOPPED and reads the guest as off
-    time.sleep(1)
+    events_drained(service.manager.driver)
     try:
         conn().lookupByUUIDString(active_instance).destroy()
         time.sleep(0.2)
