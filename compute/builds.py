@@ -4,7 +4,7 @@ operator's runbook lists them.  The endpoint recorded the instance
 from any state.  Both settle through their rows of compute.optable."""
 import logging
 
-from compute import exception, faults, states
+from compute import exception, faults, states, volumes
 from compute.db.models import utcnow
 from compute.instance import config_drive, power_state, virt_instance
 from imagecache import errors as image_errors
@@ -110,8 +110,7 @@ class Builds:
         def work(inst, record):
             vi = virt_instance(inst)
             self.driver.destroy(vi, [], destroy_disks=True)
-            for volume in vi.volumes:        # their credentials; the volumes' data stays
-                self.driver.forget_volume(vi, volume)
+            volumes.forget_all(self.driver, inst)   # credentials; the volumes' data stays
             faults.point("delete.destroyed")
             self.db.floating_ip_remove(instance_uuid=uuid)
             self.networking.unplug_vifs(inst)

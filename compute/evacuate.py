@@ -22,12 +22,11 @@ by this host) is what the returning host finds.
 import logging
 import uuid as uuidlib
 
-from compute import exception, faults, rpc, states
+from compute import exception, faults, rpc, states, volumes
 from compute.db.api import service_is_up
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from compute.resource_tracker import of_flavor
-from compute.volumes import refuse_volumes
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
@@ -86,7 +85,6 @@ class Evacuations:
             record = None
         if record is None or record.host != source:
             raise exception.InstanceNotFound(f"instance {uuid} is not on {source}")
-        refuse_volumes(record, "an evacuation")
         why = record_refusal(record, self.host if self.peers.find(uuid) else None)
         if why:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
@@ -119,6 +117,7 @@ class Evacuations:
             vi = virt_instance(inst)
             files = self.images.files_for(inst, inst.image_meta)
             network_info = self.networking.plug_vifs(inst)
+            volumes.connect_all(self.driver, inst)
             faults.point("evacuate.prepared")
             if args.get("shared_storage"):
                 self.driver.power_on(vi, inst.image_meta, files, network_info)
@@ -159,6 +158,7 @@ class Evacuations:
                 try:
                     self.driver.destroy(virt_instance(inst), [],
                                         destroy_disks=not mig.shared_storage)
+                    volumes.forget_all(self.driver, inst)
                     faults.point("evacuate_source.destroyed")
                     self.db.floating_ip_remove(instance_uuid=uuid)
                     self.networking.unplug_vifs(inst)

@@ -27,12 +27,11 @@ import socket
 import time
 import uuid as uuidlib
 
-from compute import exception, faults, states
+from compute import exception, faults, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
 from compute.resource_tracker import of_flavor
-from compute.volumes import refuse_volumes
 from virt import driver as virt_driver
 from virt import errors as virt_errors
 
@@ -53,7 +52,6 @@ class LiveMigrations:
         if dest_host == self.host:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
         inst = self.db.instance_get(uuid)
-        refuse_volumes(inst, "a live migration")
         self.peers.check_networks_view(inst, networks)
         self.runner.accept("live_migration", uuid)
         return self.db.migration_create(
@@ -123,6 +121,7 @@ class LiveMigrations:
                             mig.dest_host, e)
         faults.point("live_migration.posted")
         self.networking.unplug_vifs(inst)
+        volumes.forget_all(self.driver, inst)       # the destination's QEMU has them open
         if not mig.shared_storage:
             self.driver.remove_instance_files(virt_instance(inst))
         self.db.instance_update(inst.uuid, task_state=None, host=mig.dest_host, deleted=True,
@@ -323,6 +322,7 @@ class LiveMigrations:
             inst = self.db.instance_get(uuid)
             files = self.images.files_for(inst, inst.image_meta)
             vi = virt_instance(inst)
+            volumes.connect_all(self.driver, inst)
             formats = self.driver.pre_live_migration(vi, files, block)
             self.db.instance_update(uuid, disk_formats=formats)
             self.networking.plug_vifs(inst)
@@ -364,6 +364,7 @@ class LiveMigrations:
             self.driver.destroy(vi, [], destroy_disks=False)
         except Exception:          # libvirtd may be what failed
             LOG.exception("instance %s: no guest to destroy on rollback", uuid)
+        volumes.forget_all(self.driver, inst)       # the source's guest keeps them open
         if not shared_storage:
             self.driver.remove_instance_files(vi)
         self.networking.unplug_vifs(inst)

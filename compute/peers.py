@@ -5,12 +5,12 @@ shared-storage probe (a file the driver writes where instances live; the
 other host looks for it), and the destination's view of the networks."""
 import contextlib
 
-from compute import exception
+from compute import exception, volumes
 from compute.db.models import utcnow
 from virt import driver as virt_driver
 
 RECORD_FIELDS = ("uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta",
-                 "disk_formats", "networks")
+                 "disk_formats", "networks")      # and volumes, when it has any
 
 
 class Peers:
@@ -69,6 +69,8 @@ class Peers:
         payload["metadata"] = inst.metadata_ or {}
         if inst.guest_data:
             payload["guest_data"] = inst.guest_data
+        if inst.volumes:
+            payload["volumes"] = list(inst.volumes)
         gids = {g for item in inst.networks or () for g in item["port"].get(
             "security_groups", ())}
         payload["security_groups"] = list(self.db.security_groups(gids).values())
@@ -77,6 +79,7 @@ class Peers:
     def record_incoming(self, instance, task_state, **overrides):
         """Destination: the record of an instance arriving from another host
         (the payload of record_payload), with its security groups."""
+        volumes.check_all(instance.get("volumes") or [])
         self.networking.save_security_groups(instance["security_groups"])
         self.db.instance_purge(instance["uuid"], only_deleted=True)   # it lived here before
         values = dict(
@@ -86,6 +89,6 @@ class Peers:
             image_ref=instance["image_ref"], image_meta=instance["image_meta"],
             disk_formats=instance["disk_formats"], networks=instance["networks"],
             metadata_=instance["metadata"], guest_data=instance.get("guest_data") or {},
-            launched_at=utcnow())
+            volumes=instance.get("volumes") or [], launched_at=utcnow())
         values.update(overrides)
         return self.db.instance_create(**values)

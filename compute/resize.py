@@ -37,12 +37,11 @@ import socket
 import time
 import uuid as uuidlib
 
-from compute import disk_transfer, exception, faults, optable, states
+from compute import disk_transfer, exception, faults, optable, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
 from compute.resource_tracker import of_flavor
-from compute.volumes import refuse_volumes
 from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
@@ -107,7 +106,6 @@ class Resizes:
             raise exception.InvalidRequest(
                 f"instance {uuid} has a vTPM: its state (libvirt's, root's) cannot travel "
                 "with a cold migration or resize yet; live-migrate it instead")
-        refuse_volumes(inst, "a cold migration or resize")
         self.peers.check_networks_view(inst, networks)
         self.runner.accept("resize", uuid)
         return self.db.migration_create(
@@ -216,6 +214,7 @@ class Resizes:
         self.db.instance_update(uuid, flavor=mig.old_flavor, disk_formats=mig.old_disk_formats)
         inst = self.db.instance_get(uuid)
         network_info = self.networking.plug_vifs(inst)
+        volumes.connect_all(self.driver, inst)
         files = self.images.files_for(inst, inst.image_meta)
         self.driver.finish_revert_migration(virt_instance(inst), inst.image_meta, files,
                                             network_info, mig.old_vm_state == states.ACTIVE)
@@ -231,6 +230,7 @@ class Resizes:
             self.driver.confirm_migration(virt_instance(inst))
             faults.point("confirm_resize.source_confirmed")
             if not same:
+                volumes.forget_all(self.driver, inst)     # the destination's now
                 self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
                                         expected_task_state=None, host=mig.dest_host,
                                         deleted=True, terminated_at=utcnow())
@@ -330,6 +330,7 @@ class Resizes:
             record.event("disks_ready")
             faults.point("resize_destination.received")
             network_info = self.networking.plug_vifs(inst)
+            volumes.connect_all(self.driver, inst)
             formats = self.driver.finish_migration(
                 vi, virt_driver.Flavor(**mig.old_flavor), inst.image_meta, files,
                 network_info, mig.old_vm_state == states.ACTIVE)
@@ -367,6 +368,8 @@ class Resizes:
         """The destination's guest, its disks (unless shared: the source
         moves its own back over them) and its VIFs."""
         self.driver.destroy(virt_instance(inst), [], destroy_disks=not mig.shared_storage)
+        if mig.source_host != self.host:     # a resize here: the source's guest needs them
+            volumes.forget_all(self.driver, inst)
         self.networking.unplug_vifs(inst)
 
     # -- client -> destination: confirm or revert ---------------------------------------

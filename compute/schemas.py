@@ -119,6 +119,22 @@ GUEST_DATA = _object({"config_drive": {"type": "boolean"}, "hostname": HOSTNAME,
                       "key_pairs": KEY_PAIRS,
                       "availability_zone": {"type": ["string", "null"], "maxLength": 255}},
                      ["config_drive", "hostname"])
+# Cinder's connection info for a volume: the driver's data is checked by
+# the volume driver of that type (volume/), whose values become a disk's
+# source; here only its shape and size.
+CONNECTION_INFO = _object({
+    "driver_volume_type": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}\\Z"},
+    "data": {"type": "object", "maxProperties": 32,
+             "additionalProperties": {
+                 "type": ["string", "integer", "boolean", "null", "array"], "maxLength": 1024,
+                 "maxItems": 16, "items": {"type": ["string", "integer"], "maxLength": 255}}},
+}, ["driver_volume_type", "data"])
+
+# A volume as a record keeps it.
+VOLUME = _object({"volume_id": UUID, "device": {"type": "string", "pattern": "^vd[d-z]\\Z"},
+                  "connection_info": CONNECTION_INFO},
+                 ["volume_id", "device", "connection_info"])
+
 # An instance record sent from one agent to another (migrations).
 INSTANCE_RECORD = _object({
     "uuid": UUID, "display_name": NAME, "vm_state": {"enum": ["active", "paused", "stopped"]},
@@ -130,19 +146,9 @@ INSTANCE_RECORD = _object({
                  "additionalProperties": {"type": "string", "maxLength": 255}},
     "security_groups": SECURITY_GROUPS,
     "guest_data": GUEST_DATA,
+    "volumes": {"type": "array", "items": VOLUME, "maxItems": 23},
 }, ["uuid", "display_name", "vm_state", "flavor", "image_ref", "image_meta", "disk_formats",
     "networks", "metadata", "security_groups"])
-
-# Cinder's connection info for a volume: the driver's data is checked by
-# the volume driver of that type (volume/), whose values become a disk's
-# source; here only its shape and size.
-CONNECTION_INFO = _object({
-    "driver_volume_type": {"type": "string", "pattern": "^[a-z][a-z0-9_]{0,31}\\Z"},
-    "data": {"type": "object", "maxProperties": 32,
-             "additionalProperties": {
-                 "type": ["string", "integer", "boolean", "null", "array"], "maxLength": 1024,
-                 "maxItems": 16, "items": {"type": ["string", "integer"], "maxLength": 255}}},
-}, ["driver_volume_type", "data"])
 
 # An offloaded instance's record as the host that has it hands it over to
 # the host that unshelves it.

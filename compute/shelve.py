@@ -19,11 +19,10 @@ import datetime
 import logging
 import uuid as uuidlib
 
-from compute import exception, faults, optable, states
+from compute import exception, faults, optable, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from compute.resource_tracker import of_flavor
-from compute.volumes import refuse_volumes
 from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
@@ -58,7 +57,6 @@ class Shelving:
     # -- shelve -----------------------------------------------------------------
 
     def accept_shelve(self, uuid):
-        refuse_volumes(self.db.instance_get(uuid), "a shelve")
         if has_tpm(self.db.instance_get(uuid)):
             raise exception.InvalidRequest(
                 f"instance {uuid} has a vTPM: its state is libvirt's and would be lost "
@@ -126,6 +124,7 @@ class Shelving:
     def shelve_offload(self, ctxt, uuid):
         def work(inst, record):
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            volumes.forget_all(self.driver, inst)   # the volumes stay attached in the record
             faults.point("shelve_offload.destroyed")
             released = [f.address for f in self.db.floating_ips(self.host)
                         if f.instance_uuid == uuid]
@@ -218,6 +217,7 @@ class Shelving:
         files = self.images.files_for(inst, inst.image_meta)
         network_info = self.networking.plug_vifs(inst)
         try:
+            volumes.connect_all(self.driver, inst)
             faults.point("unshelve.prepared")
             formats = self.driver.unshelve(virt_instance(inst), inst.image_meta, files, shelved,
                                            network_info)
@@ -231,6 +231,7 @@ class Shelving:
     def _undo_spawn(self, inst):
         try:
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            volumes.forget_all(self.driver, inst)
             self.networking.unplug_vifs(inst)
         except Exception:
             LOG.exception("instance %s: cleanup after a failed unshelve failed", inst.uuid)

@@ -2,7 +2,10 @@
 on running and stopped guests.  The record keeps each attached volume
 ({volume_id, device, connection_info}); every definition of the guest
 from the record (hard reboot, start, rescue) carries its volumes, so they
-are connected again wherever the guest is defined.
+are connected again wherever the guest is defined; every move (live
+and cold migration, evacuate, unshelve) stores the credentials on the
+host that takes the guest before it is defined there, and the host that
+lets it go forgets them.
 
 The attach's volume (its device chosen here, after the instance's disks
 and its other volumes) is written to task_args by the accepting CAS, so
@@ -26,13 +29,34 @@ def next_device(volumes):
     raise exception.InvalidRequest(f"no free device for another volume ({len(used)} attached)")
 
 
-def refuse_volumes(inst, what):
-    """InvalidRequest when inst has volumes and what cannot carry them yet."""
-    if inst.volumes:
-        raise exception.InvalidRequest(
-            f"instance {inst.uuid} has volumes attached "
-            f"({', '.join(v['volume_id'] for v in inst.volumes)}): {what} does not carry "
-            "volumes yet; detach them first")
+def check_all(volumes):
+    """InvalidRequest unless every recorded volume's connection info is
+    taken by its driver and the devices are distinct (a record from a
+    peer: nothing in it is trusted)."""
+    devices = [v["device"] for v in volumes]
+    if len(set(devices)) != len(devices):
+        raise exception.InvalidRequest(f"volumes share a device: {devices}")
+    for v in volumes:
+        try:
+            volume_base.check(v["connection_info"])
+        except ValueError as e:
+            raise exception.InvalidRequest(
+                f"volume {v['volume_id']}: connection_info: {e}") from None
+
+
+def connect_all(driver, inst):
+    """Store the credential of each of inst's volumes on this host."""
+    for v in inst.volumes or ():
+        driver.connect_volume(virt_instance(inst), volume_base.volume_disk(inst.uuid, v),
+                              volume_base.secret_value(v))
+
+
+def forget_all(driver, inst):
+    """Remove the credential of each of inst's volumes from this host (the
+    volumes' data is never touched)."""
+    vi = virt_instance(inst)
+    for disk in vi.volumes:
+        driver.forget_volume(vi, disk)
 
 
 class VolumeAttachments:

@@ -371,6 +371,12 @@ class ComputeDriver(abc.ABC):
         the guest to let go) and the definition; then forget_volume."""
 
     @abc.abstractmethod
+    def connect_volume(self, instance, volume, secret_value):
+        """Store the volume's credential (bytes, or None) on this host, so a
+        definition naming the volume opens it here (an arriving live
+        migration, a start); storing it again is harmless."""
+
+    @abc.abstractmethod
     def forget_volume(self, instance, volume):
         """Remove the volume's stored credential (nothing when none)."""
 

@@ -192,3 +192,43 @@ def test_an_agent_killed_mid_way_finishes_the_attach_or_detach(bed, step):
     a.api.terminate_instance(a.host, u)
     a.wait_state(u, {"deleted"})
     assert secrets(hA) == []
+
+
+def ticks_on(read, where):
+    """The last tick the guest's writer put at the volume's start."""
+    text = read(where, 16).split(b"\n")[0].decode(errors="replace")
+    return int(text[5:]) if text.startswith("TICK-") and text[5:].isdigit() else 0
+
+
+def test_a_live_migration_takes_the_volume_along_while_the_guest_writes_to_it(bed, storage):
+    """The destination stores the credential before the guest arrives, the
+    block migration copies the local disks only, and the source forgets
+    the credential once the guest runs there; the guest's writes to the
+    volume never stop and never restart from the beginning."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    make, read = storage
+    vol, conn, where = make("mig-" + uuid.uuid4().hex[:8])
+    kind = conn["driver_volume_type"]
+    a, u = shell_guest(bed, "hA")
+    b = hB.agent
+    a.api.attach_volume(a.host, u, vol, conn)
+    assert settled(a, u)["volumes"] == [vol]
+    in_guest(bed, a, u, f"{wait_dev(vol)}; (i=0; while :; do i=$((i+1)); "
+                        "printf 'TICK-%d\\n' $i | dd of=$D bs=16 count=1 conv=fsync "
+                        "2>/dev/null; sleep 0.2; done) & echo TB-WRITING-$((5+5))", "TB-WRITING-10")
+    wait_until(lambda: ticks_on(read, where) >= 3, 60, 0.5, "ticks on the volume")
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    rec = wait_until(lambda: (r := b.find(u)) and r["task_state"] is None
+                     and r["host"] == b.host and r, 300, 0.5, "the instance on hB")
+    assert rec["power_state"] == "RUNNING" and rec["volumes"] == [vol]
+    assert f"instance-{u}" not in hA.virsh("list", "--all", "--name")
+    assert secrets(hA) == [] and len(secrets(hB)) == 1
+    assert f"protocol='{kind}'" in hB.virsh("dumpxml", f"instance-{u}")
+    before = ticks_on(read, where)
+    assert before >= 3
+    wait_until(lambda: ticks_on(read, where) > before + 3, 60, 0.5, "ticks after the move")
+    b.api.detach_volume(b.host, u, vol)
+    assert settled(b, u)["volumes"] == []
+    assert secrets(hB) == []
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})

@@ -119,20 +119,11 @@ def test_stale_event_does_not_stop_a_running_instance(api, service, active_insta
     assert (rec["vm_state"], rec["power_state"]) == ("stopped", "SHUTDOWN")
 
 
-def events_drained(driver, quiet=0.5, timeout=15):
+def events_drained(driver):
     """Wait until the agent has handled every lifecycle event so far: the
     spawn's own events may still be on their way on a loaded machine, and
     one handled after a destroy reads the guest as off."""
-    import time
-    host, last = driver.host, None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        generation = host._generation
-        if host._events.empty() and generation == last:
-            return
-        last = generation
-        time.sleep(quiet)
-    raise AssertionError("lifecycle events kept coming")
+    assert driver.host.wait_events_quiet(0.5, 15), "lifecycle events kept coming"
 
 
 def test_stopped_then_started_within_the_delay_is_not_a_stop(api, service, active_instance):

@@ -98,6 +98,23 @@ class Agent:
         with open(os.path.join(self.workdir, f"{name}.log"), errors="replace") as f:
             return f.read()
 
+    def hypervisor_log(self):
+        """libvirtd's own log (warnings and errors) for this agent's host."""
+        try:
+            with open("/var/log/libvirt/libvirtd.log", errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def diagnostics(self, uuid_):
+        """What a failure report needs: the agent's and libvirtd's lines
+        about uuid_, and libvirtd's last lines."""
+        agent = [line for line in self.log().splitlines() if uuid_ in line]
+        hyper = self.hypervisor_log().splitlines()
+        return "\n".join(["-- agent:", *agent[-40:],
+                          "-- libvirtd (about it):", *[x for x in hyper if uuid_ in x][-20:],
+                          "-- libvirtd (last lines):", *hyper[-15:]])
+
     def own_dirs(self, *paths):
         """Directories the agent's user must own (StateDirectory= would)."""
         for path in paths:
@@ -263,7 +280,7 @@ novnc_url = http://{self.console_host}:{self.console_port}/novnc/vnc_lite.html
                                         image or self.images["disk"], **kwargs)
         rec = self.wait_state(u, {"active", "error"})
         if rec["vm_state"] != "active":
-            raise AssertionError(f"spawn failed: {rec['fault']}")
+            raise AssertionError(f"spawn failed: {rec['fault']}\n{self.diagnostics(u)}")
         if wait_console:
             self.wait_console(u, lambda c: guest.last_tick(c) >= 1, "first tick")
         return u

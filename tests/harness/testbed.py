@@ -275,6 +275,14 @@ floating_ranges = 203.0.113.0/24
     def cleanup_guests(self):
         pass        # the host's teardown destroys its guests
 
+    def hypervisor_log(self):
+        try:
+            with open(os.path.join(self.tb_host.dir, "log", "libvirtd.log"),
+                      errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
 
 def two_hosts(guest_name, shared_instances=False, external=False, extra_conf=None,
               shared_db=False):

@@ -89,3 +89,27 @@ def test_the_rbd_driver_takes_monitors_and_a_cephx_key():
                      ({"auth_username": "a b"}, "user name")):
         with pytest.raises(ValueError, match=why):
             base.check({"driver_volume_type": "rbd", "data": {**RBD, **bad}})
+
+
+def test_a_peers_volumes_are_checked_by_their_drivers_and_take_distinct_devices():
+    from compute.volumes import check_all
+    good = {"volume_id": V, "device": "vdd", "connection_info": info()}
+    check_all([good])
+    with pytest.raises(exception.InvalidRequest, match="share a device"):
+        check_all([good, {**good, "volume_id": U}])
+    with pytest.raises(exception.InvalidRequest, match=f"volume {V}.*not an IP address"):
+        check_all([{**good, "connection_info": info(target_portal="evil.example:3260")}])
+
+
+def test_a_block_migration_copies_local_writable_disks_and_never_a_volume():
+    from virt.libvirt import migration
+    vol = builder.build_volume_disk(base.volume_disk(U, {
+        "volume_id": V, "device": "vdd", "connection_info": info()})).to_xml()
+    xml = ("<domain><devices>"
+           "<disk type='file' device='disk'><source file='/i/disk'/><target dev='vda'/></disk>"
+           "<disk type='file' device='disk'><source file='/i/disk.local'/>"
+           "<target dev='vdb'/></disk>"
+           "<disk type='file' device='cdrom'><source file='/i/disk.config'/>"
+           "<target dev='hdd'/><readonly/></disk>"
+           f"{vol}</devices></domain>")
+    assert migration.copied_disks(xml) == ["vda", "vdb"]

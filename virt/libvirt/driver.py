@@ -114,7 +114,15 @@ class LibvirtDriver(driver.ComputeDriver):
                                        self.conf.image.use_cow_images,
                                        self.conf.image.preallocate_images)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
-        guest.launch()
+        try:
+            guest.launch()
+        except errors.InstanceNotFound as e:
+            # seen once under CI load (cause not found): libvirt no longer
+            # had the definition it had just made; defining it is idempotent
+            LOG.warning("instance %s: the new definition was gone at start (%s); "
+                        "defining it again", instance.uuid, e)
+            self._define(instance, image_meta, image_files, guest_disks,
+                         network_info).launch()
         LOG.info("instance %s: guest started", instance.uuid)
         return {d.name: d.format for d in guest_disks}
 
@@ -342,6 +350,10 @@ class LibvirtDriver(driver.ComputeDriver):
         if guest is not None:
             self.volumes.detach(guest, volume, timeout)
         self.volumes.forget_secret(volume)
+
+    def connect_volume(self, instance, volume, secret_value):
+        if volume.secret_uuid:
+            self.volumes.store_secret(instance.uuid, volume, secret_value)
 
     def forget_volume(self, instance, volume):
         self.volumes.forget_secret(volume)

@@ -69,6 +69,19 @@ class Host:
                 self._generation += 1
                 self._changed.notify_all()
 
+    def wait_events_quiet(self, quiet, timeout):
+        """Wait until every lifecycle event so far has been handled and none
+        came for `quiet` seconds; True if so within timeout."""
+        deadline, last = time.monotonic() + timeout, None
+        while time.monotonic() < deadline:
+            with self._changed:
+                generation = self._generation
+            if self._events.empty() and generation == last:
+                return True
+            last = generation
+            time.sleep(quiet)
+        return False
+
     def wait_for_power_state(self, uuid, wanted, timeout):
         """Wait (on lifecycle events, re-checking at least every second)
         until the guest's power state is in wanted; a guest that is gone

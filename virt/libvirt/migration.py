@@ -132,6 +132,16 @@ def is_tls_failure(message):
     return any(word in text for word in TLS_FAILURE_WORDS)
 
 
+def copied_disks(xml):
+    """Target devs a block migration copies: the guest's local, writable
+    disks with a source.  Network disks (volumes) are never copied: the
+    destination's QEMU opens the same volume, and copying would write it
+    onto itself; a read-only config drive is made anew there."""
+    return [d.target_dev for d in Domain.parse(xml).devices.disks
+            if d.type == "file" and d.source_file is not None
+            and not d.readonly and d.device == "disk"]
+
+
 def flags(block, auto_converge=False, post_copy=False, unsafe=False, tls=False):
     f = FLAGS
     if block:
