@@ -50,6 +50,7 @@ class Builds:
             image_meta = split_properties(self.glance.show(inst.image_ref))
             files = self.images.files_for(inst, image_meta)
             vi = virt_instance(inst, config_drive=config_drive(inst, admin_pass))
+            volumes.connect_all(self.driver, inst)
             formats = self.driver.spawn(vi, image_meta, files, network_info)
             faults.point("build.spawned")
         except Exception:
@@ -92,6 +93,7 @@ class Builds:
         (plug_vifs undid its own partial work, hence unplug=False)."""
         try:
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            volumes.forget_all(self.driver, inst)
             if unplug:
                 self.networking.unplug_vifs(inst)
         except Exception:

@@ -16,6 +16,7 @@ import logging
 import oslo_messaging as messaging
 
 from compute import exception, instance_data, optable, rpc, schemas, states
+from compute import volumes as volume_checks
 from compute.resource_tracker import of_flavor
 from network import model as net_model
 from virt import driver as virt_driver
@@ -82,19 +83,30 @@ class ComputeEndpoint:
         self.manager.networking.save_security_groups(groups)
         uuid = payload["instance_uuid"]
         flavor = {"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]}
+        boot = payload.get("boot_volume")
+        volumes = [] if boot is None else [{**boot, "device": virt_driver.BOOT_DEVICE}]
+        try:
+            volume_checks.check_all(volumes)
+        except exception.InvalidRequest as e:       # the caller (a cast) reads the fault
+            volumes, refusal = [], e
+        else:
+            refusal = None
         record = dict(uuid=uuid, display_name=payload["name"], host=self.manager.host,
                       vm_state=states.BUILDING, task_state=states.SCHEDULING,
                       power_state=virt_driver.NOSTATE, flavor=flavor,
                       image_ref=payload["image_id"], networks=payload.get("networks", []),
                       metadata_=payload.get("metadata", {}), guest_data=guest_data,
-                      image_meta={}, disk_formats={})
+                      image_meta={}, disk_formats={}, volumes=volumes)
         try:        # recorded inside the claim, so concurrent builds cannot over-commit
-            with self.manager.tracker.claim(of_flavor(flavor), f"instance {uuid}"):
+            if refusal is not None:
+                raise refusal
+            with self.manager.tracker.claim(of_flavor(flavor, root=not volumes),
+                                            f"instance {uuid}"):
                 self.db.instance_create(**record)
-        except exception.ResourcesUnavailable as e:
+        except (exception.ResourcesUnavailable, exception.InvalidRequest) as e:
             LOG.warning("build of %s refused: %s", uuid, e)
             self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None),
-                                    fault=f"ResourcesUnavailable: {e}")
+                                    fault=f"{type(e).__name__}: {e}")
             self.manager.ops.notify("create.error", {"instance_uuid": uuid, "message": str(e)},
                                     error=True)
             return

@@ -4,6 +4,7 @@ request, the periodic cache manager, and the cache status report."""
 import logging
 import os
 
+from compute.resource_tracker import boots_from_volume
 from imagecache import cleanup
 from imagecache.glance import check_image_id, split_properties
 from virt import driver as virt_driver
@@ -32,11 +33,14 @@ class ImageFiles:
         _base is fetched again, verified against the checksum recorded at
         spawn).  An image larger than the flavor's root disk is refused
         before qemu-img ever sees it.  image_id: another image than the
-        instance's (a rescue's), under the same limit."""
+        instance's (a rescue's), under the same limit.  An instance booted
+        from a volume has no root base (root None)."""
         props = image_meta.get("properties") or {}
         root_gb = inst.flavor.get("root_gb", 0)
-        root = self.fetch(image_id or inst.image_ref, image_meta,
-                          root_gb * GiB if root_gb else None)
+        root = None         # an instance booted from a volume: the image is on it
+        if image_id or not boots_from_volume(inst.volumes):
+            root = self.fetch(image_id or inst.image_ref, image_meta,
+                              root_gb * GiB if root_gb else None)
         kernel = ramdisk = None
         if props.get("kernel_id"):
             kernel = self.fetch(check_image_id(props["kernel_id"]), boot_file=True)

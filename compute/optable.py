@@ -37,6 +37,8 @@ class Op:
     side: str | None = None          # migrations: which host's half
     fault: bool = True               # a failure records an instance fault
     migration_failed: str | None = None   # the migration row's status on failure
+    root_file: bool = False          # works on the root disk's file: refused for an
+                                     # instance booted from volume
 
 
 _IDLE = (None,)
@@ -73,13 +75,13 @@ ROWS = (
     # rebuild: a new root disk from the (same or a new) image, recorded at
     # accept; taken up again after a restart, since the old disk may be gone
     Op("rebuild", "rebuild", frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), _IDLE,
-       (s.REBUILDING,), s.ACTIVE, s.ERROR, RESUME),
+       (s.REBUILDING,), s.ACTIVE, s.ERROR, RESUME, root_file=True),
     # rescue boots the rescue image's fresh disk with the instance's own
     # disks after it; both are definitions made again from the record, so
     # an interrupted one is simply issued again.  A failure leaves ERROR
     # with its fault; a hard reboot from there boots the own disks.
     Op("rescue", "rescue", frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), _IDLE, (s.RESCUING,),
-       s.RESCUED, s.ERROR, RESUME),
+       s.RESCUED, s.ERROR, RESUME, root_file=True),
     Op("unrescue", "unrescue", frozenset({s.RESCUED}), _IDLE, (s.UNRESCUING,), s.ACTIVE,
        s.ERROR, RESUME),
     # shelve: the guest off, its root disk uploaded as an image (whose id is
@@ -88,7 +90,7 @@ ROWS = (
     # state (the guest off: the power sync says STOPPED) with its fault
     Op("shelve", "shelve", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
        (s.SHELVING, s.SHELVING_IMAGE_PENDING_UPLOAD, s.SHELVING_IMAGE_UPLOADING), s.SHELVED,
-       None, RESUME),
+       None, RESUME, root_file=True),
     # offload: guest, disks, ports, rules and claim go; taken up again
     Op("shelve_offload", "shelve_offload", frozenset({s.SHELVED}), _IDLE,
        (s.SHELVING_OFFLOADING,), s.SHELVED_OFFLOADED, None, RESUME),
@@ -112,7 +114,7 @@ ROWS = (
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),
        _IDLE, (s.IMAGE_SNAPSHOT, s.IMAGE_PENDING_UPLOAD, s.IMAGE_UPLOADING), KEEP, None,
-       SETTLE),
+       SETTLE, root_file=True),
     Op("live_migration", "live_migration", frozenset({s.ACTIVE, s.PAUSED}), _IDLE,
        (s.MIGRATING,), None, None, ASK_PEER, SOURCE, migration_failed="error"),
     # recorded here by pre_live_migration, not accepted by CAS
@@ -120,7 +122,7 @@ ROWS = (
        (s.MIGRATING,), None, None, ASK_PEER, DESTINATION),
     Op("resize", "resize", frozenset({s.ACTIVE, s.STOPPED}), _IDLE,
        (s.RESIZE_PREP, s.RESIZE_MIGRATING, s.RESIZE_MIGRATED), None, None, ASK_PEER,
-       SOURCE, migration_failed="error"),
+       SOURCE, migration_failed="error", root_file=True),
     # recorded here by prep_resize, not accepted by CAS
     Op("resize_destination", "resize_finish", ANY, ANY, (s.RESIZE_PREP, s.RESIZE_FINISH),
        s.RESIZED, None, ASK_PEER, DESTINATION),

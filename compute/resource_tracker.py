@@ -16,6 +16,7 @@ import logging
 import threading
 
 from compute import exception, states
+from virt.driver import BOOT_DEVICE
 
 LOG = logging.getLogger(__name__)
 GiB_MB = 1024
@@ -36,10 +37,22 @@ class Resources:
                          self.disk_gb - other.disk_gb)
 
 
-def of_flavor(flavor, disk=True):
-    """What a flavor takes (its disks only where they live on this host)."""
+def of_flavor(flavor, disk=True, root=True):
+    """What a flavor takes (its disks only where they live on this host;
+    no root disk when root is False: a boot volume)."""
     return Resources(flavor["vcpus"], flavor["memory_mb"],
-                     flavor["root_gb"] + flavor.get("ephemeral_gb", 0) if disk else 0)
+                     (flavor["root_gb"] if root else 0) + flavor.get("ephemeral_gb", 0)
+                     if disk else 0)
+
+
+def of_instance(inst, disk=True):
+    """What an instance's record takes here."""
+    return of_flavor(inst.flavor, disk, root=not boots_from_volume(inst.volumes))
+
+
+def boots_from_volume(volumes):
+    """Whether recorded volumes ({volume_id, device, ...}) hold the root disk."""
+    return any(v["device"] == BOOT_DEVICE for v in volumes or ())
 
 
 def limits(total, ratios, reserved):
@@ -87,7 +100,7 @@ class ResourceTracker:
         used = Resources()
         for inst in self.db.instance_list(host=self.host):
             if holds_resources(inst):
-                used += of_flavor(inst.flavor)
+                used += of_instance(inst)
         return used
 
     @contextlib.contextmanager

@@ -81,7 +81,7 @@ class ComputeAPI:
     def build_and_run_instance(self, host, instance_uuid, name, flavor, image_id,
                                metadata=None, networks=None, security_groups=None,
                                user_data=None, key_pairs=None, hostname=None,
-                               admin_pass=None, config_drive=False):
+                               admin_pass=None, config_drive=False, boot_volume=None):
         """Create and boot an instance on host.  flavor: vcpus, memory_mb,
         root_gb (0 = the image's size), optional ephemeral_gb, swap_mb, name.
 
@@ -93,13 +93,17 @@ class ComputeAPI:
         security_groups: the groups the ports name that the host may not
         know yet.  What the guest is told about itself: user_data (base64),
         key_pairs ([{"name", "public_key"}]), hostname (default: from
-        name), admin_pass (in the first config drive only), config_drive."""
+        name), admin_pass (in the first config drive only), config_drive.
+        boot_volume: {volume_id, connection_info} of a volume that holds
+        the image already, booted as the root disk (the image gives the
+        properties, kernel and ramdisk)."""
         payload = {"instance_uuid": instance_uuid, "name": name, "flavor": flavor,
                    "image_id": image_id}
         for key, value in (("metadata", metadata), ("networks", networks),
                            ("security_groups", security_groups), ("user_data", user_data),
                            ("key_pairs", key_pairs), ("hostname", hostname),
-                           ("admin_pass", admin_pass), ("config_drive", config_drive)):
+                           ("admin_pass", admin_pass), ("config_drive", config_drive),
+                           ("boot_volume", boot_volume)):
             if value:
                 payload[key] = value
         self._cast(host, "build_and_run_instance", **payload)

@@ -131,7 +131,7 @@ CONNECTION_INFO = _object({
 }, ["driver_volume_type", "data"])
 
 # A volume as a record keeps it.
-VOLUME = _object({"volume_id": UUID, "device": {"type": "string", "pattern": "^vd[d-z]\\Z"},
+VOLUME = _object({"volume_id": UUID, "device": {"type": "string", "pattern": "^vd[ad-z]\\Z"},
                   "connection_info": CONNECTION_INFO},
                  ["volume_id", "device", "connection_info"])
 
@@ -189,7 +189,11 @@ SCHEMAS = {
          "security_groups": SECURITY_GROUPS,
          "user_data": USER_DATA, "key_pairs": KEY_PAIRS, "hostname": HOSTNAME,
          "admin_pass": {"type": "string", "minLength": 1, "maxLength": 255},
-         "config_drive": {"type": "boolean"}},
+         "config_drive": {"type": "boolean"},
+         # the root disk: a volume holding the image already (Cinder's
+         # volume from an image); image_id still gives the properties
+         "boot_volume": _object({"volume_id": UUID, "connection_info": CONNECTION_INFO},
+                                ["volume_id", "connection_info"])},
         ["instance_uuid", "name", "flavor", "image_id"]),
     "terminate_instance": _method(_INSTANCE_ONLY, ["instance_uuid"]),
     "reboot_instance": _method(

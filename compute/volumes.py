@@ -15,6 +15,7 @@ guest and the definition, then its credential; a delete forgets every
 credential and never touches the volume's data."""
 from compute import exception, faults
 from compute.instance import virt_instance
+from virt.driver import BOOT_DEVICE
 from volume import base as volume_base
 
 DEVICE_LETTERS = "defghijklmnopqrstuvwxyz"     # vda-vdc: root, ephemeral, swap
@@ -93,8 +94,12 @@ class VolumeAttachments:
 
     def accept_detach(self, uuid, volume_id):
         inst = self.db.instance_get(uuid)
-        if not any(v["volume_id"] == volume_id for v in inst.volumes or ()):
+        volume = next((v for v in inst.volumes or () if v["volume_id"] == volume_id), None)
+        if volume is None:
             raise exception.InvalidRequest(f"volume {volume_id} is not attached to {uuid}")
+        if volume["device"] == BOOT_DEVICE:
+            raise exception.InvalidRequest(f"volume {volume_id} is the root disk of {uuid}: "
+                                           "a boot volume is not detached")
         self.runner.accept("detach_volume", uuid, task_args={"volume_id": volume_id})
 
     def detach(self, ctxt, uuid):

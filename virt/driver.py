@@ -30,6 +30,9 @@ class Flavor:
     name: str = ""
 
 
+BOOT_DEVICE = "vda"         # a volume there is the root disk: booted from volume
+
+
 @dataclasses.dataclass(frozen=True)
 class VolumeDisk:
     """A volume as the guest gets it: a network disk QEMU opens with its
@@ -37,7 +40,7 @@ class VolumeDisk:
     of secret_type); the secret's value never appears here."""
 
     volume_id: str
-    device: str                 # the guest's target device: vdd, vde, ...
+    device: str                 # the guest's target device: vdd, vde, ...; vda boots
     protocol: str               # iscsi | rbd
     name: str                   # IQN/LUN, pool/image
     hosts: tuple                # ((address, port), ...)
@@ -65,6 +68,11 @@ class Instance:
     @property
     def domain_name(self):
         return f"instance-{self.uuid}"
+
+    @property
+    def boot_volume(self):
+        """The volume the guest boots from (its root disk), or None."""
+        return next((v for v in self.volumes if v.device == BOOT_DEVICE), None)
 
     @classmethod
     def ref(cls, uuid):

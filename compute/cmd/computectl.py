@@ -1,6 +1,7 @@
 """computectl: a thin command-line client over compute.rpcapi.ComputeAPI.
 
     computectl [--config-file F] boot --host H --image ID --flavor vcpus=1,ram=128,disk=1 NAME
+        [--boot-volume ID --connection FILE]
     computectl list --host H | show --host H UUID | console-log --host H [--length N] UUID
     computectl console --host H UUID | vnc-console --host H UUID
     computectl delete --host H UUID | service-list
@@ -118,6 +119,10 @@ def _key_pairs(specs):
 def cmd_boot(api, args):
     uuid = args.uuid or str(uuidlib.uuid4())
     nets = _load_json(args.networks) if args.networks else {}
+    if bool(args.boot_volume) != bool(args.connection):
+        raise SystemExit("computectl: --boot-volume and --connection go together")
+    boot = ({"volume_id": args.boot_volume, "connection_info": _load_json(args.connection)}
+            if args.boot_volume else None)
     user_data = (base64.b64encode(_read(args.user_data, binary=True)).decode()
                  if args.user_data else None)
     api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image,
@@ -126,7 +131,7 @@ def cmd_boot(api, args):
                                user_data=user_data, key_pairs=_key_pairs(args.key),
                                hostname=args.hostname,
                                admin_pass=os.environ.get("COMPUTE_ADMIN_PASS"),
-                               config_drive=args.config_drive)
+                               config_drive=args.config_drive, boot_volume=boot)
     if args.no_wait:
         return api.get_instance(args.host, uuid)
     return wait_for(api, args.host, uuid, lambda r: r["vm_state"] == "active", args.json)
@@ -493,6 +498,10 @@ def build_parser():
     b.add_argument("--key", action="append", metavar="NAME=FILE",
                    help="an OpenSSH public key the guest authorizes (repeatable)")
     b.add_argument("--hostname", help="the guest's host name (default: from NAME)")
+    b.add_argument("--boot-volume", metavar="ID",
+                   help="boot from this volume (it holds the image already)")
+    b.add_argument("--connection", metavar="FILE",
+                   help="the boot volume's connection info (JSON, as Cinder gives it)")
     b.add_argument("name", help="instance name; the admin password, if any, is read "
                                 "from $COMPUTE_ADMIN_PASS (never the command line)")
     add("list", cmd_list)

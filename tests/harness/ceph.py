@@ -127,10 +127,15 @@ osd_memory_target = 939524096
         total = sum(s["num"] for s in states)
         return total > 0 and all(s["name"] == "active+clean" for s in states)
 
-    def volume(self, name, size_mb=32):
-        """A new RBD image; (volume id, connection info, image spec)."""
-        self._run("rbd", "-c", self.conf, "create", f"{POOL}/{name}", "--size", str(size_mb),
-                  ns=True)
+    def volume(self, name, size_mb=32, content=None):
+        """A new RBD image (imported from a raw image file, when given: a
+        volume made from an image); (volume id, connection info, image spec)."""
+        if content:
+            self._run("rbd", "-c", self.conf, "import", "--no-progress", content,
+                      f"{POOL}/{name}", ns=True)
+        else:
+            self._run("rbd", "-c", self.conf, "create", f"{POOL}/{name}", "--size",
+                      str(size_mb), ns=True)
         return str(uuid.uuid4()), {"driver_volume_type": "rbd", "data": {
             "name": f"{POOL}/{name}", "hosts": [self.address], "ports": ["6789"],
             "auth_enabled": True, "auth_username": USER, "key": self.key}}, f"{POOL}/{name}"

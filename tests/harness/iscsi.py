@@ -5,6 +5,7 @@ target (or, with no namespace, on the machine itself).  volume() answers
 Cinder's connection info for one LUN."""
 import os
 import random
+import shutil
 import signal
 import subprocess
 import uuid
@@ -40,12 +41,15 @@ class IscsiTarget:
         subprocess.run([os.path.join(TGT, "tgtadm"), "-C", str(self.control), "--lld",
                         "iscsi", *args], check=True, capture_output=True, text=True)
 
-    def volume(self, name, size_mb=32, user=None, password=None):
-        """A new LUN on a sparse file; (volume id, connection info, path).
-        name: lower-case letters, digits, '-' and '.' (it ends the IQN)."""
+    def volume(self, name, size_mb=32, user=None, password=None, content=None):
+        """A new LUN on a sparse file (holding the raw image content, when
+        given: a volume made from an image); (volume id, connection info,
+        path).  name: lower-case letters, digits, '-' and '.' (it ends the IQN)."""
         path = os.path.join(self.dir, f"{name}.img")
-        with open(path, "wb") as f:
-            f.truncate(size_mb * 2 ** 20)
+        if content:
+            shutil.copyfile(content, path)
+        with open(path, "ab") as f:
+            f.truncate(max(size_mb * 2 ** 20, f.tell()))
         tid = len(self.tids) + 1
         iqn = f"{IQN_PREFIX}:{name}"
         self.adm("--op", "new", "--mode", "target", "--tid", str(tid), "-T", iqn)

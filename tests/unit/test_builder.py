@@ -143,3 +143,22 @@ def test_uefi_boots_ovmf_with_its_own_variable_store():
     with pytest.raises(InvalidImageProperty, match="at least 256 MiB"):
         builder.build_domain(small, {"properties": {"hw_firmware_type": "uefi"}}, DISKS, [],
                              NO_BOOT_FILES, "/i/console.log", DEFAULTS, nvram="/i/nvram.fd")
+
+
+def test_a_boot_volume_is_the_first_disk_and_the_file_disks_follow_it():
+    import dataclasses
+
+    from virt.driver import VolumeDisk
+    boot = VolumeDisk(volume_id="5b1d7a3e-2c4f-4e8a-9b6d-1f2e3d4c5b6a", device="vda",
+                      protocol="rbd", name="volumes/boot", hosts=(("10.0.0.1", 6789),))
+    data = VolumeDisk(volume_id="0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55", device="vdd",
+                      protocol="rbd", name="volumes/data", hosts=(("10.0.0.1", 6789),))
+    inst = dataclasses.replace(INST, volumes=(data, boot))
+    assert inst.boot_volume is boot and INST.boot_volume is None
+    dom = builder.build_domain(inst, META, DISKS[1:], [], NO_BOOT_FILES, "/i/console.log",
+                               DEFAULTS)
+    assert [(d.target_dev, d.type, d.source_file or d.source_name)
+            for d in dom.devices.disks] == [("vda", "network", "volumes/boot"),
+                                            ("vdb", "file", "/i/disk.local"),
+                                            ("vdd", "network", "volumes/data")]
+    assert dom.os.boot_dev == "hd"

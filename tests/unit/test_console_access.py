@@ -8,6 +8,7 @@ import pytest
 from compute.consoles import console_urls
 from console import proxy, tokens
 from virt import errors
+from virt.driver import Flavor, Instance
 from virt.libvirt import builder, consoles, migration
 from virt.libvirt.xml.domain import Domain
 
@@ -131,10 +132,8 @@ def test_a_serial_port_is_the_lowest_free_one_that_binds():
 
 
 def _xml(listen):
-    inst = types.SimpleNamespace(
-        uuid=U1, display_name="c", domain_name="instance-" + U1, image_id="i",
-        created_at=None, volumes=(), flavor=types.SimpleNamespace(vcpus=1, memory_mb=64, root_gb=1,
-                                                      ephemeral_gb=0, swap_mb=0, name="f"))
+    inst = Instance(uuid=U1, display_name="c", image_id="i",
+                    flavor=Flavor(vcpus=1, memory_mb=64, root_gb=1, name="f"))
     return builder.build_domain(inst, {"properties": {}}, [], [], builder.BootFiles(),
                                 "/i/console.log", builder.HostSettings(),
                                 serial_listen=listen).to_xml()

@@ -120,11 +120,13 @@ def build_clock():
     return clock
 
 
-def build_disks(disks, bus, cache):
+def build_disks(disks, bus, cache, taken=()):
+    """The file disks, named in order after the devices taken (a boot
+    volume's vda)."""
     prefix = DISK_BUS_PREFIX[bus]
+    free = [prefix + c for c in "abcdefghijklmnopqrstuvwxyz" if prefix + c not in taken]
     return [x.Disk(type="file", device="disk", driver_name="qemu", driver_type=d.format,
-                   driver_cache=cache, source_file=d.path,
-                   target_dev=prefix + "abcdefghijklmnopqrstuvwxyz"[i], target_bus=bus)
+                   driver_cache=cache, source_file=d.path, target_dev=free[i], target_bus=bus)
             for i, d in enumerate(disks)]
 
 
@@ -269,12 +271,17 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
     dom.clock = build_clock()
     dom.on_poweroff, dom.on_reboot, dom.on_crash = "destroy", "restart", "destroy"
     devices = x.Devices()
-    for disk in build_disks(disks, disk_bus(image_meta), settings.disk_cache):
+    boot_volume = instance.boot_volume
+    if boot_volume is not None:          # first: the firmware boots the first disk
+        devices.disks.append(build_volume_disk(boot_volume))
+    for disk in build_disks(disks, disk_bus(image_meta), settings.disk_cache,
+                            {v.device for v in instance.volumes}):
         devices.disks.append(disk)
     if config_drive:
         devices.disks.append(build_config_drive(config_drive, image_meta, disks, settings))
     for volume in instance.volumes:
-        devices.disks.append(build_volume_disk(volume))
+        if volume is not boot_volume:
+            devices.disks.append(build_volume_disk(volume))
     for iface in build_interfaces(vifs, image_meta):
         devices.interfaces.append(iface)
     for serial in build_serials(console_log, serial_listen):

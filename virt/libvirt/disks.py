@@ -58,9 +58,12 @@ def remove_rescue(instance_dir):
         pass
 
 
-def create_all(instance_dir, flavor, image_files, cache, use_cow, preallocate="none"):
-    """Every disk the flavor asks for, in the order the guest sees them."""
-    disks = [create_root(instance_dir, flavor, image_files.root, use_cow, preallocate)]
+def create_all(instance_dir, flavor, image_files, cache, use_cow, preallocate="none",
+               root=True):
+    """Every disk the flavor asks for, in the order the guest sees them
+    (no root disk when root is False: it is a volume)."""
+    disks = [create_root(instance_dir, flavor, image_files.root, use_cow, preallocate)] \
+        if root else []
     if flavor.ephemeral_gb:
         base = cache.blank_base("ephemeral", flavor.ephemeral_gb * 1024)
         disks.append(create_overlay(instance_dir, "disk.local", base))
@@ -86,15 +89,18 @@ def recreate_root(instance_dir, flavor, base, use_cow, preallocate, formats,
     return kept | {"disk": root.format}
 
 
-def reopen_all(instance_dir, flavor, cache, formats):
+def reopen_all(instance_dir, flavor, cache, formats, root=True):
     """The disks of an instance that exists, for power on and hard reboot.
     Formats come from the record, never from the files (the guest writes
     them).  A missing root disk is an error, never silently replaced by an
-    empty one; missing ephemeral and swap disks are blank and are remade."""
-    root = os.path.join(instance_dir, "disk")
-    if not os.path.exists(root) or "disk" not in formats:
-        raise DiskMissing(f"root disk {root} is missing; refusing to boot a blank disk")
-    disks = [GuestDisk("disk", root, formats["disk"])]
+    empty one; missing ephemeral and swap disks are blank and are remade.
+    root False: the root disk is a volume, not a file here."""
+    disks = []
+    if root:
+        path = os.path.join(instance_dir, "disk")
+        if not os.path.exists(path) or "disk" not in formats:
+            raise DiskMissing(f"root disk {path} is missing; refusing to boot a blank disk")
+        disks.append(GuestDisk("disk", path, formats["disk"]))
     for name, kind, size_mb in (("disk.local", "ephemeral", flavor.ephemeral_gb * 1024),
                                 ("disk.swap", "swap", flavor.swap_mb)):
         if not size_mb:

@@ -112,7 +112,8 @@ class LibvirtDriver(driver.ComputeDriver):
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
         guest_disks = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
                                        self.conf.image.use_cow_images,
-                                       self.conf.image.preallocate_images)
+                                       self.conf.image.preallocate_images,
+                                       root=instance.boot_volume is None)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         try:
             guest.launch()
@@ -139,7 +140,8 @@ class LibvirtDriver(driver.ComputeDriver):
         self.end_snapshot(instance)
         inst_dir = self.instance_dir(instance)
         guest_disks = disks.reopen_all(inst_dir, instance.flavor, self.cache,
-                                       instance.disk_formats)
+                                       instance.disk_formats,
+                                       root=instance.boot_volume is None)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         disks.remove_rescue(inst_dir)            # a rescue's, no longer in the definition
         return guest
@@ -448,7 +450,7 @@ class LibvirtDriver(driver.ComputeDriver):
         self.write_config_drive(instance)      # libvirt copies no read-only disk
         if block:
             formats = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
-                                       True)
+                                       True, root=instance.boot_volume is None)
             return {d.name: d.format for d in formats}
         return dict(instance.disk_formats)
 

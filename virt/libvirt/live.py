@@ -86,8 +86,10 @@ class LiveMigrator:
             (serial["host"], serial["port"]) if serial else None, dest.get("vnc_listen"))
         params = {libvirt.VIR_MIGRATE_PARAM_URI: dest["migrate_uri"],
                   libvirt.VIR_MIGRATE_PARAM_DEST_XML: xml}
-        if block:       # the local disks only: never a volume
-            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = migration.copied_disks(xml)
+        copied = migration.copied_disks(xml) if block else []
+        if copied:      # the local disks only: never a volume
+            params[libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS] = copied
+        block = bool(copied)        # a guest on volumes alone has nothing to copy
         if lv.live_migration_bandwidth:
             params[libvirt.VIR_MIGRATE_PARAM_BANDWIDTH] = lv.live_migration_bandwidth
         memory_gib = flavor.memory_mb / 1024
