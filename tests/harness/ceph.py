@@ -19,6 +19,7 @@ USER = "tbvol"
 
 class CephCluster:
     def __init__(self, ns, address, directory):
+        """ns: the namespace its daemons run in (None: this one)."""
         self.ns, self.address = ns, address
         self.dir = os.path.join(directory, "ceph")
         self.conf = os.path.join(self.dir, "ceph.conf")
@@ -68,8 +69,11 @@ bluestore_block_path = {d}/blocks/$id.block
 osd_memory_target = 939524096
 """)
 
+    def _in_ns(self):
+        return ["ip", "netns", "exec", self.ns] if self.ns else []
+
     def _run(self, *argv, ns=False, input=None):
-        prefix = ["ip", "netns", "exec", self.ns] if ns else []
+        prefix = self._in_ns() if ns else []
         return subprocess.run([*prefix, *argv], check=True, capture_output=True, text=True,
                               input=input, timeout=120).stdout
 
@@ -78,7 +82,7 @@ osd_memory_target = 939524096
 
     def _daemon(self, *argv):
         log = open(os.path.join(self.dir, "log", f"{argv[0]}-{len(self.procs)}.out"), "w")
-        self.procs.append(subprocess.Popen(["ip", "netns", "exec", self.ns, *argv, "-f"],
+        self.procs.append(subprocess.Popen([*self._in_ns(), *argv, "-f"],
                                            stdout=log, stderr=subprocess.STDOUT))
 
     def _bootstrap(self):
@@ -118,7 +122,7 @@ osd_memory_target = 939524096
                              "profile rbd", "osd", f"profile rbd pool={POOL}").strip()
 
     def _quiet(self, *argv):
-        return subprocess.run(["ip", "netns", "exec", self.ns, *argv],
+        return subprocess.run([*self._in_ns(), *argv],
                               capture_output=True, timeout=30).returncode == 0
 
     def _clean(self):
@@ -142,8 +146,8 @@ osd_memory_target = 939524096
 
     def read(self, spec, length):
         """The first bytes of an image, read with the admin's key."""
-        out = subprocess.run(["ip", "netns", "exec", self.ns, "rbd", "-c", self.conf, "export",
-                              spec, "-"], capture_output=True, timeout=60, check=True).stdout
+        out = subprocess.run([*self._in_ns(), "rbd", "-c", self.conf, "export", spec, "-"],
+                             capture_output=True, timeout=60, check=True).stdout
         return out[:length]
 
     def stop(self):
