@@ -325,6 +325,16 @@ class ComputeEndpoint:
         self.manager.submit(vols.detach, ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "detach_volume"}
 
+    def extend_volume(self, ctxt, **payload):
+        """After the storage grew the volume: the running guest is told its
+        new size (new_size, bytes); a size below what the guest sees is
+        refused."""
+        self._check("extend_volume", payload)
+        uuid, vols = payload["instance_uuid"], self.manager.volumes
+        vols.accept_extend(uuid, payload["volume_id"], payload["new_size"])
+        self.manager.submit(vols.extend, ctxt, uuid)
+        return {"instance_uuid": uuid, "accepted": "extend_volume"}
+
     def evacuate_instance(self, ctxt, **payload):
         """To the host that takes the instance of a host whose service is
         down (a database the hosts share); accepted with the migration

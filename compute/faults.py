@@ -29,7 +29,7 @@ STEPS = (
     "shelve.powered_off", "shelve.image_created", "shelve_offload.destroyed",
     "unshelve.handed_over", "unshelve.prepared", "unshelve.spawned",
     "evacuate.prepared", "evacuate.spawned", "evacuate_source.destroyed",
-    "attach_volume.attached", "detach_volume.detached",
+    "attach_volume.attached", "detach_volume.detached", "extend_volume.extended",
 )
 
 

@@ -7,7 +7,7 @@ instance lock, as the short list of steps an operator would follow; the
 Runner settles the record as the row says."""
 import logging
 
-from compute import exception, faults, states
+from compute import exception, faults, states, volumes
 from compute.instance import virt_instance
 from virt import errors as virt_errors
 
@@ -21,9 +21,11 @@ class Lifecycle:
 
     def power_on(self, inst):
         """Start from a regenerated definition: re-plug, re-fetch missing
-        bases (the image service is asked only if a base is gone)."""
+        bases (the image service is asked only if a base is gone), store
+        the volumes' credentials again (a libvirtd that lost them)."""
         network_info = self.networking.plug_vifs(inst)
         files = self.images.files_for(inst, inst.image_meta)
+        volumes.connect_all(self.driver, inst)
         self.driver.power_on(virt_instance(inst), inst.image_meta, files, network_info)
 
     def reboot_soft(self, ctxt, uuid):

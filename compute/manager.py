@@ -89,7 +89,8 @@ class ComputeManager:
                           shelve_offload=self.shelving.shelve_offload,
                           unshelve=self.shelving.resume_unshelve,
                           evacuate=self.evacuations.evacuate,
-                          attach_volume=self.volumes.attach, detach_volume=self.volumes.detach)
+                          attach_volume=self.volumes.attach, detach_volume=self.volumes.detach,
+                          extend_volume=self.volumes.extend)
         operations.update({op: self.resizes.resume_decision(op)
                            for op in ("confirm_resize", "revert_resize")})
         self.reconciler = Reconciler(

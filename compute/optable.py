@@ -110,6 +110,10 @@ ROWS = (
        (s.ATTACHING_VOLUME,), KEEP, None, RESUME),
     Op("detach_volume", "detach_volume", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
        (s.DETACHING_VOLUME,), KEEP, None, RESUME),
+    # extend: the storage grew the volume; a running guest is told the new
+    # size (asking again for the same size is harmless)
+    Op("extend_volume", "extend_volume", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
+       (s.EXTENDING_VOLUME,), KEEP, None, RESUME),
     # admin: no task state, nothing to settle or resume
     Op("reset_state", "reset_state", ANY, ANY, (), None, None, None, fault=False),
     Op("snapshot", "snapshot", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED, s.SUSPENDED}),

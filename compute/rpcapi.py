@@ -352,6 +352,12 @@ class ComputeAPI:
         return self._call(host, "detach_volume", instance_uuid=instance_uuid,
                           volume_id=volume_id)
 
+    def extend_volume(self, host, instance_uuid, volume_id, new_size):
+        """After the storage grew the volume to new_size bytes: the running
+        guest sees the new size.  Follow task_state."""
+        return self._call(host, "extend_volume", instance_uuid=instance_uuid,
+                          volume_id=volume_id, new_size=new_size)
+
     def evacuate_instance(self, host, instance_uuid, source_host, networks=None):
         """Rebuild on host the instance of source_host, whose service is
         down (the hosts share a database): from its disks when host sees

@@ -284,6 +284,10 @@ SCHEMAS = {
         ["instance_uuid", "volume_id", "connection_info"]),
     "detach_volume": _method({"instance_uuid": UUID, "volume_id": UUID},
                              ["instance_uuid", "volume_id"]),
+    "extend_volume": _method({"instance_uuid": UUID, "volume_id": UUID,
+                              "new_size": {"type": "integer", "minimum": 1,
+                                           "maximum": 2 ** 50}},   # 1 PiB
+                             ["instance_uuid", "volume_id", "new_size"]),
     "evacuate_instance": _method(
         {"instance_uuid": UUID, "source_host": NAME,
          "networks": {"type": "array", "items": VIF, "maxItems": 8}},

@@ -49,6 +49,7 @@ UNSHELVING = "unshelving"
 REBUILD_SPAWNING = "rebuild_spawning"
 ATTACHING_VOLUME = "attaching_volume"
 DETACHING_VOLUME = "detaching_volume"
+EXTENDING_VOLUME = "extending_volume"
 
 
 def offloaded(vm_state, task_state):

@@ -92,11 +92,40 @@ class VolumeAttachments:
                                      f"({disk.protocol} {disk.name})")
         self.runner.run("attach_volume", ctxt, uuid, work)
 
-    def accept_detach(self, uuid, volume_id):
-        inst = self.db.instance_get(uuid)
+    def _recorded(self, inst, volume_id):
         volume = next((v for v in inst.volumes or () if v["volume_id"] == volume_id), None)
         if volume is None:
-            raise exception.InvalidRequest(f"volume {volume_id} is not attached to {uuid}")
+            raise exception.InvalidRequest(f"volume {volume_id} is not attached to {inst.uuid}")
+        return volume
+
+    def accept_extend(self, uuid, volume_id, new_size):
+        """The volume attached, and new_size (bytes) not below what the
+        running guest sees (a shrink would cut the volume's data); take
+        EXTENDING_VOLUME with both."""
+        inst = self.db.instance_get(uuid)
+        volume = self._recorded(inst, volume_id)
+        seen = self.driver.volume_capacity(virt_instance(inst),
+                                           volume_base.volume_disk(uuid, volume))
+        if seen is not None and new_size < seen:
+            raise exception.InvalidRequest(
+                f"volume {volume_id} is {seen} bytes in the guest: {new_size} would shrink it")
+        self.runner.accept("extend_volume", uuid,
+                           task_args={"volume_id": volume_id, "new_size": new_size})
+
+    def extend(self, ctxt, uuid):
+        def work(inst, record):
+            args = inst.task_args
+            volume = self._recorded(inst, args["volume_id"])
+            told = self.driver.extend_volume(virt_instance(inst),
+                                             volume_base.volume_disk(uuid, volume),
+                                             args["new_size"])
+            faults.point("extend_volume.extended")
+            record.event("extended", f"volume {args['volume_id']} to {args['new_size']} bytes"
+                         + ("" if told else " (the guest sees it when it next starts)"))
+        self.runner.run("extend_volume", ctxt, uuid, work)
+
+    def accept_detach(self, uuid, volume_id):
+        volume = self._recorded(self.db.instance_get(uuid), volume_id)
         if volume["device"] == BOOT_DEVICE:
             raise exception.InvalidRequest(f"volume {volume_id} is the root disk of {uuid}: "
                                            "a boot volume is not detached")

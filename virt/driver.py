@@ -379,6 +379,17 @@ class ComputeDriver(abc.ABC):
         the guest to let go) and the definition; then forget_volume."""
 
     @abc.abstractmethod
+    def volume_capacity(self, instance, volume):
+        """The volume's size in bytes as the running guest sees it; None
+        when the guest does not run."""
+
+    @abc.abstractmethod
+    def extend_volume(self, instance, volume, new_size):
+        """Tell the running guest the volume is new_size bytes now (the
+        storage grew it); whether a running guest was told (a stopped one
+        reads the size when it starts)."""
+
+    @abc.abstractmethod
     def connect_volume(self, instance, volume, secret_value):
         """Store the volume's credential (bytes, or None) on this host, so a
         definition naming the volume opens it here (an arriving live

@@ -13,6 +13,7 @@
     computectl evacuate --host DOWN --dest D [--networks FILE] UUID
     computectl volume-attach --host H --volume ID --connection FILE UUID
     computectl volume-detach --host H --volume ID UUID
+    computectl volume-extend --host H --volume ID --size GiB UUID
     computectl reset-state --host H [--active] UUID | diagnostics | actions --host H UUID
     computectl cache-image --host H IMAGE [IMAGE...] | image-cache --host H [--clean]
     computectl snapshot --host H --name N UUID
@@ -24,111 +25,40 @@ Long operations wait with a progress line (--no-wait to return at once);
 """
 import argparse
 import base64
-import json
 import os
 import sys
 import time
 import uuid as uuidlib
 
 from compute import exception
+from compute.cmd.cli import (
+    CLIError,
+    follow_progress,
+    key_pairs,
+    load_json,
+    parse_flavor,
+    read_file,
+    render,
+    wait_for,
+)
 from compute.conf import CONF
 
-FLAVOR_KEYS = {"vcpus": "vcpus", "ram": "memory_mb", "memory_mb": "memory_mb",
-               "disk": "root_gb", "root_gb": "root_gb", "ephemeral": "ephemeral_gb",
-               "ephemeral_gb": "ephemeral_gb", "swap": "swap_mb", "swap_mb": "swap_mb",
-               "name": "name"}
 DEFAULT_CONFIG = "/etc/compute-agent/compute-agent.conf"
-
-
-class CLIError(Exception):
-    pass
-
-
-def parse_flavor(text):
-    flavor = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or key not in FLAVOR_KEYS:
-            raise CLIError(f"bad flavor item {item!r}; use vcpus=N,ram=MiB,disk=GiB"
-                           "[,ephemeral=GiB,swap=MiB]")
-        flavor[FLAVOR_KEYS[key]] = value if key == "name" else _int(value, key)
-    return flavor
-
-
-def _int(value, key):
-    try:
-        return int(value)
-    except ValueError:
-        raise CLIError(f"flavor {key} must be an integer, not {value!r}")
-
-
-def wait_for(api, host, uuid, done, quiet, timeout=600, error_ends=True):
-    """Poll get_instance until done(record) and show each state change;
-    ERROR ends the wait with its fault unless error_ends is false (a
-    delete of an instance in ERROR)."""
-    deadline, last = time.monotonic() + timeout, None
-    grace = time.monotonic() + 10   # a just-cast build may not be recorded yet
-    while time.monotonic() < deadline:
-        try:
-            rec = api.get_instance(host, uuid)
-        except exception.InstanceNotFound:
-            if time.monotonic() > grace:
-                raise
-            time.sleep(0.05)
-            continue
-        state = (rec["vm_state"], rec["task_state"], rec["power_state"])
-        if state != last and not quiet:
-            print(f"  {uuid}: vm_state={state[0]} task_state={state[1]} power={state[2]}",
-                  file=sys.stderr)
-            last = state
-        if rec["vm_state"] == "error" and error_ends:
-            raise CLIError(f"instance {uuid} went to ERROR: {rec['fault']}")
-        if done(rec):
-            return rec
-        time.sleep(0.2)
-    raise CLIError(f"timed out waiting for instance {uuid}")
-
-
-def _load_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
-        raise CLIError(f"{path}: {e}") from None
-
-
-def _read(path, binary=False):
-    try:
-        with open(path, "rb" if binary else "r") as f:
-            return f.read()
-    except OSError as e:
-        raise CLIError(f"{path}: {e.strerror}") from None
-
-
-def _key_pairs(specs):
-    """--key NAME=FILE (an OpenSSH public key file) as key_pairs."""
-    pairs = []
-    for spec in specs or ():
-        name, sep, path = spec.partition("=")
-        if not sep or not name:
-            raise CLIError(f"--key {spec!r}: expected NAME=PUBLIC_KEY_FILE")
-        pairs.append({"name": name, "type": "ssh", "public_key": _read(path).strip()})
-    return pairs
 
 
 def cmd_boot(api, args):
     uuid = args.uuid or str(uuidlib.uuid4())
-    nets = _load_json(args.networks) if args.networks else {}
+    nets = load_json(args.networks) if args.networks else {}
     if bool(args.boot_volume) != bool(args.connection):
         raise SystemExit("computectl: --boot-volume and --connection go together")
-    boot = ({"volume_id": args.boot_volume, "connection_info": _load_json(args.connection)}
+    boot = ({"volume_id": args.boot_volume, "connection_info": load_json(args.connection)}
             if args.boot_volume else None)
-    user_data = (base64.b64encode(_read(args.user_data, binary=True)).decode()
+    user_data = (base64.b64encode(read_file(args.user_data, binary=True)).decode()
                  if args.user_data else None)
     api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image,
                                networks=nets.get("networks"),
                                security_groups=nets.get("security_groups"),
-                               user_data=user_data, key_pairs=_key_pairs(args.key),
+                               user_data=user_data, key_pairs=key_pairs(args.key),
                                hostname=args.hostname,
                                admin_pass=os.environ.get("COMPUTE_ADMIN_PASS"),
                                config_drive=args.config_drive, boot_volume=boot)
@@ -199,7 +129,7 @@ def cmd_shelve(api, args):
         api.shelve_offload_instance(args.host, args.uuid)
         host, done = args.host, _settled("shelved_offloaded")
     else:
-        nets = _load_json(args.networks) if args.networks else {}
+        nets = load_json(args.networks) if args.networks else {}
         host = api.unshelve_instance(args.host, args.uuid, args.dest,
                                      nets.get("networks"))["host"]
         done = _settled("active")
@@ -209,7 +139,7 @@ def cmd_shelve(api, args):
 
 
 def cmd_evacuate(api, args):
-    nets = _load_json(args.networks) if args.networks else {}
+    nets = load_json(args.networks) if args.networks else {}
     answer = api.evacuate_instance(args.dest, args.uuid, args.host, nets.get("networks"))
     if not args.json:
         print(f"  evacuation {answer['migration_id']} to {args.dest} "
@@ -224,7 +154,7 @@ def cmd_evacuate(api, args):
 def cmd_volume(api, args):
     if args.command == "volume-attach":
         device = api.attach_volume(args.host, args.uuid, args.volume,
-                                   _load_json(args.connection))["device"]
+                                   load_json(args.connection))["device"]
         if not args.json:
             print(f"  volume {args.volume} as {device}")
     else:
@@ -235,6 +165,18 @@ def cmd_volume(api, args):
     attached = args.volume in rec.get("volumes", ())
     if attached != (args.command == "volume-attach"):
         raise CLIError(f"volume {args.volume} was not {args.command.split('-')[1]}ed: "
+                       f"{rec.get('fault') or 'see computectl actions'}")
+    return rec
+
+
+def cmd_volume_extend(api, args):
+    api.extend_volume(args.host, args.uuid, args.volume, args.size * 2 ** 30)
+    if args.no_wait:
+        return api.get_instance(args.host, args.uuid)
+    rec = wait_for(api, args.host, args.uuid, lambda r: r["task_state"] is None, args.json)
+    last = api.list_instance_actions(args.host, args.uuid)[-1]
+    if last["action"] == "extend_volume" and last["message"] == "Error":
+        raise CLIError(f"volume {args.volume} was not extended: "
                        f"{rec.get('fault') or 'see computectl actions'}")
     return rec
 
@@ -282,28 +224,12 @@ def cmd_image_cache(api, args):
     return api.get_image_cache_status(args.host)
 
 
-def _follow_progress(api, host, uuid, label, quiet, timeout=3600):
-    """Poll host's record of uuid until its task settles, with a progress
-    line; the last record."""
-    deadline, shown = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        rec = api.get_instance(host, uuid)
-        now = (rec["task_state"], rec["progress"])
-        if now != shown and rec["task_state"] and not quiet:
-            print(f"  {label} {rec['task_state']:20} {rec['progress'] or 0:3d}%", file=sys.stderr)
-            shown = now
-        if rec["task_state"] is None:
-            return rec
-        time.sleep(0.2)
-    raise CLIError(f"timed out waiting for {uuid} on {host}")
-
-
 def cmd_snapshot(api, args):
     """Snapshot, then follow task_state and progress until it settles."""
     started = api.snapshot_instance(args.host, args.uuid, args.name)
     if args.no_wait:
         return started
-    _follow_progress(api, args.host, args.uuid, "snapshot", args.json, 1800)
+    follow_progress(api, args.host, args.uuid, "snapshot", args.json, 1800)
     last = [a for a in api.list_instance_actions(args.host, args.uuid)
             if a["action"] == "snapshot"][-1]
     if last["message"] == "Error":
@@ -318,7 +244,7 @@ def cmd_live_migrate(api, args):
     api.live_migrate_instance(args.host, args.uuid, args.dest, args.block)
     if args.no_wait:
         return {"instance_uuid": args.uuid, "status": "migrating"}
-    rec = _follow_progress(api, args.host, args.uuid, "live-migrating", args.json)
+    rec = follow_progress(api, args.host, args.uuid, "live-migrating", args.json)
     if rec["host"] != args.dest:
         last = api.list_instance_actions(args.host, args.uuid)[-1]
         raise CLIError(f"live migration failed; the instance is still on {args.host}: "
@@ -334,7 +260,7 @@ def cmd_migrate(api, args):
     started = api.migrate_instance(args.host, args.uuid, dest, flavor=flavor)
     if args.no_wait:
         return started
-    rec = _follow_progress(api, args.host, args.uuid, "migrating", args.json)
+    rec = follow_progress(api, args.host, args.uuid, "migrating", args.json)
     mig = next(m for m in api.list_migrations(args.host, args.uuid)
                if m["id"] == started["migration_id"])
     if mig["status"] != "finished":
@@ -381,11 +307,11 @@ def cmd_migration_control(api, args):
 
 
 def cmd_sg_refresh(api, args):
-    return api.refresh_security_group_rules(args.host, _load_json(args.file))
+    return api.refresh_security_group_rules(args.host, load_json(args.file))
 
 
 def cmd_interface_attach(api, args):
-    body = _load_json(args.file)
+    body = load_json(args.file)
     return api.attach_interface(args.host, args.uuid, body["port"], body["network"],
                                 body.get("security_groups"))
 
@@ -439,31 +365,6 @@ def cmd_service_list(api, args):
              "status": "up" if service_is_up(s, CONF.service_down_time) else "down",
              "updated_at": s.updated_at.isoformat() + "Z" if s.updated_at else None}
             for s in db.service_list()]
-
-
-def render(result, as_json):
-    if result is None:
-        return
-    if as_json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    elif isinstance(result, str):
-        print(result)
-    elif isinstance(result, dict) and any(isinstance(v, (dict, list)) for v in result.values()):
-        print(json.dumps(result, indent=2, sort_keys=True))
-    elif isinstance(result, list):
-        if not result:
-            return
-        keys = [k for k in ("uuid", "name", "host", "binary", "vm_state", "task_state",
-                            "power_state", "status", "updated_at", "action", "start",
-                            "finish", "result", "events", "image_id", "size_bytes", "hits",
-                            "misses", "present") if k in result[0]]
-        rows = [keys] + [[str(r.get(k)) for k in keys] for r in result]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(keys))]
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
-    else:
-        for k in sorted(result):
-            print(f"{k:14} {result[k]}")
 
 
 def build_parser():
@@ -540,6 +441,10 @@ def build_parser():
                    help="JSON connection info: {driver_volume_type, data}")
     add("volume-detach", cmd_volume, uuid=True, wait=True).add_argument(
         "--volume", required=True, help="the volume's id")
+    x = add("volume-extend", cmd_volume_extend, uuid=True, wait=True)
+    x.add_argument("--volume", required=True, help="the volume's id")
+    x.add_argument("--size", required=True, type=int, metavar="GiB",
+                   help="the volume's new size, once the storage grew it")
     add("reset-state", cmd_reset_state, uuid=True).add_argument(
         "--active", action="store_true", help="set active instead of error")
     add("diagnostics", cmd_diagnostics, uuid=True)

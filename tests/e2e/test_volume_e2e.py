@@ -277,3 +277,43 @@ def test_a_guest_booted_from_a_volume_live_migrates_without_a_disk_copy(bed, sto
     b.api.terminate_instance(b.host, u)
     b.wait_state(u, {"deleted"})
     assert secrets(hB) == []
+
+
+def test_an_extended_volume_grows_in_the_running_guest_and_never_shrinks(bed, ceph,
+                                                                         tmp_path):
+    """The storage grows the volume, the agent tells the guest (QEMU's
+    block_resize): the guest's disk is the new size; a smaller size is
+    refused with the guest's view unchanged; an agent killed after telling
+    the guest tells it again at start."""
+    hA = bed.hosts["hA"]
+    vol, conn, spec = ceph.volume("grow-" + uuid.uuid4().hex[:8], size_mb=1024)
+    a, u = shell_guest(bed, "hA")
+    a.api.attach_volume(a.host, u, vol, conn)
+    assert settled(a, u)["volumes"] == [vol]
+
+    def guest_bytes(wanted):
+        out = in_guest(bed, a, u, f"{wait_dev(vol)}; echo SIZE-$(($(cat /sys/block/${{D##*/}}"
+                                  "/size) * 512))-$((2*3))", "-6")
+        return int(re.search(r"SIZE-(\d+)-6", out).group(1)) == wanted
+
+    assert guest_bytes(2 ** 30)
+    run = computectl(a, "volume-extend", "--host", a.host, "--volume", vol, "--size", "2", u)
+    assert run.returncode == 0, run.stderr
+    assert guest_bytes(2 * 2 ** 30) and ceph.size(spec) == 2 * 2 ** 30
+    run = computectl(a, "volume-extend", "--host", a.host, "--volume", vol, "--size", "1", u)
+    assert run.returncode != 0 and "shrink" in run.stderr, run.stderr
+    assert guest_bytes(2 * 2 ** 30) and ceph.size(spec) == 2 * 2 ** 30
+
+    ceph.resize(spec, 3072)                               # Cinder grows it again
+    a.kill_agent()
+    a.restart_agent(crash_at="extend_volume.extended")
+    a.api.extend_volume(a.host, u, vol, 3 * 2 ** 30)
+    assert a.wait_crashed() == -9
+    a.restart_agent()
+    assert settled(a, u)["volumes"] == [vol]
+    actions = [x["action"] for x in a.api.list_instance_actions(a.host, u)]
+    assert actions.count("extend_volume") >= 2           # told again at start
+    assert guest_bytes(3 * 2 ** 30)
+    assert "protocol='rbd'" in hA.virsh("dumpxml", f"instance-{u}")
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})

@@ -144,6 +144,15 @@ osd_memory_target = 939524096
             "name": f"{POOL}/{name}", "hosts": [self.address], "ports": ["6789"],
             "auth_enabled": True, "auth_username": USER, "key": self.key}}, f"{POOL}/{name}"
 
+    def size(self, spec):
+        """The image's size in bytes."""
+        return json.loads(self._run("rbd", "-c", self.conf, "info", "--format", "json", spec,
+                                    ns=True))["size"]
+
+    def resize(self, spec, size_mb):
+        """Grow the image, as Cinder's extend does on the storage."""
+        self._run("rbd", "-c", self.conf, "resize", "--size", str(size_mb), spec, ns=True)
+
     def read(self, spec, length):
         """The first bytes of an image, read with the admin's key."""
         out = subprocess.run([*self._in_ns(), "rbd", "-c", self.conf, "export", spec, "-"],

@@ -353,6 +353,19 @@ class LibvirtDriver(driver.ComputeDriver):
             self.volumes.detach(guest, volume, timeout)
         self.volumes.forget_secret(volume)
 
+    def volume_capacity(self, instance, volume):
+        guest = self._lookup(instance)
+        if guest is None or not guest.is_active():
+            return None
+        return guest.block_capacity(volume.device)
+
+    def extend_volume(self, instance, volume, new_size):
+        guest = self._lookup(instance)
+        if guest is None or not guest.is_active():
+            return False
+        guest.block_resize(volume.device, new_size)
+        return True
+
     def connect_volume(self, instance, volume, secret_value):
         if volume.secret_uuid:
             self.volumes.store_secret(instance.uuid, volume, secret_value)

@@ -65,6 +65,14 @@ class Guest:
                  | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0))
         self._do(self._dom.detachDeviceFlags, xml, flags)
 
+    def block_capacity(self, dev):
+        """The disk's size in bytes as the guest sees it."""
+        return self._do(self._dom.blockInfo, dev, 0)[0]
+
+    def block_resize(self, dev, size):
+        """The disk is size bytes now (QEMU's block_resize)."""
+        self._do(self._dom.blockResize, dev, size, libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+
     def snapshot_disks(self, xml, quiesce=False):
         """An external disk-only snapshot, all disks or none, onto overlay
         files the caller made (REUSE_EXT: they stay the caller's), with no
