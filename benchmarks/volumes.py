@@ -79,6 +79,8 @@ def rbd_guest_and_bench(a, workdir):
              "--io-threads", "1", "--io-total", f"{WRITE_MIB}M", "--io-pattern", "seq",
              f"{POOL}/bench-host"], capture_output=True, text=True, check=True, timeout=600)
         rate = re.search(r"bytes/sec:\s*([\d.]+)\s*([KMG]?i?B?)", bench.stdout)
+        a.api.terminate_instance(a.host, u)      # its volume's secret goes with it
+        a.wait_state(u, {"deleted"})
         return (round(guest, 1), round(_bytes(rate.group(1), rate.group(2)) / 1e6, 1),
                 round(local, 1))
     finally:

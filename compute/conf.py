@@ -5,6 +5,7 @@ declare their own groups (they may not import compute), and this module
 registers them all on one ConfigOpts and lists them for
 oslo-config-generator (entry point ``oslo.config.opts: compute``).
 """
+import ipaddress
 import socket
 
 from oslo_config import cfg
@@ -13,6 +14,12 @@ from compute import rpc
 from imagecache import conf as image_conf
 from network import conf as network_conf
 from virt.libvirt import conf as libvirt_conf
+
+
+def _network(text):
+    """A CIDR, as an ipaddress network (host bits allowed)."""
+    return ipaddress.ip_network(text, strict=False)
+
 
 default_opts = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
@@ -108,6 +115,12 @@ default_opts = [
                help="Seconds between runs of the power-state sync that "
                     "catches what lifecycle events missed; 0 disables it. It "
                     "never starts a guest."),
+    cfg.ListOpt("volume_allowed_networks", default=[], item_type=_network,
+                help="The networks (CIDRs) a volume's storage servers (iSCSI "
+                     "portals, Ceph monitors) may be on; a volume naming a "
+                     "server elsewhere is refused before QEMU connects to it. "
+                     "Empty: any address (set it: the connection info comes "
+                     "from the caller, and QEMU connects from this host)."),
     cfg.IntOpt("volume_detach_timeout", default=30, min=1,
                help="Seconds a running guest is given to release a volume "
                     "being detached (hot-unplug needs its cooperation)."),

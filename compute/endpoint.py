@@ -86,7 +86,7 @@ class ComputeEndpoint:
         boot = payload.get("boot_volume")
         volumes = [] if boot is None else [{**boot, "device": virt_driver.BOOT_DEVICE}]
         try:
-            volume_checks.check_all(volumes)
+            volume_checks.check_all(volumes, conf.volume_allowed_networks)
         except exception.InvalidRequest as e:       # the caller (a cast) reads the fault
             volumes, refusal = [], e
         else:

@@ -79,7 +79,7 @@ class Peers:
     def record_incoming(self, instance, task_state, **overrides):
         """Destination: the record of an instance arriving from another host
         (the payload of record_payload), with its security groups."""
-        volumes.check_all(instance.get("volumes") or [])
+        volumes.check_all(instance.get("volumes") or [], self.conf.volume_allowed_networks)
         self.networking.save_security_groups(instance["security_groups"])
         self.db.instance_purge(instance["uuid"], only_deleted=True)   # it lived here before
         values = dict(

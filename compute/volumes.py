@@ -13,6 +13,8 @@ a restart attaches it again; both steps find the volume by its serial in
 the definition and do nothing twice.  A detach removes the disk from the
 guest and the definition, then its credential; a delete forgets every
 credential and never touches the volume's data."""
+import ipaddress
+
 from compute import exception, faults
 from compute.instance import virt_instance
 from virt.driver import BOOT_DEVICE
@@ -30,19 +32,37 @@ def next_device(volumes):
     raise exception.InvalidRequest(f"no free device for another volume ({len(used)} attached)")
 
 
-def check_all(volumes):
-    """InvalidRequest unless every recorded volume's connection info is
-    taken by its driver and the devices are distinct (a record from a
-    peer: nothing in it is trusted)."""
+def outside(servers, networks):
+    """The addresses of servers ((address, port), ...) in none of networks
+    (ipaddress networks); none when networks is empty (pure)."""
+    if not networks:
+        return []
+    return [a for a, _port in servers
+            if not any(ipaddress.ip_address(a) in net for net in networks)]
+
+
+def check(volume_id, connection_info, networks):
+    """InvalidRequest unless its driver takes the connection info and its
+    servers are on the allowed networks."""
+    try:
+        volume_base.check(connection_info)
+    except ValueError as e:
+        raise exception.InvalidRequest(f"volume {volume_id}: connection_info: {e}") from None
+    refused = outside(volume_base.servers(connection_info), networks)
+    if refused:
+        raise exception.InvalidRequest(
+            f"volume {volume_id}: storage server {', '.join(refused)} is not on the networks "
+            f"volumes may use (volume_allowed_networks: {', '.join(map(str, networks))})")
+
+
+def check_all(volumes, networks):
+    """InvalidRequest unless every recorded volume passes check and the
+    devices are distinct (a record from a peer: nothing in it is trusted)."""
     devices = [v["device"] for v in volumes]
     if len(set(devices)) != len(devices):
         raise exception.InvalidRequest(f"volumes share a device: {devices}")
     for v in volumes:
-        try:
-            volume_base.check(v["connection_info"])
-        except ValueError as e:
-            raise exception.InvalidRequest(
-                f"volume {v['volume_id']}: connection_info: {e}") from None
+        check(v["volume_id"], v["connection_info"], networks)
 
 
 def connect_all(driver, inst):
@@ -67,10 +87,7 @@ class VolumeAttachments:
     def accept_attach(self, uuid, volume_id, connection_info):
         """Check the connection info with its driver and that the volume is
         not attached; take ATTACHING_VOLUME with the volume; its device."""
-        try:
-            volume_base.check(connection_info)
-        except ValueError as e:
-            raise exception.InvalidRequest(f"connection_info: {e}") from None
+        check(volume_id, connection_info, self.conf.volume_allowed_networks)
         inst = self.db.instance_get(uuid)
         if any(v["volume_id"] == volume_id for v in inst.volumes or ()):
             raise exception.InvalidRequest(f"volume {volume_id} is attached to {uuid} already")

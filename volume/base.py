@@ -48,6 +48,12 @@ def check(connection_info):
     load(connection_info["driver_volume_type"]).check(connection_info["data"])
 
 
+def servers(connection_info):
+    """((address, port), ...) the volume's disk connects to (checked)."""
+    return tuple(load(connection_info["driver_volume_type"]).source(
+        connection_info["data"])[2])
+
+
 def volume_disk(instance_uuid, volume):
     """The VolumeDisk of a recorded volume ({volume_id, device,
     connection_info}); its secret's uuid is derived from the instance and

@@ -14,13 +14,16 @@ import uuid
 
 import pytest
 
+from compute import exception
 from tests.harness import guest, serial
 from tests.harness.agent import BIN, wait_until
 from tests.harness.ceph import CephCluster
 from tests.harness.iscsi import IscsiTarget
 from tests.harness.testbed import MGMT, two_hosts
 
-SERIAL = "[libvirt]\nserial_console = true\n"
+# the storage servers are on the management network, and only there
+SERIAL = (f"[DEFAULT]\nvolume_allowed_networks = {MGMT}.0/24\n"
+          "[libvirt]\nserial_console = true\n")
 SMALL = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
 
 
@@ -154,6 +157,9 @@ def test_a_wrong_chap_secret_is_a_clear_fault_and_the_guest_is_as_it_was(bed):
     hA = bed.hosts["hA"]
     vol, conn, _ = bed.iscsi.volume("vol2", user="tbuser2", password="right-secret")
     a, u = shell_guest(bed, "hA")
+    elsewhere = {**conn, "data": {**conn["data"], "target_portal": "127.0.0.1:3260"}}
+    with pytest.raises(exception.InvalidRequest, match="not on the networks"):
+        a.api.attach_volume(a.host, u, vol, elsewhere)            # the host's own loopback
     conn["data"]["auth_password"] = "wrong-secret"
     a.api.attach_volume(a.host, u, vol, conn)
     rec = settled(a, u)
@@ -202,12 +208,25 @@ def ticks_on(read, where):
     return int(text[5:]) if text.startswith("TICK-") and text[5:].isdigit() else 0
 
 
+def moved_to_hb(bed, u, vol):
+    """Live-migrate u from hA to hB (block) and check that it runs there
+    with its volume, whose credential only hB keeps now."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    rec = wait_until(lambda: (r := b.find(u)) and r["task_state"] is None
+                     and r["host"] == b.host and r, 300, 0.5, "the instance on hB")
+    assert rec["power_state"] == "RUNNING" and rec["volumes"] == [vol]
+    assert f"instance-{u}" not in hA.virsh("list", "--all", "--name")
+    assert secrets(hA) == [] and len(secrets(hB)) == 1
+
+
 def test_a_live_migration_takes_the_volume_along_while_the_guest_writes_to_it(bed, storage):
     """The destination stores the credential before the guest arrives, the
     block migration copies the local disks only, and the source forgets
     the credential once the guest runs there; the guest's writes to the
     volume never stop and never restart from the beginning."""
-    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    hB = bed.hosts["hB"]
     make, read = storage
     vol, conn, where = make("mig-" + uuid.uuid4().hex[:8])
     kind = conn["driver_volume_type"]
@@ -219,12 +238,7 @@ def test_a_live_migration_takes_the_volume_along_while_the_guest_writes_to_it(be
                         "printf 'TICK-%d\\n' $i | dd of=$D bs=16 count=1 conv=fsync "
                         "2>/dev/null; sleep 0.2; done) & echo TB-WRITING-$((5+5))", "TB-WRITING-10")
     wait_until(lambda: ticks_on(read, where) >= 3, 60, 0.5, "ticks on the volume")
-    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
-    rec = wait_until(lambda: (r := b.find(u)) and r["task_state"] is None
-                     and r["host"] == b.host and r, 300, 0.5, "the instance on hB")
-    assert rec["power_state"] == "RUNNING" and rec["volumes"] == [vol]
-    assert f"instance-{u}" not in hA.virsh("list", "--all", "--name")
-    assert secrets(hA) == [] and len(secrets(hB)) == 1
+    moved_to_hb(bed, u, vol)
     assert f"protocol='{kind}'" in hB.virsh("dumpxml", f"instance-{u}")
     before = ticks_on(read, where)
     assert before >= 3
@@ -255,12 +269,7 @@ def test_a_guest_booted_from_a_volume_live_migrates_without_a_disk_copy(bed, sto
     a.wait_console(u, lambda c: guest.last_tick(c) >= 3, "tick 3")
     assert "TB: bootcount=1" in a.console(u)
     assert not os.path.exists(os.path.join(a.instances_path, u, "disk"))       # no root file
-    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
-    rec = wait_until(lambda: (r := b.find(u)) and r["task_state"] is None
-                     and r["host"] == b.host and r, 300, 0.5, "the instance on hB")
-    assert rec["power_state"] == "RUNNING" and rec["volumes"] == [vol]
-    assert f"instance-{u}" not in hA.virsh("list", "--all", "--name")
-    assert secrets(hA) == [] and len(secrets(hB)) == 1
+    moved_to_hb(bed, u, vol)
     assert not os.path.exists(os.path.join(b.instances_path, u, "disk"))
     console = b.wait_console(u, lambda c: len(re.findall(r"^TB: tick \d+ ", c, re.M)) >= 3,
                              "ticks on hB")

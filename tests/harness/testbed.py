@@ -95,9 +95,10 @@ class Host:
         for sub in ("run", "lib", "log", "cache", "etc", "local", "state"):
             os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
         # the system libvirtd's settings, but none of its domain or network
-        # definitions (/etc/libvirt/qemu): a host starts with no guests
+        # definitions (/etc/libvirt/qemu) or secrets: a host starts with no
+        # guests and no credentials
         shutil.copytree("/etc/libvirt", os.path.join(self.dir, "etc"), dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("*.pid", "qemu"))
+                        ignore=shutil.ignore_patterns("*.pid", "qemu", "secrets"))
         n = 10 + self.index
         with open(os.path.join(self.dir, "etc", "libvirtd.conf"), "w") as f:
             f.write(f'host_uuid = "7b000000-0000-4000-8000-0000000000{n:02d}"\n'
