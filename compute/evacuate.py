@@ -22,7 +22,7 @@ by this host) is what the returning host finds.
 import logging
 import uuid as uuidlib
 
-from compute import exception, faults, rpc, states, volumes
+from compute import exception, faults, optable, rpc, states, volumes
 from compute.db.api import service_is_up
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
@@ -32,10 +32,7 @@ from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 EVACUABLE = frozenset({states.ACTIVE, states.STOPPED, states.ERROR})
-MIGRATION_TASKS = frozenset({states.MIGRATING, states.RESIZE_PREP, states.RESIZE_MIGRATING,
-                             states.RESIZE_MIGRATED, states.RESIZE_FINISH,
-                             states.RESIZE_REVERTING, states.RESIZE_CONFIRMING,
-                             states.UNSHELVING})
+MIGRATION_TASKS = optable.peer_tasks()      # another host may have the guest meanwhile
 
 
 def service_refusal(source, service, down_time, now):

@@ -39,6 +39,8 @@ class Op:
     migration_failed: str | None = None   # the migration row's status on failure
     root_file: bool = False          # works on the root disk's file: refused for an
                                      # instance booted from volume
+    peer: bool = False               # another host takes part: an instance in one of its
+                                     # task states is not evacuated
 
 
 _IDLE = (None,)
@@ -98,7 +100,7 @@ ROWS = (
     # an offloaded one), or handed over to another host that spawns it;
     # the resume of an interrupted one decides which (compute.shelve)
     Op("unshelve", "unshelve", frozenset({s.SHELVED, s.SHELVED_OFFLOADED}), _IDLE,
-       (s.UNSHELVING,), s.ACTIVE, None, RESUME),
+       (s.UNSHELVING,), s.ACTIVE, None, RESUME, peer=True),
     # evacuate: recorded here by the accept (with its migration row), not
     # by CAS; the rebuild is issued again after a restart (shared disks are
     # only defined again; disks from the image are made anew)
@@ -120,23 +122,28 @@ ROWS = (
        _IDLE, (s.IMAGE_SNAPSHOT, s.IMAGE_PENDING_UPLOAD, s.IMAGE_UPLOADING), KEEP, None,
        SETTLE, root_file=True),
     Op("live_migration", "live_migration", frozenset({s.ACTIVE, s.PAUSED}), _IDLE,
-       (s.MIGRATING,), None, None, ASK_PEER, SOURCE, migration_failed="error"),
+       (s.MIGRATING,), None, None, ASK_PEER, SOURCE, migration_failed="error", peer=True),
     # recorded here by pre_live_migration, not accepted by CAS
     Op("live_migration_destination", "live_migration_destination", ANY, ANY,
-       (s.MIGRATING,), None, None, ASK_PEER, DESTINATION),
+       (s.MIGRATING,), None, None, ASK_PEER, DESTINATION, peer=True),
     Op("resize", "resize", frozenset({s.ACTIVE, s.STOPPED}), _IDLE,
        (s.RESIZE_PREP, s.RESIZE_MIGRATING, s.RESIZE_MIGRATED), None, None, ASK_PEER,
-       SOURCE, migration_failed="error", root_file=True),
+       SOURCE, migration_failed="error", root_file=True, peer=True),
     # recorded here by prep_resize, not accepted by CAS
     Op("resize_destination", "resize_finish", ANY, ANY, (s.RESIZE_PREP, s.RESIZE_FINISH),
-       s.RESIZED, None, ASK_PEER, DESTINATION),
+       s.RESIZED, None, ASK_PEER, DESTINATION, peer=True),
     # both steps can be taken again (the source's halves are idempotent)
     Op("confirm_resize", "resize_confirm", frozenset({s.RESIZED}), _IDLE,
-       (s.RESIZE_CONFIRMING,), None, None, RESUME),
+       (s.RESIZE_CONFIRMING,), None, None, RESUME, peer=True),
     Op("revert_resize", "resize_revert", frozenset({s.RESIZED}), _IDLE,
-       (s.RESIZE_REVERTING,), None, None, RESUME),
+       (s.RESIZE_REVERTING,), None, None, RESUME, peer=True),
 )
 TABLE = {op.name: op for op in ROWS}
+
+
+def peer_tasks():
+    """The task states of the operations another host takes part in (pure)."""
+    return frozenset(t for op in ROWS if op.peer for t in op.tasks)
 
 
 def by_task(task_state):

@@ -52,6 +52,11 @@ def test_evacuation_needs_a_down_service_and_an_idle_evacuable_record():
     assert "no service record" in service_refusal("ha", None, 60, NOW)
     assert "is up: its last heartbeat is 30 s old" in service_refusal("ha", svc, 60, NOW)
     assert service_refusal("ha", svc, 10, NOW) is None
+    from compute.evacuate import MIGRATION_TASKS
+    assert MIGRATION_TASKS == {states.MIGRATING, states.RESIZE_PREP, states.RESIZE_MIGRATING,
+                               states.RESIZE_MIGRATED, states.RESIZE_FINISH,
+                               states.RESIZE_REVERTING, states.RESIZE_CONFIRMING,
+                               states.UNSHELVING}          # from the table's peer rows
     assert record_refusal(rec(states.ACTIVE), None) is None
     assert record_refusal(rec(states.STOPPED, states.POWERING_OFF), None) is None
     assert "middle of migrating" in record_refusal(rec(states.ACTIVE, states.MIGRATING), None)
