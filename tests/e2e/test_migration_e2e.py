@@ -188,17 +188,24 @@ def test_migration_without_shared_storage_needs_block(bed):
     # the source's own check (called back by hB) said why
     assert "use a block migration" in a.log()
     a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})          # not still deleting while the next test spawns
 
 
-def wait_settled_on(agent, uuid_, timeout=120):
+def wait_settled_on(agent, uuid_, timeout=None):
+    """The record once no task runs; by default waiting past the agents'
+    rpc_peer_timeout (300 s), so a peer that hangs rather than fails (a
+    libvirtd going down under load) is the agent's to time out."""
     return wait_until(lambda: (r := agent.api.get_instance(agent.host, uuid_))["task_state"]
-                      is None and r, timeout, 0.2, f"{uuid_} to settle on {agent.host}")
+                      is None and r, timeout or 330, 0.2, f"{uuid_} to settle on {agent.host}")
 
 
 def assert_stayed_on_source(bed, u, dest_libvirtd_up=True):
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
-    rec = wait_settled_on(a, u)
-    assert rec["host"] == a.host and rec["power_state"] == "RUNNING"
+    try:
+        rec = wait_settled_on(a, u)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\n{a.diagnostics(u)}\n{b.diagnostics(u)}") from None
+    assert rec["host"] == a.host and rec["power_state"] == "RUNNING", a.diagnostics(u)
     n = guest.last_tick(a.console(u))
     a.wait_console(u, lambda c: guest.last_tick(c) > n + 1, "ticks on hA after the failure")
     with pytest.raises(exception.InstanceNotFound):
@@ -223,6 +230,7 @@ def test_abort_mid_way_leaves_the_guest_on_the_source(bed):
     actions = a.api.list_instance_actions(a.host, u)
     assert actions[-1]["message"] == "Error"
     a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
 
 
 def test_destination_libvirtd_down_leaves_the_guest_on_the_source(bed):
