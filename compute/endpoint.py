@@ -85,12 +85,6 @@ class ComputeEndpoint:
         flavor = {"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]}
         boot = payload.get("boot_volume")
         volumes = [] if boot is None else [{**boot, "device": virt_driver.BOOT_DEVICE}]
-        try:
-            volume_checks.check_all(volumes, conf.volume_allowed_networks)
-        except exception.InvalidRequest as e:       # the caller (a cast) reads the fault
-            volumes, refusal = [], e
-        else:
-            refusal = None
         record = dict(uuid=uuid, display_name=payload["name"], host=self.manager.host,
                       vm_state=states.BUILDING, task_state=states.SCHEDULING,
                       power_state=virt_driver.NOSTATE, flavor=flavor,
@@ -98,15 +92,15 @@ class ComputeEndpoint:
                       metadata_=payload.get("metadata", {}), guest_data=guest_data,
                       image_meta={}, disk_formats={}, volumes=volumes)
         try:        # recorded inside the claim, so concurrent builds cannot over-commit
-            if refusal is not None:
-                raise refusal
+            volume_checks.check_all(volumes, conf.volume_allowed_networks)
             with self.manager.tracker.claim(of_flavor(flavor, root=not volumes),
                                             f"instance {uuid}"):
                 self.db.instance_create(**record)
         except (exception.ResourcesUnavailable, exception.InvalidRequest) as e:
+            # the caller (a cast) reads the fault; a refused volume is not kept
             LOG.warning("build of %s refused: %s", uuid, e)
-            self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None),
-                                    fault=f"{type(e).__name__}: {e}")
+            self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None,
+                                           volumes=[]), fault=f"{type(e).__name__}: {e}")
             self.manager.ops.notify("create.error", {"instance_uuid": uuid, "message": str(e)},
                                     error=True)
             return

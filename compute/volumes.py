@@ -67,9 +67,9 @@ def check_all(volumes, networks):
 
 def connect_all(driver, inst):
     """Store the credential of each of inst's volumes on this host."""
-    for v in inst.volumes or ():
-        driver.connect_volume(virt_instance(inst), volume_base.volume_disk(inst.uuid, v),
-                              volume_base.secret_value(v))
+    vi = virt_instance(inst)          # its volumes in the record's order
+    for v, disk in zip(inst.volumes or (), vi.volumes, strict=True):
+        driver.connect_volume(vi, disk, volume_base.secret_value(v))
 
 
 def forget_all(driver, inst):
