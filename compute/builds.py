@@ -93,6 +93,7 @@ class Builds:
         (plug_vifs undid its own partial work, hence unplug=False)."""
         try:
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            self.driver.remove_shared_disks(virt_instance(inst))
             volumes.forget_all(self.driver, inst)
             if unplug:
                 self.networking.unplug_vifs(inst)
@@ -112,6 +113,7 @@ class Builds:
         def work(inst, record):
             vi = virt_instance(inst)
             self.driver.destroy(vi, [], destroy_disks=True)
+            self.driver.remove_shared_disks(vi)
             volumes.forget_all(self.driver, inst)   # credentials; the volumes' data stays
             faults.point("delete.destroyed")
             self.db.floating_ip_remove(instance_uuid=uuid)

@@ -26,7 +26,7 @@ from compute import exception, faults, optable, rpc, states, volumes
 from compute.db.api import service_is_up
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
-from compute.resource_tracker import of_flavor
+from compute.resource_tracker import in_rbd, of_flavor
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
@@ -53,6 +53,9 @@ def record_refusal(record, here):
     (pure); here: the host that has a record of it already, if any."""
     if record.vm_state not in EVACUABLE:
         return f"the instance is {record.vm_state}; evacuable: {sorted(EVACUABLE)}"
+    why = optable.refusal(optable.TABLE["evacuate"], False, in_rbd(record))
+    if why:
+        return why
     if record.task_state in MIGRATION_TASKS:
         return f"the instance is in the middle of {record.task_state}"
     if here:

@@ -10,7 +10,7 @@ from oslo_concurrency import lockutils
 
 from compute import exception, optable
 from compute.instance import power_state
-from compute.resource_tracker import boots_from_volume
+from compute.resource_tracker import boots_from_volume, in_rbd
 
 LOG = logging.getLogger(__name__)
 
@@ -83,10 +83,10 @@ class Runner:
         """Move the instance into op's first task state (with values), or
         raise InstanceInvalidState naming the state it is in."""
         op = optable.TABLE[op_name]
-        if op.root_file and boots_from_volume(self.db.instance_get(uuid).volumes):
-            raise exception.InvalidRequest(
-                f"cannot {op_name.replace('_', ' ')} instance {uuid}: it boots from a volume, "
-                "and this works on a root disk on the host")
+        inst = self.db.instance_get(uuid)
+        why = optable.refusal(op, boots_from_volume(inst.volumes), in_rbd(inst))
+        if why:
+            raise exception.InvalidRequest(f"instance {uuid}: {why}")
         expected = {}
         if op.vm_from is not optable.ANY:
             expected["expected_vm_state"] = op.vm_from

@@ -102,7 +102,7 @@ IMAGE_META = {"type": "object", "maxProperties": 64, "additionalProperties": _FI
                                             "additionalProperties": _FIELD}}}
 DISK_FORMATS = {"type": "object", "propertyNames": {"enum": ["disk", "disk.local",
                                                              "disk.swap"]},
-                "additionalProperties": {"enum": ["qcow2", "raw"]}}
+                "additionalProperties": {"enum": ["qcow2", "raw", "rbd"]}}
 # What the guest is told about itself (compute.instance_data checks the
 # rest: base64, key material, host name syntax).
 USER_DATA = {"type": "string", "maxLength": 87384, "pattern": "^[A-Za-z0-9+/=]*\\Z"}

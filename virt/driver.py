@@ -339,8 +339,14 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     def destroy(self, instance, network_info, destroy_disks=True):
-        """Stop and undefine the guest; remove its disks when asked.
+        """Stop and undefine the guest; remove its disks on this host when
+        asked (disks on shared block storage stay: remove_shared_disks).
         A guest or directory that is already gone is not an error."""
+
+    @abc.abstractmethod
+    def remove_shared_disks(self, instance):
+        """The disks of a deleted instance that live on storage every host
+        shares (none is fine); no such storage: nothing to do."""
 
     @abc.abstractmethod
     def get_info(self, instance):

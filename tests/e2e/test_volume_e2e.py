@@ -326,3 +326,137 @@ def test_an_extended_volume_grows_in_the_running_guest_and_never_shrinks(bed, ce
     assert "protocol='rbd'" in hA.virsh("dumpxml", f"instance-{u}")
     a.api.terminate_instance(a.host, u)
     a.wait_state(u, {"deleted"})
+
+
+# -- instance disks in Ceph (images_type = rbd); last: the agents keep it ---------------
+
+@pytest.fixture(scope="module")
+def rbd_backend(bed, ceph):
+    """Both agents restarted with images_type = rbd: builds from here on
+    make their disks in the pool vms, as a cephx user allowed rbd on vms
+    and images only; the same secret uuid on both hosts (a migrated
+    guest's XML names it)."""
+    conf, keyring = ceph.client("tbcompute", ("vms", "images"))
+    secret = str(uuid.uuid4())
+    for name in ("hA", "hB"):
+        agent = bed.hosts[name].agent
+        with open(agent.config_file, "a") as f:
+            f.write(f"[libvirt]\nimages_type = rbd\nimages_rbd_pool = vms\n"
+                    f"images_rbd_ceph_conf = {conf}\nimages_rbd_keyring = {keyring}\n"
+                    f"rbd_user = tbcompute\nrbd_secret_uuid = {secret}\n")
+        agent.kill_agent()
+        agent.restart_agent()
+    return ceph
+
+
+def pool_images(ceph, u):
+    return sorted(n for n in json.loads(ceph.rbd("ls", "--format", "json", "vms"))
+                  if n.startswith(u))
+
+
+def test_with_images_type_rbd_the_disks_are_pool_images_through_snapshot_and_migration(
+        bed, rbd_backend):
+    """The root and swap disks are images in the pool (no file on the
+    host); a snapshot is an RBD snapshot exported to the image service
+    (and removed), and the image boots on hB with the guest's boot count;
+    a live migration copies no disk (the flags say so) and the guest goes
+    on ticking on hB; a hard reboot there boots the same disk; operations
+    that work on disk files are refused; a delete removes the images."""
+    ceph = rbd_backend
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    u = a.boot("rbd", image=bed.images.images["disk"], flavor=dict(SMALL, swap_mb=16),
+               wait_console=False)
+    a.wait_console(u, lambda c: guest.last_tick(c) >= 3, "tick 3")
+    assert "TB: bootcount=1" in a.console(u)
+    assert pool_images(ceph, u) == [f"{u}_disk", f"{u}_disk.swap"]
+    assert not os.path.exists(os.path.join(a.instances_path, u, "disk"))
+    xml = hA.virsh("dumpxml", f"instance-{u}")
+    assert "protocol='rbd'" in xml and f"name='vms/{u}_disk'" in xml
+
+    # an image the image service says is in this cluster: the root disk is
+    # a copy-on-write clone of it, grown to the flavor
+    name = "img-" + uuid.uuid4().hex[:8]
+    ceph.rbd("import", "--no-progress", os.path.join(guest.build(), "disk.raw"),
+             f"images/{name}")
+    ceph.rbd("snap", "create", f"images/{name}@snap")
+    ceph.rbd("snap", "protect", f"images/{name}@snap")
+    in_ceph = bed.images.upload_variant("console=ttyS0 quiet tb.name=vol",
+                                        direct_url=f"rbd://{ceph.fsid}/images/{name}/snap")
+    u3 = a.boot("clone", image=in_ceph, flavor=SMALL, wait_console=False)
+    a.wait_console(u3, lambda c: "TB: bootcount=1" in c, "the clone's boot")
+    info = json.loads(ceph.rbd("info", "--format", "json", f"vms/{u3}_disk"))
+    assert (info["parent"]["pool"], info["parent"]["image"], info["parent"]["snapshot"]) == \
+        ("images", name, "snap")
+    assert info["size"] == 2 ** 30
+    a.api.terminate_instance(a.host, u3)
+    a.wait_state(u3, {"deleted"})
+    assert pool_images(ceph, u3) == []
+    assert ceph.rbd("children", f"images/{name}@snap").strip() == ""
+
+    image_id = a.api.snapshot_instance(a.host, u, "rbd-snap")["image_id"]
+    settled(a, u)
+    assert json.loads(ceph.rbd("snap", "ls", "--format", "json", f"vms/{u}_disk")) == []
+    u2 = b.boot("from-rbd-snap", image=image_id, flavor=SMALL, wait_console=False)
+    console = b.wait_console(u2, lambda c: "TB: bootcount=" in c, "boot from the snapshot")
+    assert "TB: bootcount=2" in console                  # the first guest's boot, on disk
+    assert pool_images(ceph, u2) == [f"{u2}_disk"]
+
+    a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    rec = wait_until(lambda: (r := b.find(u)) and r["task_state"] is None
+                     and r["host"] == b.host and r, 300, 0.5, "the instance on hB")
+    assert rec["power_state"] == "RUNNING"
+    line = [x for x in a.log().splitlines() if f"instance {u}: live migration to" in x][-1]
+    assert "VIR_MIGRATE_LIVE" in line and "NON_SHARED" not in line, line
+    assert line.endswith("disks copied: none"), line
+    console = b.wait_console(u, lambda c: len(re.findall(r"^TB: tick \d+ ", c, re.M)) >= 3,
+                             "ticks on hB")
+    ticks = [int(n) for n in re.findall(r"^TB: tick (\d+) ", console, re.M)]
+    assert ticks[0] > 3 and ticks == list(range(ticks[0], ticks[0] + len(ticks)))
+    assert not os.path.exists(os.path.join(a.instances_path, u))
+    assert f"name='vms/{u}_disk'" in hB.virsh("dumpxml", f"instance-{u}")
+    assert pool_images(ceph, u) == [f"{u}_disk", f"{u}_disk.swap"]
+    b.api.reboot_instance(b.host, u, "HARD")
+    b.wait_console(u, lambda c: "TB: bootcount=2" in c, "the hard reboot on hB")
+
+    for refused in (lambda: b.api.rebuild_instance(b.host, u),
+                    lambda: b.api.shelve_instance(b.host, u)):
+        with pytest.raises(exception.InvalidRequest, match="RBD images"):
+            refused()
+    assert settled(b, u)["vm_state"] == "active"
+
+    # resize to hA: the root image grows in place (nothing is sent); a
+    # revert rolls it back to the snapshot taken at power-off, a confirm
+    # drops that snapshot
+    spec, big = f"vms/{u}_disk", dict(SMALL, root_gb=2, swap_mb=32)
+    for end in ("revert", "confirm"):
+        boots = guest.boots(b.console(u))
+        b.api.migrate_instance(b.host, u, a.host, flavor=big)
+        wait_until(lambda: (r := a.find(u)) and r["vm_state"] == "resized"
+                   and r["task_state"] is None, 180, 0.5, "resized on hA")
+        console = a.wait_console(u, lambda c, n=boots + 2: f"TB: bootcount={n}" in c,
+                                 "boot on hA")
+        assert re.findall(r"vda_bytes=(\d+)", console)[-1] == str(2 * 2 ** 30)
+        assert ceph.size(spec) == 2 * 2 ** 30
+        assert [x["name"] for x in json.loads(ceph.rbd("snap", "ls", "--format", "json",
+                                                       spec))] == ["resize"]
+        assert pool_images(ceph, u) == [f"{u}_disk", f"{u}_disk.swap"]
+        if end == "revert":
+            a.api.revert_resize(a.host, u)
+            wait_until(lambda: (r := b.find(u)) and r["vm_state"] == "active"
+                       and r["task_state"] is None and r["host"] == b.host, 180, 0.5,
+                       "back on hB")
+            b.wait_console(u, lambda c, n=boots: guest.boots(c) > n and "TB: bootcount="
+                           in c.rsplit(guest.BOOT_MARKER, 1)[-1], "boot on hB")
+            assert ceph.size(spec) == 2 ** 30                 # the snapshot's size
+        else:
+            a.api.confirm_resize(a.host, u)
+            wait_until(lambda: (r := a.find(u)) and r["vm_state"] == "active"
+                       and r["task_state"] is None, 180, 0.5, "confirmed on hA")
+            wait_until(lambda: json.loads(ceph.rbd("snap", "ls", "--format", "json",
+                                                   spec)) == [], 60, 0.5, "no snapshot")
+            assert ceph.size(spec) == 2 * 2 ** 30
+    for agent, x in ((a, u), (b, u2)):
+        agent.api.terminate_instance(agent.host, x)
+        agent.wait_state(x, {"deleted"})
+        assert pool_images(ceph, x) == []

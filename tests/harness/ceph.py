@@ -3,15 +3,18 @@ monitor, one manager and one BlueStore OSD on a sparse file, all under
 one directory, no systemd and no /etc/ceph (every command gets -c), the
 daemons in a network namespace (the bed's switch) so the hosts reach the
 monitor on the management network.  volume() answers Cinder's connection
-info for a new RBD image with a cephx user that may use only its pool."""
+info for a new RBD image with a cephx user that may use only its pool;
+client() makes pools and a user for agents keeping instance disks there
+(images_type = rbd), with a ceph.conf and keyring that user can read."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
 import uuid
 
-from tests.harness.agent import wait_until
+from tests.harness.agent import AGENT_USER, wait_until
 
 POOL = "volumes"
 USER = "tbvol"
@@ -143,6 +146,34 @@ osd_memory_target = 939524096
         return str(uuid.uuid4()), {"driver_volume_type": "rbd", "data": {
             "name": f"{POOL}/{name}", "hosts": [self.address], "ports": ["6789"],
             "auth_enabled": True, "auth_username": USER, "key": self.key}}, f"{POOL}/{name}"
+
+    def client(self, user, pools):
+        """New pools and a cephx user allowed rbd on them; (ceph.conf, keyring)
+        of that user, owned by the agents' user (no admin socket, no log)."""
+        for pool in pools:
+            self.ceph("osd", "pool", "create", pool, "8")
+            self._run("rbd", "-c", self.conf, "pool", "init", pool, ns=True)
+        caps = ", ".join(f"profile rbd pool={p}" for p in pools)
+        key = self.ceph("auth", "get-or-create-key", f"client.{user}", "mon", "profile rbd",
+                        "osd", caps).strip()
+        wait_until(self._clean, 90, 0.5, "every PG active+clean")
+        d = os.path.join(self.dir, f"client-{user}")
+        os.makedirs(d, exist_ok=True)
+        conf, keyring = os.path.join(d, "ceph.conf"), os.path.join(d, "keyring")
+        with open(conf, "w") as f:
+            f.write(f"[global]\nfsid = {self.fsid}\n"
+                    f"mon_host = [v2:{self.address}:3300,v1:{self.address}:6789]\n"
+                    "admin_socket =\nlog_file = /dev/null\n")
+        with open(keyring, "w") as f:
+            f.write(f"[client.{user}]\n\tkey = {key}\n")
+        os.chmod(keyring, 0o600)
+        for path in (d, keyring):
+            shutil.chown(path, AGENT_USER, AGENT_USER)
+        return conf, keyring
+
+    def rbd(self, *args):
+        """The rbd command as the admin (its output)."""
+        return self._run("rbd", "-c", self.conf, *args, ns=True)
 
     def size(self, spec):
         """The image's size in bytes."""

@@ -162,3 +162,24 @@ def test_a_boot_volume_is_the_first_disk_and_the_file_disks_follow_it():
                                             ("vdb", "file", "/i/disk.local"),
                                             ("vdd", "network", "volumes/data")]
     assert dom.os.boot_dev == "hd"
+
+
+def test_rbd_disks_are_network_disks_of_the_hosts_pool_with_its_secret():
+    from virt.libvirt.rbd_images import RbdSource
+    source = RbdSource("vms", (("10.0.0.1", 6789), ("10.0.0.2", 6789)), "compute",
+                       "6b1f0d3e-1c2b-4a5d-8e7f-9a0b1c2d3e4f")
+    disks = [builder.GuestDisk("disk", f"vms/{INST.uuid}_disk", "rbd"),
+             builder.GuestDisk("disk.swap", "/i/disk.swap", "qcow2")]
+    dom = builder.build_domain(INST, META, disks, [], NO_BOOT_FILES, "/i/console.log",
+                               builder.HostSettings(rbd=source))
+    root, swap = dom.devices.disks
+    assert (root.type, root.source_protocol, root.source_name, root.target_dev,
+            root.driver_type, root.driver_cache) == ("network", "rbd", f"vms/{INST.uuid}_disk",
+                                                     "vda", "raw", "none")
+    assert [(h.name, h.port) for h in root.source_hosts] == [("10.0.0.1", "6789"),
+                                                             ("10.0.0.2", "6789")]
+    assert (root.auth_username, root.auth_secret_type, root.auth_secret_uuid) == \
+        ("compute", "ceph", source.secret_uuid)
+    assert root.serial is None and (swap.type, swap.target_dev) == ("file", "vdb")
+    with pytest.raises(ValueError, match="no rbd source"):
+        builder.build_domain(INST, META, disks, [], NO_BOOT_FILES, "/i/console.log", DEFAULTS)

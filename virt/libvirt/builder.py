@@ -20,8 +20,8 @@ class GuestDisk:
     """One file-backed disk attached to the guest, in boot order."""
 
     name: str           # disk, disk.local, disk.swap
-    path: str
-    format: str         # qcow2 | raw
+    path: str           # a file; pool/image for format rbd
+    format: str         # qcow2 | raw | rbd (an image in the host's Ceph pool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +39,8 @@ class HostSettings:
     uefi: tuple = ("/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_VARS_4M.fd")
     uefi_secure: tuple = ("/usr/share/OVMF/OVMF_CODE_4M.secboot.fd",
                           "/usr/share/OVMF/OVMF_VARS_4M.ms.fd")
+    # images_type = rbd: where QEMU finds the pool (rbd_images.RbdSource)
+    rbd: object = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,29 +122,47 @@ def build_clock():
     return clock
 
 
-def build_disks(disks, bus, cache, taken=()):
-    """The file disks, named in order after the devices taken (a boot
-    volume's vda)."""
+def build_disks(disks, bus, cache, taken=(), rbd=None):
+    """The instance's disks, named in order after the devices taken (a
+    boot volume's vda): files, or RBD images opened with the host's
+    rbd source (hosts, user and secret; no host cache, as for volumes)."""
     prefix = DISK_BUS_PREFIX[bus]
     free = [prefix + c for c in "abcdefghijklmnopqrstuvwxyz" if prefix + c not in taken]
-    return [x.Disk(type="file", device="disk", driver_name="qemu", driver_type=d.format,
-                   driver_cache=cache, source_file=d.path, target_dev=free[i], target_bus=bus)
-            for i, d in enumerate(disks)]
+    out = []
+    for i, d in enumerate(disks):
+        if d.format != "rbd":
+            out.append(x.Disk(type="file", device="disk", driver_name="qemu",
+                              driver_type=d.format, driver_cache=cache, source_file=d.path,
+                              target_dev=free[i], target_bus=bus))
+            continue
+        if rbd is None:
+            raise ValueError(f"disk {d.name} is an RBD image and the host has no rbd source")
+        out.append(_network_disk("rbd", d.path, free[i], bus, rbd.hosts,
+                                 (rbd.username, "ceph", rbd.secret_uuid)))
+    return out
+
+
+def _network_disk(protocol, name, dev, bus, hosts, auth=None, serial=None):
+    """A disk QEMU opens with its own initiator: raw, no host cache;
+    auth (username, secret type, secret uuid) names a libvirt secret."""
+    disk = x.Disk(type="network", device="disk", driver_name="qemu", driver_type="raw",
+                  driver_cache="none", source_protocol=protocol, source_name=name,
+                  target_dev=dev, target_bus=bus, serial=serial)
+    for address, port in hosts:
+        disk.source_hosts.append(x.DiskHost(name=address, port=str(port)))
+    if auth:
+        disk.auth_username = auth[0]
+        disk.auth_secret_type, disk.auth_secret_uuid = auth[1], auth[2]
+    return disk
 
 
 def build_volume_disk(volume):
     """A volume (virt.driver.VolumeDisk) as a network disk: raw, no host
     cache, its serial the volume id (the guest finds it by-id)."""
-    disk = x.Disk(type="network", device="disk", driver_name="qemu", driver_type="raw",
-                  driver_cache="none", source_protocol=volume.protocol,
-                  source_name=volume.name, target_dev=volume.device, target_bus="virtio",
-                  serial=volume.volume_id)
-    for address, port in volume.hosts:
-        disk.source_hosts.append(x.DiskHost(name=address, port=str(port)))
-    if volume.secret_uuid:
-        disk.auth_username = volume.username
-        disk.auth_secret_type, disk.auth_secret_uuid = volume.secret_type, volume.secret_uuid
-    return disk
+    auth = (volume.username, volume.secret_type, volume.secret_uuid) \
+        if volume.secret_uuid else None
+    return _network_disk(volume.protocol, volume.name, volume.device, "virtio", volume.hosts,
+                         auth, serial=volume.volume_id)
 
 
 CDROM_BUSES = {"ide", "sata"}
@@ -275,7 +295,7 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
     if boot_volume is not None:          # first: the firmware boots the first disk
         devices.disks.append(build_volume_disk(boot_volume))
     for disk in build_disks(disks, disk_bus(image_meta), settings.disk_cache,
-                            {v.device for v in instance.volumes}):
+                            {v.device for v in instance.volumes}, settings.rbd):
         devices.disks.append(disk)
     if config_drive:
         devices.disks.append(build_config_drive(config_drive, image_meta, disks, settings))

@@ -103,6 +103,28 @@ libvirt_opts = [
                 help="Pass VIR_MIGRATE_UNSAFE: migrate with storage libvirt does "
                      "not consider shared or safe.  Only for operators who know "
                      "their storage is coherent."),
+    cfg.StrOpt("images_type", default="file", choices=["file", "rbd"],
+               help="Where new instances' disks live: files in instances_path "
+                    "(qcow2 overlays on the image cache, or raw copies), or "
+                    "rbd: images in the Ceph pool images_rbd_pool, a "
+                    "copy-on-write clone of the image when the image service "
+                    "says it is in the same cluster, else an import.  An "
+                    "instance keeps the kind its disks were made with."),
+    cfg.StrOpt("images_rbd_pool", default="vms",
+               help="The Ceph pool instance disks are made in (images_type = rbd)."),
+    cfg.StrOpt("images_rbd_ceph_conf", default="/etc/ceph/ceph.conf",
+               help="The ceph.conf of the cluster (its fsid and mon_host are read)."),
+    cfg.StrOpt("images_rbd_keyring", default="",
+               help="The keyring holding rbd_user's key.  When set, the agent "
+                    "stores the key in the libvirt secret rbd_secret_uuid at "
+                    "start; when empty, the operator defines that secret and "
+                    "the keyring is the one ceph.conf names."),
+    cfg.StrOpt("rbd_user", default="",
+               help="The cephx user (without client.) the agent and QEMU reach "
+                    "the pool as."),
+    cfg.StrOpt("rbd_secret_uuid", default="",
+               help="The uuid of the libvirt secret (type ceph) holding "
+                    "rbd_user's key, named in every RBD disk's XML."),
     cfg.FloatOpt("device_detach_timeout", default=20.0, min=0,
                  help="Seconds to wait for a running guest to release a "
                       "hot-unplugged device (NIC) before the detach fails."),

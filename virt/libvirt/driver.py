@@ -3,11 +3,9 @@ short sequence of steps of its operation; the XML comes from builder, the
 disks from disks, the libvirt calls from host and guest."""
 import contextlib
 import dataclasses
-import errno
 import logging
 import os
 import shutil
-import tempfile
 import time
 import uuid as uuidlib
 
@@ -18,21 +16,24 @@ from virt.libvirt import (
     builder,
     console,
     consoles,
+    diagnostics,
     disks,
     events,
     files,
     guest_agent,
+    interfaces,
     live,
+    rbd_images,
     resize,
     volumes,
 )
 from virt.libvirt import snapshot as snap
 from virt.libvirt.host import Host
-from virt.libvirt.xml.domain import Domain
 
 LOG = logging.getLogger(__name__)
 DOMAIN_PREFIX = "instance-"
 OFF_STATES = (driver.SHUTDOWN, driver.NOSTATE, driver.CRASHED)
+RESIZE_SNAP = "resize"      # an RBD resize's way back, until it is confirmed
 
 
 def check_uuid(value):
@@ -43,22 +44,6 @@ def check_uuid(value):
     except (ValueError, TypeError, AttributeError):
         pass
     raise errors.VirtError(f"invalid instance uuid {value!r}")
-
-
-def supports_direct_io(path):
-    """Whether files under path can be opened with O_DIRECT (cache=none)."""
-    fd, probe = tempfile.mkstemp(prefix=".directio-", dir=path)
-    os.close(fd)
-    try:
-        fd = os.open(probe, os.O_RDWR | os.O_DIRECT)
-        os.close(fd)
-        return True
-    except OSError as e:
-        if e.errno != errno.EINVAL:
-            raise
-        return False
-    finally:
-        os.unlink(probe)
 
 
 class LibvirtDriver(driver.ComputeDriver):
@@ -76,19 +61,27 @@ class LibvirtDriver(driver.ComputeDriver):
                                                  lv.serial_port_range, self._domain_xmls)
         self.live = live.LiveMigrator(conf.libvirt, self.host, self.serial_ports)
         self.volumes = volumes.Volumes(self.host)
+        self.rbd = None             # rbd_images.RbdImages when images_type = rbd
 
     def _domain_xmls(self):
         return {g.uuid: g.xml_desc() for g in self.host.list_guests()}
 
     def init_host(self, host):
         os.makedirs(self.instances_path, mode=files.DIR_MODE, exist_ok=True)
+        lv = self.conf.libvirt
+        if lv.images_type == "rbd":
+            self.rbd = rbd_images.RbdImages(lv.images_rbd_pool, lv.images_rbd_ceph_conf,
+                                            lv.rbd_user, lv.rbd_secret_uuid,
+                                            lv.images_rbd_keyring)
         self.settings = self._host_settings()
         self.host.start(self.events)
+        if self.rbd is not None and lv.images_rbd_keyring:
+            self.rbd.store_secret(self.host)
 
     def _host_settings(self):
         lv = self.conf.libvirt
         modes = dict(m.split("=", 1) for m in lv.disk_cachemodes if "=" in m)
-        cache = modes.get("file") or ("none" if supports_direct_io(self.instances_path)
+        cache = modes.get("file") or ("none" if files.supports_direct_io(self.instances_path)
                                       else "writethrough")
         return builder.HostSettings(
             virt_type=lv.virt_type, cpu_mode=lv.cpu_mode,
@@ -96,7 +89,8 @@ class LibvirtDriver(driver.ComputeDriver):
             machine_type=lv.hw_machine_type, default_cmdline=lv.default_kernel_cmdline,
             disk_cache=cache, vnc_listen=lv.vnc_listen,
             uefi=(lv.uefi_loader, lv.uefi_nvram_template),
-            uefi_secure=(lv.uefi_secure_loader, lv.uefi_secure_nvram_template))
+            uefi_secure=(lv.uefi_secure_loader, lv.uefi_secure_nvram_template),
+            rbd=self.rbd.source if self.rbd else None)
 
     def _emit(self, uuid):
         if self._event_callback is not None:
@@ -110,10 +104,7 @@ class LibvirtDriver(driver.ComputeDriver):
     def spawn(self, instance, image_meta, image_files, network_info):
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
-        guest_disks = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
-                                       self.conf.image.use_cow_images,
-                                       self.conf.image.preallocate_images,
-                                       root=instance.boot_volume is None)
+        guest_disks = self._create_disks(instance, image_meta, image_files)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         try:
             guest.launch()
@@ -127,6 +118,41 @@ class LibvirtDriver(driver.ComputeDriver):
         LOG.info("instance %s: guest started", instance.uuid)
         return {d.name: d.format for d in guest_disks}
 
+    def _create_disks(self, instance, image_meta, image_files):
+        root = instance.boot_volume is None
+        if self.rbd is not None:
+            return rbd_images.create_all(self.rbd, check_uuid(instance.uuid), instance.flavor,
+                                         image_files.root, image_meta, self.cache, root)
+        return disks.create_all(self.instance_dir(instance), instance.flavor, image_files,
+                                self.cache, self.conf.image.use_cow_images,
+                                self.conf.image.preallocate_images, root=root)
+
+    def _reopen_disks(self, instance):
+        """The disks of an instance that exists: RBD images when its record
+        says so, else the files in its directory."""
+        root = instance.boot_volume is None
+        if self.in_ceph(instance):
+            return rbd_images.reopen_all(self.rbd, check_uuid(instance.uuid),
+                                         instance.flavor, self.cache, root)
+        return disks.reopen_all(self.instance_dir(instance), instance.flavor, self.cache,
+                                instance.disk_formats, root=root)
+
+    def in_ceph(self, instance):
+        """Whether the instance's disks are RBD images (shared by every host);
+        DiskMissing when they are and this host has no pool configured."""
+        if rbd_images.FORMAT not in (instance.disk_formats or {}).values():
+            return False
+        if self.rbd is None:
+            raise errors.DiskMissing(f"instance {instance.uuid} has its disks in Ceph and "
+                                     "this host has no images_type = rbd")
+        return True
+
+    def remove_shared_disks(self, instance):
+        """A deleted instance's RBD images (none is fine): only a delete or a
+        failed build removes them, never a host's clean-up."""
+        if self.rbd is not None:
+            self.rbd.remove_all(check_uuid(instance.uuid))
+
     def power_on(self, instance, image_meta, image_files, network_info):
         self.redefine(instance, image_meta, image_files, network_info).launch()
         LOG.info("instance %s: guest started from a regenerated definition", instance.uuid)
@@ -139,9 +165,7 @@ class LibvirtDriver(driver.ComputeDriver):
         must hold everything the guest wrote."""
         self.end_snapshot(instance)
         inst_dir = self.instance_dir(instance)
-        guest_disks = disks.reopen_all(inst_dir, instance.flavor, self.cache,
-                                       instance.disk_formats,
-                                       root=instance.boot_volume is None)
+        guest_disks = self._reopen_disks(instance)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         disks.remove_rescue(inst_dir)            # a rescue's, no longer in the definition
         return guest
@@ -223,6 +247,8 @@ class LibvirtDriver(driver.ComputeDriver):
         if guest is not None:
             guest.destroy()
             guest.undefine()
+        if self.in_ceph(instance):          # what a revert goes back to
+            self.rbd.snapshot_all(check_uuid(instance.uuid), RESIZE_SNAP)
         return resize.move_aside(self.instance_dir(instance))
 
     def check_arrived_disks(self, instance, old_flavor, image_files):
@@ -233,8 +259,13 @@ class LibvirtDriver(driver.ComputeDriver):
                          start):
         """Destination: the arrived disks adopted for instance's (new)
         flavor, the guest defined and started if start; the disk formats."""
-        formats = resize.adopt(self.instance_dir(instance), instance.disk_formats, old_flavor,
-                               instance.flavor, image_files, self.cache)
+        if self.in_ceph(instance):
+            formats = rbd_images.grow_all(self.rbd, check_uuid(instance.uuid), old_flavor,
+                                          instance.flavor, image_files.root,
+                                          instance.disk_formats)
+        else:
+            formats = resize.adopt(self.instance_dir(instance), instance.disk_formats,
+                                   old_flavor, instance.flavor, image_files, self.cache)
         instance = dataclasses.replace(instance, disk_formats=formats)
         guest = self.redefine(instance, image_meta, image_files, network_info)
         if start:
@@ -245,12 +276,16 @@ class LibvirtDriver(driver.ComputeDriver):
         """Source: the directory moved back, the guest defined as before and
         started if start."""
         resize.move_back(self.instance_dir(instance))
+        if self.in_ceph(instance):
+            self.rbd.rollback_all(check_uuid(instance.uuid), RESIZE_SNAP)
         guest = self.redefine(instance, image_meta, image_files, network_info)
         if start:
             guest.launch()
 
     def confirm_migration(self, instance):
         resize.remove_aside(self.instance_dir(instance))
+        if self.in_ceph(instance):
+            self.rbd.remove_snapshots(check_uuid(instance.uuid), RESIZE_SNAP)
 
     def aside_disk_files(self, instance):
         """{name: path} of the disk files a resize moved aside here."""
@@ -379,27 +414,8 @@ class LibvirtDriver(driver.ComputeDriver):
         guest.attach_device(iface.to_xml(), live=guest.is_active())
 
     def detach_interface(self, instance, image_meta, vif):
-        """Remove the port's NIC (matched by MAC) from the definition and
-        the running guest; a NIC that is not there is fine."""
-        guest = self._guest(instance)
-        mac = vif["address"].lower()
-
-        def nic():
-            return next((i for i in Domain.parse(guest.xml_desc()).devices.interfaces
-                         if (i.mac or "").lower() == mac), None)
-        iface = nic()
-        if iface is None:
-            return
-        live = guest.is_active()
-        guest.detach_device(iface.to_xml(), live=live)
-        # a live unplug completes when the guest releases the device
-        deadline = time.monotonic() + (self.conf.libvirt.device_detach_timeout if live else 0)
-        while live and nic() is not None:
-            if time.monotonic() > deadline:
-                raise errors.VirtError(f"instance {instance.uuid}: the guest did not release "
-                                       f"NIC {mac}; it is gone from the definition and "
-                                       "leaves on the next hard reboot")
-            time.sleep(0.1)
+        interfaces.detach(self._guest(instance), instance.uuid, vif["address"],
+                          self.conf.libvirt.device_detach_timeout)
 
     def snapshot(self, instance, image_files, workdir, out_format, live, progress):
         """A flat image of the root disk in workdir (its path).  live: the
@@ -409,6 +425,11 @@ class LibvirtDriver(driver.ComputeDriver):
         root = self._root(instance)
         fmt = instance.disk_formats.get("disk", "qcow2")
         total = self.snapshot_bytes(instance, image_files)
+        if fmt == rbd_images.FORMAT and self.in_ceph(instance):     # the guest runs on
+            out = os.path.join(workdir, f"snapshot.{out_format}")
+            with snap.watching(out, total, progress):
+                return self.rbd.export_snapshot(check_uuid(instance.uuid), "disk", out,
+                                                out_format, f"snap-{uuidlib.uuid4().hex}")
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
             snap.freeze(self._guest(instance), root, self._overlay(instance),
@@ -417,7 +438,9 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def snapshot_bytes(self, instance, image_files):
         """Upper bound of a snapshot's flat image: the allocated bytes of
-        the root disk and of its base."""
+        the root disk and of its base (an RBD root's virtual size)."""
+        if instance.disk_formats.get("disk") == rbd_images.FORMAT and self.in_ceph(instance):
+            return self.rbd.size(check_uuid(instance.uuid), "disk")
         return driver.allocated(self._root(instance)) + driver.allocated(image_files.root.path)
 
     def end_snapshot(self, instance):
@@ -461,7 +484,7 @@ class LibvirtDriver(driver.ComputeDriver):
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
         self.write_config_drive(instance)      # libvirt copies no read-only disk
-        if block:
+        if not self.in_ceph(instance) and block:
             formats = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,
                                        True, root=instance.boot_volume is None)
             return {d.name: d.format for d in formats}
@@ -490,23 +513,7 @@ class LibvirtDriver(driver.ComputeDriver):
                                  dest_paths, block, control, progress)
 
     def get_diagnostics(self, instance):
-        guest = self._guest(instance)
-        info = guest.info()
-        dom = Domain.parse(guest.xml_desc())
-        active = info.power_state in (driver.RUNNING, driver.PAUSED)
-        return {
-            "power_state": driver.POWER_STATE_NAMES[info.power_state],
-            "cpu_time_ns": info.cpu_time_ns, "vcpus": info.vcpus,
-            "memory_kib": info.memory_kib,
-            "memory_stats": guest.memory_stats() if active else {},
-            "disks": {d.target_dev: guest.block_stats(d.target_dev) if active else {}
-                      for d in dom.devices.disks},
-            "interfaces": {i.target_dev: guest.interface_stats(i.target_dev) if active else {}
-                           for i in dom.devices.interfaces if i.target_dev},
-            "guest_agent": guest_agent.state(dom) or "none",
-            "guest_addresses": guest_agent.addresses(guest, self.conf.libvirt.guest_agent_timeout)
-            if active and guest_agent.state(dom) == "connected" else {},
-        }
+        return diagnostics.of_guest(self._guest(instance), self.conf.libvirt.guest_agent_timeout)
 
     def saved_state_bytes(self):
         """Sizes of the managed-save images of this agent's guests."""

@@ -3,8 +3,10 @@ one directory per instance under instances_path (named by its uuid),
 holding its disks, console log and libvirt.xml; the shared-storage probe
 files another host looks for; what a killed agent may have left there.
 compute/ never joins a path under instances_path: it asks the driver."""
+import errno
 import os
 import shutil
+import tempfile
 import time
 import uuid as uuidlib
 
@@ -79,3 +81,19 @@ def nvram(inst_dir, image_meta, settings):
 
 def remove_dir(inst_dir):
     shutil.rmtree(inst_dir, ignore_errors=True)
+
+
+def supports_direct_io(path):
+    """Whether files under path can be opened with O_DIRECT (cache=none)."""
+    fd, probe = tempfile.mkstemp(prefix=".directio-", dir=path)
+    os.close(fd)
+    try:
+        fd = os.open(probe, os.O_RDWR | os.O_DIRECT)
+        os.close(fd)
+        return True
+    except OSError as e:
+        if e.errno != errno.EINVAL:
+            raise
+        return False
+    finally:
+        os.unlink(probe)

@@ -3,12 +3,15 @@ driver: the paths a destination XML is rewritten between, the CPU check,
 the console servers an arriving guest gets, TLS, and the migration call
 itself under its monitor (virt.libvirt.migration).  Also the two file
 duties around it: flushing an instance directory and sizing it."""
+import logging
 import os
 
 import libvirt
 
 from virt import driver, errors
 from virt.libvirt import console, migration
+
+LOG = logging.getLogger(__name__)
 
 
 def sync_dir(inst_dir):
@@ -98,14 +101,17 @@ class LiveMigrator:
                                             lv.live_migration_downtime_steps,
                                             lv.live_migration_downtime_delay, data_gib)
         tls = self.tls()
+        flags = migration.flags(block, lv.live_migration_permit_auto_converge,
+                                lv.live_migration_permit_post_copy, lv.live_migration_unsafe,
+                                tls)
+        LOG.info("instance %s: live migration to %s with flags %s; disks copied: %s",
+                 guest.uuid, dest["migrate_uri"], " ".join(migration.flag_names(flags)),
+                 ", ".join(copied) or "none")
         try:
             return migration.run_and_monitor(
-                guest, dest["libvirt_uri"], params,
-                migration.flags(block, lv.live_migration_permit_auto_converge,
-                                lv.live_migration_permit_post_copy, lv.live_migration_unsafe,
-                                tls),
-                schedule, lv.live_migration_completion_timeout * max(data_gib, 1.0), control,
-                progress, post_copy=lv.live_migration_permit_post_copy)
+                guest, dest["libvirt_uri"], params, flags, schedule,
+                lv.live_migration_completion_timeout * max(data_gib, 1.0), control, progress,
+                post_copy=lv.live_migration_permit_post_copy)
         except errors.VirtError as e:
             if tls and migration.is_tls_failure(str(e)):
                 raise errors.MigrationTLSError(

@@ -157,6 +157,15 @@ def flags(block, auto_converge=False, post_copy=False, unsafe=False, tls=False):
     return f
 
 
+def flag_names(value):
+    """The VIR_MIGRATE_* names set in value, sorted (pure; for the log)."""
+    return sorted(name for name in dir(libvirt) if name.startswith("VIR_MIGRATE_")
+                  and not name.startswith("VIR_MIGRATE_PARAM_")
+                  and isinstance(getattr(libvirt, name), int)
+                  and getattr(libvirt, name) and value & getattr(libvirt, name)
+                  == getattr(libvirt, name) and bin(getattr(libvirt, name)).count("1") == 1)
+
+
 def downtime_steps(max_downtime_ms, steps, delay_s, memory_gib):
     """[(seconds after start, max downtime ms)]: Nova's schedule, raising
     the allowed downtime in `steps` steps from max/steps to max, one step
