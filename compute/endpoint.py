@@ -340,10 +340,10 @@ class ComputeEndpoint:
         peers.check_networks_view(record, networks)
         body = peers.record_payload(record, networks)
         self._check_networking("evacuate_instance", body["networks"], body["security_groups"])
-        mig = ev.accept(record, body)
+        mig, keeps_disks = ev.accept(record, body)
         self.manager.submit(ev.evacuate, ctxt, uuid)
         return {"instance_uuid": uuid, "migration_id": mig["id"], "accepted": "evacuate",
-                "shared_storage": mig["shared_storage"]}
+                "shared_storage": keeps_disks}
 
     def take_shelved_instance(self, ctxt, **payload):
         """From the host that has an offloaded instance: unshelve it here."""

@@ -19,6 +19,7 @@ by this host) is what the returning host finds.
   is shared, its ports unplugged, its record kept (deleted) as a pointer
   to the new host, and the row completed.
 """
+import dataclasses
 import logging
 import uuid as uuidlib
 
@@ -26,9 +27,10 @@ from compute import exception, faults, optable, rpc, states, volumes
 from compute.db.api import service_is_up
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
-from compute.resource_tracker import in_rbd, of_flavor
+from compute.resource_tracker import of_flavor
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
+from virt import errors as virt_errors
 
 LOG = logging.getLogger(__name__)
 EVACUABLE = frozenset({states.ACTIVE, states.STOPPED, states.ERROR})
@@ -53,9 +55,6 @@ def record_refusal(record, here):
     (pure); here: the host that has a record of it already, if any."""
     if record.vm_state not in EVACUABLE:
         return f"the instance is {record.vm_state}; evacuable: {sorted(EVACUABLE)}"
-    why = optable.refusal(optable.TABLE["evacuate"], False, in_rbd(record))
-    if why:
-        return why
     if record.task_state in MIGRATION_TASKS:
         return f"the instance is in the middle of {record.task_state}"
     if here:
@@ -92,10 +91,19 @@ class Evacuations:
 
     def accept(self, record, payload):
         """Claim, then this host's record and the evacuation's row in one
-        transaction.  With the instance's files visible here (shared
-        storage) the rebuild keeps its disks."""
+        transaction; (the row, whether the rebuild keeps the disks: the
+        instance's files are visible here (shared storage), or its disks
+        are in the Ceph pool)."""
         uuid = record.uuid
         shared = self.driver.has_instance_files(virt_driver.Instance.ref(uuid))
+        # disks in the Ceph pool outlive the host: defined again from them,
+        # while the source's directory is still its own to remove
+        try:
+            in_pool = self.driver.in_ceph(dataclasses.replace(
+                virt_driver.Instance.ref(uuid), disk_formats=record.disk_formats or {}))
+        except virt_errors.DiskMissing as e:
+            raise exception.InvalidRequest(f"cannot evacuate instance {uuid} here: {e}") \
+                from None
         migration = dict(id=str(uuidlib.uuid4()), instance_uuid=uuid,
                          migration_type="evacuation", source_host=record.host,
                          dest_host=self.host, status="accepted", old_flavor=record.flavor,
@@ -104,10 +112,11 @@ class Evacuations:
         with self.tracker.claim(of_flavor(record.flavor), f"instance {uuid}"):
             self.peers.record_incoming(
                 payload, states.REBUILD_SPAWNING, migration=migration,
-                disk_formats=record.disk_formats if shared else {},
-                task_args={"migration_id": migration["id"], "shared_storage": shared,
+                disk_formats=record.disk_formats if shared or in_pool else {},
+                task_args={"migration_id": migration["id"],
+                           "shared_storage": shared or in_pool,
                            "stopped": record.vm_state == states.STOPPED})
-        return migration
+        return migration, shared or in_pool
 
     def evacuate(self, ctxt, uuid):
         """Rebuild the accepted instance here (worker pool; issued again

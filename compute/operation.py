@@ -10,7 +10,7 @@ from oslo_concurrency import lockutils
 
 from compute import exception, optable
 from compute.instance import power_state
-from compute.resource_tracker import boots_from_volume, in_rbd
+from compute.resource_tracker import boots_from_volume
 
 LOG = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class Runner:
         raise InstanceInvalidState naming the state it is in."""
         op = optable.TABLE[op_name]
         inst = self.db.instance_get(uuid)
-        why = optable.refusal(op, boots_from_volume(inst.volumes), in_rbd(inst))
+        why = optable.refusal(op, boots_from_volume(inst.volumes))
         if why:
             raise exception.InvalidRequest(f"instance {uuid}: {why}")
         expected = {}

@@ -41,7 +41,6 @@ class Op:
                                      # instance booted from volume
     peer: bool = False               # another host takes part: an instance in one of its
                                      # task states is not evacuated
-    on_rbd: bool = True              # works on an instance whose disks are RBD images
 
 
 _IDLE = (None,)
@@ -78,13 +77,13 @@ ROWS = (
     # rebuild: a new root disk from the (same or a new) image, recorded at
     # accept; taken up again after a restart, since the old disk may be gone
     Op("rebuild", "rebuild", frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), _IDLE,
-       (s.REBUILDING,), s.ACTIVE, s.ERROR, RESUME, root_file=True, on_rbd=False),
+       (s.REBUILDING,), s.ACTIVE, s.ERROR, RESUME, root_file=True),
     # rescue boots the rescue image's fresh disk with the instance's own
     # disks after it; both are definitions made again from the record, so
     # an interrupted one is simply issued again.  A failure leaves ERROR
     # with its fault; a hard reboot from there boots the own disks.
     Op("rescue", "rescue", frozenset({s.ACTIVE, s.STOPPED, s.ERROR}), _IDLE, (s.RESCUING,),
-       s.RESCUED, s.ERROR, RESUME, root_file=True, on_rbd=False),
+       s.RESCUED, s.ERROR, RESUME, root_file=True),
     Op("unrescue", "unrescue", frozenset({s.RESCUED}), _IDLE, (s.UNRESCUING,), s.ACTIVE,
        s.ERROR, RESUME),
     # shelve: the guest off, its root disk uploaded as an image (whose id is
@@ -93,7 +92,7 @@ ROWS = (
     # state (the guest off: the power sync says STOPPED) with its fault
     Op("shelve", "shelve", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
        (s.SHELVING, s.SHELVING_IMAGE_PENDING_UPLOAD, s.SHELVING_IMAGE_UPLOADING), s.SHELVED,
-       None, RESUME, root_file=True, on_rbd=False),
+       None, RESUME, root_file=True),
     # offload: guest, disks, ports, rules and claim go; taken up again
     Op("shelve_offload", "shelve_offload", frozenset({s.SHELVED}), _IDLE,
        (s.SHELVING_OFFLOADING,), s.SHELVED_OFFLOADED, None, RESUME),
@@ -106,7 +105,7 @@ ROWS = (
     # by CAS; the rebuild is issued again after a restart (shared disks are
     # only defined again; disks from the image are made anew)
     Op("evacuate", "evacuate", ANY, ANY, (s.REBUILD_SPAWNING,), None, s.ERROR, RESUME,
-       migration_failed="error", on_rbd=False),
+       migration_failed="error"),
     # volumes: the volume (or its id) recorded at accept; both steps find
     # the disk by its serial, so an interrupted one is issued again
     Op("attach_volume", "attach_volume", frozenset({s.ACTIVE, s.STOPPED, s.PAUSED}), _IDLE,
@@ -142,15 +141,11 @@ ROWS = (
 TABLE = {op.name: op for op in ROWS}
 
 
-def refusal(op, boots_from_volume, disks_in_rbd):
+def refusal(op, boots_from_volume):
     """Why op cannot work on an instance with such disks, or None (pure)."""
-    verb = op.name.replace("_", " ")
     if op.root_file and boots_from_volume:
-        return f"cannot {verb} it: it boots from a volume, and this works on a root disk " \
-               "on the host"
-    if not op.on_rbd and disks_in_rbd:
-        return f"cannot {verb} it: its disks are RBD images (images_type = rbd), and " \
-               "this works on disk files on the host"
+        return f"cannot {op.name.replace('_', ' ')} it: it boots from a volume, and this " \
+               "works on a root disk on the host"
     return None
 
 

@@ -55,11 +55,6 @@ def boots_from_volume(volumes):
     return any(v["device"] == BOOT_DEVICE for v in volumes or ())
 
 
-def in_rbd(inst):
-    """Whether the instance's recorded disks are RBD images (pure)."""
-    return "rbd" in (inst.disk_formats or {}).values()
-
-
 def limits(total, ratios, reserved):
     """What the host may hand out: total x ratio - reserved, per resource."""
     return Resources(int(total.vcpus * ratios.vcpus),

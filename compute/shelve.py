@@ -124,6 +124,7 @@ class Shelving:
     def shelve_offload(self, ctxt, uuid):
         def work(inst, record):
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            self.driver.remove_shared_disks(virt_instance(inst))     # the image holds the root
             volumes.forget_all(self.driver, inst)   # the volumes stay attached in the record
             faults.point("shelve_offload.destroyed")
             released = [f.address for f in self.db.floating_ips(self.host)
@@ -231,6 +232,7 @@ class Shelving:
     def _undo_spawn(self, inst):
         try:
             self.driver.destroy(virt_instance(inst), [], destroy_disks=True)
+            self.driver.remove_shared_disks(virt_instance(inst))
             volumes.forget_all(self.driver, inst)
             self.networking.unplug_vifs(inst)
         except Exception:

@@ -344,6 +344,12 @@ class ComputeDriver(abc.ABC):
         A guest or directory that is already gone is not an error."""
 
     @abc.abstractmethod
+    def in_ceph(self, instance):
+        """Whether the instance's disks (as its record's formats say) live
+        on the shared block storage; DiskMissing when they do and this host
+        cannot reach it."""
+
+    @abc.abstractmethod
     def remove_shared_disks(self, instance):
         """The disks of a deleted instance that live on storage every host
         shares (none is fine); no such storage: nothing to do."""

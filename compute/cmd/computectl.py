@@ -142,8 +142,9 @@ def cmd_evacuate(api, args):
     nets = load_json(args.networks) if args.networks else {}
     answer = api.evacuate_instance(args.dest, args.uuid, args.host, nets.get("networks"))
     if not args.json:
-        print(f"  evacuation {answer['migration_id']} to {args.dest} "
-              f"({'shared storage: its disks' if answer['shared_storage'] else 'from the image'})")
+        how = "keeping its disks: shared storage or Ceph" if answer["shared_storage"] \
+            else "from the image"
+        print(f"  evacuation {answer['migration_id']} to {args.dest} ({how})")
     if args.no_wait:
         return api.get_instance(args.dest, args.uuid)
     return wait_for(api, args.dest, args.uuid,

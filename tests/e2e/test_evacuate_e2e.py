@@ -6,7 +6,8 @@ the same port; hA comes back (set to start the guests of running
 instances) and starts nothing: it destroys its copy and leaves no
 domain, file, tap or rule of it.  Then either host killed at each step
 of an evacuation (compute.faults), with the invariants of
-tests.harness.invariants after."""
+tests.harness.invariants after.  With the disks in Ceph (last: the agents
+keep images_type = rbd), the evacuated guest boots its own disk."""
 import json
 import os
 import subprocess
@@ -18,8 +19,9 @@ from network import names
 from tests.harness import agent as agent_mod
 from tests.harness import invariants as inv
 from tests.harness.agent import BIN, wait_until
+from tests.harness.ceph import CephCluster
 from tests.harness.netguests import OPEN, Guest, flat_network, port, wait_dhcp
-from tests.harness.testbed import _comm, two_hosts
+from tests.harness.testbed import MGMT, _comm, two_hosts
 
 HA_CONF = "[DEFAULT]\nservice_down_time = 8\nresume_guests_state_on_host_boot = true\n"
 HB_CONF = "[DEFAULT]\nservice_down_time = 8\n"
@@ -149,6 +151,45 @@ def test_chaos(bed, step, dies):
     b.api.terminate_instance(b.host, u)
     b.wait_state(u, {"deleted"})
     inv.check(bed, u)
+
+
+@pytest.fixture(scope="module")
+def ceph(bed):
+    """A Ceph cluster on the bed's switch, both agents keeping new
+    instances' disks in its pool vms (images_type = rbd)."""
+    cluster = CephCluster(bed.sw, f"{MGMT}.1", bed.dir)
+    try:
+        cluster.serve_instances([bed.hosts["hA"].agent, bed.hosts["hB"].agent])
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_with_disks_in_ceph_the_evacuated_guest_boots_its_own_disk(bed, ceph):
+    """The pool outlives hA: hB defines the guest on the same images (the
+    boot count goes on), and hA, back, removes its definition and
+    directory but never the images hB runs on; a delete on hB removes
+    them."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    u = evacuable(bed)
+    images = ceph.images_of(u)
+    assert images == [f"{u}_disk"]
+    out = computectl(b, "evacuate", "--host", a.host, "--dest", b.host, u)
+    assert "keeping its disks" in out, out
+    rec = b.find(u)
+    assert (rec["vm_state"], rec["power_state"], rec["host"]) == ("active", "RUNNING", b.host)
+    b.wait_console(u, lambda c: "TB: bootcount=2" in c, "the second boot of its own disk")
+    assert f"name='vms/{u}_disk'" in hB.virsh("dumpxml", f"instance-{u}")
+    back(hA)
+    assert f"instance-{u}" not in hA.virsh("list", "--all", "--name")
+    assert not os.path.exists(os.path.join(a.instances_path, u))
+    assert ceph.images_of(u) == images
+    b.api.reboot_instance(b.host, u, "HARD")
+    b.wait_console(u, lambda c: "TB: bootcount=3" in c, "a reboot on hB")
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})
+    assert ceph.images_of(u) == []
 
 
 @pytest.fixture(scope="module")

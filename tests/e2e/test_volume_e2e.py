@@ -332,36 +332,26 @@ def test_an_extended_volume_grows_in_the_running_guest_and_never_shrinks(bed, ce
 
 @pytest.fixture(scope="module")
 def rbd_backend(bed, ceph):
-    """Both agents restarted with images_type = rbd: builds from here on
-    make their disks in the pool vms, as a cephx user allowed rbd on vms
-    and images only; the same secret uuid on both hosts (a migrated
-    guest's XML names it)."""
-    conf, keyring = ceph.client("tbcompute", ("vms", "images"))
-    secret = str(uuid.uuid4())
-    for name in ("hA", "hB"):
-        agent = bed.hosts[name].agent
-        with open(agent.config_file, "a") as f:
-            f.write(f"[libvirt]\nimages_type = rbd\nimages_rbd_pool = vms\n"
-                    f"images_rbd_ceph_conf = {conf}\nimages_rbd_keyring = {keyring}\n"
-                    f"rbd_user = tbcompute\nrbd_secret_uuid = {secret}\n")
-        agent.kill_agent()
-        agent.restart_agent()
+    """Both agents on images_type = rbd from here on."""
+    ceph.serve_instances([bed.hosts["hA"].agent, bed.hosts["hB"].agent])
     return ceph
 
 
 def pool_images(ceph, u):
-    return sorted(n for n in json.loads(ceph.rbd("ls", "--format", "json", "vms"))
-                  if n.startswith(u))
+    return ceph.images_of(u)
 
 
 def test_with_images_type_rbd_the_disks_are_pool_images_through_snapshot_and_migration(
         bed, rbd_backend):
     """The root and swap disks are images in the pool (no file on the
-    host); a snapshot is an RBD snapshot exported to the image service
-    (and removed), and the image boots on hB with the guest's boot count;
-    a live migration copies no disk (the flags say so) and the guest goes
-    on ticking on hB; a hard reboot there boots the same disk; operations
-    that work on disk files are refused; a delete removes the images."""
+    host), the root a clone when the image is in the cluster; a snapshot
+    is an RBD snapshot exported to the image service (and removed), and
+    the image boots on hB with the guest's boot count; a live migration
+    copies no disk (the flags say so) and the guest goes on ticking on hB;
+    a hard reboot there boots the same disk; rescue puts the rescue disk
+    before the pool's; a resize grows the image, its revert rolls it back;
+    a rebuild makes the root anew; a shelve empties the pool and the
+    unshelve on hB fills it again; a delete removes the images."""
     ceph = rbd_backend
     hA, hB = bed.hosts["hA"], bed.hosts["hB"]
     a, b = hA.agent, hB.agent
@@ -419,11 +409,16 @@ def test_with_images_type_rbd_the_disks_are_pool_images_through_snapshot_and_mig
     b.api.reboot_instance(b.host, u, "HARD")
     b.wait_console(u, lambda c: "TB: bootcount=2" in c, "the hard reboot on hB")
 
-    for refused in (lambda: b.api.rebuild_instance(b.host, u),
-                    lambda: b.api.shelve_instance(b.host, u)):
-        with pytest.raises(exception.InvalidRequest, match="RBD images"):
-            refused()
-    assert settled(b, u)["vm_state"] == "active"
+
+    # rescue: the rescue image's fresh disk first, the pool's images after it
+    b.api.rescue_instance(b.host, u)
+    wait_until(lambda: (r := b.find(u)) and r["vm_state"] == "rescued"
+               and r["task_state"] is None, 120, 0.3, "rescued")
+    xml = hB.virsh("dumpxml", f"instance-{u}")
+    assert xml.index("disk.rescue") < xml.index(f"name='vms/{u}_disk'")
+    b.api.unrescue_instance(b.host, u)
+    b.wait_console(u, lambda c: "TB: bootcount=3" in c, "its own disk again")
+    assert "disk.rescue" not in hB.virsh("dumpxml", f"instance-{u}")
 
     # resize to hA: the root image grows in place (nothing is sent); a
     # revert rolls it back to the snapshot taken at power-off, a confirm
@@ -431,10 +426,11 @@ def test_with_images_type_rbd_the_disks_are_pool_images_through_snapshot_and_mig
     spec, big = f"vms/{u}_disk", dict(SMALL, root_gb=2, swap_mb=32)
     for end in ("revert", "confirm"):
         boots = guest.boots(b.console(u))
+        count = int(re.findall(r"TB: bootcount=(\d+)", b.console(u))[-1])
         b.api.migrate_instance(b.host, u, a.host, flavor=big)
         wait_until(lambda: (r := a.find(u)) and r["vm_state"] == "resized"
                    and r["task_state"] is None, 180, 0.5, "resized on hA")
-        console = a.wait_console(u, lambda c, n=boots + 2: f"TB: bootcount={n}" in c,
+        console = a.wait_console(u, lambda c, n=count + 1: f"TB: bootcount={n}" in c,
                                  "boot on hA")
         assert re.findall(r"vda_bytes=(\d+)", console)[-1] == str(2 * 2 ** 30)
         assert ceph.size(spec) == 2 * 2 ** 30
@@ -456,6 +452,27 @@ def test_with_images_type_rbd_the_disks_are_pool_images_through_snapshot_and_mig
             wait_until(lambda: json.loads(ceph.rbd("snap", "ls", "--format", "json",
                                                    spec)) == [], 60, 0.5, "no snapshot")
             assert ceph.size(spec) == 2 * 2 ** 30
+
+    # rebuild on hA: a new root image from the image (boot count 1 again)
+    a.api.rebuild_instance(a.host, u)
+    a.wait_console(u, lambda c: guest.boots(c) >= 2 and "TB: bootcount=1" in
+                   c.rsplit(guest.BOOT_MARKER, 1)[-1], "the rebuilt disk")
+    assert pool_images(ceph, u) == [f"{u}_disk", f"{u}_disk.swap"]
+    assert ceph.size(spec) == 2 * 2 ** 30
+
+    # shelve (offloaded at once): the root in an image, the pool's images
+    # gone; unshelved on hB into the pool again, with the boot count
+    a.api.shelve_instance(a.host, u)
+    wait_until(lambda: (r := a.find(u)) and r["vm_state"] == "shelved_offloaded"
+               and r["task_state"] is None, 180, 0.5, "offloaded")
+    assert pool_images(ceph, u) == []
+    b.api.unshelve_instance(a.host, u, b.host)
+    wait_until(lambda: (r := b.find(u)) and r["vm_state"] == "active"
+               and r["task_state"] is None, 180, 0.5, "unshelved on hB")
+    b.wait_console(u, lambda c: "TB: bootcount=2" in c.rsplit(guest.BOOT_MARKER, 1)[-1],
+                   "the unshelved boot")
+    assert pool_images(ceph, u) == [f"{u}_disk", f"{u}_disk.swap"]
+    a = b                                              # both instances are on hB now
     for agent, x in ((a, u), (b, u2)):
         agent.api.terminate_instance(agent.host, x)
         agent.wait_state(x, {"deleted"})

@@ -171,6 +171,26 @@ osd_memory_target = 939524096
             shutil.chown(path, AGENT_USER, AGENT_USER)
         return conf, keyring
 
+    def serve_instances(self, agents, pool="vms", user="tbcompute"):
+        """The agents restarted with images_type = rbd on a new pool (and
+        the pool images, for clone parents), as a user allowed rbd on
+        both; one secret uuid on every host (a migrated guest's XML names
+        it).  Builds from then on make their disks in the pool."""
+        conf, keyring = self.client(user, (pool, "images"))
+        secret = str(uuid.uuid4())
+        for agent in agents:
+            with open(agent.config_file, "a") as f:
+                f.write(f"[libvirt]\nimages_type = rbd\nimages_rbd_pool = {pool}\n"
+                        f"images_rbd_ceph_conf = {conf}\nimages_rbd_keyring = {keyring}\n"
+                        f"rbd_user = {user}\nrbd_secret_uuid = {secret}\n")
+            agent.kill_agent()
+            agent.restart_agent()
+
+    def images_of(self, u, pool="vms"):
+        """The names of an instance's images in the pool."""
+        return sorted(n for n in json.loads(self.rbd("ls", "--format", "json", pool))
+                      if n.startswith(u))
+
     def rbd(self, *args):
         """The rbd command as the admin (its output)."""
         return self._run("rbd", "-c", self.conf, *args, ns=True)

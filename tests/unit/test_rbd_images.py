@@ -1,6 +1,6 @@
 """The pure parts of instance disks in Ceph: image names, the monitors of
-a ceph.conf, the image service's rbd:// locations, keyrings, and which
-operations an instance with RBD disks is refused."""
+a ceph.conf, the image service's rbd:// locations, keyrings; the
+sequences of a build, a restart, a resize and a rebuild over a fake pool."""
 import pytest
 
 from compute import optable
@@ -54,12 +54,11 @@ def test_the_key_is_read_from_the_users_section_of_a_keyring(tmp_path):
         rbd_images.read_key(str(keyring), "other")
 
 
-def test_operations_on_disk_files_are_refused_for_rbd_disks_and_the_rest_work():
-    refused = {op.name for op in optable.ROWS if optable.refusal(op, False, True)}
-    assert refused == {"rebuild", "rescue", "shelve", "evacuate"}
-    assert all(optable.refusal(op, False, False) is None for op in optable.ROWS)
-    assert "RBD images" in optable.refusal(optable.TABLE["rebuild"], False, True)
-    assert "boots from a volume" in optable.refusal(optable.TABLE["snapshot"], True, False)
+def test_only_a_boot_volume_refuses_the_operations_on_the_root_file():
+    refused = {op.name for op in optable.ROWS if optable.refusal(op, True)}
+    assert refused == {"rebuild", "rescue", "shelve", "snapshot", "resize"}
+    assert all(optable.refusal(op, False) is None for op in optable.ROWS)
+    assert "boots from a volume" in optable.refusal(optable.TABLE["snapshot"], True)
 
 
 def test_migration_flag_names_show_whether_disks_are_copied():
@@ -99,7 +98,7 @@ class FakePool:
         self.images[key] = max(self.images[key], size)
 
     def remove(self, uuid, disk):
-        del self.images[f"{uuid}_{disk}"]
+        self.images.pop(f"{uuid}_{disk}", None)          # none is fine, as in the pool
 
 
 class Base:
@@ -149,3 +148,13 @@ def test_a_resize_grows_root_and_ephemeral_and_remakes_a_resized_swap():
     same = rbd_images.grow_all(pool, U, flavor(3, 2, 0), flavor(3, 2, 0), Base(2 ** 20),
                                {"disk": "rbd", "disk.local": "rbd"})
     assert same == {"disk": "rbd", "disk.local": "rbd"} and pool.images[f"{U}_disk"] == 3 * 2 ** 30
+
+
+def test_a_rebuild_makes_the_root_anew_and_keeps_the_ephemeral_disk_when_asked():
+    pool = FakePool({f"{U}_disk": 3 * 2 ** 30, f"{U}_disk.local": 2 ** 30,
+                     f"{U}_disk.swap": 2 ** 20})
+    formats = rbd_images.recreate_root(pool, U, flavor(1, 1, 16), Base(2 ** 20), {}, True)
+    assert formats == {"disk": "rbd", "disk.local": "rbd", "disk.swap": "rbd"}
+    assert pool.images == {f"{U}_disk": 2 ** 30, f"{U}_disk.local": 2 ** 30}
+    rbd_images.recreate_root(pool, U, flavor(1, 1, 16), Base(2 ** 20), {}, False)
+    assert pool.images == {f"{U}_disk": 2 ** 30}

@@ -12,8 +12,8 @@ from compute.shelve import expired_shelves, has_tpm
 NOW = datetime.datetime(2026, 11, 26, 12, 0, 0)
 
 
-def rec(vm_state, task_state=None, age=0, launched=True, props=None, formats=None):
-    return types.SimpleNamespace(disk_formats=formats or {"disk": "qcow2"},
+def rec(vm_state, task_state=None, age=0, launched=True, props=None):
+    return types.SimpleNamespace(
         uuid=f"{vm_state}-{task_state}-{age}", vm_state=vm_state, task_state=task_state,
         updated_at=NOW - datetime.timedelta(seconds=age), created_at=NOW,
         launched_at=NOW if launched else None, image_meta={"properties": props or {}})
@@ -62,4 +62,3 @@ def test_evacuation_needs_a_down_service_and_an_idle_evacuable_record():
     assert "middle of migrating" in record_refusal(rec(states.ACTIVE, states.MIGRATING), None)
     assert "shelved_offloaded" in record_refusal(rec(states.SHELVED_OFFLOADED), None)
     assert "record on hb already" in record_refusal(rec(states.ACTIVE), "hb")
-    assert "RBD images" in record_refusal(rec(states.ACTIVE, formats={"disk": "rbd"}), None)

@@ -150,8 +150,8 @@ class LibvirtDriver(driver.ComputeDriver):
     def remove_shared_disks(self, instance):
         """A deleted instance's RBD images (none is fine): only a delete or a
         failed build removes them, never a host's clean-up."""
-        if self.rbd is not None:
-            self.rbd.remove_all(check_uuid(instance.uuid))
+        if self.rbd is not None and (not instance.disk_formats or self.in_ceph(instance)):
+            self.rbd.remove_all(check_uuid(instance.uuid))      # (a build records none)
 
     def power_on(self, instance, image_meta, image_files, network_info):
         self.redefine(instance, image_meta, image_files, network_info).launch()
@@ -179,12 +179,19 @@ class LibvirtDriver(driver.ComputeDriver):
         if guest is not None:
             guest.destroy()
         img = self.conf.image
-        formats = disks.recreate_root(self.instance_dir(instance), instance.flavor,
-                                      image_files.root, img.use_cow_images,
-                                      img.preallocate_images, instance.disk_formats,
-                                      preserve_ephemeral)
+        if self.in_ceph(instance):
+            formats = rbd_images.recreate_root(self.rbd, check_uuid(instance.uuid),
+                                               instance.flavor, image_files.root, image_meta,
+                                               preserve_ephemeral)
+        else:
+            formats = disks.recreate_root(self.instance_dir(instance), instance.flavor,
+                                          image_files.root, img.use_cow_images,
+                                          img.preallocate_images, instance.disk_formats,
+                                          preserve_ephemeral)
         instance = dataclasses.replace(instance, disk_formats=formats)
         self.redefine(instance, image_meta, image_files, network_info).launch()
+        if self.in_ceph(instance):
+            return formats
         return resize.present_formats(self.instance_dir(instance), formats)
 
     def rescue(self, instance, rescue_meta, rescue_files, network_info):
@@ -193,7 +200,7 @@ class LibvirtDriver(driver.ComputeDriver):
         untouched; unrescue is power_on (redefine) from the record."""
         self.end_snapshot(instance)
         inst_dir = self.instance_dir(instance)
-        own = disks.reopen_all(inst_dir, instance.flavor, self.cache, instance.disk_formats)
+        own = self._reopen_disks(instance)
         rescue_disk = disks.create_rescue(inst_dir, rescue_files.root)
         self._define(instance, rescue_meta, rescue_files, [rescue_disk, *own],
                      network_info).launch()
@@ -207,10 +214,8 @@ class LibvirtDriver(driver.ComputeDriver):
         self.destroy(instance, [], destroy_disks=True)
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
-        img = self.conf.image
-        guest_disks = disks.create_all(
-            inst_dir, instance.flavor, dataclasses.replace(image_files, root=shelved_base),
-            self.cache, img.use_cow_images, img.preallocate_images)
+        guest_disks = self._create_disks(instance, {},        # {}: never a clone
+                                         dataclasses.replace(image_files, root=shelved_base))
         root = guest_disks[0]
         if root.format == "qcow2":
             qemu_img.rebase(root.path, "qcow2", image_files.root.path, image_files.root.format)
@@ -221,7 +226,8 @@ class LibvirtDriver(driver.ComputeDriver):
     def _define(self, instance, image_meta, image_files, guest_disks, network_info):
         """Define the guest from these disks (any old definition powered
         off first); the Guest.  The serial port picked is taken once defined."""
-        with self.serial_ports.lock:
+        os.makedirs(self.instance_dir(instance), mode=files.DIR_MODE, exist_ok=True)
+        with self.serial_ports.lock:            # (an instance on RBD may have no directory)
             xml = self.domain_xml(instance, image_meta, image_files, guest_disks,
                                   network_info)
             with open(os.path.join(self.instance_dir(instance), "libvirt.xml"), "w") as f:

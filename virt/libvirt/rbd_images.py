@@ -340,3 +340,15 @@ def grow_all(images, uuid, old, new, root_base, formats):
     if new.ephemeral_gb:
         formats["disk.local"] = FORMAT
     return formats
+
+
+def recreate_root(images, uuid, flavor, root_base, image_meta, preserve_ephemeral):
+    """A rebuild's disks in the pool: the root made anew from the (new)
+    image, swap and, unless kept, the ephemeral disk removed (reopen_all
+    makes them blank again); the formats of the instance's disks."""
+    for disk in ("disk.swap",) + (() if preserve_ephemeral else ("disk.local",)):
+        images.remove(uuid, disk)
+    images.create_root(uuid, root_size(flavor, root_base), root_base,
+                       images.clone_parent(image_meta))
+    return {"disk": FORMAT} | {d: FORMAT for d, size in (("disk.local", flavor.ephemeral_gb),
+                                                           ("disk.swap", flavor.swap_mb)) if size}
