@@ -93,7 +93,8 @@ class ComputeEndpoint:
                       image_meta={}, disk_formats={}, volumes=volumes)
         try:        # recorded inside the claim, so concurrent builds cannot over-commit
             volume_checks.check_all(volumes, conf.volume_allowed_networks)
-            with self.manager.tracker.claim(of_flavor(flavor, root=not volumes),
+            here = not self.manager.driver.new_disks_shared()
+            with self.manager.tracker.claim(of_flavor(flavor, disk=here, root=not volumes),
                                             f"instance {uuid}"):
                 self.db.instance_create(**record)
         except (exception.ResourcesUnavailable, exception.InvalidRequest) as e:

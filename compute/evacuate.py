@@ -109,7 +109,8 @@ class Evacuations:
                          dest_host=self.host, status="accepted", old_flavor=record.flavor,
                          new_flavor=record.flavor, old_vm_state=record.vm_state,
                          old_disk_formats=record.disk_formats or {}, shared_storage=shared)
-        with self.tracker.claim(of_flavor(record.flavor), f"instance {uuid}"):
+        here = not in_pool and not self.driver.new_disks_shared()
+        with self.tracker.claim(of_flavor(record.flavor, disk=here), f"instance {uuid}"):
             self.peers.record_incoming(
                 payload, states.REBUILD_SPAWNING, migration=migration,
                 disk_formats=record.disk_formats if shared or in_pool else {},

@@ -31,7 +31,7 @@ from compute import exception, faults, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
-from compute.resource_tracker import of_flavor
+from compute.resource_tracker import disks_here, of_flavor
 from virt import driver as virt_driver
 from virt import errors as virt_errors
 
@@ -277,7 +277,8 @@ class LiveMigrations:
         probe and the addresses to migrate to; then, as in Nova, the
         source's own check with what this host found."""
         try:
-            self.tracker.check(of_flavor(instance["flavor"], disk=block),
+            self.tracker.check(of_flavor(instance["flavor"], disk=block and disks_here(
+                instance["disk_formats"])),
                                f"instance {instance['uuid']}")
         except exception.ResourcesUnavailable as e:
             raise exception.MigrationPreCheckError(str(e)) from None
@@ -306,7 +307,8 @@ class LiveMigrations:
         ports."""
         uuid = instance["uuid"]
         try:
-            with self.tracker.claim(of_flavor(instance["flavor"], disk=block),
+            with self.tracker.claim(of_flavor(instance["flavor"], disk=block and disks_here(
+                    instance["disk_formats"])),
                                     f"instance {uuid}"):
                 self.peers.record_incoming(instance, states.MIGRATING)
         except exception.ResourcesUnavailable as e:

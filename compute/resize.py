@@ -41,7 +41,7 @@ from compute import disk_transfer, exception, faults, optable, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
-from compute.resource_tracker import of_flavor
+from compute.resource_tracker import disks_here, of_flavor
 from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
@@ -260,9 +260,10 @@ class Resizes:
         shared = self.peers.sees_probe(probe)
         ref = virt_driver.Instance.ref(uuid)
         new, old = migration["new_flavor"], migration["old_flavor"]
-        request = of_flavor(new, disk=not shared)      # on one host only the growth counts
+        local = not shared and disks_here(instance["disk_formats"])
+        request = of_flavor(new, disk=local)      # on one host only the growth counts
         if same:
-            request -= of_flavor(old, disk=not shared)
+            request -= of_flavor(old, disk=local)
         with self.tracker.claim(request, f"instance {uuid} ({migration['migration_type']})"):
             if not same:
                 if self.peers.find(uuid) is not None:

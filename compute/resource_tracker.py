@@ -45,9 +45,20 @@ def of_flavor(flavor, disk=True, root=True):
                      if disk else 0)
 
 
-def of_instance(inst, disk=True):
-    """What an instance's record takes here."""
-    return of_flavor(inst.flavor, disk, root=not boots_from_volume(inst.volumes))
+def of_instance(inst, disk=True, new_disks_shared=False):
+    """What an instance's record takes here (no disk for disks on shared
+    block storage; a record with no disks yet, a build, makes them where
+    this host makes new disks)."""
+    return of_flavor(inst.flavor, disk and disks_here(inst.disk_formats, new_disks_shared),
+                     root=not boots_from_volume(inst.volumes))
+
+
+def disks_here(disk_formats, new_disks_shared=False):
+    """Whether disks of these recorded formats take this host's disk: not
+    RBD images (pure)."""
+    if not disk_formats:
+        return not new_disks_shared
+    return "rbd" not in disk_formats.values()
 
 
 def boots_from_volume(volumes):
@@ -100,7 +111,7 @@ class ResourceTracker:
         used = Resources()
         for inst in self.db.instance_list(host=self.host):
             if holds_resources(inst):
-                used += of_instance(inst)
+                used += of_instance(inst, new_disks_shared=self.driver.new_disks_shared())
         return used
 
     @contextlib.contextmanager

@@ -54,6 +54,10 @@ class Shelving:
         self.host, self.submit = host, submit
         self.power_on = power_on            # Lifecycle.power_on: a shelved guest again
 
+    def _disk_here(self):
+        """Whether an unshelve's new disks take this host's disk."""
+        return not self.driver.new_disks_shared()
+
     # -- shelve -----------------------------------------------------------------
 
     def accept_shelve(self, uuid):
@@ -151,7 +155,8 @@ class Shelving:
         inst = self.db.instance_get(uuid)
         if dest_host in (None, self.host):
             if inst.vm_state == states.SHELVED_OFFLOADED:
-                with self.tracker.claim(of_flavor(inst.flavor), f"instance {uuid}"):
+                with self.tracker.claim(of_flavor(inst.flavor, disk=self._disk_here()),
+                                        f"instance {uuid}"):
                     self.runner.accept("unshelve", uuid, task_args={})
             else:
                 self.runner.accept("unshelve", uuid, task_args={})
@@ -188,7 +193,8 @@ class Shelving:
         if self.driver.has_instance_files(virt_driver.Instance.ref(uuid)):
             raise exception.InvalidRequest(
                 f"instance {uuid} has files on {self.host} without an instance: a leftover")
-        with self.tracker.claim(of_flavor(instance["flavor"]), f"instance {uuid}"):
+        with self.tracker.claim(of_flavor(instance["flavor"], disk=self._disk_here()),
+                                f"instance {uuid}"):
             self.peers.record_incoming(instance, states.UNSHELVING,
                                        vm_state=states.SHELVED_OFFLOADED,
                                        shelved_image_id=shelved_image_id,

@@ -344,6 +344,11 @@ class ComputeDriver(abc.ABC):
         A guest or directory that is already gone is not an error."""
 
     @abc.abstractmethod
+    def new_disks_shared(self):
+        """Whether the disks this host makes for new instances live on
+        shared block storage (not on this host's disk)."""
+
+    @abc.abstractmethod
     def in_ceph(self, instance):
         """Whether the instance's disks (as its record's formats say) live
         on the shared block storage; DiskMissing when they do and this host

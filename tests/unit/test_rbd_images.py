@@ -158,3 +158,10 @@ def test_a_rebuild_makes_the_root_anew_and_keeps_the_ephemeral_disk_when_asked()
     assert pool.images == {f"{U}_disk": 2 ** 30, f"{U}_disk.local": 2 ** 30}
     rbd_images.recreate_root(pool, U, flavor(1, 1, 16), Base(2 ** 20), {}, False)
     assert pool.images == {f"{U}_disk": 2 ** 30}
+
+
+def test_disks_in_the_pool_take_no_disk_of_the_host():
+    from compute.resource_tracker import disks_here
+    assert disks_here({"disk": "qcow2", "disk.swap": "qcow2"})
+    assert not disks_here({"disk": "rbd", "disk.swap": "rbd"})
+    assert disks_here({}) and not disks_here({}, new_disks_shared=True)   # a build

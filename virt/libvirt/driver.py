@@ -137,6 +137,9 @@ class LibvirtDriver(driver.ComputeDriver):
         return disks.reopen_all(self.instance_dir(instance), instance.flavor, self.cache,
                                 instance.disk_formats, root=root)
 
+    def new_disks_shared(self):
+        return self.rbd is not None
+
     def in_ceph(self, instance):
         """Whether the instance's disks are RBD images (shared by every host);
         DiskMissing when they are and this host has no pool configured."""
