@@ -16,6 +16,7 @@ import pytest
 
 from compute import exception
 from tests.harness import guest, serial
+from tests.harness import invariants as inv
 from tests.harness.agent import BIN, wait_until
 from tests.harness.ceph import CephCluster
 from tests.harness.iscsi import IscsiTarget
@@ -477,3 +478,29 @@ def test_with_images_type_rbd_the_disks_are_pool_images_through_snapshot_and_mig
         agent.api.terminate_instance(agent.host, x)
         agent.wait_state(x, {"deleted"})
         assert pool_images(ceph, x) == []
+
+
+def test_a_source_killed_after_the_resize_snapshot_rolls_the_images_back(bed, rbd_backend):
+    """hA's agent killed at resize.powered_off (the images snapshotted, the
+    guest off, nothing sent): at start it puts the instance back (the
+    invariants of the chaos suite hold), the images rolled back and their
+    snapshot gone; the guest boots its own disk again; a delete then
+    removes the images."""
+    ceph = rbd_backend
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("rbd-chaos", image=bed.images.images["disk"], flavor=SMALL, wait_console=False)
+    a.wait_console(u, lambda c: "TB: bootcount=1" in c, "the first boot")
+    a.kill_agent()
+    a.restart_agent(crash_at="resize.powered_off")
+    a.api.migrate_instance(a.host, u, b.host, flavor=dict(SMALL, root_gb=2))
+    assert a.wait_crashed() == -9
+    a.restart_agent()
+    assert inv.check(bed, u) == "hA"
+    assert a.find(u)["vm_state"] == "active"
+    a.wait_console(u, lambda c: "TB: bootcount=2" in c, "its own disk again")
+    spec = f"vms/{u}_disk"
+    assert ceph.size(spec) == 2 ** 30
+    assert json.loads(ceph.rbd("snap", "ls", "--format", "json", spec)) == []
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
+    assert ceph.images_of(u) == []
