@@ -168,6 +168,20 @@ console_opts = [
 ]
 
 
+metrics_group = cfg.OptGroup("metrics", title="Prometheus metrics")
+metrics_opts = [
+    cfg.BoolOpt("enabled", default=False,
+                help="Serve Prometheus metrics (operations, RPC handling time, "
+                     "instances by state, claims, image cache, broker reconnects) "
+                     "on listen_address:port, path /metrics."),
+    cfg.HostAddressOpt("listen_address", default="127.0.0.1",
+                       help="Where the metrics endpoint listens: an address only the "
+                            "monitoring system reaches (the metrics carry no secret, "
+                            "but name the host's instances' states and its load)."),
+    cfg.PortOpt("port", default=9178, help="The metrics endpoint's port."),
+]
+
+
 def register_opts(conf):
     """Register every option of the agent on conf.  Each ConfigOpts gets
     fresh OptGroup objects: oslo.config keeps a group's options (and their
@@ -184,7 +198,7 @@ def register_opts(conf):
 
 def list_opts():
     return ([(None, default_opts), (database_group, database_opts),
-             (console_group, console_opts)]
+             (console_group, console_opts), (metrics_group, metrics_opts)]
             + image_conf.list_opts() + libvirt_conf.list_opts() + network_conf.list_opts())
 
 

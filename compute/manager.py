@@ -20,6 +20,8 @@ queries.  Each part receives what it uses in its constructor:
 Payloads were validated at the RPC boundary (compute.endpoint) before
 anything reaches a part; locking, action records, notifications and
 faults come from compute.operation."""
+import collections
+import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,9 +51,9 @@ POWER_OPERATIONS = ("reboot_soft", "reboot_hard", "suspend", "resume", "pause", 
 
 class ComputeManager:
     def __init__(self, conf, db, driver, image_cache, glance, vif_plugin, notifier=None,
-                 transport=None):
+                 transport=None, metrics=None):
         self.conf, self.db, self.driver, self.host = conf, db, driver, conf.host
-        self.ops = Operations(db, notifier, self.host)
+        self.ops = Operations(db, notifier, self.host, metrics)
         self.runner = Runner(db, self.ops, driver)
         self.tracker = ResourceTracker(conf, db, driver, self.host)
         self.builds_pool = ThreadPoolExecutor(conf.max_concurrent_builds,
@@ -154,6 +156,15 @@ class ComputeManager:
                 "node": {c: getattr(node, c) for c in node.__table__.columns.keys()
                          if c != "updated_at"} if node else None,
                 "saved_state_bytes": self.driver.saved_state_bytes()}
+
+    def metrics_state(self):
+        """What the metrics endpoint reads at each scrape (plain data)."""
+        by_state = collections.Counter(i.vm_state for i in self.db.instance_list(host=self.host))
+        cache = self.images.status()
+        return {"instances": dict(by_state),
+                "capacity": dataclasses.asdict(self.tracker.capacity()),
+                "claimed": dataclasses.asdict(self.tracker.used()),
+                "image_cache": {k: cache[k] for k in ("size_bytes", "bases", "hits", "misses")}}
 
     # -- periodic resource report -------------------------------------------------
 

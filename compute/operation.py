@@ -4,6 +4,7 @@ start/end/error notifications and records a fault when it fails; Runner
 accepts and settles operations by their row of compute.optable."""
 import contextlib
 import logging
+import time
 import traceback
 
 from oslo_concurrency import lockutils
@@ -16,8 +17,9 @@ LOG = logging.getLogger(__name__)
 
 
 class Operations:
-    def __init__(self, db, notifier, host):
+    def __init__(self, db, notifier, host, metrics=None):
         self.db, self.notifier, self.host = db, notifier, host
+        self.metrics = metrics              # compute.metrics.Metrics, or None
 
     def notify(self, event_type, payload, error=False):
         if self.notifier is None:
@@ -42,9 +44,11 @@ class Operations:
             event_id = self.db.event_start(action_id, f"compute_{action}")
             payload = {"instance_uuid": uuid, "host": self.host}
             self.notify(f"{action}.start", payload)
+            started = time.monotonic()
             try:
                 yield ActionRecord(self.db, action_id)
             except Exception as e:
+                self._count(action, started, failed=True)
                 LOG.error("instance %s: %s failed: %s", uuid, action, e)
                 # the reason first, for whoever reads only that; then where
                 details = f"{type(e).__name__}: {e}\n{traceback.format_exc()}"
@@ -54,9 +58,14 @@ class Operations:
                     self.db.fault_create(uuid, f"{type(e).__name__}: {e}", details)
                 self.notify(f"{action}.error", dict(payload, message=str(e)), error=True)
                 raise
+            self._count(action, started, failed=False)
             self.db.event_finish(event_id, "Success")
             self.db.action_finish(action_id)
             self.notify(f"{action}.end", payload)
+
+    def _count(self, action, started, failed):
+        if self.metrics is not None:
+            self.metrics.operation(action, time.monotonic() - started, failed)
 
 
 class ActionRecord:

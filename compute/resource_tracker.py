@@ -107,6 +107,10 @@ class ResourceTracker:
         res = self.driver.get_available_resource()
         return Resources(res.vcpus, res.memory_mb, res.local_gb)
 
+    def capacity(self):
+        """What the host may hand out (its limits)."""
+        return limits(self.total(), self.ratios, self.reserved)
+
     def used(self):
         used = Resources()
         for inst in self.db.instance_list(host=self.host):
@@ -120,8 +124,7 @@ class ResourceTracker:
         what takes it; ResourcesUnavailable, before anything is made, when
         it does not fit."""
         with self._lock:
-            reason = shortfall(limits(self.total(), self.ratios, self.reserved), self.used(),
-                               request)
+            reason = shortfall(self.capacity(), self.used(), request)
             if reason:
                 raise exception.ResourcesUnavailable(f"{self.host} cannot hold {what}: "
                                                      f"it asks for {reason}")

@@ -12,6 +12,7 @@ from compute import rpc, systemd
 from compute.db.api import Database
 from compute.endpoint import ComputeEndpoint
 from compute.manager import ComputeManager
+from compute.metrics import Metrics, TimedEndpoint
 from imagecache import qemu_img
 from imagecache.cache import ImageCache
 from imagecache.glance import GlanceClient
@@ -37,14 +38,20 @@ class ComputeService:
         cache = ImageCache.from_conf(conf, glance, self.lock_dir)
         self.transport = transport or rpc.get_transport(conf)
         notifier = rpc.get_notifier(conf, conf.host)
+        self.metrics = Metrics() if conf.metrics.enabled else None
         self.manager = ComputeManager(conf, self.db, LibvirtDriver(conf, cache), cache, glance,
                                       vif_base.load(conf.network.vif_plugin, conf), notifier,
-                                      self.transport)
+                                      self.transport, self.metrics)
         self.endpoint = ComputeEndpoint(self.manager)
+        if self.metrics is not None:
+            self.metrics.watch_state(self.manager.metrics_state)
+            self.metrics.count_reconnects()
         target = messaging.Target(topic=rpc.TOPIC, server=conf.host)
         # No executor argument: it is deprecated, and oslo.messaging picks its
         # threading executor whenever threads are not eventlet-patched.
-        self.server = messaging.get_rpc_server(self.transport, target, [self.endpoint],
+        endpoint = self.endpoint if self.metrics is None \
+            else TimedEndpoint(self.endpoint, self.metrics)
+        self.server = messaging.get_rpc_server(self.transport, target, [endpoint],
                                                serializer=rpc.ContextSerializer())
         self._stop = threading.Event()
         self.watchdog = None
@@ -73,6 +80,8 @@ class ComputeService:
             self.db.sync()
         self.manager.init_host()
         self._report()
+        if self.metrics is not None:
+            self.metrics.serve(self.conf.metrics.listen_address, self.conf.metrics.port)
         self.server.start()
         for t in self._threads:
             t.start()

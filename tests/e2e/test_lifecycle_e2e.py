@@ -3,6 +3,7 @@ its serial console (uptime, boot count, tick counter), not by libvirt's
 word alone."""
 import os
 import time
+import uuid
 
 from tests.harness import guest
 from tests.harness.agent import LIBVIRT_URI, wait_until
@@ -164,3 +165,50 @@ def test_terminate_from_every_state_leaves_nothing(agent):
         assert libvirt_state(u) == (None, 0)
         assert not os.path.exists(os.path.join(agent.instances_path, u))
     assert agent.api.get_host_status(agent.host)["saved_state_bytes"] == 0
+
+
+def sample(page, name, **labels):
+    """The value of one sample on a /metrics page (0 when absent)."""
+    want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+                   if labels else "")
+    for line in page.splitlines():
+        if line.startswith(want + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def test_the_metrics_endpoint_counts_builds_reboots_and_a_failed_build(agent):
+    """After a build, a hard reboot and a build whose image is gone, the
+    agent's /metrics page shows the operations by action (the failure
+    counted), their latency, the RPC methods handled, the instances by
+    state, the claims and the image cache."""
+    before = agent.metrics()
+    u = agent.boot("metrics")
+    agent.api.reboot_instance(agent.host, u, "HARD")
+    agent.wait_settled(u)
+    bad = str(uuid.uuid4())
+    agent.api.build_and_run_instance(agent.host, bad, "gone", {"vcpus": 1, "memory_mb": 64,
+                                                               "root_gb": 1},
+                                     "f" * 8 + "-0000-4000-8000-" + "0" * 12)
+    assert agent.wait_state(bad, {"error"})["vm_state"] == "error"
+    page = agent.metrics()
+
+    def grew(name, by=1, **labels):
+        return sample(page, name, **labels) - sample(before, name, **labels) >= by
+
+    assert grew("compute_agent_operations_total", 2, action="create")
+    assert grew("compute_agent_operation_failures_total", action="create")
+    assert grew("compute_agent_operations_total", action="reboot")
+    assert grew("compute_agent_operation_seconds_count", action="reboot")
+    assert sample(page, "compute_agent_operation_seconds_sum", action="reboot") > 0
+    assert grew("compute_agent_rpc_seconds_count", 2, method="build_and_run_instance")
+    assert sample(page, "compute_agent_instances", vm_state="active") >= 1
+    assert sample(page, "compute_agent_instances", vm_state="error") >= 1
+    assert sample(page, "compute_agent_claimed", resource="memory_mb") >= 128
+    assert sample(page, "compute_agent_capacity", resource="vcpus") >= 1
+    assert sample(page, "compute_agent_image_cache_bytes") > 0
+    assert sample(page, "compute_agent_image_cache_lookups_total", result="hit") + \
+        sample(page, "compute_agent_image_cache_lookups_total", result="miss") >= 1
+    for x in (u, bad):
+        agent.api.terminate_instance(agent.host, x)
+        agent.wait_state(x, {"deleted"})

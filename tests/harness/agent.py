@@ -88,6 +88,7 @@ class Agent:
         self.console_key = tokens.new_key()      # shared with start_console_proxy's
         self.console_port = free_port()
         self.console_host = "127.0.0.1"          # where the agent tells users to go
+        self.metrics_port = free_port()          # every e2e agent serves its metrics
 
     def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
@@ -143,6 +144,9 @@ token_key = {self.console_key}
 serial_proxy_url = ws://{self.console_host}:{self.console_port}/serial
 vnc_proxy_url = ws://{self.console_host}:{self.console_port}/vnc
 novnc_url = http://{self.console_host}:{self.console_port}/novnc/vnc_lite.html
+[metrics]
+enabled = true
+port = {self.metrics_port}
 {self.extra_conf}
 """)
         if self.owns_image_service:
@@ -155,6 +159,13 @@ novnc_url = http://{self.console_host}:{self.console_port}/novnc/vnc_lite.html
         self.api = ComputeAPI(conf, timeout=30)
         wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
         return self
+
+    def metrics(self):
+        """The agent's /metrics page."""
+        import urllib.request
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as page:
+            return page.read().decode()
 
     def _start_image_service(self):
         self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
