@@ -23,27 +23,17 @@ from virt.libvirt import (
     guest_agent,
     interfaces,
     live,
-    rbd_images,
     resize,
     volumes,
 )
 from virt.libvirt import snapshot as snap
+from virt.libvirt.disk_store import DiskStore
+from virt.libvirt.files import check_uuid
 from virt.libvirt.host import Host
 
 LOG = logging.getLogger(__name__)
 DOMAIN_PREFIX = "instance-"
 OFF_STATES = (driver.SHUTDOWN, driver.NOSTATE, driver.CRASHED)
-RESIZE_SNAP = "resize"      # an RBD resize's way back, until it is confirmed
-
-
-def check_uuid(value):
-    """Instance directories are named by uuid: accept only canonical ones."""
-    try:
-        if str(uuidlib.UUID(value)) == value:
-            return value
-    except (ValueError, TypeError, AttributeError):
-        pass
-    raise errors.VirtError(f"invalid instance uuid {value!r}")
 
 
 class LibvirtDriver(driver.ComputeDriver):
@@ -61,22 +51,16 @@ class LibvirtDriver(driver.ComputeDriver):
                                                  lv.serial_port_range, self._domain_xmls)
         self.live = live.LiveMigrator(conf.libvirt, self.host, self.serial_ports)
         self.volumes = volumes.Volumes(self.host)
-        self.rbd = None             # rbd_images.RbdImages when images_type = rbd
+        self.disks = DiskStore(conf, image_cache, self.instance_dir)
 
     def _domain_xmls(self):
         return {g.uuid: g.xml_desc() for g in self.host.list_guests()}
 
     def init_host(self, host):
         os.makedirs(self.instances_path, mode=files.DIR_MODE, exist_ok=True)
-        lv = self.conf.libvirt
-        if lv.images_type == "rbd":
-            self.rbd = rbd_images.RbdImages(lv.images_rbd_pool, lv.images_rbd_ceph_conf,
-                                            lv.rbd_user, lv.rbd_secret_uuid,
-                                            lv.images_rbd_keyring)
-        self.settings = self._host_settings()
         self.host.start(self.events)
-        if self.rbd is not None and lv.images_rbd_keyring:
-            self.rbd.store_secret(self.host)
+        self.disks.start(self.host)
+        self.settings = self._host_settings()
 
     def _host_settings(self):
         lv = self.conf.libvirt
@@ -90,7 +74,7 @@ class LibvirtDriver(driver.ComputeDriver):
             disk_cache=cache, vnc_listen=lv.vnc_listen,
             uefi=(lv.uefi_loader, lv.uefi_nvram_template),
             uefi_secure=(lv.uefi_secure_loader, lv.uefi_secure_nvram_template),
-            rbd=self.rbd.source if self.rbd else None)
+            rbd=self.disks.rbd.source if self.disks.rbd else None)
 
     def _emit(self, uuid):
         if self._event_callback is not None:
@@ -104,7 +88,7 @@ class LibvirtDriver(driver.ComputeDriver):
     def spawn(self, instance, image_meta, image_files, network_info):
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
-        guest_disks = self._create_disks(instance, image_meta, image_files)
+        guest_disks = self.disks.create(instance, image_meta, image_files)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         try:
             guest.launch()
@@ -118,43 +102,14 @@ class LibvirtDriver(driver.ComputeDriver):
         LOG.info("instance %s: guest started", instance.uuid)
         return {d.name: d.format for d in guest_disks}
 
-    def _create_disks(self, instance, image_meta, image_files):
-        root = instance.boot_volume is None
-        if self.rbd is not None:
-            return rbd_images.create_all(self.rbd, check_uuid(instance.uuid), instance.flavor,
-                                         image_files.root, image_meta, self.cache, root)
-        return disks.create_all(self.instance_dir(instance), instance.flavor, image_files,
-                                self.cache, self.conf.image.use_cow_images,
-                                self.conf.image.preallocate_images, root=root)
-
-    def _reopen_disks(self, instance):
-        """The disks of an instance that exists: RBD images when its record
-        says so, else the files in its directory."""
-        root = instance.boot_volume is None
-        if self.in_ceph(instance):
-            return rbd_images.reopen_all(self.rbd, check_uuid(instance.uuid),
-                                         instance.flavor, self.cache, root)
-        return disks.reopen_all(self.instance_dir(instance), instance.flavor, self.cache,
-                                instance.disk_formats, root=root)
-
     def new_disks_shared(self):
-        return self.rbd is not None
+        return self.disks.new_disks_shared()
 
     def in_ceph(self, instance):
-        """Whether the instance's disks are RBD images (shared by every host);
-        DiskMissing when they are and this host has no pool configured."""
-        if rbd_images.FORMAT not in (instance.disk_formats or {}).values():
-            return False
-        if self.rbd is None:
-            raise errors.DiskMissing(f"instance {instance.uuid} has its disks in Ceph and "
-                                     "this host has no images_type = rbd")
-        return True
+        return self.disks.in_ceph(instance)
 
     def remove_shared_disks(self, instance):
-        """A deleted instance's RBD images (none is fine): only a delete or a
-        failed build removes them, never a host's clean-up."""
-        if self.rbd is not None and (not instance.disk_formats or self.in_ceph(instance)):
-            self.rbd.remove_all(check_uuid(instance.uuid))      # (a build records none)
+        self.disks.remove_shared(instance)
 
     def power_on(self, instance, image_meta, image_files, network_info):
         self.redefine(instance, image_meta, image_files, network_info).launch()
@@ -168,7 +123,7 @@ class LibvirtDriver(driver.ComputeDriver):
         must hold everything the guest wrote."""
         self.end_snapshot(instance)
         inst_dir = self.instance_dir(instance)
-        guest_disks = self._reopen_disks(instance)
+        guest_disks = self.disks.reopen(instance)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         disks.remove_rescue(inst_dir)            # a rescue's, no longer in the definition
         return guest
@@ -181,21 +136,11 @@ class LibvirtDriver(driver.ComputeDriver):
         guest = self._lookup(instance)
         if guest is not None:
             guest.destroy()
-        img = self.conf.image
-        if self.in_ceph(instance):
-            formats = rbd_images.recreate_root(self.rbd, check_uuid(instance.uuid),
-                                               instance.flavor, image_files.root, image_meta,
-                                               preserve_ephemeral)
-        else:
-            formats = disks.recreate_root(self.instance_dir(instance), instance.flavor,
-                                          image_files.root, img.use_cow_images,
-                                          img.preallocate_images, instance.disk_formats,
-                                          preserve_ephemeral)
+        formats = self.disks.recreate_root(instance, image_meta, image_files,
+                                           preserve_ephemeral)
         instance = dataclasses.replace(instance, disk_formats=formats)
         self.redefine(instance, image_meta, image_files, network_info).launch()
-        if self.in_ceph(instance):
-            return formats
-        return resize.present_formats(self.instance_dir(instance), formats)
+        return self.disks.formats_after(instance, formats)
 
     def rescue(self, instance, rescue_meta, rescue_files, network_info):
         """Boot from a fresh disk of the rescue image (the first disk, with
@@ -203,7 +148,7 @@ class LibvirtDriver(driver.ComputeDriver):
         untouched; unrescue is power_on (redefine) from the record."""
         self.end_snapshot(instance)
         inst_dir = self.instance_dir(instance)
-        own = self._reopen_disks(instance)
+        own = self.disks.reopen(instance)
         rescue_disk = disks.create_rescue(inst_dir, rescue_files.root)
         self._define(instance, rescue_meta, rescue_files, [rescue_disk, *own],
                      network_info).launch()
@@ -217,7 +162,7 @@ class LibvirtDriver(driver.ComputeDriver):
         self.destroy(instance, [], destroy_disks=True)
         inst_dir = self.instance_dir(instance)
         os.makedirs(inst_dir, mode=0o750, exist_ok=True)
-        guest_disks = self._create_disks(instance, {},        # {}: never a clone
+        guest_disks = self.disks.create(instance, {},        # {}: never a clone
                                          dataclasses.replace(image_files, root=shelved_base))
         root = guest_disks[0]
         if root.format == "qcow2":
@@ -256,9 +201,7 @@ class LibvirtDriver(driver.ComputeDriver):
         if guest is not None:
             guest.destroy()
             guest.undefine()
-        if self.in_ceph(instance):          # what a revert goes back to
-            self.rbd.snapshot_all(check_uuid(instance.uuid), RESIZE_SNAP)
-        return resize.move_aside(self.instance_dir(instance))
+        return self.disks.move_aside(instance)
 
     def check_arrived_disks(self, instance, old_flavor, image_files):
         resize.check_arrived(self.instance_dir(instance), instance.disk_formats, old_flavor,
@@ -268,33 +211,23 @@ class LibvirtDriver(driver.ComputeDriver):
                          start):
         """Destination: the arrived disks adopted for instance's (new)
         flavor, the guest defined and started if start; the disk formats."""
-        if self.in_ceph(instance):
-            formats = rbd_images.grow_all(self.rbd, check_uuid(instance.uuid), old_flavor,
-                                          instance.flavor, image_files.root,
-                                          instance.disk_formats)
-        else:
-            formats = resize.adopt(self.instance_dir(instance), instance.disk_formats,
-                                   old_flavor, instance.flavor, image_files, self.cache)
+        formats = self.disks.adopt(instance, old_flavor, image_files)
         instance = dataclasses.replace(instance, disk_formats=formats)
         guest = self.redefine(instance, image_meta, image_files, network_info)
         if start:
             guest.launch()
-        return resize.present_formats(self.instance_dir(instance), formats) | formats
+        return self.disks.formats_after(instance, formats)
 
     def finish_revert_migration(self, instance, image_meta, image_files, network_info, start):
         """Source: the directory moved back, the guest defined as before and
         started if start."""
-        resize.move_back(self.instance_dir(instance))
-        if self.in_ceph(instance):
-            self.rbd.rollback_all(check_uuid(instance.uuid), RESIZE_SNAP)
+        self.disks.move_back(instance)
         guest = self.redefine(instance, image_meta, image_files, network_info)
         if start:
             guest.launch()
 
     def confirm_migration(self, instance):
-        resize.remove_aside(self.instance_dir(instance))
-        if self.in_ceph(instance):
-            self.rbd.remove_snapshots(check_uuid(instance.uuid), RESIZE_SNAP)
+        self.disks.confirm(instance)
 
     def aside_disk_files(self, instance):
         """{name: path} of the disk files a resize moved aside here."""
@@ -434,10 +367,10 @@ class LibvirtDriver(driver.ComputeDriver):
         root = self._root(instance)
         fmt = instance.disk_formats.get("disk", "qcow2")
         total = self.snapshot_bytes(instance, image_files)
-        if fmt == rbd_images.FORMAT and self.in_ceph(instance):     # the guest runs on
+        if self.disks.root_in_ceph(instance):           # the guest runs on
             out = os.path.join(workdir, f"snapshot.{out_format}")
             with snap.watching(out, total, progress):
-                return self.rbd.export_snapshot(check_uuid(instance.uuid), "disk", out,
+                return self.disks.rbd.export_snapshot(check_uuid(instance.uuid), "disk", out,
                                                 out_format, f"snap-{uuidlib.uuid4().hex}")
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
@@ -448,8 +381,8 @@ class LibvirtDriver(driver.ComputeDriver):
     def snapshot_bytes(self, instance, image_files):
         """Upper bound of a snapshot's flat image: the allocated bytes of
         the root disk and of its base (an RBD root's virtual size)."""
-        if instance.disk_formats.get("disk") == rbd_images.FORMAT and self.in_ceph(instance):
-            return self.rbd.size(check_uuid(instance.uuid), "disk")
+        if self.disks.root_in_ceph(instance):
+            return self.disks.rbd.size(check_uuid(instance.uuid), "disk")
         return driver.allocated(self._root(instance)) + driver.allocated(image_files.root.path)
 
     def end_snapshot(self, instance):

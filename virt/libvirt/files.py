@@ -11,6 +11,7 @@ import time
 import uuid as uuidlib
 
 from imagecache import cleanup
+from virt import errors
 from virt.libvirt import builder, resize
 from virt.sparse import copy_local
 
@@ -97,3 +98,13 @@ def supports_direct_io(path):
         return False
     finally:
         os.unlink(probe)
+
+
+def check_uuid(value):
+    """Instance directories are named by uuid: accept only canonical ones."""
+    try:
+        if str(uuidlib.UUID(value)) == value:
+            return value
+    except (ValueError, TypeError, AttributeError):
+        pass
+    raise errors.VirtError(f"invalid instance uuid {value!r}")
