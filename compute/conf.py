@@ -144,7 +144,25 @@ database_opts = [
                     "SQLite file under state_path."),
     cfg.BoolOpt("auto_migrate", default=True,
                 help="Upgrade the database schema to the newest Alembic "
-                     "revision when the agent starts."),
+                     "revision when the agent starts. Set it false where "
+                     "hosts share a server database: `compute-agent-manage "
+                     "db sync` migrates it once, and an agent whose schema "
+                     "is behind refuses to start."),
+    cfg.IntOpt("max_pool_size", default=4, min=1,
+               help="Connections a server database pool keeps open (SQLite: "
+                    "unused). The agent's RPC and worker threads borrow one "
+                    "for each statement or transaction, never across a "
+                    "libvirt call, so a few serve them all."),
+    cfg.IntOpt("max_overflow", default=8, min=0,
+               help="Connections opened beyond max_pool_size under a burst "
+                    "and closed after it. A server must allow hosts x "
+                    "(max_pool_size + max_overflow) connections."),
+    cfg.IntOpt("pool_timeout", default=10, min=1,
+               help="Seconds a thread waits for a pooled connection before "
+                    "the operation fails."),
+    cfg.IntOpt("connection_recycle_time", default=3600, min=1,
+               help="Seconds after which a pooled connection is replaced "
+                    "(before a server or proxy closes it as idle)."),
 ]
 
 

@@ -82,3 +82,12 @@ class MigrationPreCheckError(ComputeError):
 class ConsoleUnavailable(ComputeError):
     """The instance has no console of that kind now (not running, consoles
     not enabled on its host); no token was issued."""
+
+
+class DatabaseUnavailable(ComputeError):
+    """The state database cannot be reached: the request was not run (the
+    guests keep running; ask again when the database is back)."""
+
+
+class SchemaBehind(ComputeError):
+    """The database schema is older than this agent's code."""

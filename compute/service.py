@@ -8,8 +8,8 @@ import threading
 
 import oslo_messaging as messaging
 
-from compute import rpc, systemd
-from compute.db.api import Database
+from compute import outage, rpc, systemd
+from compute.db.api import Database, unreachable
 from compute.endpoint import ComputeEndpoint
 from compute.manager import ComputeManager
 from compute.metrics import Metrics, TimedEndpoint
@@ -49,8 +49,12 @@ class ComputeService:
         target = messaging.Target(topic=rpc.TOPIC, server=conf.host)
         # No executor argument: it is deprecated, and oslo.messaging picks its
         # threading executor whenever threads are not eventlet-patched.
-        endpoint = self.endpoint if self.metrics is None \
-            else TimedEndpoint(self.endpoint, self.metrics)
+        self.db_watch = outage.DatabaseWatch()
+        endpoint = outage.OutageGuard(
+            self.endpoint, self.db_watch,
+            lambda event, payload: self.manager.ops.notify(event, payload, error=True))
+        if self.metrics is not None:
+            endpoint = TimedEndpoint(endpoint, self.metrics)
         self.server = messaging.get_rpc_server(self.transport, target, [endpoint],
                                                serializer=rpc.ContextSerializer())
         self._stop = threading.Event()
@@ -78,6 +82,8 @@ class ComputeService:
     def start(self):
         if self.conf.database.auto_migrate:
             self.db.sync()
+        else:
+            self.db.check_current()
         self.manager.init_host()
         self._report()
         if self.metrics is not None:
@@ -97,7 +103,14 @@ class ComputeService:
         return self.server._started, self.manager.driver.is_alive()
 
     def _report(self):
-        self.db.service_heartbeat(self.conf.host, BINARY, rpc.TOPIC)
+        try:
+            self.db.service_heartbeat(self.conf.host, BINARY, rpc.TOPIC)
+        except Exception as e:
+            if not unreachable(e):
+                raise
+            self.db_watch.failed(e, "heartbeat")
+            return
+        self.db_watch.answered()
         try:
             self.manager.update_available_resource()
         except Exception:

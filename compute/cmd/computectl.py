@@ -1,6 +1,6 @@
 """computectl: a thin command-line client over compute.rpcapi.ComputeAPI.
 
-    computectl [--config-file F] boot --host H --image ID --flavor vcpus=1,ram=128,disk=1 NAME
+    computectl [--config-file F] boot [--host H] --image ID --flavor vcpus=1,ram=128,disk=1 NAME
         [--boot-volume ID --connection FILE]
     computectl list --host H | show --host H UUID | console-log --host H [--length N] UUID
     computectl console --host H UUID | vnc-console --host H UUID
@@ -31,6 +31,7 @@ import time
 import uuid as uuidlib
 
 from compute import exception
+from compute.cmd import hosts
 from compute.cmd.cli import (
     CLIError,
     follow_progress,
@@ -55,16 +56,31 @@ def cmd_boot(api, args):
             if args.boot_volume else None)
     user_data = (base64.b64encode(read_file(args.user_data, binary=True)).decode()
                  if args.user_data else None)
-    api.build_and_run_instance(args.host, uuid, args.name, parse_flavor(args.flavor), args.image,
-                               networks=nets.get("networks"),
-                               security_groups=nets.get("security_groups"),
-                               user_data=user_data, key_pairs=key_pairs(args.key),
-                               hostname=args.hostname,
-                               admin_pass=os.environ.get("COMPUTE_ADMIN_PASS"),
-                               config_drive=args.config_drive, boot_volume=boot)
-    if args.no_wait:
-        return api.get_instance(args.host, uuid)
-    return wait_for(api, args.host, uuid, lambda r: r["vm_state"] == "active", args.json)
+    picked = args.host is None
+    targets = hosts.pick(args.db, parse_flavor(args.flavor), CONF.service_down_time) \
+        if picked else [args.host]
+    for i, host in enumerate(targets):
+        api.build_and_run_instance(host, uuid, args.name, parse_flavor(args.flavor), args.image,
+                                   networks=nets.get("networks"),
+                                   security_groups=nets.get("security_groups"),
+                                   user_data=user_data, key_pairs=key_pairs(args.key),
+                                   hostname=args.hostname,
+                                   admin_pass=os.environ.get("COMPUTE_ADMIN_PASS"),
+                                   config_drive=args.config_drive, boot_volume=boot)
+        if picked and not args.json:
+            print(f"  {uuid}: building on {host}", file=sys.stderr)
+        done = ((lambda r: r["task_state"] != "scheduling") if args.no_wait
+                else (lambda r: r["vm_state"] == "active"))
+        if args.no_wait and not picked:
+            return api.get_instance(host, uuid)
+        try:
+            return wait_for(api, host, uuid, done, args.json)
+        except CLIError as e:
+            if not picked or "ResourcesUnavailable" not in str(e) or i + 1 == len(targets):
+                raise
+            print(f"  {host} refused the claim; trying {targets[i + 1]}", file=sys.stderr)
+            api.terminate_instance(host, uuid)      # its record of the refusal
+    raise AssertionError("unreachable")
 
 
 def cmd_delete(api, args):
@@ -361,11 +377,39 @@ def cmd_vnc_console(api, args):
 
 def cmd_service_list(api, args):
     from compute.db.api import Database, service_is_up
-    db = Database.from_conf(CONF)
+    db = args.db or Database.from_conf(CONF)
     return [{"host": s.host, "binary": s.binary,
              "status": "up" if service_is_up(s, CONF.service_down_time) else "down",
              "updated_at": s.updated_at.isoformat() + "Z" if s.updated_at else None}
             for s in db.service_list()]
+
+
+def check_hosts(args):
+    """The state database (None if computectl cannot read it), after the
+    hosts the command names were checked against their service records."""
+    from compute.db.api import unreachable
+    named = [h for h in (getattr(args, "host", None), getattr(args, "dest", None)) if h]
+    db = hosts.readable(CONF)
+    if db is None:
+        if getattr(args, "host", "") is None:
+            raise CLIError("boot without --host needs the state database ([database] "
+                           "connection) to pick a host")
+        return None
+    try:
+        for h in named:
+            if args.command == "evacuate" and h == args.host:
+                hosts.check_known(db, h)    # its source is down, by definition
+            else:
+                hosts.check(db, h, CONF.service_down_time)
+    except Exception as e:
+        if not unreachable(e):
+            raise
+        if getattr(args, "host", "") is None:
+            raise CLIError(f"cannot pick a host: the state database is unreachable: "
+                           f"{str(e).splitlines()[0]}") from None
+        print(f"warning: hosts not checked, the state database is unreachable: "
+              f"{str(e).splitlines()[0]}", file=sys.stderr)
+    return db
 
 
 def build_parser():
@@ -380,14 +424,17 @@ def build_parser():
         s = sub.add_parser(name)
         s.set_defaults(fn=fn)
         if host:
-            s.add_argument("--host", required=True, help="compute host name")
+            s.add_argument("--host", required=host != "optional",
+                           help="compute host name" if host is True else
+                           "compute host name (default: a host whose service is up, "
+                           "with the most free memory; the next one if it refuses)")
         if uuid:
             s.add_argument("uuid")
         if wait:
             s.add_argument("--no-wait", action="store_true")
         return s
 
-    b = add("boot", cmd_boot, wait=True)
+    b = add("boot", cmd_boot, host="optional", wait=True)
     b.add_argument("--image", required=True)
     b.add_argument("--flavor", required=True, help="vcpus=N,ram=MiB,disk=GiB[,ephemeral,swap]")
     b.add_argument("--uuid", help="instance uuid (default: a new one)")
@@ -492,6 +539,7 @@ def main(argv=None):
     files = args.config_file or ([DEFAULT_CONFIG] if os.path.exists(DEFAULT_CONFIG) else [])
     CONF([], project="compute-agent", default_config_files=files)
     try:
+        args.db = check_hosts(args)
         from compute.rpcapi import ComputeAPI
         api = None if args.fn is cmd_service_list else ComputeAPI(CONF)
         render(args.fn(api, args), args.json)

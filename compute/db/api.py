@@ -12,7 +12,13 @@ import datetime
 import os
 
 from sqlalchemy import create_engine, delete, event, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import (
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+)
 from sqlalchemy.orm import sessionmaker
 
 from compute import exception
@@ -22,16 +28,22 @@ MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 # The newest revision under migrations/versions (a unit test checks it is
 # Alembic's head): an agent whose schema is current starts without loading
 # Alembic at all (about 11 MB of resident memory and 0.2 s).
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 _ANY = object()
 
 
 class Database:
-    def __init__(self, url, owner=None):
+    def __init__(self, url, owner=None, pool=None):
+        """pool: create_engine's pool arguments for a server database
+        (pool_size, max_overflow, pool_timeout, pool_recycle)."""
         self.owner = owner
         kwargs = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            # a connection the server dropped (restart, failover) is found
+            # and replaced when it is borrowed, not by the statement failing
+            kwargs.update(pool or {}, pool_pre_ping=True)
         self.engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
@@ -39,8 +51,21 @@ class Database:
 
     @classmethod
     def from_conf(cls, conf, owner=None):
-        url = conf.database.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
-        return cls(url, owner)
+        db = conf.database
+        url = db.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
+        return cls(url, owner, pool={"pool_size": db.max_pool_size,
+                                     "max_overflow": db.max_overflow,
+                                     "pool_timeout": db.pool_timeout,
+                                     "pool_recycle": db.connection_recycle_time})
+
+    def check_current(self):
+        """Raise SchemaBehind unless the schema is at HEAD_REVISION."""
+        found = self.revision()
+        if found != HEAD_REVISION:
+            raise exception.SchemaBehind(
+                f"the database schema is at revision {found or 'none'}, this agent needs "
+                f"{HEAD_REVISION}: run `compute-agent-manage db sync` (or set "
+                f"[database] auto_migrate)")
 
     def _mine(self, q, model, owner=None):
         """q limited to owner's rows (this host's; every host's when the
@@ -212,19 +237,10 @@ class Database:
         where = (models.CachedImage.host == host, models.CachedImage.image_id == image_id)
         values = {"filename": filename, "size_bytes": size_bytes,
                   "last_used": models.utcnow(), counter.key: counter + 1}
-        for _ in range(2):
-            with self.session() as s:
-                if s.execute(update(models.CachedImage).where(*where).values(**values)
-                             ).rowcount:
-                    return
-            try:
-                with self.session() as s:
-                    s.add(models.CachedImage(host=host, image_id=image_id, filename=filename,
-                                             size_bytes=size_bytes, hits=int(hit),
-                                             misses=int(not hit)))
-                return
-            except IntegrityError:
-                continue
+        self._upsert(update(models.CachedImage).where(*where).values(**values),
+                     lambda: models.CachedImage(host=host, image_id=image_id, filename=filename,
+                                                size_bytes=size_bytes, hits=int(hit),
+                                                misses=int(not hit)))
 
     def cached_images(self, host):
         with self.session() as s:
@@ -333,15 +349,28 @@ class Database:
     # -- services and nodes ---------------------------------------------------
 
     def service_heartbeat(self, host, binary, topic):
+        """One UPDATE of the host's own row (its first beat inserts it):
+        no read-modify-write, nothing another host's beat waits on."""
         now = models.utcnow()
-        with self.session() as s:
-            svc = s.scalar(select(models.Service).where(models.Service.host == host,
-                                                        models.Service.binary == binary))
-            if svc is None:
-                svc = models.Service(host=host, binary=binary, topic=topic)
-                s.add(svc)
-            svc.report_count = (svc.report_count or 0) + 1
-            svc.updated_at = now
+        where = (models.Service.host == host, models.Service.binary == binary)
+        beat = update(models.Service).where(*where).values(
+            report_count=models.Service.report_count + 1, updated_at=now)
+        self._upsert(beat, lambda: models.Service(host=host, binary=binary, topic=topic,
+                                                  report_count=1, updated_at=now))
+
+    def _upsert(self, stmt, make_row):
+        """Run the UPDATE stmt; when it matched no row, insert make_row();
+        when a racing insert won, update again."""
+        for _ in range(2):
+            with self.session() as s:
+                if s.execute(stmt).rowcount:
+                    return
+            try:
+                with self.session() as s:
+                    s.add(make_row())
+                return
+            except IntegrityError:
+                continue
 
     def service_get(self, host, binary):
         with self.session() as s:
@@ -357,21 +386,22 @@ class Database:
             return s.scalar(select(models.ComputeNode).where(models.ComputeNode.host == host))
 
     def compute_node_update(self, host, **values):
-        with self.session() as s:
-            node = s.scalar(select(models.ComputeNode).where(models.ComputeNode.host == host))
-            if node is None:
-                node = models.ComputeNode(host=host, **values)
-                s.add(node)
-            else:
-                for k, v in values.items():
-                    setattr(node, k, v)
-            node.updated_at = models.utcnow()
+        values["updated_at"] = models.utcnow()
+        self._upsert(update(models.ComputeNode).where(models.ComputeNode.host == host)
+                     .values(**values), lambda: models.ComputeNode(host=host, **values))
 
 
 def service_is_up(service, down_time, now=None):
     now = now or models.utcnow()
     last = service.updated_at or service.created_at
     return (now - last) <= datetime.timedelta(seconds=down_time)
+
+
+def unreachable(error):
+    """Whether error means the database cannot be reached (down, restarting,
+    network, credentials), as opposed to a statement the database refused."""
+    return isinstance(error, (OperationalError, InterfaceError)) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated)
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

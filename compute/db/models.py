@@ -103,6 +103,7 @@ class InstanceActionEvent(Base):
 
 class Service(Base):
     __tablename__ = "services"
+    __table_args__ = (UniqueConstraint("host", "binary", name="uq_services_host_binary"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     host: Mapped[str] = mapped_column(String(255))
     binary: Mapped[str] = mapped_column(String(64))

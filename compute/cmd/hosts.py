@@ -1,0 +1,93 @@
+"""Which host computectl talks to: a host named on the command line is
+checked against its service record first (no record, or a service that is
+down, is refused at once with that reason rather than after an RPC
+timeout), and `boot` without --host picks hosts from the shared database.
+
+The pick is a convenience for callers without a scheduler, not one: hosts
+whose service is up and enabled, most free memory first (their own
+figures from the last resource report).  The host still decides with its
+claim; a refused claim sends the caller to the next host."""
+import os
+
+from sqlalchemy import select
+
+from compute.cmd.cli import CLIError
+from compute.db import models
+from compute.db.api import Database, service_is_up
+from compute.rpc import BINARY
+
+# a boot without --host tries at most this many hosts
+MAX_TRIES = 3
+
+
+def readable(conf):
+    """The state database, or None when computectl cannot read it without
+    harm: a SQLite file absent here, or one another user's agent has not
+    opened (its WAL files would be made by us, and be ours)."""
+    url = conf.database.connection
+    if url is None or url.startswith("sqlite"):
+        path = (url.split("///", 1)[1] if url else
+                os.path.join(conf.state_path, "compute.sqlite"))
+        if not os.path.exists(path):
+            return None
+        if os.stat(path).st_uid != os.geteuid() and not os.path.exists(path + "-shm"):
+            return None
+    return Database.from_conf(conf)
+
+
+def refusal(service, host, down_time, now=None):
+    """Why host cannot be sent a request, or None (pure: the service row)."""
+    if service is None:
+        return (f"host {host!r} has no compute service record (is the agent running "
+                f"there, and under that name? `computectl service-list` shows the hosts)")
+    if not service_is_up(service, down_time, now):
+        last = service.updated_at or service.created_at
+        age = int(((now or models.utcnow()) - last).total_seconds())
+        return (f"the compute service on {host} is down: its last heartbeat was {age} s "
+                f"ago (service_down_time is {down_time} s)")
+    if service.disabled:
+        return f"the compute service on {host} is disabled"
+    return None
+
+
+def check(db, host, down_time):
+    reason = refusal(db.service_get(host, BINARY), host, down_time)
+    if reason:
+        raise CLIError(reason)
+
+
+def check_known(db, host):
+    """host has a service record (it may be down: an evacuation's source)."""
+    if db.service_get(host, BINARY) is None:
+        raise CLIError(refusal(None, host, 0))
+
+
+def candidates(services, nodes, flavor, down_time, now=None):
+    """Hosts to try for flavor, best first (pure: rows of services and
+    compute_nodes).  Hosts whose report shows too little free memory or
+    disk for the flavor come after the others (their allocation ratios
+    may still admit it: the claim decides)."""
+    now = now or models.utcnow()
+    by_host = {n.host: n for n in nodes}
+    up = [s.host for s in services if s.binary == BINARY and not s.disabled
+          and service_is_up(s, down_time, now)]
+
+    def free(host):
+        n = by_host.get(host)
+        if n is None:
+            return (0, 0)
+        return (n.memory_mb - n.memory_mb_used, n.local_gb - n.local_gb_used)
+
+    disk = flavor.get("root_gb", 0) + flavor.get("ephemeral_gb", 0)
+    ram = flavor.get("memory_mb", 0)
+    return sorted(up, key=lambda h: (free(h)[0] < ram or free(h)[1] < disk, -free(h)[0], h))
+
+
+def pick(db, flavor, down_time):
+    with db.session() as s:
+        services = list(s.scalars(select(models.Service)))
+        nodes = list(s.scalars(select(models.ComputeNode)))
+    hosts = candidates(services, nodes, flavor, down_time)
+    if not hosts:
+        raise CLIError("no compute host is up (`computectl service-list`)")
+    return hosts[:MAX_TRIES]
