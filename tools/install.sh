@@ -2,7 +2,8 @@
 # Install what compute-agent needs on Debian 12 (run as root): the system
 # packages (libvirt, QEMU and its iSCSI/RBD clients, RabbitMQ, tools to
 # build the test guest and the Debian cloud image, SSH for the cloud-image
-# tests, Ceph and tgt for the volume tests) and a
+# tests, Ceph and tgt for the volume tests, PostgreSQL for the shared
+# database tests) and a
 # virtualenv in .venv with the agent and its pinned Python dependencies.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,7 @@ PACKAGES=(
   mmdebstrap openssh-client sshpass novnc swtpm swtpm-tools ovmf
   qemu-block-extra libibverbs1 librdmacm1 libconfig-general-perl sg3-utils libaio1
   ceph-mon ceph-osd ceph-mgr ceph-common
+  postgresql
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

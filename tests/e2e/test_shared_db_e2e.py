@@ -1,0 +1,180 @@
+"""Hosts sharing one PostgreSQL database, each through its own role: hA
+runs real guests on libvirtd, hB runs on libvirt's test driver (everything
+above the driver real).  Row-level security keeps each host to its own
+rows; a database outage leaves the guests running and refuses requests
+clearly until it ends; computectl refuses a host without a running
+service at once and picks a host for a boot without --host."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import sqlalchemy
+from sqlalchemy import text
+
+from compute import exception
+from tests.harness import guest, postgres
+from tests.harness.agent import BIN, Agent, wait_until
+from tests.harness.postgres import PostgresServer
+
+pytestmark = pytest.mark.skipif(not postgres.available(), reason="PostgreSQL is not "
+                                "installed (tools/install.sh installs it)")
+TEST_DRIVER = "[libvirt]\nconnection_uri = test:///default\n"
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = PostgresServer().start()
+    server.create_schema()
+    yield server
+    server.remove()
+
+
+def start_agent(pg, extra="", images=None):
+    """An agent with its own database role; images: another agent whose
+    image service it uses."""
+    a = Agent()
+    a.extra_conf = pg.add_host(a.host) + extra
+    if images is not None:
+        a.owns_image_service = False
+        a.image_url = a.agent_image_url = images.image_url
+        a.images = images.images
+    return a.start()
+
+
+@pytest.fixture(scope="module")
+def hosts(pg):
+    a = start_agent(pg)
+    b = start_agent(pg, TEST_DRIVER, images=a)
+    try:
+        a.upload_test_guest()
+        small = os.path.join(a.workdir, "small.qcow2")
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", small, "8M"], check=True)
+        os.chmod(small, 0o644)
+        a.images["small"] = a._upload(small, "qcow2")
+        yield a, b
+    finally:
+        a.close()
+        b.close()
+
+
+def computectl(agent, *args, timeout=120):
+    return subprocess.run([os.path.join(BIN, "computectl"), "--config-file", agent.config_file,
+                           *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_a_host_role_writes_only_its_own_rows(pg, hosts):
+    a, b = hosts
+    ua = a.boot("rls-a", wait_console=False)
+    ub = b.boot("rls-b", image=b.images["small"], wait_console=False)
+    as_a = sqlalchemy.create_engine(pg.url(a.host))
+    others = [("instances", f"uuid = '{ub}'", "display_name = 'taken'"),
+              ("services", f"host = '{b.host}'", "disabled = true"),
+              ("compute_nodes", f"host = '{b.host}'", "vcpus = 0"),
+              ("instance_actions", f"instance_uuid = '{ub}'", "message = 'forged'")]
+    try:
+        with as_a.begin() as conn:
+            for table, where, change in others:
+                assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")
+                                    ).scalar() >= 1, f"hA cannot even read {table}"
+                assert conn.execute(text(f"UPDATE {table} SET {change} WHERE {where}")
+                                    ).rowcount == 0, f"hA updated hB's {table}"
+            assert conn.execute(text(f"DELETE FROM instance_faults WHERE instance_uuid = "
+                                     f"'{ub}'")).rowcount == 0
+            for table, where, _ in others[:3]:
+                assert conn.execute(text(f"DELETE FROM {table} WHERE {where}")
+                                    ).rowcount == 0, f"hA deleted hB's {table}"
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
+                as_a.begin() as conn:        # nor hand its own row to hB
+            conn.execute(text(f"UPDATE instances SET owner = '{b.host}' WHERE uuid = '{ua}'"))
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
+                as_a.begin() as conn:        # nor make rows in hB's name
+            conn.execute(text(f"INSERT INTO services (host, \"binary\", topic, report_count, "
+                              f"disabled, created_at) VALUES ('{b.host}', 'x', 'compute', "
+                              f"0, false, now())"))
+        with as_a.begin() as conn:           # its own rows: yes
+            assert conn.execute(text(f"UPDATE instances SET display_name = 'renamed' WHERE "
+                                     f"uuid = '{ua}'")).rowcount == 1
+            assert conn.execute(text(f"UPDATE services SET topic = topic WHERE host = "
+                                     f"'{a.host}'")).rowcount == 1
+    finally:
+        as_a.dispose()
+    assert b.api.get_instance(b.host, ub)["name"] == "rls-b"
+    assert a.api.get_instance(a.host, ua)["name"] == "renamed"
+    for agent, u in ((a, ua), (b, ub)):
+        agent.api.terminate_instance(agent.host, u)
+        agent.wait_state(u, {"deleted"})
+
+
+def test_a_database_outage_refuses_requests_keeps_guests_and_ends_by_itself(pg, hosts):
+    a, _ = hosts
+    u = a.boot("outage")
+    pg.stop()
+    try:
+        stopped = time.monotonic()
+        with pytest.raises(exception.DatabaseUnavailable, match="database is unreachable"):
+            a.api.get_instance(a.host, u)
+        with pytest.raises(exception.DatabaseUnavailable):
+            a.api.reboot_instance(a.host, u, "HARD")
+        ticks = guest.last_tick(a.console(u))
+        time.sleep(max(0.0, 30 - (time.monotonic() - stopped)))   # a 30 s outage
+        assert a.procs["compute-agent"].poll() is None, "the agent died in the outage"
+        later = guest.last_tick(a.console(u))
+        assert later >= ticks + 5, f"the guest stopped ticking in the outage: {ticks}->{later}"
+    finally:
+        pg.start()
+    assert "state database unreachable" in a.log()
+    rec = wait_until(lambda: _get(a, u), 60, 0.5, "the agent to answer from the database")
+    assert (rec["vm_state"], rec["power_state"], rec["task_state"]) == \
+        ("active", "RUNNING", None)
+    assert guest.boots(a.console(u)) == 1          # the outage rebooted nothing
+    a.api.reboot_instance(a.host, u, "HARD")        # and requests work again
+    a.wait_console(u, lambda c: guest.boots(c) == 2, "the reboot after the outage")
+    wait_until(lambda: "state database reachable again" in a.log(), 30, 0.5, "recovery log")
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})
+
+
+def _get(agent, u):
+    try:
+        return agent.api.get_instance(agent.host, u)
+    except exception.DatabaseUnavailable:
+        return None
+
+
+def test_computectl_refuses_a_host_without_a_service_at_once(hosts):
+    a, _ = hosts
+    started = time.monotonic()
+    run = computectl(a, "boot", "--host", "nosuchhost", "--image", a.images["disk"],
+                     "--flavor", "vcpus=1,ram=128,disk=1", "x")
+    assert run.returncode == 1
+    assert "host 'nosuchhost' has no compute service record" in run.stderr
+    assert time.monotonic() - started < 20, "refused only after a timeout"
+    run = computectl(a, "reboot", "--host", "nosuchhost", "--no-wait",
+                     "00000000-0000-4000-8000-000000000000")
+    assert "no compute service record" in run.stderr
+
+
+def test_computectl_boot_without_host_picks_an_up_host_and_moves_on_when_refused(pg, hosts):
+    a, b = hosts
+    # a host whose report shows the most free memory of all but which holds
+    # all of it back: the pick tries it first and its claim refuses (it
+    # reports once, at start, so the figure set here stays)
+    full = start_agent(pg, TEST_DRIVER + "[DEFAULT]\nreserved_host_memory_mb = 1000000\n"
+                                         "report_interval = 3600\n", images=a)
+    try:
+        with sqlalchemy.create_engine(pg.url(full.host)).begin() as conn:
+            conn.execute(text(f"UPDATE compute_nodes SET memory_mb = 10000000 "
+                              f"WHERE host = '{full.host}'"))
+        run = computectl(full, "--json", "boot", "--image", a.images["small"],
+                         "--flavor", "vcpus=1,ram=128,disk=1", "picked")
+    finally:
+        full.close()
+    assert run.returncode == 0, run.stderr
+    assert f"{full.host} refused the claim" in run.stderr
+    rec = json.loads(run.stdout)
+    assert rec["vm_state"] == "active" and rec["host"] != full.host
+    owner = a if rec["host"] == a.host else b
+    owner.api.terminate_instance(owner.host, rec["uuid"])
+    owner.wait_state(rec["uuid"], {"deleted"})
