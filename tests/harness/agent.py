@@ -89,6 +89,7 @@ class Agent:
         self.console_port = free_port()
         self.console_host = "127.0.0.1"          # where the agent tells users to go
         self.metrics_port = free_port()          # every e2e agent serves its metrics
+        self.transport_url = TRANSPORT_URL
 
     def _spawn(self, name, argv, env=None):
         log = open(os.path.join(self.workdir, f"{name}.log"), "ab")
@@ -128,7 +129,7 @@ class Agent:
             f.write(f"""[DEFAULT]
 host = {self.host}
 state_path = {self.state_path}
-transport_url = {TRANSPORT_URL}
+transport_url = {self.transport_url}
 report_interval = 2
 wait_soft_reboot_seconds = 6
 shutdown_timeout = 10

@@ -1,0 +1,148 @@
+"""Fifty agents on one machine: one PostgreSQL database (a role per host),
+a three-node RabbitMQ cluster with quorum queues, every agent on libvirt's
+test driver (RPC, claims, database and notifications real).  Prints one
+JSON object:
+
+- agents; service_list: seconds until all show up, until five stopped
+  agents show down (service_down_time 10 s) and up again after a start;
+- under a mixed load of several clients (builds, power operations,
+  queries, deletes): rpc_call_p50_ms / rpc_call_p99_ms (ping to a random
+  agent), builds_per_s, errors;
+- heartbeat_writes_per_s (the services rows' report_count over the load),
+  db_connections_peak (pg_stat_activity, sampled), agent_rss_mb_median;
+- single_broker: the same load and ping figures with the agents restarted
+  on one RabbitMQ node (the machine's own), in the same run;
+- floor: ping of one agent with nothing else running, on that one node.
+
+    .venv/bin/python benchmarks/scale.py [--agents 50] [--clients 4] [--seconds 60]
+
+Needs RabbitMQ (tools/start-daemons.sh) and PostgreSQL's binaries
+(tools/install.sh); starts and removes everything else itself.
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from tests.harness.agent import TRANSPORT_URL  # noqa: E402
+from tests.harness.fleet import Fleet, MixedLoad  # noqa: E402
+from tests.harness.postgres import PostgresServer  # noqa: E402
+from tests.harness.rabbit_cluster import RabbitCluster  # noqa: E402
+
+QUORUM = ("[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n"
+          "rabbit_transient_quorum_queue = true\nheartbeat_timeout_threshold = 10\n")
+DOWN_TIME = 10
+
+
+def heartbeats(pg):
+    return int(pg.sql("SELECT coalesce(sum(report_count), 0) FROM services", db="compute"))
+
+
+def loaded(fleet, pg, clients, seconds):
+    """Run the mixed load; its figures with the database's."""
+    peak, done = [0], threading.Event()
+
+    def sample():
+        while not done.wait(0.5):
+            peak[0] = max(peak[0], pg.connections())
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    beats = heartbeats(pg)
+    load = MixedLoad(fleet, clients=clients).start()
+    time.sleep(seconds)
+    load.stop()
+    done.set()
+    sampler.join()
+    figures = load.figures()
+    figures["heartbeat_writes_per_s"] = round((heartbeats(pg) - beats) / load.seconds, 2)
+    figures["db_connections_peak"] = peak[0]
+    figures["first_errors"] = load.errors[:5]
+    return figures
+
+
+def floor(fleet, n=200):
+    api = fleet.client()
+    host = fleet.agents[0].host
+    api.ping(host)
+    walls = []
+    for _ in range(n):
+        started = time.monotonic()
+        api.ping(host)
+        walls.append((time.monotonic() - started) * 1000)
+    walls.sort()
+    return {"ping_p50_ms": round(statistics.median(walls), 2),
+            "ping_p99_ms": round(walls[int(n * 0.99) - 1], 2)}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--agents", type=int, default=50)
+    p.add_argument("--clients", type=int, default=4)
+    p.add_argument("--seconds", type=int, default=60)
+    args = p.parse_args()
+    out = {"agents": args.agents, "clients": args.clients}
+    pg = PostgresServer(max_connections=args.agents * 6 + 50).start()
+    cluster = RabbitCluster()
+    fleet = None
+    try:
+        pg.create_schema()
+        cluster.start()
+        started = time.monotonic()
+        fleet = Fleet(args.agents, pg, cluster.transport_url(), DOWN_TIME, QUORUM).start()
+        out["fleet_start_s"] = round(time.monotonic() - started, 1)
+        everyone = {a.host: "up" for a in fleet.agents}
+        svc = {"all_up_s": round(fleet.wait_states(everyone, 60), 1)}
+        five = fleet.agents[1:6]
+        fleet.stop(five)
+        svc["five_down_s"] = round(fleet.wait_states(
+            {**everyone, **{a.host: "down" for a in five}}, DOWN_TIME + 30), 1)
+        fleet.restart(five)
+        svc["five_up_again_s"] = round(fleet.wait_states(everyone, 60), 1)
+        svc["up"] = sum(1 for s in fleet.service_states().values() if s == "up")
+        out["service_list"] = svc
+        out.update(loaded(fleet, pg, args.clients, args.seconds))
+        sizes = fleet.rss_mb()
+        out["agent_rss_mb_median"] = round(statistics.median(sizes), 1)
+        # the same agents on one broker node: restarted with its URL
+        fleet.stop(fleet.agents[1:])
+        fleet.agents[0].procs["compute-agent"].terminate()
+        fleet.agents[0].procs["compute-agent"].wait(30)
+        for a in fleet.agents:
+            a.transport_url = TRANSPORT_URL
+            _rewrite_transport(a)
+        fleet.transport_url = TRANSPORT_URL
+        fleet.restart(fleet.agents)
+        single = loaded(fleet, pg, args.clients, args.seconds)
+        out["single_broker"] = {k: single[k] for k in (
+            "rpc_call_p50_ms", "rpc_call_p99_ms", "builds_per_s", "errors", "first_errors")}
+        out["floor"] = floor(fleet)
+    finally:
+        if fleet is not None:
+            fleet.close()
+        cluster.remove()
+        pg.remove()
+    out["targets_met"] = bool(out.get("rpc_call_p99_ms") is not None
+                              and out["rpc_call_p99_ms"] <= 100 and out["errors"] == 0)
+    print(json.dumps(out, indent=2))
+
+
+def _rewrite_transport(agent):
+    """Point an agent's config at its (new) transport_url."""
+    with open(agent.config_file) as f:
+        lines = f.read().splitlines()
+    with open(agent.config_file, "w") as f:
+        for line in lines:
+            if line.startswith("transport_url ="):
+                line = f"transport_url = {agent.transport_url}"
+            elif line.startswith(("rabbit_quorum_queue", "rabbit_transient_quorum_queue")):
+                continue        # the machine's node keeps its classic queues
+            f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
