@@ -73,7 +73,9 @@ class Peers:
             payload["volumes"] = list(inst.volumes)
         gids = {g for item in inst.networks or () for g in item["port"].get(
             "security_groups", ())}
-        payload["security_groups"] = list(self.db.security_groups(gids).values())
+        # the groups as the record's host has them (an evacuation reads a
+        # dead host's record and groups; their bodies are checked as a build's)
+        payload["security_groups"] = list(self.db.security_groups(gids, inst.owner).values())
         return payload
 
     def record_incoming(self, instance, task_state, **overrides):

@@ -150,10 +150,13 @@ class CachedImage(Base):
 
 
 class SecurityGroup(Base):
-    """A security group as last received over RPC (its payload dict)."""
+    """A security group as a host last received it over RPC (its payload
+    dict)."""
 
     __tablename__ = "security_groups"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # the host that was sent it (and applies it)
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
     body: Mapped[dict] = mapped_column(JSON)
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
 

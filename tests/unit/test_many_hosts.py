@@ -143,3 +143,34 @@ def test_an_agent_refuses_a_schema_behind_its_code(tmp_path):
     d = Database(f"sqlite:///{tmp_path}/empty.sqlite")
     with pytest.raises(exception.SchemaBehind, match="compute-agent-manage db sync"):
         d.check_current()
+
+
+def test_each_host_keeps_its_own_copy_of_a_security_group(tmp_path):
+    url = f"sqlite:///{tmp_path}/shared.sqlite"
+    a, b = Database(url, owner="hA"), Database(url, owner="hB")
+    a.sync()
+    a.security_group_put({"id": "web", "rules": [{"port": 80}]})
+    b.security_group_put({"id": "web", "rules": [{"port": 22}]})
+    a.security_group_put({"id": "web", "rules": [{"port": 443}]})
+    assert b.security_groups() == {"web": {"id": "web", "rules": [{"port": 22}]}}
+    assert a.security_groups(["web"]) == {"web": {"id": "web", "rules": [{"port": 443}]}}
+    assert b.security_groups(host="hA") == a.security_groups()     # an evacuation's read
+
+
+def test_groups_of_a_shared_database_go_to_every_host_on_upgrade(tmp_path):
+    from sqlalchemy import text
+
+    from tests.unit.test_db import _upgrade_to
+    db = Database(f"sqlite:///{tmp_path}/old.sqlite")
+    _upgrade_to(db, "0012")
+    with db.engine.begin() as conn:
+        for host in ("hA", "hB"):
+            conn.execute(text("INSERT INTO services (host, binary, topic, report_count, "
+                              "disabled, created_at) VALUES (:h, 'compute-agent', 'compute', "
+                              "1, 0, '2026-12-05 00:00:00')"), {"h": host})
+        conn.execute(text("INSERT INTO security_groups (id, body, updated_at) VALUES "
+                          "('web', '{\"id\": \"web\", \"rules\": []}', '2026-12-05 00:00:00')"))
+    db.sync()
+    for host in ("hA", "hB"):
+        assert Database(db.engine.url.render_as_string(hide_password=False), owner=host
+                        ).security_groups() == {"web": {"id": "web", "rules": []}}
