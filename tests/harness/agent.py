@@ -153,13 +153,17 @@ port = {self.metrics_port}
         if self.owns_image_service:
             self._start_image_service()
         self._start_agent()
+        self.connect()
+        wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
+        return self
+
+    def connect(self):
+        """The test's RPC client (self.api) from the agent's config file."""
         conf = cfg.ConfigOpts()
         compute_conf.register_opts(conf)
         conf(["--config-file", self.config_file], project="compute-agent-e2e")
         self.conf = conf
         self.api = ComputeAPI(conf, timeout=30)
-        wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
-        return self
 
     def metrics(self):
         """The agent's /metrics page."""

@@ -76,6 +76,27 @@ class Fleet:
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda a: a.restart_agent(), agents))
 
+    def switch_broker(self, transport_url):
+        """Restart every agent on another broker (classic queues)."""
+        self.stop(self.agents[1:])
+        first = self.agents[0].procs["compute-agent"]
+        first.terminate()
+        first.wait(30)
+        self.transport_url = transport_url
+        for a in self.agents:
+            a.transport_url = transport_url
+            with open(a.config_file) as f:
+                lines = f.read().splitlines()
+            with open(a.config_file, "w") as f:
+                for line in lines:
+                    if line.startswith("transport_url ="):
+                        line = f"transport_url = {transport_url}"
+                    elif line.startswith(("rabbit_quorum_queue", "rabbit_transient_quorum")):
+                        continue
+                    f.write(line + "\n")
+            a.connect()
+        self.restart(self.agents)
+
     def close(self):
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda a: a.close(), self.agents))
