@@ -384,10 +384,16 @@ def cmd_service_list(api, args):
             for s in db.service_list()]
 
 
-def check_hosts(args):
+def check_hosts(args, api):
     """The state database (None if computectl cannot read it), after the
     hosts the command names were checked against their service records."""
     from compute.db.api import unreachable
+
+    def answers(host):
+        try:
+            return bool(api.ping(host, timeout=hosts.PING_TIMEOUT))
+        except Exception:
+            return False
     named = [h for h in (getattr(args, "host", None), getattr(args, "dest", None)) if h]
     db = hosts.readable(CONF)
     if db is None:
@@ -398,9 +404,9 @@ def check_hosts(args):
     try:
         for h in named:
             if args.command == "evacuate" and h == args.host:
-                hosts.check_known(db, h)    # its source is down, by definition
+                hosts.check_known(db, h, answers)   # its source is down, by definition
             else:
-                hosts.check(db, h, CONF.service_down_time)
+                hosts.check(db, h, CONF.service_down_time, answers)
     except Exception as e:
         if not unreachable(e):
             raise
@@ -539,9 +545,9 @@ def main(argv=None):
     files = args.config_file or ([DEFAULT_CONFIG] if os.path.exists(DEFAULT_CONFIG) else [])
     CONF([], project="compute-agent", default_config_files=files)
     try:
-        args.db = check_hosts(args)
         from compute.rpcapi import ComputeAPI
         api = None if args.fn is cmd_service_list else ComputeAPI(CONF)
+        args.db = check_hosts(args, api)
         render(args.fn(api, args), args.json)
     except (CLIError, exception.ComputeError) as e:
         # a remote error's text carries the agent's traceback: the reason is enough

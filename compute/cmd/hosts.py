@@ -18,6 +18,8 @@ from compute.rpc import BINARY
 
 # a boot without --host tries at most this many hosts
 MAX_TRIES = 3
+# seconds a host without a service record has to answer a ping
+PING_TIMEOUT = 5
 
 
 def readable(conf):
@@ -38,8 +40,9 @@ def readable(conf):
 def refusal(service, host, down_time, now=None):
     """Why host cannot be sent a request, or None (pure: the service row)."""
     if service is None:
-        return (f"host {host!r} has no compute service record (is the agent running "
-                f"there, and under that name? `computectl service-list` shows the hosts)")
+        return (f"host {host!r} has no compute service record and no agent answers for "
+                f"it (is the agent running there, and under that name? `computectl "
+                f"service-list` shows the hosts)")
     if not service_is_up(service, down_time, now):
         last = service.updated_at or service.created_at
         age = int(((now or models.utcnow()) - last).total_seconds())
@@ -50,15 +53,23 @@ def refusal(service, host, down_time, now=None):
     return None
 
 
-def check(db, host, down_time):
-    reason = refusal(db.service_get(host, BINARY), host, down_time)
+def check(db, host, down_time, answers):
+    """Refuse host unless its service record is up.  A host with no record
+    may keep its own database (a SQLite file each): it passes if its agent
+    answers a short ping (answers(host)), so an unknown host costs seconds,
+    not an RPC timeout."""
+    service = db.service_get(host, BINARY)
+    if service is None and answers(host):
+        return
+    reason = refusal(service, host, down_time)
     if reason:
         raise CLIError(reason)
 
 
-def check_known(db, host):
-    """host has a service record (it may be down: an evacuation's source)."""
-    if db.service_get(host, BINARY) is None:
+def check_known(db, host, answers):
+    """host has a service record (it may be down: an evacuation's source),
+    or an agent that answers for it."""
+    if db.service_get(host, BINARY) is None and not answers(host):
         raise CLIError(refusal(None, host, 0))
 
 

@@ -16,7 +16,9 @@ import uuid
 from oslo_config import cfg
 
 from compute import conf as compute_conf
+from compute.db.api import Database, service_is_up
 from compute.rpcapi import ComputeAPI
+from tests.harness import postgres
 from tests.harness.agent import Agent, wait_until
 
 SMALL = {"vcpus": 1, "memory_mb": 64, "root_gb": 1}
@@ -32,6 +34,7 @@ class Fleet:
         for _ in range(size):
             self.agents.append(self._agent(first=not self.agents))
         self.image_id = None
+        self._db = None
 
     def _agent(self, first):
         a = Agent()
@@ -108,22 +111,37 @@ class Fleet:
         conf(["--config-file", self.agents[0].config_file], project="compute-agent-fleet")
         return ComputeAPI(conf, timeout=timeout)
 
-    def service_states(self):
-        """{host: "up"|"down"} from computectl service-list (as the first host)."""
-        import json
-        run = subprocess.run([os.path.join(os.path.dirname(os.sys.executable), "computectl"),
-                              "--config-file", self.agents[0].config_file, "--json",
-                              "service-list"], capture_output=True, text=True, timeout=60,
-                             check=True)
+    def service_states(self, cli=False):
+        """{host: "up"|"down"} of this fleet's hosts: as `computectl
+        service-list` prints them (cli), or by the same rule read directly
+        (the timing loops: a computectl start costs seconds on a machine
+        this loaded)."""
         hosts = {a.host for a in self.agents}
-        return {s["host"]: s["status"] for s in json.loads(run.stdout) if s["host"] in hosts}
+        if cli:
+            import json
+            run = subprocess.run([os.path.join(os.path.dirname(os.sys.executable),
+                                               "computectl"),
+                                  "--config-file", self.agents[0].config_file, "--json",
+                                  "service-list"], capture_output=True, text=True, timeout=120,
+                                 check=True)
+            return {s["host"]: s["status"] for s in json.loads(run.stdout)
+                    if s["host"] in hosts}
+        if self._db is None:
+            self._db = Database(self.pg.url(postgres.ADMIN))
+        return {s.host: "up" if service_is_up(s, self.down_time) else "down"
+                for s in self._db.service_list() if s.host in hosts}
 
     def wait_states(self, expected, timeout):
-        """Seconds until service-list shows expected ({host: state})."""
+        """Seconds until the services are as expected ({host: state}),
+        which computectl service-list then shows too."""
         started = time.monotonic()
         wait_until(lambda: all(self.service_states().get(h) == s for h, s in expected.items()),
-                   timeout, 0.5, f"services {expected}")
-        return time.monotonic() - started
+                   timeout, 0.2, f"services {expected}")
+        took = time.monotonic() - started
+        shown = self.service_states(cli=True)
+        wrong = {h: shown.get(h) for h, s in expected.items() if shown.get(h) != s}
+        assert not wrong, f"computectl service-list shows {wrong}"
+        return took
 
     def rss_mb(self):
         """Resident memory of each agent process (not its privsep daemons)."""

@@ -174,3 +174,17 @@ def test_groups_of_a_shared_database_go_to_every_host_on_upgrade(tmp_path):
     for host in ("hA", "hB"):
         assert Database(db.engine.url.render_as_string(hide_password=False), owner=host
                         ).security_groups() == {"web": {"id": "web", "rules": []}}
+
+
+def test_a_host_without_a_record_passes_only_if_its_agent_answers(db):
+    db.service_heartbeat("here", "compute-agent", "compute")
+    asked = []
+
+    def answers(host):
+        asked.append(host)
+        return host == "own-db"
+    hosts.check(db, "here", 60, answers)          # a record that is up: no ping
+    hosts.check(db, "own-db", 60, answers)        # a host keeping its own database
+    with pytest.raises(CLIError, match="no agent answers"):
+        hosts.check(db, "nosuchhost", 60, answers)
+    assert asked == ["own-db", "nosuchhost"]
