@@ -142,8 +142,14 @@ def test_a_vtpm_keeps_its_state_across_a_live_migration(bed):
     assert f"pcr={expected}" in out.lower(), out
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
     wait_until(lambda: on_host(b, u), 180, 0.2, "the instance on hB")
-    out = bed.console(b.api.get_serial_console(b.host, u)["url"],
-                      f"echo PCR=$(cat /sys/class/tpm/tpm0/pcr-sha256/{PCR})\n")
+
+    def pcr_on_hb():
+        # the console of a guest that just arrived may show nothing for a
+        # moment: ask again (a new one-time URL each time) until it answers
+        out = bed.console(b.api.get_serial_console(b.host, u)["url"],
+                          f"echo PCR=$(cat /sys/class/tpm/tpm0/pcr-sha256/{PCR})\n")
+        return out if "pcr=" in out.lower() else None
+    out = wait_until(pcr_on_hb, 120, 1, "the guest on hB to answer on its console")
     assert f"pcr={expected}" in out.lower(), out
     b.api.reboot_instance(b.host, u, "HARD")
     b.wait_console(u, lambda c: "TB: efivar=kept-7" in c, "the variable on hB", 240)

@@ -35,6 +35,7 @@ class Fleet:
             self.agents.append(self._agent(first=not self.agents))
         self.image_id = None
         self._db = None
+        self._clients = []              # closed with the fleet (no reconnect loops after)
 
     def _agent(self, first):
         a = Agent()
@@ -97,10 +98,15 @@ class Fleet:
                     elif line.startswith(("rabbit_quorum_queue", "rabbit_transient_quorum")):
                         continue
                     f.write(line + "\n")
+            a.api.transport.cleanup()
             a.connect()
         self.restart(self.agents)
 
     def close(self):
+        for api in self._clients:
+            api.transport.cleanup()
+        if self._db is not None:
+            self._db.engine.dispose()
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda a: a.close(), self.agents))
 
@@ -109,7 +115,9 @@ class Fleet:
         conf = cfg.ConfigOpts()
         compute_conf.register_opts(conf)
         conf(["--config-file", self.agents[0].config_file], project="compute-agent-fleet")
-        return ComputeAPI(conf, timeout=timeout)
+        api = ComputeAPI(conf, timeout=timeout)
+        self._clients.append(api)
+        return api
 
     def service_states(self, cli=False):
         """{host: "up"|"down"} of this fleet's hosts: as `computectl
