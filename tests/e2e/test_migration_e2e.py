@@ -148,7 +148,7 @@ def test_a_vtpm_keeps_its_state_across_a_live_migration(bed):
         # moment: ask again (a new one-time URL each time) until it answers
         out = bed.console(b.api.get_serial_console(b.host, u)["url"],
                           f"echo PCR=$(cat /sys/class/tpm/tpm0/pcr-sha256/{PCR})\n")
-        return out if "pcr=" in out.lower() else None
+        return out if re.search(r"pcr=[0-9a-f]{64}", out.lower()) else None
     out = wait_until(pcr_on_hb, 120, 1, "the guest on hB to answer on its console")
     assert f"pcr={expected}" in out.lower(), out
     b.api.reboot_instance(b.host, u, "HARD")
