@@ -17,6 +17,8 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from compute.endpoint_wrapper import EndpointWrapper
+
 LOG = logging.getLogger(__name__)
 # operations run from milliseconds (pause) to minutes (migrations)
 OPERATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300,
@@ -124,24 +126,20 @@ def state_families(state):
     yield lookups
 
 
-class TimedEndpoint:
-    """The RPC endpoint, each public method's handling time observed (what
-    oslo.messaging's dispatcher calls: target and the methods)."""
+class TimedEndpoint(EndpointWrapper):
+    """The RPC endpoint, each public method's handling time observed."""
 
     def __init__(self, endpoint, metrics):
-        self._endpoint, self._metrics = endpoint, metrics
-        self.target = getattr(endpoint, "target", None)
+        super().__init__(endpoint)
+        self._metrics = metrics
 
-    def __getattr__(self, name):
-        attr = getattr(self._endpoint, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
+    def _around(self, name, method):
         histogram = self._metrics.rpc_seconds.labels(name)
 
         def timed(*args, **kwargs):
             started = time.monotonic()
             try:
-                return attr(*args, **kwargs)
+                return method(*args, **kwargs)
             finally:
                 histogram.observe(time.monotonic() - started)
         return timed

@@ -12,6 +12,7 @@ import time
 
 from compute import exception
 from compute.db.api import unreachable
+from compute.endpoint_wrapper import EndpointWrapper
 
 LOG = logging.getLogger(__name__)
 
@@ -35,29 +36,26 @@ class DatabaseWatch:
                         str(error).splitlines()[0])
 
     def answered(self):
+        if self.down_since is None:      # the usual case: no lock on every request
+            return
         with self._lock:
             was, self.down_since = self.down_since, None
         if was is not None:
             LOG.info("state database reachable again")
 
 
-class OutageGuard:
+class OutageGuard(EndpointWrapper):
     """The RPC endpoint with database outages turned into
-    DatabaseUnavailable (what oslo.messaging's dispatcher uses: target and
-    the public methods)."""
+    DatabaseUnavailable."""
 
     def __init__(self, endpoint, watch, notify):
-        self._endpoint, self._watch, self._notify = endpoint, watch, notify
-        self.target = getattr(endpoint, "target", None)
+        super().__init__(endpoint)
+        self._watch, self._notify = watch, notify
 
-    def __getattr__(self, name):
-        attr = getattr(self._endpoint, name)
-        if name.startswith("_") or not callable(attr):
-            return attr
-
+    def _around(self, name, method):
         def guarded(*args, **kwargs):
             try:
-                result = attr(*args, **kwargs)
+                result = method(*args, **kwargs)
             except Exception as e:
                 if not unreachable(e):
                     raise

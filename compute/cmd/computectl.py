@@ -56,31 +56,32 @@ def cmd_boot(api, args):
             if args.boot_volume else None)
     user_data = (base64.b64encode(read_file(args.user_data, binary=True)).decode()
                  if args.user_data else None)
+    flavor = parse_flavor(args.flavor)
     picked = args.host is None
-    targets = hosts.pick(args.db, parse_flavor(args.flavor), CONF.service_down_time) \
-        if picked else [args.host]
-    for i, host in enumerate(targets):
-        api.build_and_run_instance(host, uuid, args.name, parse_flavor(args.flavor), args.image,
+    targets = hosts.pick(args.db, flavor, CONF.service_down_time) if picked else [args.host]
+    # --no-wait with a picked host still waits for the claim (its answer)
+    done = ((lambda r: r["task_state"] != "scheduling") if args.no_wait
+            else (lambda r: r["vm_state"] == "active"))
+    for host, next_host in zip(targets, [*targets[1:], None], strict=True):
+        api.build_and_run_instance(host, uuid, args.name, flavor, args.image,
                                    networks=nets.get("networks"),
                                    security_groups=nets.get("security_groups"),
                                    user_data=user_data, key_pairs=key_pairs(args.key),
                                    hostname=args.hostname,
                                    admin_pass=os.environ.get("COMPUTE_ADMIN_PASS"),
                                    config_drive=args.config_drive, boot_volume=boot)
-        if picked and not args.json:
+        if not picked:
+            return (api.get_instance(host, uuid) if args.no_wait
+                    else wait_for(api, host, uuid, done, args.json))
+        if not args.json:
             print(f"  {uuid}: building on {host}", file=sys.stderr)
-        done = ((lambda r: r["task_state"] != "scheduling") if args.no_wait
-                else (lambda r: r["vm_state"] == "active"))
-        if args.no_wait and not picked:
-            return api.get_instance(host, uuid)
         try:
             return wait_for(api, host, uuid, done, args.json)
         except CLIError as e:
-            if not picked or "ResourcesUnavailable" not in str(e) or i + 1 == len(targets):
+            if "ResourcesUnavailable" not in str(e) or next_host is None:
                 raise
-            print(f"  {host} refused the claim; trying {targets[i + 1]}", file=sys.stderr)
+            print(f"  {host} refused the claim; trying {next_host}", file=sys.stderr)
             api.terminate_instance(host, uuid)      # its record of the refusal
-    raise AssertionError("unreachable")
 
 
 def cmd_delete(api, args):

@@ -9,7 +9,7 @@ figures from the last resource report).  The host still decides with its
 claim; a refused claim sends the caller to the next host."""
 import os
 
-from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from compute.cmd.cli import CLIError
 from compute.db import models
@@ -27,10 +27,10 @@ def readable(conf):
     harm: a SQLite file absent here, or one another user's agent has not
     opened (its WAL files would be made by us, and be ours)."""
     url = conf.database.connection
-    if url is None or url.startswith("sqlite"):
-        path = (url.split("///", 1)[1] if url else
+    if url is None or make_url(url).get_backend_name() == "sqlite":
+        path = (make_url(url).database if url else
                 os.path.join(conf.state_path, "compute.sqlite"))
-        if not os.path.exists(path):
+        if not path or not os.path.exists(path):
             return None
         if os.stat(path).st_uid != os.geteuid() and not os.path.exists(path + "-shm"):
             return None
@@ -85,20 +85,17 @@ def candidates(services, nodes, flavor, down_time, now=None):
 
     def free(host):
         n = by_host.get(host)
-        if n is None:
-            return (0, 0)
-        return (n.memory_mb - n.memory_mb_used, n.local_gb - n.local_gb_used)
+        return (0, 0) if n is None else (n.memory_mb - n.memory_mb_used,
+                                         n.local_gb - n.local_gb_used)
 
     disk = flavor.get("root_gb", 0) + flavor.get("ephemeral_gb", 0)
     ram = flavor.get("memory_mb", 0)
-    return sorted(up, key=lambda h: (free(h)[0] < ram or free(h)[1] < disk, -free(h)[0], h))
+    room = {h: free(h) for h in up}
+    return sorted(up, key=lambda h: (room[h][0] < ram or room[h][1] < disk, -room[h][0], h))
 
 
 def pick(db, flavor, down_time):
-    with db.session() as s:
-        services = list(s.scalars(select(models.Service)))
-        nodes = list(s.scalars(select(models.ComputeNode)))
-    hosts = candidates(services, nodes, flavor, down_time)
+    hosts = candidates(db.service_list(), db.compute_node_list(), flavor, down_time)
     if not hosts:
         raise CLIError("no compute host is up (`computectl service-list`)")
     return hosts[:MAX_TRIES]

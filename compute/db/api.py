@@ -389,6 +389,10 @@ class Database:
         with self.session() as s:
             return s.scalar(select(models.ComputeNode).where(models.ComputeNode.host == host))
 
+    def compute_node_list(self):
+        with self.session() as s:
+            return list(s.scalars(select(models.ComputeNode).order_by(models.ComputeNode.host)))
+
     def compute_node_update(self, host, **values):
         values["updated_at"] = models.utcnow()
         self._upsert(update(models.ComputeNode).where(models.ComputeNode.host == host)
