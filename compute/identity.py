@@ -68,9 +68,10 @@ def _root_to_user(entry):
     privileged.raise_ambient(keep)
 
 
-def become(user, state_path, instances_path, uplinks):
-    """Start the privileged helpers and drop everything (see module doc)."""
-    privileged.configure(state_path, instances_path, uplinks)
+def become(user, state_path, instances_path, **roots):
+    """Start the privileged helpers and drop everything (see module doc);
+    roots: the rest of privileged.configure's arguments."""
+    privileged.configure(state_path, instances_path, **roots)
     if os.geteuid() == 0:
         if not user:
             LOG.warning("agent_user is empty: the agent stays root")

@@ -37,7 +37,7 @@ class Networking:
         self.host = host
         self._net_lock = threading.RLock()
         net = conf.network
-        self.firewall = (iptables.IptablesFirewall(net.public_interface)
+        self.firewall = (iptables.IptablesFirewall()
                          if net.firewall_driver == "iptables" else NoopFirewall())
         self.metadata = MetadataServer(conf.metadata_port, self.metadata_for)
         self.dhcp = dhcp_mod.DHCPServers(conf.state_path, net.dhcp_lease_seconds) \
@@ -118,7 +118,7 @@ class Networking:
         """The first network with metadata on: the server starts, and the
         firewall DNATs guests' requests to it (and guards its port)."""
         self.metadata.start()
-        self.firewall.metadata_port = self.conf.metadata_port
+        self.firewall.metadata = True
 
     def metadata_for(self, address):
         """(documents, address) of the guest whose port on a network with

@@ -5,13 +5,13 @@ the network's bridge at the host's address, with DNS off.  A change of
 entries rewrites the hosts file and sends SIGHUP (dnsmasq re-reads it
 without restarting); a network with no port left has its dnsmasq stopped
 and its directory removed.  State lives under $state_path/dhcp/<network>."""
-import ipaddress
 import logging
 import os
 import shutil
 import threading
 import time
 
+from network import hoststate
 from privileged import network as priv
 
 LOG = logging.getLogger(__name__)
@@ -20,25 +20,6 @@ LOG = logging.getLogger(__name__)
 def hosts_file_text(ports):
     return "".join(f"{p.mac},{ip}\n" for p in sorted(ports, key=lambda p: p.mac)
                    for ip in p.ips(4))
-
-
-def dnsmasq_argv(network, conf_dir, lease_seconds):
-    net = ipaddress.ip_network(network.cidr)
-    argv = ["dnsmasq", "--conf-file=/dev/null", "--strict-order", "--bind-interfaces",
-            f"--interface={network.bridge}", "--except-interface=lo",
-            f"--listen-address={network.host_address}", "--port=0",
-            f"--dhcp-range={net.network_address},static,{net.netmask},"
-            f"{lease_seconds}s",
-            f"--dhcp-hostsfile={conf_dir}/hosts", f"--dhcp-leasefile={conf_dir}/leases",
-            f"--pid-file={conf_dir}/pid", f"--log-facility={conf_dir}/log",
-            "--dhcp-no-override", "--log-dhcp"]
-    argv.append(f"--dhcp-option=3,{network.gateway}" if network.gateway
-                else "--dhcp-option=3")
-    if network.dns_servers:
-        argv.append("--dhcp-option=6," + ",".join(network.dns_servers))
-    if network.mtu:
-        argv.append(f"--dhcp-option=26,{network.mtu}")
-    return argv
 
 
 def serves(network):
@@ -99,7 +80,7 @@ class DHCPServers:
             os.rename(path + ".tmp", path)
         pid = self._pid(network.id)
         if pid is None:
-            priv.start_dnsmasq(dnsmasq_argv(network, d, self.lease_seconds))
+            priv.start_dnsmasq(network.id, hoststate.network_doc(network), self.lease_seconds)
             LOG.info("dnsmasq started for network %s on %s", network.id, network.bridge)
         elif changed:
             priv.signal_dnsmasq(network.id, "HUP")

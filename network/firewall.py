@@ -13,8 +13,17 @@ from a built-in chain:
   routed packets keep) through its egress chain, to a port (out through
   its network's bridge, to its fixed IP: after a floating IP's DNAT, or
   with the host as the guest's gateway) through its ingress chain.
-- INPUT -> ca-input: guest to host, through the egress chain.
+- INPUT -> ca-input: guest to host, through the egress chain, then
+  ca-to-host: what a guest may reach of its host whatever its egress
+  rules say (DHCP, the metadata service, DNS and ping of its own
+  network's host address, replies); everything else from a tap to any
+  address the host holds is dropped (IPv4 and IPv6).
 - OUTPUT -> ca-output: host to guest, through the ingress chain.
+
+Routed traffic from a port leaves only through the public interface
+(SNAT, floating IPs) or into another of the agent's bridges: never into
+the management, storage or any other network of the host's, whatever the
+host's routes are.
 
 So every packet that reaches or leaves a port meets that port's rules,
 whichever way it travels.  Everything is rendered for
@@ -38,13 +47,14 @@ from network import names
 
 PREFIX = "ca-"
 FORWARD_CHAIN, INPUT_CHAIN, SG_CHAIN = "ca-forward", "ca-input", "ca-sg-chain"
-OUTPUT_CHAIN, ROUTED_CHAIN = "ca-output", "ca-routed"
+OUTPUT_CHAIN, ROUTED_CHAIN, HOST_CHAIN = "ca-output", "ca-routed", "ca-to-host"
 FLOAT_PRE, FLOAT_OUT, SNAT_CHAIN = "ca-float-pre", "ca-float-out", "ca-snat"
 METADATA_PRE = "ca-meta-pre"
 METADATA_ADDRESS = "169.254.169.254"
 PROTOCOLS = {"tcp", "udp", "icmp", "icmpv6"}
+BRIDGES = names.BRIDGE_PREFIX + "+"        # every bridge of the agent's (iptables' wildcard)
 # ICMPv6 types by number, as iptables-save prints them
-RS, RA, NS, NA = "133", "134", "135", "136"
+RS, RA, NS, NA, ECHO6 = "133", "134", "135", "136", "128"
 
 
 def chain(kind, port):
@@ -133,7 +143,7 @@ def _host(ip):
     return ip + ("/128" if ":" in ip else "/32")
 
 
-def hook_rules(vifs, version):
+def hook_rules(vifs, version, public_interface=None):
     """The chains that lead to the ports' chains (see the module's
     docstring); vifs: [(Network, Port)]."""
     forward, sg, inp, routed, out = [], [], [], [], []
@@ -143,7 +153,8 @@ def hook_rules(vifs, version):
         forward += [to_port + ["-j", SG_CHAIN], from_port + ["-j", SG_CHAIN]]
         sg += [to_port + ["-j", chain("i", p)], from_port + ["-j", chain("o", p)]]
         # delivered locally or routed, a packet is not "bridged" to physdev
-        inp.append(["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)])
+        inp += [["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)],
+                ["-m", "physdev", "--physdev-in", p.devname, "-j", HOST_CHAIN]]
     if sg:
         sg.append(["-j", "ACCEPT"])
         forward.append(["-m", "physdev", "!", "--physdev-is-bridged", "-j", ROUTED_CHAIN])
@@ -152,24 +163,94 @@ def hook_rules(vifs, version):
     routed += [["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)]
                for _, p in vifs]
     routed += [match + ["-j", chain("i", p)] for match, p in to_ports]
-    # passed both ends' rules: accepted whatever FORWARD's own policy is
-    routed += [["-m", "physdev", "--physdev-in", p.devname, "-j", "ACCEPT"] for _, p in vifs]
+    # passed both ends' rules: accepted whatever FORWARD's own policy is, if
+    # it leaves into a guest network or out of the public interface
+    exits = [BRIDGES] + ([public_interface] if public_interface else [])
+    for _, p in vifs:
+        routed += [["-o", out_dev, "-m", "physdev", "--physdev-in", p.devname, "-j", "ACCEPT"]
+                   for out_dev in exits]
+        routed.append(["-m", "physdev", "--physdev-in", p.devname, "-j", "DROP"])
     routed += [match + ["-j", "ACCEPT"] for match, _ in to_ports]
     out += [match + ["-j", chain("i", p)] for match, p in to_ports]
     return {FORWARD_CHAIN: forward, SG_CHAIN: sg, INPUT_CHAIN: inp, ROUTED_CHAIN: routed,
             OUTPUT_CHAIN: out}
 
 
-def filter_chains(vifs, groups, version, members=None, metadata_port=None):
+def host_rules(vifs, version, metadata_port=None):
+    """ca-to-host: what a guest may open to its host (reached from
+    ca-input once the port's egress chain let the packet through): DHCP,
+    ping, DNS (when the network names the host as its DNS server) and the
+    metadata service (DNATed requests only) of its own network's host
+    address, neighbour discovery on IPv6, replies to what the host opened;
+    then DROP.  Accepted here, so a host whose INPUT policy drops still
+    serves its guests."""
+    accept = ["-j", "ACCEPT"]
+    rules = [["-m", "state", "--state", "RELATED,ESTABLISHED", *accept]]
+    if version == 4:
+        rules.append(["-p", "udp", "-m", "udp", "--sport", "68", "--dport", "67", *accept])
+    else:
+        rules += [["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", icmp, *accept]
+                  for icmp in (RS, NS, NA)]
+    networks = {n.id: n for n, _ in vifs}
+    for n in (networks[k] for k in sorted(networks)):
+        if not n.host_address or (":" in n.host_address) != (version == 6):
+            continue
+        to_host = ["-d", _host(n.host_address), "-i", n.bridge]
+        if version == 4:
+            rules.append(to_host + ["-p", "icmp", "-m", "icmp", "--icmp-type", "8", *accept])
+        else:
+            rules.append(to_host + ["-p", "ipv6-icmp", "-m", "icmp6", "--icmpv6-type", ECHO6,
+                                    *accept])
+        if n.host_address in n.dns_servers:
+            rules += [to_host + ["-p", proto, "-m", proto, "--dport", "53", *accept]
+                      for proto in ("udp", "tcp")]
+        if metadata_port and n.metadata and version == 4:
+            rules.append(to_host + ["-p", "tcp", "-m", "tcp", "--dport", str(metadata_port),
+                                    "-m", "conntrack", "--ctstate", "DNAT", *accept])
+    rules.append(["-j", "DROP"])
+    return rules
+
+
+def filter_chains(vifs, groups, version, members=None, metadata_port=None,
+                  public_interface=None):
     """{chain: rules} of the filter table: hooks and every port's chains;
     vifs: [(Network, Port)]; metadata_port: the metadata service's, when it
     listens (its guard heads ca-input)."""
-    chains = hook_rules(vifs, version)
+    chains = hook_rules(vifs, version, public_interface)
     if metadata_port and version == 4:
         chains[INPUT_CHAIN] = [metadata_guard(metadata_port)] + chains[INPUT_CHAIN]
+    if vifs:
+        chains[HOST_CHAIN] = host_rules(vifs, version, metadata_port)
     for _, p in vifs:
         chains.update(port_rules(p, groups, version, members))
     return chains
+
+
+def group_members(ports, groups):
+    """{group id: IPs} for remote-group rules: ports of the group on this
+    host, plus the members the controller listed (ports on other hosts)."""
+    members = {gid: set(g.members) for gid, g in groups.items()}
+    for p in ports:
+        for gid in p.security_groups:
+            members.setdefault(gid, set()).update(p.fixed_ips)
+    return {gid: tuple(sorted(ips)) for gid, ips in members.items()}
+
+
+def tables(state, version, public_interface=None, metadata_port=None):
+    """{table: {chain: rules}} of one IP version for a network.hoststate
+    HostState; metadata_port: where the metadata service listens (used
+    when state.metadata says it does)."""
+    vifs = sorted(state.vifs, key=lambda v: v[1].id)
+    port = metadata_port if state.metadata else None
+    out = {"filter": filter_chains(vifs, state.groups, version,
+                                   group_members([p for _, p in vifs], state.groups), port,
+                                   public_interface)}
+    if version == 4:
+        out["nat"] = nat_chains(sorted(state.floating_ips, key=lambda f: f.address),
+                                sorted(state.snat_networks, key=lambda n: n.id),
+                                public_interface,
+                                metadata_rules(vifs, port) if port else ())
+    return out
 
 
 def metadata_guard(port):

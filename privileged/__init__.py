@@ -13,11 +13,16 @@ iptables, nft, dnsmasq), which as a non-root process gets nothing else
 across exec, holds exactly that list too.
 
 The daemons receive the roots their checks use (state_path,
-instances_path, the configured uplinks) when they are forked, from the
-agent's configuration: a caller cannot change them later.  Every entry
-point (privileged.network, privileged.logs) checks its own arguments
-(privileged.checks), because its caller may be the compromised part."""
+instances_path, the configured uplinks, public interface, floating ranges,
+tunnel address and metadata port) when they are forked, from the agent's
+configuration, and open the root directories then: a caller cannot change
+them later, nor move a root under them.  Every entry point
+(privileged.network, privileged.firewall, privileged.logs) takes typed
+arguments and checks them itself (privileged.checks, network.hoststate),
+because its caller may be the compromised part; none takes text to pass on
+to a command."""
 import ctypes
+import os
 
 from oslo_privsep import capabilities as caps
 from oslo_privsep import daemon, priv_context
@@ -38,7 +43,12 @@ read_logs = priv_context.PrivContext(
 CONTEXTS = (net_admin, read_logs)
 
 # what the checks allow; set by configure() before the daemons fork
-ROOTS = {"state_path": None, "instances_path": None, "uplinks": frozenset()}
+ROOTS = {"state_path": None, "instances_path": None, "uplinks": frozenset(),
+         "public_interface": None, "floating_ranges": (), "tunnel_ip": None,
+         "metadata_port": None}
+# directory fds of the roots, opened once in each daemon as it forks (or at
+# first use in-process): an entry point never resolves a root's path again
+ROOT_FDS = {}
 
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE = 47, 2
 
@@ -47,9 +57,38 @@ class Refused(ValueError):
     """A privileged entry point refused its arguments; nothing changed."""
 
 
-def configure(state_path, instances_path, uplinks=()):
+def configure(state_path, instances_path, uplinks=(), public_interface=None,
+              floating_ranges=(), tunnel_ip=None, metadata_port=None):
+    """The agent's configuration the daemons check against (trusted: it
+    comes from the configuration file, before any request is served)."""
     ROOTS.update(state_path=state_path, instances_path=instances_path,
-                 uplinks=frozenset(u for u in uplinks if u))
+                 uplinks=frozenset(u for u in (*uplinks, public_interface) if u),
+                 public_interface=public_interface or None,
+                 floating_ranges=tuple(str(r) for r in floating_ranges),
+                 tunnel_ip=str(tunnel_ip) if tunnel_ip else None,
+                 metadata_port=metadata_port)
+    for fd in ROOT_FDS.values():
+        os.close(fd)
+    ROOT_FDS.clear()
+
+
+def root_fd(name):
+    """The directory fd of ROOTS[name] (opened at the first use)."""
+    if name not in ROOT_FDS:
+        path = ROOTS[name]
+        if not path:
+            raise Refused(f"{name} is not configured")
+        ROOT_FDS[name] = os.open(os.path.realpath(path), os.O_RDONLY | os.O_DIRECTORY
+                                 | os.O_CLOEXEC)
+    return ROOT_FDS[name]
+
+
+def _open_roots():
+    for name in ("state_path", "instances_path"):
+        try:
+            root_fd(name)
+        except (OSError, Refused):
+            pass            # made later by the agent: opened at first use
 
 
 def raise_ambient(capabilities):
@@ -69,6 +108,7 @@ class _AmbientDaemon(daemon.Daemon):
     def _drop_privs(self):
         super()._drop_privs()
         raise_ambient(sorted(self.caps))
+        _open_roots()
 
 
 def start():

@@ -1,11 +1,11 @@
 """Argument checks of the privileged entry points, as pure functions: each
 returns the value it accepts or raises privileged.Refused.  They allow
 only what the agent itself would ask for: devices named the agent's way,
-paths under the agent's roots, rule sets that touch only the agent's
-chains and table, and nothing that starts with '-' where a command would
-read it as an option."""
+addresses of the agent's networks and floating ranges, and nothing that
+starts with '-' where a command would read it as an option.  Rules are
+not checked here: the firewall's entry point renders them itself from a
+decoded state (network.hoststate)."""
 import ipaddress
-import os
 import re
 
 from privileged import Refused
@@ -16,11 +16,6 @@ TAP = re.compile(r"tap[0-9a-f]{12}\Z")
 NEW = re.compile(r"canew[0-9a-f]{10}\Z")
 VXLAN = re.compile(r"vxlan-([0-9]{1,8})\Z")
 IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\Z")
-CHAIN = re.compile(r"ca-[A-Za-z0-9_-]{1,26}\Z")
-BUILTIN_JUMPS = {"filter": {"FORWARD", "INPUT", "OUTPUT"},
-                 "nat": {"PREROUTING", "OUTPUT", "POSTROUTING"}}
-L2_TABLE = "bridge compute_agent"
-HOOK_LINE = "type filter hook prerouting priority -200; policy accept;"
 
 
 def _refuse(what, value):
@@ -92,108 +87,37 @@ def owned_device(name, alias_of, uplinks=frozenset(), taps=False):
     _refuse("device (not one this agent made)", name)
 
 
-def path_under(path, root, names=None):
-    """path (resolved, no symlink out) when it lies under root; names: the
-    base names allowed."""
-    if not isinstance(path, str) or not root or "\0" in path:
-        _refuse("path", path)
-    real, top = os.path.realpath(path), os.path.realpath(root)
-    if os.path.commonpath([real, top]) != top or real == top:
-        _refuse(f"path outside {root}", path)
-    if names is not None and os.path.basename(real) not in names:
-        _refuse("file name", path)
-    return real
+def unicast(value):
+    """A unicast host address (a VXLAN flooding peer)."""
+    ip = ipaddress.ip_address(ip_address(value))
+    if ip.is_loopback or ip.is_multicast or ip.is_link_local or ip.is_unspecified:
+        _refuse("unicast address", value)
+    return str(ip)
 
 
-def iptables_restore_text(text):
-    """An iptables-restore --noflush input of network.firewall.render: it
-    declares, fills, deletes only the agent's chains (ca-...), and adds or
-    deletes only jumps from built-in chains to them."""
-    if not isinstance(text, str):
-        _refuse("ruleset", text)
-    table = None
-    for line in text.splitlines():
-        words = line.split()
-        if not words:
-            continue
-        if words[0] in ("*filter", "*nat") and len(words) == 1:
-            table = words[0][1:]
-        elif words == ["COMMIT"] and table:
-            table = None
-        elif table and words[0].startswith(":") and CHAIN.match(words[0][1:]) \
-                and words[1:] == ["-", "[0:0]"]:
-            continue
-        elif table and words[0] in ("-A", "-X") and len(words) >= 2 and CHAIN.match(words[1]):
-            if words[0] == "-X" and len(words) != 2:
-                _refuse("rule", line)
-        elif table and words[0] == "-I" and len(words) == 5 and words[2] == "1" \
-                and words[3] == "-j" and words[1] in BUILTIN_JUMPS[table] \
-                and CHAIN.match(words[4]):
-            continue
-        elif table and words[0] == "-D" and len(words) == 4 and words[2] == "-j" \
-                and words[1] in BUILTIN_JUMPS[table] and CHAIN.match(words[3]):
-            continue
-        else:
-            _refuse("rule (not of the agent's chains)", line)
-    if table:
-        _refuse("ruleset without COMMIT", text[-80:])
-    return text
+def floating_address(iface, ranges):
+    """A floating IP as it goes on the public interface: a /32 inside one
+    of the configured floating ranges, not their network or broadcast."""
+    nets = [ipaddress.ip_network(r, strict=False) for r in ranges]
+    ip = iface.ip
+    if iface.version != 4 or iface.network.prefixlen != 32 \
+            or not any(ip in n for n in nets) \
+            or any(n.prefixlen < 31 and ip in (n.network_address, n.broadcast_address)
+                   for n in nets):
+        _refuse("floating address (not a /32 of floating_ranges)", str(iface))
+    return iface
 
 
-def nft_text(text):
-    """An `nft -f` input of network.l2filter.ruleset: only the agent's
-    bridge table, and no include, define or other table."""
-    if not isinstance(text, str):
-        _refuse("nft ruleset", text)
-    for line in text.splitlines():
-        words = line.split()
-        if not words:
-            continue
-        if (";" in line and line.strip() != HOOK_LINE) or words.count("table") > 1:
-            _refuse("nft statement", line)
-        if words[0] in ("include", "define", "flush", "add", "insert", "replace",
-                        "destroy", "reset", "list", "monitor", "import", "export"):
-            _refuse("nft statement", line)
-        if words[0] in ("table", "delete") or "table" in words:
-            target = " ".join(words[words.index("table") + 1:][:2]) if "table" in words else ""
-            if target != L2_TABLE:
-                _refuse("nft table (not the agent's)", line)
-    return text
-
-
-DNSMASQ_FIXED = {"--conf-file=/dev/null", "--strict-order", "--bind-interfaces",
-                 "--except-interface=lo", "--port=0", "--dhcp-no-override", "--log-dhcp",
-                 "--dhcp-option=3"}
-DNSMASQ_PATHS = {"--dhcp-hostsfile": "hosts", "--dhcp-leasefile": "leases",
-                 "--pid-file": "pid", "--log-facility": "log"}
-DHCP_OPTION = re.compile(r"--dhcp-option=(3|6|26),[0-9a-fA-F.:,]{1,200}\Z")
-DHCP_RANGE = re.compile(r"--dhcp-range=[0-9.]{7,15},static,[0-9.]{7,15},[0-9]{1,9}s\Z")
-
-
-def dnsmasq_argv(argv, dhcp_root):
-    """The argv of network.dhcp.dnsmasq_argv: dnsmasq, the fixed options,
-    its files in one directory of dhcp_root, an agent bridge, addresses."""
-    if not isinstance(argv, (list, tuple)) or not argv or argv[0] != "dnsmasq":
-        _refuse("dnsmasq command", argv)
-    directory = None
-    for arg in argv[1:]:
-        if not isinstance(arg, str):
-            _refuse("dnsmasq argument", arg)
-        key, _, value = arg.partition("=")
-        if arg in DNSMASQ_FIXED or DHCP_OPTION.match(arg) or DHCP_RANGE.match(arg):
-            continue
-        if key == "--interface" and BRIDGE.match(value):
-            continue
-        if key == "--listen-address":
-            ip_address(value)
-            continue
-        if key in DNSMASQ_PATHS:
-            real = path_under(value, dhcp_root, {DNSMASQ_PATHS[key]})
-            if directory not in (None, os.path.dirname(real)):
-                _refuse("dnsmasq files in two directories", arg)
-            directory = os.path.dirname(real)
-            continue
-        _refuse("dnsmasq argument", arg)
-    if not any(a.startswith("--pid-file=") for a in argv):
-        _refuse("dnsmasq command without its pid file", argv)
-    return argv
+def bridge_address(iface, dev, foreign_subnets):
+    """A network's host address on its bridge: a unicast address whose
+    subnet overlaps no subnet the host holds on another device (the
+    management, storage or public networks)."""
+    ip, net = iface.ip, iface.network
+    if ip.is_loopback or ip.is_multicast or ip.is_link_local or ip.is_unspecified \
+            or net.prefixlen == 0:
+        _refuse(f"address for {dev}", str(iface))
+    for other in foreign_subnets:
+        if other.version == net.version and other.overlaps(net):
+            _refuse(f"address for {dev} (overlaps {other}, a network of this host)",
+                    str(iface))
+    return iface

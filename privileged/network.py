@@ -1,14 +1,21 @@
-"""Privileged entry points for guest networking (privileged.net_admin:
-CAP_NET_ADMIN and what dnsmasq needs).  network.linux_net, network.iptables
-and network.dhcp call these for every change; reading (ip addr show,
-bridge fdb show, /sys/class/net) needs no privilege and stays in the
-agent.  Each entry point checks its arguments (privileged.checks) against
-the roots the daemon was forked with, and builds its command itself."""
+"""Privileged entry points for guest networking devices and DHCP
+(privileged.net_admin: CAP_NET_ADMIN and what dnsmasq needs); the
+firewall's is privileged.firewall.  network.linux_net and network.dhcp
+call these for every change; reading (ip addr show, bridge fdb show,
+/sys/class/net) needs no privilege and stays in the agent.  Each entry
+point takes typed values, checks them (privileged.checks) against the
+roots and limits the daemon was forked with, and builds its command
+itself: devices only the agent's (its alias) or configured ones,
+addresses only a bridge's own subnet or a floating IP of the configured
+ranges, VXLAN only from tunnel_local_ip, dnsmasq only with the agent's
+options on one of its bridges."""
+import ipaddress
 import os
 import secrets
 import signal
 
-from privileged import ROOTS, Refused, checks, net_admin
+from network import dnsmasq_args, hoststate, names
+from privileged import ROOTS, Refused, checks, firewall, net_admin
 from privileged.process import execute
 
 SYS_NET = "/sys/class/net"
@@ -41,8 +48,9 @@ def create_link(name, network_id, kind, lower=None, vlan_id=None, vni=None, loca
     elif kind == "vlan":
         type_args = f"vlan id {checks.vlan_id(vlan_id)}"
     elif kind == "vxlan":
-        type_args = (f"vxlan id {checks.vni(vni)} dstport 4789 local "
-                     f"{checks.ip_address(local_ip)} nolearning")
+        if local_ip is None or checks.ip_address(local_ip) != ROOTS["tunnel_ip"]:
+            raise Refused(f"VXLAN local address {local_ip!r}: only tunnel_local_ip")
+        type_args = f"vxlan id {checks.vni(vni)} dstport 4789 local {local_ip} nolearning"
     else:
         raise Refused(f"device kind {kind!r} refused")
     checks.new_device(name, kind, ROOTS["uplinks"], lower, vlan_id)
@@ -94,17 +102,27 @@ def delete_link(dev):
 def fdb(action, dev, peer):
     if action not in ("append", "del") or not checks.VXLAN.match(str(dev)):
         raise Refused(f"fdb {action!r} on {dev!r} refused")
-    execute("bridge", "fdb", action, "00:00:00:00:00:00", "dev", _owned(dev), "dst",
-            checks.ip_address(peer))
+    peer = checks.unicast(peer)
+    execute("bridge", "fdb", action, "00:00:00:00:00:00", "dev", _owned(dev), "dst", peer)
 
 
 @net_admin.entrypoint
 def address(action, dev, cidr):
-    """Add or delete an address on a bridge of ours (its gateway address)
-    or an uplink (a floating IP on the public interface)."""
+    """Add or delete an address on a bridge of ours (its host address on
+    the network: a subnet that overlaps none the host holds elsewhere) or
+    a floating IP (/32 of the configured floating_ranges) on the public
+    interface; nothing else on any other device."""
     if action not in ("add", "del"):
         raise Refused(f"address action {action!r} refused")
-    execute("ip", "addr", action, checks.cidr(cidr), "dev", _owned(dev, uplinks=True))
+    iface = ipaddress.ip_interface(checks.cidr(cidr))
+    if dev is not None and dev == ROOTS["public_interface"]:
+        checks.floating_address(iface, ROOTS["floating_ranges"])
+    elif isinstance(dev, str) and checks.BRIDGE.match(dev):
+        checks.bridge_address(iface, _owned(dev), firewall.limits().foreign_subnets)
+    else:
+        raise Refused(f"address on {dev!r}: only on the agent's bridges and the public "
+                      "interface")
+    execute("ip", "addr", action, str(iface), "dev", _owned(dev, uplinks=True))
 
 
 @net_admin.entrypoint
@@ -113,38 +131,36 @@ def enable_ip_forward():
         f.write("1\n")
 
 
-SAVE = {4: "iptables-save", 6: "ip6tables-save"}
-RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
-
-
-@net_admin.entrypoint
-def iptables_save(version):
-    if version not in SAVE:
-        raise Refused(f"IP version {version!r} refused")
-    return execute(SAVE[version])
-
-
-@net_admin.entrypoint
-def iptables_restore(version, text):
-    """Apply an iptables-restore --noflush input that touches only the
-    agent's chains (privileged.checks.iptables_restore_text)."""
-    if version not in RESTORE:
-        raise Refused(f"IP version {version!r} refused")
-    execute(RESTORE[version], "--noflush", process_input=checks.iptables_restore_text(text))
-
-
-@net_admin.entrypoint
-def nft_apply(text):
-    execute("nft", "-f", "-", process_input=checks.nft_text(text))
-
-
 def _dhcp_root():
+    if not ROOTS["state_path"]:
+        raise Refused("state_path is not configured")
     return os.path.join(ROOTS["state_path"], "dhcp")
 
 
 @net_admin.entrypoint
-def start_dnsmasq(argv):
-    execute(*checks.dnsmasq_argv(argv, _dhcp_root()))
+def start_dnsmasq(network_id, network, lease_seconds):
+    """Start the DHCP server of a network (network.hoststate.network_doc's
+    form): the argv is network.dnsmasq_args's, built here, bound only
+    to the network's own bridge (the agent's, carrying its alias for this
+    network) at the host address that bridge holds, its files in
+    state_path/dhcp/<network id>."""
+    checks.network_id(network_id)
+    if not isinstance(lease_seconds, int) or isinstance(lease_seconds, bool) \
+            or not 120 <= lease_seconds <= 2 ** 31 - 1:
+        raise Refused(f"lease time {lease_seconds!r} refused")
+    try:
+        net = hoststate.network_from_wire(network_id, network, firewall.limits())
+    except ValueError as e:
+        raise Refused(f"dnsmasq network refused: {e}") from None
+    if net.host_address is None or ":" in net.host_address:
+        raise Refused(f"network {net.id}: no IPv4 host address to serve DHCP from")
+    if names.owner_of(_alias(net.bridge)) != net.id:
+        raise Refused(f"bridge {net.bridge!r} is not this agent's for network {net.id}")
+    held = execute("ip", "-o", "addr", "show", "dev", net.bridge)
+    if f" {net.host_address}/" not in held:
+        raise Refused(f"{net.host_address} is not an address of {net.bridge}")
+    conf_dir = os.path.join(_dhcp_root(), checks.network_id(net.id))
+    execute(*dnsmasq_args.dnsmasq_argv(net, conf_dir, lease_seconds))
 
 
 @net_admin.entrypoint
@@ -157,8 +173,8 @@ def signal_dnsmasq(network_id, signame):
         raise Refused(f"signal {signame!r} refused")
     pid_file = os.path.join(_dhcp_root(), checks.network_id(network_id), "pid")
     try:
-        with open(pid_file) as f:
-            pid = int(f.read().strip())
+        with open(os.open(pid_file, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)) as f:
+            pid = int(f.read(32).strip())
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             cmdline = f.read().split(b"\0")
     except (OSError, ValueError):

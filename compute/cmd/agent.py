@@ -18,9 +18,12 @@ def main(argv=None):
     logging.register_options(CONF)
     CONF(sys.argv[1:] if argv is None else argv, project="compute-agent")
     logging.setup(CONF, "compute-agent")
+    net = CONF.network
     identity.become(CONF.agent_user, CONF.state_path, CONF.instances_path,
-                    [*CONF.network.physical_interface_mappings.values(),
-                     CONF.network.public_interface])
+                    uplinks=list(net.physical_interface_mappings.values()),
+                    public_interface=net.public_interface,
+                    floating_ranges=net.floating_ranges, tunnel_ip=net.tunnel_local_ip,
+                    metadata_port=CONF.metadata_port)
     service = ComputeService(CONF)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -49,11 +49,15 @@ def test_ruleset_applies_and_reapplying_replaces_only_our_chains(netns, version,
 
 
 APPLY = """
-import json, sys
+import dataclasses, json, sys
+import privileged
 from network.iptables import IptablesFirewall
 from network.model import FloatingIP
 from tests.unit.test_firewall import GROUPS, NET, PORT
-fw = IptablesFirewall("pub0")
+privileged.configure("/nonexistent", "/nonexistent", public_interface="pub0",
+                     floating_ranges=["203.0.113.0/24"])
+fw = IptablesFirewall()
+PORT = dataclasses.replace(PORT, fixed_ips=("10.0.0.5",))     # NET is IPv4 only
 if sys.argv[1] == "full":
     fw.apply([(NET, PORT)], GROUPS,
              [FloatingIP("203.0.113.10", "10.0.0.5", PORT.id, "10.0.0.0/24")], [NET])
@@ -62,22 +66,25 @@ else:
 """
 
 
+def _tables(groups, floating, version):
+    from network.hoststate import HostState
+    return firewall.tables(HostState(((NET, PORT),), groups, tuple(floating), (NET,)),
+                           version, "pub0")
+
+
 def test_installed_rules_compare_equal_so_a_second_apply_writes_nothing(netns):
     """Rules are written as iptables-save prints them: applying what is
     installed already changes no chain (the diff is what makes an apply
     cheap when only a port or a group changed)."""
-    from network.iptables import IptablesFirewall
     from network.model import FloatingIP
     floating = [FloatingIP("203.0.113.10", "10.0.0.5", PORT.id, "10.0.0.0/24")]
     for version, tool in ((4, "iptables"), (6, "ip6tables")):
-        tables = IptablesFirewall("pub0").desired([(NET, PORT)], GROUPS, floating, version,
-                                                  [NET])
+        tables = _tables(GROUPS, floating, version)
         in_ns(netns, f"{tool}-restore", "--noflush", stdin=firewall.render(tables, {}))
         current = firewall.parse_save(in_ns(netns, f"{tool}-save"))
         assert firewall.render(tables, current) == ""
         fewer = {"web": GROUPS["web"].__class__("web", ())}
-        tables = IptablesFirewall("pub0").desired([(NET, PORT)], fewer, floating, version,
-                                                  [NET])
+        tables = _tables(fewer, floating, version)
         changed = firewall.render(tables, current)
         declared = {line[1:].split()[0] for line in changed.splitlines()
                     if line.startswith(":")}

@@ -73,10 +73,12 @@ def test_bridged_traffic_meets_both_ends_and_routed_traffic_does_too():
     assert hooks[firewall.ROUTED_CHAIN] == [
         f"-m physdev --physdev-in {tap} -j {OUT}",
         f"-d 10.0.0.5/32 -o brcanet1 -j {IN}",
-        f"-m physdev --physdev-in {tap} -j ACCEPT",
+        f"-o brca+ -m physdev --physdev-in {tap} -j ACCEPT",
+        f"-m physdev --physdev-in {tap} -j DROP",
         "-d 10.0.0.5/32 -o brcanet1 -j ACCEPT"]
     assert hooks[firewall.OUTPUT_CHAIN] == [f"-d 10.0.0.5/32 -o brcanet1 -j {IN}"]
-    assert hooks[firewall.INPUT_CHAIN] == [f"-m physdev --physdev-in {tap} -j {OUT}"]
+    assert hooks[firewall.INPUT_CHAIN] == [f"-m physdev --physdev-in {tap} -j {OUT}",
+                                           f"-m physdev --physdev-in {tap} -j ca-to-host"]
     # the routed rules come after the bridged ones, whose chain accepts
     assert joined(firewall.hook_rules([(NET, PORT)], 6)[firewall.OUTPUT_CHAIN]) == [
         f"-d fd00::5/128 -o brcanet1 -j {IN}"]
@@ -92,3 +94,45 @@ def test_ruleset_declares_every_chain_it_fills():
     assert f"-A ca-sg-chain -m physdev --physdev-out {PORT.devname} --physdev-is-bridged " \
            f"-j {IN}" in lines
     assert "-I OUTPUT 1 -j ca-output" in lines
+
+
+def test_routed_traffic_from_a_guest_leaves_only_into_guest_networks_or_the_public_side():
+    routed = joined(firewall.hook_rules([(NET, PORT)], 4, "pub0")[firewall.ROUTED_CHAIN])
+    tap = PORT.devname
+    accepts = [r for r in routed if r.startswith("-o ")]
+    assert accepts == [f"-o brca+ -m physdev --physdev-in {tap} -j ACCEPT",
+                       f"-o pub0 -m physdev --physdev-in {tap} -j ACCEPT"]
+    assert routed.index(f"-m physdev --physdev-in {tap} -j DROP") > routed.index(accepts[-1])
+
+
+def test_a_guest_reaches_of_its_host_only_dhcp_ping_dns_and_metadata():
+    net = Network("net1", "brcanet1", Segmentation("flat"), "10.0.0.0/24", "10.0.0.1",
+                  host_address="10.0.0.1", dns_servers=("10.0.0.1", "192.0.2.53"),
+                  metadata=True)
+    guard = joined(firewall.host_rules([(net, PORT)], 4, 8775))
+    assert guard == [
+        "-m state --state RELATED,ESTABLISHED -j ACCEPT",
+        "-p udp -m udp --sport 68 --dport 67 -j ACCEPT",
+        "-d 10.0.0.1/32 -i brcanet1 -p icmp -m icmp --icmp-type 8 -j ACCEPT",
+        "-d 10.0.0.1/32 -i brcanet1 -p udp -m udp --dport 53 -j ACCEPT",
+        "-d 10.0.0.1/32 -i brcanet1 -p tcp -m tcp --dport 53 -j ACCEPT",
+        "-d 10.0.0.1/32 -i brcanet1 -p tcp -m tcp --dport 8775 -m conntrack --ctstate DNAT "
+        "-j ACCEPT",
+        "-j DROP"]
+    # no DNS server on the host, no metadata: ping and DHCP only
+    assert joined(firewall.host_rules([(NET, PORT)], 4)) == guard[:3] + ["-j DROP"]
+    six = joined(firewall.host_rules([(NET, PORT)], 6))
+    assert six[-1] == "-j DROP" and not any("--dport" in r for r in six)
+    assert [r for r in six if "icmpv6-type" in r] == [
+        f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j ACCEPT" for t in ("133", "135", "136")]
+
+
+def test_the_guard_is_reached_whatever_the_egress_rules_allow():
+    allow_all = {"web": SecurityGroup("web", (Rule("egress", "IPv4"), Rule("egress", "IPv6")))}
+    for version in (4, 6):
+        chains = firewall.filter_chains([(NET, PORT)], allow_all, version)
+        inp = joined(chains[firewall.INPUT_CHAIN])
+        assert inp.index(f"-m physdev --physdev-in {PORT.devname} -j ca-to-host") == \
+            inp.index(f"-m physdev --physdev-in {PORT.devname} -j {OUT}") + 1
+        assert joined(chains[firewall.HOST_CHAIN])[-1] == "-j DROP"
+    assert firewall.HOST_CHAIN not in firewall.filter_chains([], {}, 4)

@@ -2,6 +2,7 @@
 entry points, the systemd unit's capabilities against the privsep
 contexts', the watchdog's decision, and when migrations use TLS."""
 import configparser
+import ipaddress
 import os
 
 import pytest
@@ -9,9 +10,7 @@ from oslo_privsep import capabilities
 
 import privileged
 from compute import systemd
-from network import firewall, l2filter
 from privileged import Refused, checks
-from tests.unit.test_firewall import GROUPS, NET, PORT
 from virt.libvirt import migration
 
 UNIT = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "systemd",
@@ -35,43 +34,22 @@ def test_unit_runs_the_agent_as_its_user_with_exactly_the_daemons_capabilities()
     assert service["ProtectSystem"] == "strict" and service["PrivateTmp"] == "yes"
 
 
-def test_rulesets_the_agent_renders_pass_the_checks():
-    for version in (4, 6):
-        tables = {"filter": firewall.filter_chains([(NET, PORT)], GROUPS, version, {}, None)}
-        text = firewall.render(tables, {})
-        assert checks.iptables_restore_text(text) == text
-    text = l2filter.ruleset([PORT])
-    assert checks.nft_text(text) == text
-    assert checks.nft_text(l2filter.ruleset([])) == l2filter.ruleset([])
-
-
-@pytest.mark.parametrize("text", [
-    "*filter\n-A FORWARD -j DROP\nCOMMIT\n",
-    "*filter\n-I INPUT 1 -j DROP\nCOMMIT\n",
-    "*filter\n:INPUT DROP [0:0]\nCOMMIT\n",
-    "*filter\n-X not-ours\nCOMMIT\n",
-    "*raw\n:ca-x - [0:0]\nCOMMIT\n",
-    "*filter\n:ca-x - [0:0]\n",
-    "*filter\n-D FORWARD -j not-ours\nCOMMIT\n",
-])
-def test_iptables_text_touching_what_is_not_the_agents_is_refused(text):
+@pytest.mark.parametrize("cidr", ["203.0.113.10/24", "203.0.113.0/32", "203.0.113.255/32",
+                                  "198.51.100.7/32", "fd00::5/128"])
+def test_only_a_floating_ip_of_the_ranges_goes_on_the_public_interface(cidr):
+    assert checks.floating_address(ipaddress.ip_interface("203.0.113.10/32"),
+                                   ["203.0.113.0/24"])
     with pytest.raises(Refused):
-        checks.iptables_restore_text(text)
+        checks.floating_address(ipaddress.ip_interface(cidr), ["203.0.113.0/24"])
 
 
-@pytest.mark.parametrize("argv", [
-    ["dnsmasq", "--pid-file=/srv/state/dhcp/n1/pid", "--dhcp-script=/bin/sh"],
-    ["dnsmasq", "--pid-file=/srv/state/dhcp/n1/pid", "--interface=eth0"],
-    ["dnsmasq", "--pid-file=/srv/state/dhcp/n1/../../../etc/pid"],
-    ["dnsmasq", "--pid-file=/srv/state/dhcp/n1/pid",
-     "--dhcp-leasefile=/srv/state/dhcp/n2/leases"],
-    ["dnsmasq", "--dhcp-hostsfile=/srv/state/dhcp/n1/hosts"],
-    ["sh", "--pid-file=/srv/state/dhcp/n1/pid"],
-    "dnsmasq --pid-file=/srv/state/dhcp/n1/pid",
-])
-def test_dnsmasq_commands_the_agent_would_not_build_are_refused(argv):
+@pytest.mark.parametrize("cidr", ["10.250.0.99/24", "10.250.0.99/16", "127.0.0.2/8",
+                                  "169.254.1.1/16", "224.0.0.1/4", "0.0.0.0/0"])
+def test_a_bridge_address_may_not_reach_into_the_hosts_own_networks(cidr):
+    foreign = [ipaddress.ip_network("10.250.0.0/24"), ipaddress.ip_network("127.0.0.0/8")]
+    assert checks.bridge_address(ipaddress.ip_interface("10.0.0.1/24"), "brca1", foreign)
     with pytest.raises(Refused):
-        checks.dnsmasq_argv(argv, "/srv/state/dhcp")
+        checks.bridge_address(ipaddress.ip_interface(cidr), "brca1", foreign)
 
 
 def test_owned_device_needs_the_agents_alias_unless_an_uplink_or_tap():

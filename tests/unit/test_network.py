@@ -9,8 +9,9 @@ import pytest
 import privileged
 from compute import schemas
 from compute.exception import InvalidRequest
-from network import dhcp, firewall, linux_bridge, linux_net, names
+from network import dhcp, dnsmasq_args, firewall, linux_bridge, linux_net, names
 from network.model import FloatingIP, network_from_payload, vif_from_payload
+from privileged import firewall as priv_firewall
 from privileged import network as priv
 from tests.unit.test_firewall import GROUPS, PORT
 from tests.unit.test_firewall import NET as FW_NET
@@ -157,7 +158,8 @@ def commands(monkeypatch):
         return ""
     privileged.run_in_process()
     monkeypatch.setitem(privileged.ROOTS, "uplinks", frozenset({"data0"}))
-    for module in (linux_net, priv):
+    monkeypatch.setitem(privileged.ROOTS, "tunnel_ip", "10.250.0.11")
+    for module in (linux_net, priv, priv_firewall):
         monkeypatch.setattr(module, "execute", execute)
     monkeypatch.setattr(linux_net, "exists", lambda dev: dev in devices)
     monkeypatch.setattr(priv, "_exists", lambda dev: dev in devices)
@@ -185,6 +187,7 @@ def test_vlan_network_gets_a_subinterface_of_its_mapped_interface(commands):
         "ip link set canew0000000000 name data0.100",
         "ip link set data0.100 mtu 1450", "ip link set data0.100 up",
         "ip link set data0.100 master brcanet1", "ip link set data0.100 up",
+        "ip -o addr show",           # the privileged side: what else the host holds
         "ip addr add 10.0.0.2/24 dev brcanet1"]
     ran.clear()
     plugin.plug(net, plugin.describe(net, port))      # idempotent: nothing re-created
@@ -275,7 +278,7 @@ def test_guests_of_a_network_routed_by_the_host_leave_by_snat_after_floating_ips
 
 def test_dnsmasq_serves_only_static_entries_on_the_bridge():
     net, port = vif_from_payload(VIF)
-    argv = dhcp.dnsmasq_argv(net, "/d", 600)
+    argv = dnsmasq_args.dnsmasq_argv(net, "/d", 600)
     assert "--dhcp-range=10.0.0.0,static,255.255.255.0,600s" in argv
     assert "--interface=brcanet1" in argv and "--port=0" in argv
     assert "--dhcp-option=3,10.0.0.1" in argv and "--dhcp-option=26,1450" in argv

@@ -14,7 +14,6 @@ from privileged import logs
 from virt import configdrive, driver, errors
 from virt.libvirt import (
     builder,
-    console,
     consoles,
     diagnostics,
     disks,
@@ -491,7 +490,7 @@ class LibvirtDriver(driver.ComputeDriver):
         boot = builder.BootFiles(
             kernel=image_files.kernel.path if image_files.kernel else None,
             initrd=image_files.ramdisk.path if image_files.ramdisk else None)
-        log = os.path.join(self.instance_dir(instance), console.LOG_NAME)
+        log = os.path.join(self.instance_dir(instance), logs.LOG_NAME)
         nvram = files.nvram(self.instance_dir(instance), image_meta, self.settings)
         dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
                                    log, self.settings, self.write_config_drive(instance),
@@ -527,7 +526,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return [g.uuid for g in self.host.list_guests() if g.name.startswith(DOMAIN_PREFIX)]
 
     def get_console_output(self, instance, max_bytes):
-        return logs.console_tail(self.instance_dir(instance), max_bytes)
+        return logs.console_tail(check_uuid(instance.uuid), max_bytes)
 
     def get_available_resource(self):
         memory_mb, cpus = self.host.node_info()

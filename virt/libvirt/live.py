@@ -8,8 +8,9 @@ import os
 
 import libvirt
 
+from privileged.logs import LOG_NAME
 from virt import driver, errors
-from virt.libvirt import console, migration
+from virt.libvirt import migration
 
 LOG = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ LOG = logging.getLogger(__name__)
 def sync_dir(inst_dir):
     """fsync every data file of an instance directory, then the directory."""
     for name in os.listdir(inst_dir):
-        if name.startswith(console.LOG_NAME):      # virtlogd's (root, 0600), not data
+        if name.startswith(LOG_NAME):      # virtlogd's (root, 0600), not data
             continue
         fd = os.open(os.path.join(inst_dir, name), os.O_RDONLY)
         try:
