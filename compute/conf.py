@@ -169,9 +169,12 @@ database_opts = [
 console_group = cfg.OptGroup("console", title="Console access through the proxy")
 console_opts = [
     cfg.StrOpt("token_key", secret=True,
-               help="Fernet key shared with the console proxy (its [console_proxy] "
-                    "token_key), urlsafe base64 of 32 bytes. Unset: no console "
-                    "access (get_serial_console and get_vnc_console are refused)."),
+               help="This host's own Fernet key for console tokens (urlsafe base64 "
+                    "of 32 bytes), never another host's: the console proxy's "
+                    "hosts_file lists it under this host's name with the host's "
+                    "console addresses and port ranges, so a token this host signs "
+                    "opens only this host's consoles. Unset: no console access "
+                    "(get_serial_console and get_vnc_console are refused)."),
     cfg.IntOpt("token_ttl", default=600, min=1,
                help="Seconds a console URL stays usable; it is usable once."),
     cfg.StrOpt("serial_proxy_url", default="ws://127.0.0.1:6083/serial",

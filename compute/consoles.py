@@ -1,6 +1,7 @@
 """Console URLs: get_serial_console and get_vnc_console answer a URL of
-the console proxy carrying a one-time token (console.tokens) that names
-the guest's console address; the agent keeps no record of it."""
+the console proxy carrying a one-time token (console.tokens), signed with
+this host's own key, that names the guest's console address (and the VNC
+server's password); the agent keeps no record of it."""
 import logging
 import urllib.parse
 
@@ -37,14 +38,14 @@ class ConsoleAccess:
                 f"host {self.conf.host} gives no console access ([console] token_key unset)")
         inst = self.db.instance_get(uuid)
         try:
-            host, port = self.driver.get_console_target(virt_instance(inst), kind)
+            host, port, password = self.driver.get_console_target(virt_instance(inst), kind)
         except virt_errors.ConsoleUnavailable as e:
             raise exception.ConsoleUnavailable(str(e)) from None
         try:
-            token = tokens.issue(key.encode(), kind, uuid, host, port,
-                                 self.conf.console.token_ttl)
-        except ValueError:
+            token = tokens.issue(key.encode(), self.conf.host, kind, uuid, host, port,
+                                 self.conf.console.token_ttl, password=password)
+        except ValueError as e:
             raise exception.ConsoleUnavailable(
-                f"host {self.conf.host}: [console] token_key is not a Fernet key") from None
+                f"host {self.conf.host}: no console tokens: {e}") from None
         LOG.info("instance %s: %s console token issued", uuid, kind)
         return console_urls(self.conf.console, kind, uuid, token)

@@ -1,5 +1,6 @@
-"""Options of the console proxy ([console_proxy]) and the ones agents
-share with it ([console] token_key)."""
+"""Options of the console proxy ([console_proxy]): where it listens, and
+the hosts whose consoles it opens (a file naming each host's own token
+key, console addresses and port ranges)."""
 from oslo_config import cfg
 
 proxy_group = cfg.OptGroup("console_proxy", title="The websocket console proxy")
@@ -7,9 +8,24 @@ proxy_opts = [
     cfg.HostAddressOpt("host", default="127.0.0.1",
                        help="Address the proxy listens on for browsers and computectl."),
     cfg.PortOpt("port", default=6083, help="Port the proxy listens on."),
-    cfg.StrOpt("token_key", secret=True, required=True,
-               help="Fernet key shared with every agent's [console] token_key "
-                    "(urlsafe base64 of 32 bytes)."),
+    cfg.StrOpt("hosts_file", required=True,
+               help="JSON file of the hosts whose consoles the proxy opens: "
+                    '{"HOST": {"token_key": KEY, "addresses": [IP, ...], '
+                    '"serial_ports": "LOW:HIGH", "vnc_ports": "LOW:HIGH"}}. Each '
+                    "host's token_key is that agent's own [console] token_key; "
+                    "addresses are its serial_listen and vnc_listen; the port "
+                    "ranges its serial_port_range and qemu.conf's "
+                    "remote_display_port_min:max (defaults 10000:20000 and "
+                    "5900:6099). A token is refused unless its host is listed, its "
+                    "key opens it and it names one of that host's console "
+                    "addresses and ports. Re-read when it changes; keep it "
+                    "readable by the proxy only (it holds the keys)."),
+    cfg.StrOpt("serial_tls_cert_dir", default="",
+               help="Directory with ca-cert.pem, client-cert.pem and client-key.pem: "
+                    "the proxy opens guests' serial consoles over TLS with this "
+                    "client certificate and checks the host's certificate against "
+                    "the CA and the console address (for QEMU's chardev_tls = 1 with "
+                    "chardev_tls_x509_verify = 1 in qemu.conf). Empty: plain TCP."),
     cfg.IntOpt("token_ttl", default=600, min=1,
                help="Seconds after its issue a token is refused, whatever "
                     "expiry the agent gave it."),

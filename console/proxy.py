@@ -3,7 +3,10 @@ computectl opens ws://PROXY/serial/UUID?token=T or /vnc/UUID?token=T; the
 proxy redeems the token (console.tokens) before the websocket handshake
 completes, so a refused token gets an HTTP 403 and no connection, then
 relays bytes between the websocket and the guest's console port, which
-listens only on the host's console address.  It also serves the noVNC
+listens only on the host's console address: for VNC after logging in to
+the guest's VNC server with the password the token carries (console.rfb),
+for serial consoles over TLS with the proxy's client certificate when
+configured.  It also serves the noVNC
 client's files under /novnc/.
 
 Threads, no eventlet: websockets' synchronous server runs each client in
@@ -14,6 +17,7 @@ import mimetypes
 import os
 import re
 import socket
+import ssl
 import threading
 import urllib.parse
 
@@ -22,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.sync.server import serve
 
-from console import tokens
+from console import rfb, tokens
 
 LOG = logging.getLogger(__name__)
 PATH = re.compile(r"^/(serial|vnc)/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
@@ -63,9 +67,10 @@ def _response(status, reason, body, content_type="text/plain; charset=utf-8"):
 
 
 class ConsoleProxy:
-    def __init__(self, checker, novnc_dir, connect_timeout=5):
+    def __init__(self, checker, novnc_dir, connect_timeout=5, serial_tls=None):
+        """serial_tls: an ssl.SSLContext for serial consoles (serial_tls_context)."""
         self.checker, self.novnc_dir = checker, novnc_dir
-        self.connect_timeout = connect_timeout
+        self.connect_timeout, self.serial_tls = connect_timeout, serial_tls
         self._server = None
 
     # -- before the handshake: files, and the token --------------------------
@@ -103,18 +108,27 @@ class ConsoleProxy:
     def handle(self, connection):
         target = connection.console_target
         try:
-            guest = socket.create_connection((target.host, target.port),
-                                             timeout=self.connect_timeout)
+            guest = self._connect(target)
         except OSError as e:
             LOG.warning("console %s of %s: guest port %s:%s unreachable: %s", target.kind,
                         target.instance_uuid, target.host, target.port, e)
             connection.close(1011, "the guest's console is unreachable")
+            return
+        try:
+            early = self._handshake(target, guest, connection)
+        except (rfb.HandshakeError, ConnectionClosed, OSError) as e:
+            LOG.warning("console %s of %s: handshake failed: %s", target.kind,
+                        target.instance_uuid, e)
+            guest.close()
+            connection.close(1011, "the guest's console refused the proxy")
             return
         guest.settimeout(None)
         pump = threading.Thread(target=self._guest_to_client, args=(guest, connection),
                                 daemon=True, name=f"console-{target.instance_uuid[:8]}")
         pump.start()
         try:
+            if early:
+                guest.sendall(early)
             for message in connection:
                 guest.sendall(message.encode() if isinstance(message, str) else message)
         except (ConnectionClosed, OSError):
@@ -127,6 +141,34 @@ class ConsoleProxy:
             guest.close()
             pump.join(5)
         LOG.info("console %s of %s closed", target.kind, target.instance_uuid)
+
+    def _connect(self, target):
+        """The socket to the guest's console: over TLS with the proxy's client
+        certificate for serial consoles when configured."""
+        raw = socket.create_connection((target.host, target.port),
+                                       timeout=self.connect_timeout)
+        if target.kind != "serial" or self.serial_tls is None:
+            return raw
+        try:
+            return self.serial_tls.wrap_socket(raw, server_hostname=target.host)
+        except OSError:
+            raw.close()
+            raise
+
+    @staticmethod
+    def _handshake(target, guest, connection):
+        """For a VNC server with a password, log in to it and greet the
+        client without one (console.rfb); the bytes the client sent past
+        its handshake, to pass on."""
+        if target.kind != "vnc" or target.password is None:
+            return b""
+        server = rfb.Buffered(lambda: guest.recv(CHUNK))
+        rfb.authenticate_to_server(server.recv_exact, guest.sendall, target.password)
+        client = rfb.Buffered(lambda: _as_bytes(connection.recv()))
+        rfb.greet_client(client.recv_exact, connection.send)
+        if server.rest:
+            connection.send(server.rest)
+        return client.rest
 
     @staticmethod
     def _guest_to_client(guest, connection):
@@ -151,6 +193,19 @@ class ConsoleProxy:
     def shutdown(self):
         if self._server is not None:
             self._server.shutdown()
+
+
+def serial_tls_context(cert_dir):
+    """The client side of QEMU's chardev TLS: the proxy's certificate, the
+    hosts' CA, and the host's certificate checked against its address."""
+    ctx = ssl.create_default_context(cafile=os.path.join(cert_dir, "ca-cert.pem"))
+    ctx.load_cert_chain(os.path.join(cert_dir, "client-cert.pem"),
+                        os.path.join(cert_dir, "client-key.pem"))
+    return ctx
+
+
+def _as_bytes(message):
+    return message.encode() if isinstance(message, str) else message
 
 
 def _binary_if_asked(connection, offered):

@@ -62,12 +62,18 @@ api_servers = http://127.0.0.1:9292
 [console]
 token_key = $KEY
 CONF
+# the proxy opens this host's consoles only: its key, its console address
+# (serial_listen and vnc_listen: loopback here), its port ranges
+cat > "$Q/console-hosts.json" <<JSON
+{"$HOST": {"token_key": "$KEY", "addresses": ["127.0.0.1"],
+           "serial_ports": "10000:20000", "vnc_ports": "5900:6099"}}
+JSON
 cat > "$Q/compute-console-proxy.conf" <<CONF
 [console_proxy]
-token_key = $KEY
+hosts_file = $Q/console-hosts.json
 CONF
-chown compute-agent:compute-agent "$Q/compute-console-proxy.conf"
-chmod 0600 "$Q/compute-console-proxy.conf"
+chown compute-agent:compute-agent "$Q/compute-console-proxy.conf" "$Q/console-hosts.json"
+chmod 0600 "$Q/compute-console-proxy.conf" "$Q/console-hosts.json"
 
 echo ">> starting compute-images on 127.0.0.1:9292 and compute-agent (host '$HOST')"
 .venv/bin/compute-images serve --data-dir "$Q/images" --port 9292 >"$Q/compute-images.log" 2>&1 &

@@ -432,7 +432,8 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     def get_console_target(self, instance, kind):
-        """(address, port) of the running guest's serial or vnc console;
+        """(address, port, password) of the running guest's serial or vnc
+        console (the password the VNC server asks for, None if none);
         errors.ConsoleUnavailable when it has none."""
 
     @abc.abstractmethod

@@ -21,8 +21,10 @@ def main(argv=None):
     conf(sys.argv[1:] if argv is None else argv, project="compute-console-proxy")
     logging.setup(conf, "compute-console-proxy")
     p = conf.console_proxy
-    checker = tokens.TokenChecker(p.token_key.encode(), p.token_ttl)
-    console = proxy.ConsoleProxy(checker, p.novnc_dir, p.connect_timeout)
+    checker = tokens.TokenChecker(tokens.ConsoleHosts(p.hosts_file, LOG), p.token_ttl)
+    console = proxy.ConsoleProxy(checker, p.novnc_dir, p.connect_timeout,
+                                 proxy.serial_tls_context(p.serial_tls_cert_dir)
+                                 if p.serial_tls_cert_dir else None)
     server = console.serve(p.host, p.port)
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     LOG.info("console proxy listening on %s:%s", p.host, console.port)

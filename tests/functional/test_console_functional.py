@@ -20,8 +20,12 @@ AGENT_CONF = {("libvirt", "serial_console"): True,
 
 
 def _target(answer):
+    """What the proxy reads of the URL's token, knowing this host only."""
     token = urllib.parse.parse_qs(urllib.parse.urlsplit(answer["url"]).query)["token"][0]
-    return tokens.read(KEY.encode(), token, 600, tokens.time.time())
+    signer = token.split("~", 1)[0]
+    host = tokens.ConsoleHost(signer, KEY.encode(), frozenset({"127.0.0.1"}),
+                              {"serial": (10900, 10999), "vnc": (5900, 6099)})
+    return tokens.read({signer: host}.get, token, 600, tokens.time.time())
 
 
 def _port(service, u):
@@ -43,6 +47,7 @@ def test_each_guest_gets_its_own_port_and_keeps_it(api, service, qcow2_image):
     assert a["url"].startswith(f"wss://proxy.example:6083/serial/{first}?token=")
     ta, tb = _target(a), _target(b)
     assert (ta.kind, ta.instance_uuid, ta.host) == ("serial", first, "127.0.0.1")
+    assert ta.signer == service.conf.host and ta.password is None
     assert ta.port != tb.port and {ta.port, tb.port} <= set(range(10900, 11000))
     assert (ta.port, tb.port) == (_port(service, first), _port(service, second))
     api.reboot_instance(service.conf.host, first, "HARD")

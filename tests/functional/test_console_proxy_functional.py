@@ -3,6 +3,7 @@ guest's console: bytes both ways, HTTP 403 before the websocket opens for
 any refused token, noVNC's files and nothing outside them, and the guest
 side closed when the client goes."""
 import socket
+import subprocess
 import threading
 import time
 
@@ -11,10 +12,18 @@ import requests
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
-from console import proxy, tokens
+from console import proxy, rfb, tokens
 
 KEY = tokens.new_key().encode()
 U = "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55"
+ANY_PORT = {"serial": (1, 65535), "vnc": (1, 65535)}
+HOSTS = {"hA": tokens.ConsoleHost("hA", KEY, frozenset({"127.0.0.1"}), ANY_PORT),
+         "hB": tokens.ConsoleHost("hB", tokens.new_key().encode(),
+                                  frozenset({"127.0.0.2"}), ANY_PORT)}
+
+
+def issue(port, kind="serial", key=KEY, signer="hA", address="127.0.0.1", password=None):
+    return tokens.issue(key, signer, kind, U, address, port, 60, password=password)
 
 
 @pytest.fixture
@@ -41,7 +50,7 @@ def echo():
 @pytest.fixture
 def running(tmp_path):
     (tmp_path / "vnc_lite.html").write_text("<title>noVNC</title>")
-    p = proxy.ConsoleProxy(tokens.TokenChecker(KEY, 600), str(tmp_path))
+    p = proxy.ConsoleProxy(tokens.TokenChecker(HOSTS.get, 600), str(tmp_path))
     server = p.serve("127.0.0.1", 0)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield p.port
@@ -54,7 +63,7 @@ def _url(port, token, kind="serial", uuid=U):
 
 def test_bytes_go_both_ways_and_the_guest_side_closes_with_the_client(running, echo):
     guest_port, closed = echo
-    token = tokens.issue(KEY, "serial", U, "127.0.0.1", guest_port, 60)
+    token = issue(guest_port)
     with connect(_url(running, token), proxy=None) as ws:
         ws.send(b"hello guest")
         assert ws.recv(timeout=5) == b"HELLO GUEST"
@@ -65,16 +74,21 @@ def test_bytes_go_both_ways_and_the_guest_side_closes_with_the_client(running, e
 
 def test_refused_tokens_get_403_before_any_connection(running, echo):
     guest_port, closed = echo
-    token = tokens.issue(KEY, "serial", U, "127.0.0.1", guest_port, 60)
+    token = issue(guest_port)
     other = "11111111-2222-3333-4444-555555555555"
     for url, why in [(_url(running, token, uuid=other), "not for the serial console"),
                      (_url(running, token, kind="vnc"), "not for the vnc console"),
                      (_url(running, token[:-3] + "xyz"), "forged"),
-                     (_url(running, tokens.issue(tokens.new_key().encode(), "serial", U,
-                                                 "127.0.0.1", guest_port, 60)), "forged")]:
+                     (_url(running, issue(guest_port, key=tokens.new_key().encode())),
+                      "forged"),
+                     # host A's key, host B's console address: refused, never connected
+                     (_url(running, issue(guest_port, address="127.0.0.2")),
+                      "not a serial console of host hA"),
+                     (_url(running, issue(guest_port, signer="hC")), "not one whose")]:
         with pytest.raises(InvalidStatus) as e:
             connect(url, proxy=None)
         assert e.value.response.status_code == 403 and why in e.value.response.body.decode()
+    assert not closed.is_set()      # none of them reached the guest
     with connect(_url(running, token), proxy=None):
         pass
     with pytest.raises(InvalidStatus) as e:
@@ -84,11 +98,102 @@ def test_refused_tokens_get_403_before_any_connection(running, echo):
     assert closed.is_set()          # the one accepted token reached the guest
 
 
+@pytest.fixture
+def vnc_server():
+    """A VNC server that wants the password 'pw-1234': RFB 3.8, type 2
+    only; after login it sends a ServerInit naming itself.  Its port and
+    the list of logins it saw (True: right password)."""
+    srv = socket.create_server(("127.0.0.1", 0))
+    logins = []
+
+    def run():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                conn.sendall(rfb.VERSION)
+                if conn.recv(12) != rfb.VERSION:
+                    continue
+                conn.sendall(bytes([1, rfb.VNC_AUTH]))
+                if conn.recv(1) != bytes([rfb.VNC_AUTH]):
+                    continue
+                challenge = bytes(range(16))
+                conn.sendall(challenge)
+                ok = conn.recv(16) == rfb.vnc_response("pw-1234", challenge)
+                logins.append(ok)
+                conn.sendall(rfb.OK if ok else b"\x00\x00\x00\x01")
+                if ok and conn.recv(1) == b"\x01":            # ClientInit, shared
+                    conn.sendall(b"SERVERINIT guest-screen")
+    threading.Thread(target=run, daemon=True).start()
+    yield srv.getsockname()[1], logins
+    srv.close()
+
+
+def test_the_proxy_logs_in_to_vnc_with_the_tokens_password_and_asks_the_user_nothing(
+        running, vnc_server):
+    port, logins = vnc_server
+    with connect(_url(running, issue(port, "vnc", password="pw-1234"), kind="vnc"),
+                 proxy=None) as ws:
+        assert ws.recv(timeout=5) == rfb.VERSION
+        ws.send(rfb.VERSION)
+        assert ws.recv(timeout=5) == bytes([1, rfb.NONE])       # no password asked
+        ws.send(bytes([rfb.NONE]) + b"\x01")                   # and ClientInit at once
+        assert ws.recv(timeout=5) == rfb.OK
+        assert ws.recv(timeout=5) == b"SERVERINIT guest-screen"
+    assert logins == [True]
+    with connect(_url(running, issue(port, "vnc", password="wrong"), kind="vnc"),
+                 proxy=None) as ws:
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=10)
+        assert ws.close_code == 1011
+    assert logins == [True, False]
+
+
+def test_qemus_own_vnc_server_takes_the_login_and_refuses_a_wrong_password():
+    """QEMU itself (no guest: -machine none) with a VNC password, as
+    libvirt sets it from the domain's passwd: rfb's answer is QEMU's DES."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        display = s.getsockname()[1] - 5900
+    if display < 0:
+        pytest.skip("no free port above 5900")
+    qemu = subprocess.Popen(["qemu-system-x86_64", "-machine", "none", "-display", "none",
+                             "-vnc", f"127.0.0.1:{display},password=on", "-monitor", "stdio"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, text=True)
+    try:
+        qemu.stdin.write("set_password vnc pw-1234\n")
+        qemu.stdin.flush()
+        results = []
+        for password in ("pw-1234", "pw-1235"):
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    conn = socket.create_connection(("127.0.0.1", 5900 + display), 2)
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "QEMU's VNC server did not listen"
+                    time.sleep(0.1)
+            with conn:
+                stream = rfb.Buffered(lambda c=conn: c.recv(4096))
+                try:
+                    rfb.authenticate_to_server(stream.recv_exact, conn.sendall, password)
+                    results.append("in")
+                except rfb.HandshakeError as e:
+                    results.append(str(e))
+        assert results == ["in", "the VNC server refused the guest's password"]
+    finally:
+        qemu.kill()
+        qemu.wait()
+
+
 def test_an_unreachable_guest_closes_the_websocket(running):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    token = tokens.issue(KEY, "serial", U, "127.0.0.1", dead, 60)
+    token = issue(dead)
     with connect(_url(running, token), proxy=None) as ws:
         with pytest.raises(ConnectionClosed):
             ws.recv(timeout=10)

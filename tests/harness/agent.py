@@ -47,6 +47,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def write_hosts_file(path, hosts):
+    """A console proxy's hosts file, readable by the proxy's user only."""
+    import json
+    with open(path, "w") as f:
+        json.dump(hosts, f)
+    shutil.chown(path, AGENT_USER, AGENT_USER)
+    os.chmod(path, 0o600)
+
+
 def wait_until(predicate, timeout, interval=0.1, what="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -188,15 +197,24 @@ port = {self.metrics_port}
         self.image_service_args = list(args)
         self._start_image_service()
 
+    def console_host_entry(self, address="127.0.0.1"):
+        """This agent's entry in a console proxy's hosts file: its own key,
+        its console address, the default port ranges."""
+        return {"token_key": self.console_key, "addresses": [address],
+                "serial_ports": "10000:20000", "vnc_ports": "5900:6099"}
+
     def start_console_proxy(self, name="console-proxy", port=None, token_ttl=600,
-                            novnc_dir=""):
-        """compute-console-proxy as its own unprivileged user, sharing this
-        agent's token key (on console_port unless port); its port."""
+                            novnc_dir="", hosts=None):
+        """compute-console-proxy as its own unprivileged user, knowing this
+        agent's consoles (and those of hosts: {name: entry}; on console_port
+        unless port); its port."""
         port = port or self.console_port
         path = os.path.join(self.workdir, f"{name}.conf")
+        hosts_file = os.path.join(self.workdir, f"{name}-hosts.json")
+        write_hosts_file(hosts_file, {self.host: self.console_host_entry(), **(hosts or {})})
         with open(path, "w") as f:
             f.write(f"[console_proxy]\nhost = 127.0.0.1\nport = {port}\n"
-                    f"token_key = {self.console_key}\ntoken_ttl = {token_ttl}\n"
+                    f"hosts_file = {hosts_file}\ntoken_ttl = {token_ttl}\n"
                     f"novnc_dir = {novnc_dir}\n")
         self._spawn(name, [*AS_PROXY, os.path.join(BIN, "compute-console-proxy"),
                            "--config-file", path])

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import uuid
 
-from console import tokens
 from tests.harness import agent as agent_mod
 from tests.harness import pki
 from tests.harness.agent import Agent, wait_until
@@ -261,8 +260,9 @@ floating_ranges = 203.0.113.0/24
         self.port = image_port
         self.image_url = self.agent_image_url = f"http://127.0.0.1:{image_port}"
         self.owns_image_service = False
-        # the bed's one console proxy, on the management switch (start_console_proxy)
-        self.console_key, self.console_port = host.bed.console_key, host.bed.console_port
+        # the bed's one console proxy, on the management switch (start_console_proxy);
+        # each host signs its tokens with its own key (Agent's)
+        self.console_port = host.bed.console_port
         self.console_host = f"{MGMT}.1"
 
     def _start_agent(self, env=None):
@@ -335,7 +335,7 @@ class TestBed:
         self.image_port = agent_mod.free_port()
         self.images = None
         self.cas = {}
-        self.console_key, self.console_port = tokens.new_key(), agent_mod.free_port()
+        self.console_port = agent_mod.free_port()
 
     def start(self):
         sh("ip", "netns", "add", self.sw)
@@ -425,9 +425,13 @@ class TestBed:
         if proc is not None and proc.poll() is None:
             return
         path = os.path.join(self.dir, "console-proxy.conf")
+        hosts_file = os.path.join(self.dir, "console-hosts.json")
+        agent_mod.write_hosts_file(hosts_file, {
+            h.agent.host: h.agent.console_host_entry(h.mgmt_ip)
+            for h in self.hosts.values() if h.agent is not None})
         with open(path, "w") as f:
             f.write(f"[console_proxy]\nhost = {MGMT}.1\nport = {self.console_port}\n"
-                    f"token_key = {self.console_key}\nnovnc_dir =\n")
+                    f"hosts_file = {hosts_file}\nnovnc_dir =\n")
         os.chmod(path, 0o644)
         self.images._spawn("console-proxy", [
             "ip", "netns", "exec", self.sw, *agent_mod.AS_PROXY,

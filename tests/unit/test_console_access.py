@@ -1,6 +1,8 @@
 """Console access without daemons: tokens (issue, read, redeem once),
 the proxy's request parsing and file serving, serial port choice, the
 serial console's XML and its move on live migration, and the URLs."""
+import json
+import os
 import types
 
 import pytest
@@ -25,40 +27,79 @@ class Clock:
         return self.now
 
 
-def test_a_token_names_its_target_and_hides_it():
-    t = tokens.issue(KEY, "serial", U1, "10.0.0.5", 10001, ttl=60, now=1000.0)
-    assert "10.0.0.5" not in t and U1 not in t
-    target = tokens.read(KEY, t, max_ttl=600, now=1010.0)
-    assert (target.kind, target.instance_uuid, target.host, target.port) == \
-        ("serial", U1, "10.0.0.5", 10001)
+HA = tokens.ConsoleHost("hA", KEY, frozenset({"10.0.0.5"}),
+                        {"serial": (10000, 10100), "vnc": (5900, 6099)})
+HB = tokens.ConsoleHost("hB", tokens.new_key().encode(), frozenset({"10.0.0.6"}),
+                        {"serial": (10000, 10100), "vnc": (5900, 6099)})
+HOSTS = {"hA": HA, "hB": HB}.get
+
+
+def issue(kind="serial", uuid=U1, address="10.0.0.5", port=10001, ttl=60, now=None,
+          key=KEY, signer="hA", password=None):
+    return tokens.issue(key, signer, kind, uuid, address, port, ttl, now, password)
+
+
+def test_a_token_names_its_host_and_hides_its_target():
+    t = issue(now=1000.0)
+    assert t.startswith("hA~") and "10.0.0.5" not in t and U1 not in t
+    target = tokens.read(HOSTS, t, max_ttl=600, now=1010.0)
+    assert (target.kind, target.instance_uuid, target.host, target.port, target.signer) == \
+        ("serial", U1, "10.0.0.5", 10001, "hA")
+    v = issue("vnc", port=5901, password="s3cr3t!x", now=1000.0)
+    assert "s3cr3t" not in v and tokens.read(HOSTS, v, 600, 1010.0).password == "s3cr3t!x"
 
 
 @pytest.mark.parametrize("mangle", [
     lambda t: t[:-4] + ("AAAA" if not t.endswith("AAAA") else "BBBB"),   # altered
-    lambda t: tokens.issue(tokens.new_key().encode(), "serial", U1, "h", 1, 60),  # other key
-    lambda t: "not-a-token",
-    lambda t: "é" * 20,
+    lambda t: issue(key=tokens.new_key().encode()),                      # not hA's key
+    lambda t: "hB~" + t.split("~", 1)[1],                                # hA's, as hB's
+    lambda t: "hA~not-a-token",
+    lambda t: "hA~" + "é" * 20,
 ])
-def test_forged_or_altered_tokens_are_refused(mangle):
-    t = tokens.issue(KEY, "serial", U1, "h", 1, ttl=60)
+def test_forged_altered_or_misattributed_tokens_are_refused(mangle):
+    t = issue()
     with pytest.raises(tokens.TokenRefused, match="forged|not a console token"):
-        tokens.read(KEY, mangle(t), 600, tokens.time.time())
+        tokens.read(HOSTS, mangle(t), 600, tokens.time.time())
+
+
+@pytest.mark.parametrize("token,why", [
+    ("no-host-at-all", "names no host"),
+    ("~" + "x" * 40, "names no host"),
+    ("hC~" + "x" * 40, "not one whose consoles"),
+    ("-h~" + "x" * 40, "names no host"),
+])
+def test_a_token_of_a_host_the_proxy_does_not_know_is_refused(token, why):
+    with pytest.raises(tokens.TokenRefused, match=why):
+        tokens.read(HOSTS, token, 600, tokens.time.time())
+
+
+@pytest.mark.parametrize("kind,address,port", [
+    ("serial", "10.0.0.6", 10001),      # host B's guest, minted with host A's key
+    ("vnc", "10.0.0.6", 5901),
+    ("serial", "10.250.0.1", 5432),     # the database
+    ("serial", "127.0.0.1", 5672),      # the broker, on the proxy's own loopback
+    ("serial", "10.0.0.5", 16509),      # host A's own libvirtd: no console port
+    ("vnc", "10.0.0.5", 10001),         # a serial port as a VNC one
+])
+def test_a_token_opens_only_its_own_hosts_console_addresses_and_ports(kind, address, port):
+    with pytest.raises(tokens.TokenRefused, match="which is not a .* console of host hA"):
+        tokens.read(HOSTS, issue(kind, address=address, port=port), 600, tokens.time.time())
 
 
 def test_a_token_expires_by_its_own_ttl_and_by_the_proxy_cap():
-    t = tokens.issue(KEY, "vnc", U1, "h", 5900, ttl=30, now=1000.0)
-    tokens.read(KEY, t, 600, 1029.0)
+    t = issue("vnc", port=5900, ttl=30, now=1000.0)
+    tokens.read(HOSTS, t, 600, 1029.0)
     with pytest.raises(tokens.TokenRefused, match="expired"):
-        tokens.read(KEY, t, 600, 1031.0)
-    long = tokens.issue(KEY, "vnc", U1, "h", 5900, ttl=3600, now=1000.0)
+        tokens.read(HOSTS, t, 600, 1031.0)
+    long = issue("vnc", port=5900, ttl=3600, now=1000.0)
     with pytest.raises(tokens.TokenRefused, match="older than the proxy accepts"):
-        tokens.read(KEY, long, 10, 1011.0)
+        tokens.read(HOSTS, long, 10, 1011.0)
 
 
 def test_the_checker_redeems_each_token_once_for_its_own_console():
     clock = Clock()
-    checker = tokens.TokenChecker(KEY, 600, clock)
-    t = tokens.issue(KEY, "serial", U1, "h", 10000, 60, now=clock.now + 1)
+    checker = tokens.TokenChecker(HOSTS, 600, clock)
+    t = issue(port=10000, now=clock.now + 1)
     clock.now += 2
     with pytest.raises(tokens.TokenRefused, match="not for the serial console of " + U2):
         checker.redeem(t, "serial", U2)
@@ -71,26 +112,54 @@ def test_the_checker_redeems_each_token_once_for_its_own_console():
 
 def test_tokens_from_before_the_proxy_started_are_refused():
     clock = Clock()
-    t = tokens.issue(KEY, "serial", U1, "h", 10000, 60, now=clock.now - 5)
-    checker = tokens.TokenChecker(KEY, 600, clock)     # a restarted proxy forgot its uses
+    t = issue(port=10000, now=clock.now - 5)
+    checker = tokens.TokenChecker(HOSTS, 600, clock)     # a restarted proxy forgot its uses
     with pytest.raises(tokens.TokenRefused, match="before the proxy started"):
         checker.redeem(t, "serial", U1)
 
 
 def test_used_tokens_are_forgotten_once_they_expire():
     clock = Clock()
-    checker = tokens.TokenChecker(KEY, 600, clock)
+    checker = tokens.TokenChecker(HOSTS, 600, clock)
     for _ in range(50):
-        checker.redeem(tokens.issue(KEY, "serial", U1, "h", 1, 5, now=clock.now), "serial", U1)
+        checker.redeem(issue(ttl=5, now=clock.now), "serial", U1)
     assert len(checker._used) == 50
     clock.now += 10
-    checker.redeem(tokens.issue(KEY, "serial", U1, "h", 1, 5, now=clock.now), "serial", U1)
+    checker.redeem(issue(ttl=5, now=clock.now), "serial", U1)
     assert len(checker._used) == 1
 
 
-def test_unknown_kinds_are_not_issued():
+def test_unknown_kinds_and_host_names_are_not_issued():
     with pytest.raises(ValueError):
-        tokens.issue(KEY, "spice", U1, "h", 1, 60)
+        issue("spice")
+    with pytest.raises(ValueError):
+        issue(signer="a~b")
+
+
+def test_the_hosts_file_names_each_hosts_key_addresses_and_ranges(tmp_path):
+    key = tokens.new_key()
+    hosts = tokens.parse_hosts({"hA": {"token_key": key, "addresses": ["10.0.0.5"],
+                                       "serial_ports": "10000:10099"}})
+    assert hosts["hA"].allows("serial", "10.0.0.5", 10099)
+    assert not hosts["hA"].allows("serial", "10.0.0.5", 10100)
+    assert hosts["hA"].allows("vnc", "10.0.0.5", 5900)          # the default range
+    for bad in ({"h A": {}}, {"hA": {"token_key": key}}, {"hA": {"token_key": "x",
+                                                                 "addresses": ["1.2.3.4"]}},
+                {"hA": {"token_key": key, "addresses": ["h"]}},
+                {"hA": {"token_key": key, "addresses": ["1.2.3.4"], "serial_ports": "9:1"}},
+                {"hA": {"token_key": key, "addresses": ["1.2.3.4"], "shell": "x"}}, []):
+        with pytest.raises(ValueError):
+            tokens.parse_hosts(bad)
+    path = tmp_path / "hosts.json"
+    path.write_text(json.dumps({"hA": {"token_key": key, "addresses": ["10.0.0.5"]}}))
+    watched = tokens.ConsoleHosts(str(path), log=types.SimpleNamespace(error=print))
+    assert watched("hA") and watched("hB") is None
+    path.write_text(json.dumps({"hB": {"token_key": key, "addresses": ["10.0.0.6"]}}))
+    os.utime(path, ns=(1, 1))                          # a change, whatever the clock says
+    assert watched("hB") and watched("hA") is None     # re-read without a restart
+    path.write_text("not json")
+    os.utime(path, ns=(2, 2))
+    assert watched("hB")                               # the last good list stays
 
 
 @pytest.mark.parametrize("path,parsed", [

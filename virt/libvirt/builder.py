@@ -266,12 +266,13 @@ def build_metadata(instance):
 
 
 def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
-                 config_drive=None, serial_listen=None, nvram=None):
+                 config_drive=None, serial_listen=None, nvram=None, vnc_password=None):
     """The whole guest definition.  vifs are dicts from the VIF plugin:
     address, bridge, devname and optional mtu; config_drive the path of
     the instance's config drive, if it has one; serial_listen the (host,
     port) of its serial console server, if it has one; nvram the path of
-    its UEFI variable store (used when the image is UEFI)."""
+    its UEFI variable store (used when the image is UEFI); vnc_password
+    the VNC server's password (console.rfb: the proxy logs in with it)."""
     dom = x.Domain(type=settings.virt_type, name=instance.domain_name, uuid=instance.uuid)
     dom.metadata = build_metadata(instance)
     dom.memory_kib = instance.flavor.memory_mb * 1024
@@ -308,7 +309,8 @@ def build_domain(instance, image_meta, disks, vifs, boot, console_log, settings,
         devices.serials.append(serial)
     if wants_guest_agent(image_meta):
         devices.channels.append(build_guest_agent_channel())
-    devices.graphics.append(x.Graphics(type="vnc", autoport=True, listen=settings.vnc_listen))
+    devices.graphics.append(x.Graphics(type="vnc", autoport=True, listen=settings.vnc_listen,
+                                       passwd=vnc_password))
     video = _prop(image_meta, "hw_video_model", VIDEO_MODELS, "vga")
     devices.videos.append(x.Video(model=video))
     if wants_tpm(image_meta):

@@ -41,6 +41,12 @@ libvirt_opts = [
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
                help="Address the guests' VNC servers listen on: one only the "
                     "console proxy can reach (never a guest or public network)."),
+    cfg.BoolOpt("vnc_password", default=True,
+                help="Give each guest's VNC server a random password of its own, "
+                     "set again at each definition, which only console tokens carry "
+                     "(the proxy logs in with it): whoever reaches vnc_listen without "
+                     "a token sees no screen. Off: VNC servers ask for nothing, and "
+                     "vnc_listen alone keeps others out."),
     cfg.StrOpt("uefi_loader", default="/usr/share/OVMF/OVMF_CODE_4M.fd",
                help="UEFI firmware code for images with hw_firmware_type=uefi "
                     "(Debian's ovmf package)."),

@@ -26,11 +26,12 @@ def serial_target(xml):
 
 
 def vnc_target(live_xml):
-    """(listen address, port) of a running domain's VNC server, or None
-    (no VNC, or libvirt has not given it a port yet)."""
+    """(listen address, port, password) of a running domain's VNC server
+    (the password None unless the XML was asked for with its secrets, or
+    it has none), or None (no VNC, or libvirt has not given it a port yet)."""
     for graphics in Domain.parse(live_xml).devices.graphics:
         if graphics.type == "vnc" and graphics.port and graphics.port > 0:
-            return graphics.listen, graphics.port
+            return graphics.listen, graphics.port, graphics.passwd
     return None
 
 

@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import secrets
 import shutil
 import time
 import uuid as uuidlib
@@ -492,19 +493,25 @@ class LibvirtDriver(driver.ComputeDriver):
             initrd=image_files.ramdisk.path if image_files.ramdisk else None)
         log = os.path.join(self.instance_dir(instance), logs.LOG_NAME)
         nvram = files.nvram(self.instance_dir(instance), image_meta, self.settings)
+        password = secrets.token_urlsafe(6) if self.conf.libvirt.vnc_password else None
         dom = builder.build_domain(instance, image_meta, guest_disks, network_info, boot,
                                    log, self.settings, self.write_config_drive(instance),
-                                   self.serial_ports.listen_for(instance.uuid), nvram)
+                                   self.serial_ports.listen_for(instance.uuid), nvram,
+                                   password)
         return dom.to_xml()
 
     def get_console_target(self, instance, kind):
-        """(address, port) where the running guest's `kind` console
-        (serial or vnc) listens; ConsoleUnavailable when it has none."""
+        """(address, port, password) where the running guest's `kind`
+        console (serial or vnc) listens, and the VNC server's password
+        (None for serial); ConsoleUnavailable when it has none."""
         guest = self._lookup(instance)
         if guest is None or not guest.is_active():
             raise errors.ConsoleUnavailable(f"instance {instance.uuid} is not running")
-        xml = guest.xml_desc()
-        target = consoles.serial_target(xml) if kind == "serial" else consoles.vnc_target(xml)
+        if kind == "serial":
+            target = consoles.serial_target(guest.xml_desc())
+            target = target and (*target, None)
+        else:
+            target = consoles.vnc_target(guest.secure_xml_desc())
         if target is None:
             raise errors.ConsoleUnavailable(f"instance {instance.uuid} has no {kind} console")
         return target

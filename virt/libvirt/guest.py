@@ -170,6 +170,10 @@ class Guest:
     def xml_desc(self):
         return self._do(self._dom.XMLDesc, 0)
 
+    def secure_xml_desc(self):
+        """The live XML with its secrets (the VNC password)."""
+        return self._do(self._dom.XMLDesc, libvirt.VIR_DOMAIN_XML_SECURE)
+
     def inactive_xml(self):
         """The persistent definition (what the next start uses)."""
         return self._do(self._dom.XMLDesc, libvirt.VIR_DOMAIN_XML_INACTIVE)

@@ -174,6 +174,7 @@ class Graphics(Element):
     port = Prop("@port", int)
     listen = Prop("@listen")
     listen_address = Prop("listen/@address")       # libvirt's <listen type='address'>
+    passwd = Prop("@passwd")                       # only in XML asked for with SECURE
 
 
 class Video(Element):
