@@ -45,7 +45,7 @@ def _prctl(*args):
 def _own_dirs(entry, paths):
     for path in paths:
         if not os.path.exists(path):        # as systemd's StateDirectory= would
-            os.makedirs(path, 0o750)
+            os.makedirs(path, 0o751)
             os.chown(path, entry.pw_uid, entry.pw_gid)
         if os.stat(path).st_uid != entry.pw_uid:
             raise IdentityError(f"{path} is not owned by {entry.pw_name} (chown -R it)")

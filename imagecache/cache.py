@@ -33,14 +33,15 @@ import tempfile
 
 from oslo_concurrency import lockutils, processutils
 
-from imagecache import errors, inspector, qemu_img, verify
+from imagecache import cleanup, errors, inspector, qemu_img, verify
 from imagecache.glance import check_image_id
 
 LOG = logging.getLogger(__name__)
 KERNEL_FORMATS = {"aki", "ari"}
 MiB = 1024 * 1024
 PARTIAL_PREFIXES = (".fetch-", ".blank-")
-FILE_MODE, DIR_MODE = 0o640, 0o750
+# others (QEMU's user) pass through to the bases libvirt hands them, never list
+FILE_MODE, DIR_MODE = 0o640, 0o751
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,7 +63,8 @@ class ImageCache:
         self.reserve_bytes, self.ephemeral_fs = reserve_mb * MiB, ephemeral_fs
         self.max_image_bytes = max_image_mb * MiB
         self.allow_md5, self.allow_unverified = allow_md5, allow_unverified
-        os.makedirs(base_dir, mode=DIR_MODE, exist_ok=True)
+        os.makedirs(base_dir, exist_ok=True)
+        os.chmod(base_dir, DIR_MODE)
 
     @classmethod
     def from_conf(cls, conf, client, lock_dir):
@@ -98,7 +100,7 @@ class ImageCache:
         path = self.path_for(image_id)
         with self.lock(os.path.basename(path)):
             if os.path.exists(path):
-                os.utime(path)
+                cleanup.mark_used(self.base_dir, os.path.basename(path))
                 return self._recheck(image_id, path, image_meta, max_virtual_size,
                                      boot_file or self._boot_file(image_meta))
             meta = image_meta if image_meta is not None else self.client.show(image_id)
@@ -209,5 +211,5 @@ class ImageCache:
                     if os.path.exists(tmp):
                         os.unlink(tmp)
             else:
-                os.utime(path)
+                cleanup.mark_used(self.base_dir, name)
         return CachedImage(name, path, "raw", size_mb * MiB)

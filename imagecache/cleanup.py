@@ -3,11 +3,15 @@
 A base is in use when the caller says so (instances reference the image,
 kernel or ramdisk) or when any instance disk under instances_path has it as
 its backing file (read from the qcow2 header, so the answer holds right
-after a restart whatever the database says).  In-use bases get their mtime
-touched; unused ones older than the minimum age are removed under the same
-lock fetch() takes, after their age is checked again, so a base being
-downloaded, or just fetched by a spawn in progress (fetch touches it), is
-never removed.
+after a restart whatever the database says).  A base's last use is the
+later of its own mtime (when it was made) and its marker's,
+_base/.used/<name>, which the agent owns: the base itself is never written
+once made, since libvirt hands it to QEMU's user while a guest runs on it
+(dynamic ownership) and the agent may then only read it.  In-use bases get
+their marker touched; unused ones older than the minimum age are removed
+under the same lock fetch() takes, after their age is checked again, so a
+base being downloaded, or just fetched by a spawn in progress (fetch marks
+it), is never removed.
 """
 import logging
 import os
@@ -39,10 +43,37 @@ def select_removals(mtimes, in_use, now, min_age):
                   if name not in in_use and now - mtime >= min_age)
 
 
-def base_mtimes(base_dir):
-    """{name: mtime} of the finished bases (temporary files start with '.')."""
-    return {e.name: e.stat().st_mtime for e in os.scandir(base_dir)
-            if e.is_file() and not e.name.startswith(".")}
+USED_DIR = ".used"
+
+
+def mark_used(base_dir, name):
+    """Record that base `name` is used now (its marker's mtime)."""
+    marks = os.path.join(base_dir, USED_DIR)
+    os.makedirs(marks, exist_ok=True)
+    path = os.path.join(marks, name)
+    with open(path, "a"):
+        pass
+    os.utime(path)
+
+
+def forget(base_dir, name):
+    try:
+        os.unlink(os.path.join(base_dir, USED_DIR, name))
+    except FileNotFoundError:
+        pass
+
+
+def last_used(base_dir):
+    """{name: when last used} of the finished bases (temporary files start
+    with '.'): the later of the base's mtime and its marker's."""
+    marks = {}
+    try:
+        marks = {e.name: e.stat().st_mtime for e in os.scandir(os.path.join(base_dir,
+                                                                            USED_DIR))}
+    except FileNotFoundError:
+        pass
+    return {e.name: max(e.stat().st_mtime, marks.get(e.name, 0.0))
+            for e in os.scandir(base_dir) if e.is_file() and not e.name.startswith(".")}
 
 
 def base_sizes(base_dir):
@@ -53,18 +84,19 @@ def base_sizes(base_dir):
 
 def clean(cache, in_use, min_age, remove=True):
     """Touch in-use bases, remove old unused ones; return (removed, kept)."""
-    mtimes = base_mtimes(cache.base_dir)
+    mtimes = last_used(cache.base_dir)
     now = time.time()
     for name in in_use & set(mtimes):
-        os.utime(os.path.join(cache.base_dir, name))
+        mark_used(cache.base_dir, name)
     removed = []
     for name in select_removals(mtimes, in_use, now, min_age) if remove else []:
         path = os.path.join(cache.base_dir, name)
         with cache.lock(name):
             try:
-                if time.time() - os.stat(path).st_mtime < min_age:
+                if time.time() - last_used(cache.base_dir).get(name, 0.0) < min_age:
                     continue        # fetched again meanwhile
                 os.unlink(path)
+                forget(cache.base_dir, name)
             except FileNotFoundError:
                 continue
         LOG.info("removed unused base %s", path)

@@ -40,10 +40,16 @@ if [ ! -x $TGT/usr/sbin/tgtd ]; then
   rm -rf "$tmp"
 fi
 # the agent's own user, in the group that may use libvirt's read-write socket
+# and in QEMU's group, to read the files libvirt hands QEMU while a guest
+# runs (dynamic ownership: the guest's disks and bases are libvirt-qemu's,
+# mode 0640, until it stops)
 getent group libvirt >/dev/null || groupadd -r libvirt
+id libvirt-qemu >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin libvirt-qemu
 id compute-agent >/dev/null 2>&1 || useradd -r -M -d /var/lib/compute-agent \
   -s /usr/sbin/nologin -G libvirt compute-agent
 id -nG compute-agent | grep -qw libvirt || usermod -a -G libvirt compute-agent
+qemu_group=$(id -gn libvirt-qemu)
+id -nG compute-agent | grep -qw "$qemu_group" || usermod -a -G "$qemu_group" compute-agent
 # the agent's user runs code from this checkout: let it through the
 # directories above it (search only, not list) when it cannot
 if ! setpriv --reuid compute-agent --regid compute-agent --init-groups test -r "$PWD/setup.cfg"; then

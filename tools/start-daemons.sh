@@ -12,22 +12,35 @@ if [ -d /run/systemd/system ]; then
 else
   mkdir -p /var/log/libvirt /var/run/libvirt /var/lib/libvirt /var/cache/libvirt
   id libvirt-qemu >/dev/null 2>&1 || useradd -r -M -s /usr/sbin/nologin libvirt-qemu
+  # /dev/kvm as udev leaves it on Debian (root:kvm 0660, libvirt-qemu in kvm):
+  # otherwise libvirt finds KVM unusable for QEMU's user but usable to its
+  # capability probe, and probes QEMU again at every lookup
+  getent group kvm >/dev/null || groupadd -r kvm
+  id -nG libvirt-qemu | grep -qw kvm || usermod -a -G kvm libvirt-qemu
+  if [ -e /dev/kvm ]; then chgrp kvm /dev/kvm; chmod 0660 /dev/kvm; fi
+  restart=
+  # QEMU and swtpm run unprivileged, as on a Debian host: QEMU as
+  # libvirt-qemu with no capabilities, libvirt handing it each guest's
+  # files for the run and giving them back after (dynamic ownership,
+  # remembered owners), swtpm as tss (libvirt's default); earlier versions
+  # of this script ran both as root: their lines go
   conf=/etc/libvirt/qemu.conf
-  if ! grep -q '^# compute-agent test settings' "$conf"; then
+  touch "$conf"
+  if ! grep -q '^# >>> compute-agent qemu' "$conf"; then
+    sed -i -E '/^# compute-agent (test settings|files)$/d;
+               /^(user|group|swtpm_user|swtpm_group|dynamic_ownership|clear_emulator_capabilities|remember_owner) = /d' "$conf"
     cat >> "$conf" <<'CONF'
-# compute-agent test settings
-user = "root"
-group = "root"
-swtpm_user = "root"
-swtpm_group = "root"
+# >>> compute-agent qemu (tools/start-daemons.sh)
+user = "libvirt-qemu"
+group = "libvirt-qemu"
+dynamic_ownership = 1
+remember_owner = 1
+# <<< compute-agent qemu
 CONF
+    restart=1
   fi
   # the agent runs as compute-agent, in the libvirt group (tools/install.sh):
-  # that group may use the read-write socket (no polkit without systemd);
-  # QEMU runs as root here (see above), so libvirt leaves the agent's files
-  # their owner (no dynamic ownership) and QEMU keeps the capabilities to
-  # open them
-  restart=
+  # that group may use the read-write socket (no polkit without systemd)
   conf=/etc/libvirt/libvirtd.conf
   if ! grep -q '^# compute-agent socket access' "$conf" 2>/dev/null; then
     cat >> "$conf" <<'CONF'
@@ -35,15 +48,6 @@ CONF
 unix_sock_group = "libvirt"
 unix_sock_rw_perms = "0770"
 auth_unix_rw = "none"
-CONF
-    restart=1
-  fi
-  conf=/etc/libvirt/qemu.conf
-  if ! grep -q '^# compute-agent files' "$conf"; then
-    cat >> "$conf" <<'CONF'
-# compute-agent files
-dynamic_ownership = 0
-clear_emulator_capabilities = 0
 CONF
     restart=1
   fi

@@ -45,3 +45,8 @@ class ConsoleUnavailable(VirtError):
 class VolumeAttachFailed(VirtError):
     """QEMU could not open a volume (unreachable server, login or key
     refused, no such LUN or image); the guest is as it was."""
+
+
+class UnsafeDomain(VirtError):
+    """The agent refused to hand libvirt a definition outside what it may
+    run (virt.libvirt.confine): nothing reached libvirt."""

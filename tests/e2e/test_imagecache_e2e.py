@@ -11,6 +11,7 @@ import libvirt
 import pytest
 
 from compute.db.api import Database
+from imagecache import cleanup
 from tests.harness import guest
 from tests.harness.agent import FLAVOR, LIBVIRT_URI, Agent, wait_until
 from tests.harness.faulty_images import FaultyProxy
@@ -46,7 +47,9 @@ def base_dir(agent):
 
 
 def no_partial_files(agent):
-    return [n for n in os.listdir(base_dir(agent)) if n.startswith(".")] == []
+    """Nothing temporary in _base (the last-use markers' directory aside)."""
+    return [n for n in os.listdir(base_dir(agent))
+            if n.startswith(".") and n != cleanup.USED_DIR] == []
 
 
 def test_five_concurrent_spawns_download_once_and_all_boot(agent):
@@ -134,8 +137,12 @@ def libvirt_domains():
 
 
 def make_old(agent, image_id):
+    """Age a base and its last-use marker by three days."""
     path = os.path.join(base_dir(agent), H_sha1(image_id))
-    os.utime(path, (time.time() - 3 * 86400,) * 2)
+    marker = os.path.join(base_dir(agent), cleanup.USED_DIR, H_sha1(image_id))
+    for p in (path, marker):
+        if os.path.exists(p):
+            os.utime(p, (time.time() - 3 * 86400,) * 2)
     return path
 
 
@@ -160,7 +167,7 @@ def test_cache_manager_keeps_what_is_used_and_removes_the_rest(agent):
     assert H_sha1(unused) in result["removed"]
     assert not os.path.exists(paths["unused"])
     assert os.path.exists(paths["used"]) and os.path.exists(paths["backing"])
-    assert time.time() - os.stat(paths["used"]).st_mtime < 60      # touched
+    assert time.time() - cleanup.last_used(base_dir(agent))[H_sha1(agent.images["disk"])] < 60
     assert os.path.exists(os.path.join(base_dir(agent), H_sha1(agent.images["kernel"])))
 
     # A base deleted by hand is fetched again by a hard reboot.

@@ -3,6 +3,7 @@ RabbitMQ, qcow2 overlay on a cached base, libvirt domain, the guest's own
 serial console."""
 import json
 import os
+import pwd
 import stat
 import subprocess
 import uuid
@@ -10,7 +11,7 @@ import uuid
 import libvirt
 
 from imagecache.glance import GlanceClient
-from tests.harness import guest
+from tests.harness import emulators, guest
 from tests.harness.agent import LIBVIRT_URI, wait_until
 
 FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
@@ -48,12 +49,25 @@ def test_spawn_boots_a_real_guest_and_terminate_removes_it(agent):
     assert info["backing-filename-format"] == "raw"
     bases = sorted(os.listdir(os.path.join(agent.instances_path, "_base")))
     assert len(bases) == 3        # disk, kernel, ramdisk
-    # nothing of the instance or the cache is everyone's to read
-    modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in (
-        inst_dir, os.path.join(inst_dir, "disk"), os.path.join(inst_dir, "libvirt.xml"),
-        os.path.join(agent.instances_path, "_base"),
-        *(os.path.join(agent.instances_path, "_base", b) for b in bases))}
-    assert all(mode & 0o007 == 0 for mode in modes.values()), modes
+    # nothing of the instance or the cache is everyone's to read: QEMU's
+    # user may only pass through the directories to what libvirt handed it
+    base_dir = os.path.join(agent.instances_path, "_base")
+    dirs = (inst_dir, base_dir)
+    files = (os.path.join(inst_dir, "disk"), os.path.join(inst_dir, "libvirt.xml"),
+             *(os.path.join(base_dir, b) for b in bases))
+    modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in dirs + files}
+    assert all(modes[d] & 0o007 == 0o001 for d in dirs), modes
+    assert all(modes[f] & 0o007 == 0 for f in files), modes
+    # QEMU runs as libvirt-qemu with no capability, and libvirt gave it the
+    # guest's disk and base for the run (dynamic ownership)
+    qemu_user = pwd.getpwnam("libvirt-qemu")
+    qemu = [p for p in emulators.emulators() if p["guest"] == f"instance-{u}"]
+    assert len(qemu) == 1, qemu
+    assert set(qemu[0]["uids"]) == {qemu_user.pw_uid}, qemu
+    assert 0 not in qemu[0]["gids"] + qemu[0]["groups"], qemu
+    assert qemu[0]["cap_eff"] == qemu[0]["cap_prm"] == 0, qemu
+    assert os.stat(os.path.join(inst_dir, "disk")).st_uid == qemu_user.pw_uid
+    assert os.stat(info["backing-filename"]).st_uid == qemu_user.pw_uid
 
     agent.api.terminate_instance(agent.host, u)
     assert agent.wait_state(u, {"deleted"})["power_state"] == "NOSTATE"

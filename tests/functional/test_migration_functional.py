@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from virt.libvirt import migration
+
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     api,
     boot,
@@ -86,7 +88,8 @@ def live(hosts, monkeypatch):
 
     def migrate(instance, dest, src_paths, dest_paths, block, control, progress):
         guest = fa.manager.driver.host.lookup(instance.uuid)
-        xml = guest.xml_desc()
+        mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
+        xml = migration.rewrite_for_destination(guest.xml_desc(), mapping)
         fb.manager.driver.host.define(xml).launch()
         guest.destroy()
         guest.undefine()

@@ -62,3 +62,14 @@ class CA:
             with open(path, "wb") as f:
                 f.write(data)
             os.chmod(path, 0o600 if name.endswith("-key.pem") else 0o644)
+
+
+def readable_by_qemu(directory, group="libvirt-qemu"):
+    """QEMU opens its TLS files itself, as its own user: the keys become
+    readable by its group (0640), as a Debian host's /etc/pki/qemu has them."""
+    import shutil
+    for name in os.listdir(directory):
+        if name.endswith("-key.pem"):
+            path = os.path.join(directory, name)
+            shutil.chown(path, group=group)
+            os.chmod(path, 0o640)

@@ -112,16 +112,20 @@ class Host:
             f.write(f"max_size = {CONSOLE_LOG_MAX}\nmax_backups = {CONSOLE_LOG_BACKUPS}\n")
         self.pki = os.path.join(self.dir, "pki")
         self.bed.ca(self.ca).issue(self.pki, self.name, self.mgmt_ip)
+        pki.readable_by_qemu(self.pki)
         with open(os.path.join(self.dir, "etc", "qemu.conf"), "w") as f:
-            f.write('user = "root"\ngroup = "root"\nswtpm_user = "root"\n'
-                    'swtpm_group = "root"\nsecurity_driver = "none"\n'
-                    # the agent's files keep their owner (compute-agent), and
-                    # QEMU (root here) keeps the capabilities to open them
-                    'dynamic_ownership = 0\nclear_emulator_capabilities = 0\n'
+            # QEMU as libvirt-qemu with no capabilities, swtpm as tss (libvirt's
+            # default), libvirt handing each guest its files for the run
+            # (dynamic ownership), as on a Debian host; no sVirt profile here
+            f.write('user = "libvirt-qemu"\ngroup = "libvirt-qemu"\n'
+                    'dynamic_ownership = 1\nremember_owner = 1\n'
+                    'security_driver = "none"\n'
                     f'cgroup_controllers = [ ]\nmigration_host = "{self.mgmt_ip}"\n'
                     # live migrations over TLS (VIR_MIGRATE_TLS), peers verified
                     f'migrate_tls_x509_cert_dir = "{self.pki}"\n'
-                    'migrate_tls_x509_verify = 1\n')
+                    'migrate_tls_x509_verify = 1\n'
+                    # guests' VNC servers from 5900 up, within the proxy's range
+                    'remote_display_port_min = 5900\nremote_display_port_max = 6099\n')
 
     def _start_libvirtd(self, virtlogd=True):
         d = self.dir

@@ -41,7 +41,9 @@ def test_clean_removes_old_unused_touches_used(tmp_path):
     for name in ("used", "unused", ".fetch-tmp"):
         (tmp_path / name).write_bytes(b"x")
         os.utime(tmp_path / name, (0, 0))
+    os.chmod(tmp_path / "used", 0o444)            # the base is QEMU's now: never written
     removed, kept = cleanup.clean(FakeCache(str(tmp_path)), {"used"}, min_age=60)
     assert removed == ["unused"] and kept == ["used"]
-    assert time.time() - os.stat(tmp_path / "used").st_mtime < 60      # touched
+    assert os.stat(tmp_path / "used").st_mtime == 0                     # not written
+    assert time.time() - cleanup.last_used(str(tmp_path))["used"] < 60  # marked
     assert (tmp_path / ".fetch-tmp").exists()                          # in-flight kept

@@ -15,6 +15,7 @@ from privileged import logs
 from virt import configdrive, driver, errors
 from virt.libvirt import (
     builder,
+    confine,
     consoles,
     diagnostics,
     disks,
@@ -41,7 +42,11 @@ class LibvirtDriver(driver.ComputeDriver):
         self.conf = conf
         self.cache = image_cache
         self.instances_path = conf.instances_path
-        self.host = Host(conf.libvirt.connection_uri or "qemu:///system")
+        lv = conf.libvirt
+        self.host = Host(lv.connection_uri or "qemu:///system", confine.Allowed(
+            conf.instances_path, frozenset({lv.uefi_loader, lv.uefi_nvram_template,
+                                            lv.uefi_secure_loader,
+                                            lv.uefi_secure_nvram_template})))
         self.settings = None
         self._event_callback = None
         self.events = events.HeldBackEvents(lambda: conf.libvirt.lifecycle_event_delay,
@@ -57,7 +62,7 @@ class LibvirtDriver(driver.ComputeDriver):
         return {g.uuid: g.xml_desc() for g in self.host.list_guests()}
 
     def init_host(self, host):
-        os.makedirs(self.instances_path, mode=files.DIR_MODE, exist_ok=True)
+        files.make_dir(self.instances_path)
         self.host.start(self.events)
         self.disks.start(self.host)
         self.settings = self._host_settings()
@@ -87,7 +92,7 @@ class LibvirtDriver(driver.ComputeDriver):
 
     def spawn(self, instance, image_meta, image_files, network_info):
         inst_dir = self.instance_dir(instance)
-        os.makedirs(inst_dir, mode=0o750, exist_ok=True)
+        files.make_dir(inst_dir)
         guest_disks = self.disks.create(instance, image_meta, image_files)
         guest = self._define(instance, image_meta, image_files, guest_disks, network_info)
         try:
@@ -161,7 +166,7 @@ class LibvirtDriver(driver.ComputeDriver):
         the root disk only).  What an interrupted attempt left goes first."""
         self.destroy(instance, [], destroy_disks=True)
         inst_dir = self.instance_dir(instance)
-        os.makedirs(inst_dir, mode=0o750, exist_ok=True)
+        files.make_dir(inst_dir)
         guest_disks = self.disks.create(instance, {},        # {}: never a clone
                                          dataclasses.replace(image_files, root=shelved_base))
         root = guest_disks[0]
@@ -174,7 +179,7 @@ class LibvirtDriver(driver.ComputeDriver):
     def _define(self, instance, image_meta, image_files, guest_disks, network_info):
         """Define the guest from these disks (any old definition powered
         off first); the Guest.  The serial port picked is taken once defined."""
-        os.makedirs(self.instance_dir(instance), mode=files.DIR_MODE, exist_ok=True)
+        files.make_dir(self.instance_dir(instance))
         with self.serial_ports.lock:            # (an instance on RBD may have no directory)
             xml = self.domain_xml(instance, image_meta, image_files, guest_disks,
                                   network_info)
@@ -424,7 +429,7 @@ class LibvirtDriver(driver.ComputeDriver):
         """Destination side: the instance directory and, for a block
         migration, empty overlays on this host's bases for the copy."""
         inst_dir = self.instance_dir(instance)
-        os.makedirs(inst_dir, mode=0o750, exist_ok=True)
+        files.make_dir(inst_dir)
         self.write_config_drive(instance)      # libvirt copies no read-only disk
         if not self.in_ceph(instance) and block:
             formats = disks.create_all(inst_dir, instance.flavor, image_files, self.cache,

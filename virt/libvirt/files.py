@@ -17,7 +17,9 @@ from virt.sparse import copy_local
 
 PROBE_PREFIX = ".shared-probe-"
 LEFTOVER_PREFIXES = (PROBE_PREFIX, ".directio-")
-DIR_MODE = 0o750
+# others (QEMU's user) may pass through to a file libvirt handed it, never
+# list a directory; the files themselves stay 0640, the agent's
+DIR_MODE = 0o751
 LEFTOVER_AGE = 3600       # seconds; a probe lives for one RPC call
 
 
@@ -55,10 +57,18 @@ def bases_in_use(instances_path, base_dir):
     return cleanup.bases_used_by_disks(instances_path, base_dir)
 
 
+def make_dir(path):
+    """A directory of the agent's that QEMU passes through (DIR_MODE,
+    whatever the umask)."""
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, DIR_MODE)
+
+
 def copy_aside(inst_dir):
     """Shared storage: inst_dir made anew from the copy set aside by the
     source (sparse copies of its disks)."""
-    os.mkdir(inst_dir, DIR_MODE)
+    os.mkdir(inst_dir)
+    os.chmod(inst_dir, DIR_MODE)
     for name, path in resize.aside_files(inst_dir).items():
         copy_local(path, os.path.join(inst_dir, name))
 

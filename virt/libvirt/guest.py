@@ -4,6 +4,7 @@ agent touches virDomain."""
 import libvirt
 
 from virt import driver, errors
+from virt.libvirt import confine
 
 LIBVIRT_POWER_STATE = {
     libvirt.VIR_DOMAIN_NOSTATE: driver.NOSTATE,
@@ -26,8 +27,10 @@ def translate(e):
 
 
 class Guest:
-    def __init__(self, dom):
-        self._dom = dom
+    def __init__(self, dom, allowed=None):
+        """allowed: the confine.Allowed a device or a migration's
+        destination XML is checked against before libvirt sees it."""
+        self._dom, self._allowed = dom, allowed
 
     @property
     def uuid(self):
@@ -58,6 +61,8 @@ class Guest:
     def attach_device(self, xml, live):
         """Add a device to the definition, and to the running guest if live."""
         flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if live else 0)
+        if self._allowed is not None:
+            confine.check_device(xml, self._allowed)
         self._do(self._dom.attachDeviceFlags, xml, flags)
 
     def detach_device(self, xml, live, config=True):
@@ -124,6 +129,9 @@ class Guest:
                         | libvirt.VIR_DOMAIN_XML_SECURE)
 
     def migrate(self, dest_uri, params, flags):
+        xml = params.get(libvirt.VIR_MIGRATE_PARAM_DEST_XML)
+        if self._allowed is not None and xml is not None:
+            confine.check_domain(xml, self._allowed)
         self._do(self._dom.migrateToURI3, dest_uri, params, flags)
 
     def job_info(self):

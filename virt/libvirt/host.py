@@ -15,6 +15,7 @@ import libvirt
 from lxml import etree
 
 from virt import driver, errors
+from virt.libvirt import confine
 from virt.libvirt.guest import Guest, translate
 
 LOG = logging.getLogger(__name__)
@@ -40,8 +41,11 @@ def _start_event_loop():
 
 
 class Host:
-    def __init__(self, uri):
-        self.uri = uri
+    def __init__(self, uri, allowed=None):
+        """allowed: the confine.Allowed every definition, attached device
+        and migration destination XML is checked against (None: no check,
+        for tools that only read)."""
+        self.uri, self.allowed = uri, allowed
         self._conn = None
         self._lock = threading.Lock()
         self._listener = None
@@ -156,10 +160,15 @@ class Host:
             raise translate(e)
 
     def lookup(self, uuid):
-        return Guest(self._call(lambda c: c.lookupByUUIDString(uuid)))
+        return self._guest(self._call(lambda c: c.lookupByUUIDString(uuid)))
+
+    def _guest(self, dom):
+        return Guest(dom, self.allowed)
 
     def define(self, xml):
-        return Guest(self._call(lambda c: c.defineXML(xml)))
+        if self.allowed is not None:
+            confine.check_domain(xml, self.allowed)
+        return self._guest(self._call(lambda c: c.defineXML(xml)))
 
     def define_secret(self, xml, value):
         """A libvirt secret from xml, holding value (bytes)."""
@@ -175,7 +184,7 @@ class Host:
         self._call(lambda c: secret.undefine())
 
     def list_guests(self):
-        return [Guest(d) for d in self._call(lambda c: c.listAllDomains(0))]
+        return [self._guest(d) for d in self._call(lambda c: c.listAllDomains(0))]
 
     def node_info(self):
         """(memory_mb, cpus) of the host."""

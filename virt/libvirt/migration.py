@@ -67,11 +67,14 @@ def rewrite_for_destination(xml, mapping, serial_listen=None, vnc_listen=None):
     if dom.os is not None:
         dom.os.kernel = _swap(dom.os.kernel, mapping)
         dom.os.initrd = _swap(dom.os.initrd, mapping)
-    for disk in dom.devices.disks:
-        disk.source_file = _swap(disk.source_file, mapping)
+    # every file a device names: disks and their backing chains, serial
+    # ports and the <console> libvirt mirrors from them, their logs
+    devices = dom.node.find("devices")
+    for el in devices.iter("source", "log") if devices is not None else ():
+        for attr in ("file", "path"):
+            if el.get(attr) is not None:
+                el.set(attr, _swap(el.get(attr), mapping))
     for serial in dom.devices.serials:
-        serial.source_path = _swap(serial.source_path, mapping)
-        serial.log_file = _swap(serial.log_file, mapping)
         _serial_for_destination(serial, serial_listen)
     for graphics in dom.devices.graphics:
         _vnc_for_destination(graphics, vnc_listen)

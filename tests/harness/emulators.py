@@ -1,0 +1,76 @@
+"""Who the guests' emulators run as, read from /proc: every QEMU and
+swtpm process on the machine (every bed's hosts share its pid namespace)
+with its uids, gids and capabilities, and a sampler that records, for a
+whole test session, any that ever ran as root or with a capability."""
+import os
+import threading
+
+EMULATORS = ("qemu-system-x86_64", "qemu-system-x86", "swtpm")
+
+
+def _status(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+def emulators():
+    """[{pid, comm, uids, gids, groups, cap_eff, cap_prm, guest}] of every
+    QEMU and swtpm process now."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().strip()
+            if not comm.startswith(EMULATORS):
+                continue
+            st = _status(pid)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue                 # gone meanwhile
+        guest = next((a.decode(errors="replace").split("=", 1)[1].split(",")[0]
+                      for a in argv if a.startswith(b"guest=")), None)
+        probe = guest is None and comm.startswith("qemu") and any(
+            a.startswith(b"none") for a, prev in zip(argv[1:], argv) if prev == b"-machine")
+        found.append({"pid": int(pid), "comm": comm, "probe": probe,
+                      "uids": [int(u) for u in st["Uid"].split()],
+                      "gids": [int(g) for g in st["Gid"].split()],
+                      "groups": [int(g) for g in st.get("Groups", "").split()],
+                      "cap_eff": int(st["CapEff"], 16), "cap_prm": int(st["CapPrm"], 16),
+                      "guest": guest})
+    return found
+
+
+def privileged(found):
+    """Those of found running as root (any of their uids or gids) or with
+    any effective or permitted capability, but libvirt's capability probes
+    (QEMU with -machine none and no guest, which libvirt gives
+    CAP_DAC_OVERRIDE for the probe: it runs no guest code)."""
+    return [p for p in found if not p["probe"] and (
+        0 in p["uids"] or 0 in p["gids"] or p["cap_eff"] or p["cap_prm"])]
+
+
+class Sampler:
+    """Samples emulators() every interval seconds until stopped; .seen is
+    how many distinct processes it saw, .offenders those privileged()."""
+
+    def __init__(self, interval=1.0):
+        self.interval, self.seen, self.offenders = interval, set(), {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="emulators")
+
+    def _run(self):
+        while not self._stop.is_set():
+            found = emulators()
+            self.seen.update((p["pid"], p["comm"]) for p in found)
+            for p in privileged(found):
+                self.offenders.setdefault((p["pid"], p["comm"]), p)
+            self._stop.wait(self.interval)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
