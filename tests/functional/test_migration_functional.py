@@ -13,8 +13,6 @@ import time
 
 import pytest
 
-from virt.libvirt import migration
-
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     api,
     boot,
@@ -26,6 +24,7 @@ from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     settled,
     until,
 )
+from virt.libvirt import migration
 
 
 def test_cold_migration_moves_disks_and_record_and_confirm_lets_go(api, hosts, qcow2_image):

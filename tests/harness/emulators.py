@@ -31,7 +31,8 @@ def emulators():
         guest = next((a.decode(errors="replace").split("=", 1)[1].split(",")[0]
                       for a in argv if a.startswith(b"guest=")), None)
         probe = guest is None and comm.startswith("qemu") and any(
-            a.startswith(b"none") for a, prev in zip(argv[1:], argv) if prev == b"-machine")
+            a.startswith(b"none") for prev, a in zip(argv, argv[1:], strict=False)
+            if prev == b"-machine")
         found.append({"pid": int(pid), "comm": comm, "probe": probe,
                       "uids": [int(u) for u in st["Uid"].split()],
                       "gids": [int(g) for g in st["Gid"].split()],

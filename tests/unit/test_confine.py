@@ -7,11 +7,10 @@ import dataclasses
 import pytest
 from lxml import etree
 
+from tests.unit.test_builder import DEFAULTS, INST
 from virt import errors
 from virt.driver import VolumeDisk
 from virt.libvirt import builder, confine
-
-from tests.unit.test_builder import DEFAULTS, INST, NO_BOOT_FILES
 
 ROOT = "/srv/instances"
 ALLOWED = confine.Allowed(ROOT, frozenset({DEFAULTS.uefi[0], DEFAULTS.uefi[1],

@@ -77,7 +77,7 @@ def _disk(disk, allowed, found):
         path = source.get("file")
         if path is not None and not _under(path, allowed.instances_path):
             found.append(f"a disk file outside instances_path: {path!r}")
-    for dsf in disk.iter("dataStore"):
+    if disk.find(".//dataStore") is not None:
         found.append("a disk data store")
 
 
