@@ -112,7 +112,8 @@ def main():
     workdir = tempfile.mkdtemp(prefix="bench-volumes-")
     os.chmod(workdir, 0o755)
     target = IscsiTarget(None, "127.0.0.1", workdir)
-    a = Agent(extra_conf="[libvirt]\nserial_console = true\n"
+    a = Agent(extra_conf="[DEFAULT]\nvolume_allowed_networks = 127.0.0.0/8\n"
+                         "[libvirt]\nserial_console = true\n"
                          "serial_port_range = 10900:10999\n")
     conn = libvirt.open(LIBVIRT_URI)
     try:

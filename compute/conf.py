@@ -118,9 +118,9 @@ default_opts = [
     cfg.ListOpt("volume_allowed_networks", default=[], item_type=_network,
                 help="The networks (CIDRs) a volume's storage servers (iSCSI "
                      "portals, Ceph monitors) may be on; a volume naming a "
-                     "server elsewhere is refused before QEMU connects to it. "
-                     "Empty: any address (set it: the connection info comes "
-                     "from the caller, and QEMU connects from this host)."),
+                     "server elsewhere is refused before QEMU connects to it "
+                     "(the connection info comes from the caller, and QEMU "
+                     "connects from this host). Empty: every volume is refused."),
     cfg.IntOpt("volume_detach_timeout", default=30, min=1,
                help="Seconds a running guest is given to release a volume "
                     "being detached (hot-unplug needs its cooperation)."),

@@ -53,6 +53,13 @@ class LiveMigrations:
             raise exception.InvalidRequest(f"instance {uuid} is already on {dest_host}")
         inst = self.db.instance_get(uuid)
         self.peers.check_networks_view(inst, networks)
+        missing = self.driver.missing_migration_certificates() \
+            if self.driver.live_migration_tls() else []
+        if missing:
+            raise exception.MigrationPreCheckError(
+                f"live migration of {uuid} refused: live_migration_with_native_tls is on and "
+                f"{self.conf.libvirt.live_migration_tls_cert_dir} lacks {', '.join(missing)} "
+                "(or they are unreadable); nothing was changed")
         self.runner.accept("live_migration", uuid)
         return self.db.migration_create(
             id=str(uuidlib.uuid4()), instance_uuid=uuid, migration_type="live-migration",

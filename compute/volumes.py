@@ -34,9 +34,7 @@ def next_device(volumes):
 
 def outside(servers, networks):
     """The addresses of servers ((address, port), ...) in none of networks
-    (ipaddress networks); none when networks is empty (pure)."""
-    if not networks:
-        return []
+    (ipaddress networks); all of them when networks is empty (pure)."""
     return [a for a, _port in servers
             if not any(ipaddress.ip_address(a) in net for net in networks)]
 
@@ -49,6 +47,11 @@ def check(volume_id, connection_info, networks):
     except ValueError as e:
         raise exception.InvalidRequest(f"volume {volume_id}: connection_info: {e}") from None
     refused = outside(volume_base.servers(connection_info), networks)
+    if refused and not networks:
+        raise exception.InvalidRequest(
+            f"volume {volume_id}: storage server {', '.join(refused)} refused: this host "
+            "takes volumes from no network until [DEFAULT] volume_allowed_networks names "
+            "the storage networks")
     if refused:
         raise exception.InvalidRequest(
             f"volume {volume_id}: storage server {', '.join(refused)} is not on the networks "

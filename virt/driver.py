@@ -286,6 +286,10 @@ class ComputeDriver(abc.ABC):
         """Whether this host can receive a live migration over TLS."""
         return False
 
+    def missing_migration_certificates(self):
+        """The migration TLS files this host lacks ([] when none)."""
+        return []
+
     @abc.abstractmethod
     def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
         """Source: migrate the running guest to dest ({libvirt_uri,

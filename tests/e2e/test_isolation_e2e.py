@@ -26,15 +26,24 @@ from tests.harness.netguests import (
     refresh,
     wait_dhcp,
 )
-from tests.harness.testbed import CONSOLE_LOG_BACKUPS, CONSOLE_LOG_MAX, two_hosts
+from tests.harness.serial import vnc_security_types, vnc_through_proxy
+from tests.harness.testbed import CONSOLE_LOG_BACKUPS, CONSOLE_LOG_MAX, MGMT, two_hosts
+from virt.libvirt import consoles
 
 FLOATING = "203.0.113.21"
 EXTERNAL = "203.0.113.254"            # the external namespace's own address
 
 
+# hA serves serial consoles and its metrics on its management address, so
+# that the hostile guest below has listeners there to try
+HOST_SERVICES = ("[libvirt]\nserial_console = true\n"
+                 "[metrics]\nlisten_address = {mgmt}\n")
+
+
 @pytest.fixture(scope="module")
 def bed():
-    yield from two_hosts("iso", external=True)
+    yield from two_hosts("iso", external=True,
+                         extra_conf={"hA": HOST_SERVICES.format(mgmt=f"{MGMT}.11")})
 
 
 def ext_http(bed, address, port_):
@@ -227,3 +236,66 @@ def test_floating_ips_only_from_the_configured_ranges(bed, neighbours, address, 
     with pytest.raises(exception.InvalidRequest, match=why):
         victim.agent.api.associate_floating_ip(victim.agent.host, victim.uuid, address)
     assert without_counters(host_state(hA)) == before
+
+
+def _accepts_from(ns, address, port_):
+    return subprocess.run(["ip", "netns", "exec", ns, "bash", "-c",
+                           f"exec 3<>/dev/tcp/{address}/{port_}"], capture_output=True,
+                          timeout=10).returncode == 0
+
+
+def test_a_guest_reaches_nothing_of_its_host_but_what_it_needs(bed, neighbours):
+    """A guest whose group allows all egress tries its host's management
+    address on every port something listens on there: its neighbours' VNC
+    and serial consoles, libvirtd, the metrics, and stand-ins for a live
+    migration's and a disk transfer's ports.  Its SYNs are seen on its tap
+    and nothing answers; it still pings its neighbour and the outside (by
+    SNAT); the proxy still opens both consoles, and the VNC server wants a
+    password from anyone who reaches it without the proxy."""
+    victim = neighbours[0]
+    hA = bed.hosts["hA"]
+    mgmt = hA.mgmt_ip
+    xml = hA.virsh("dumpxml", victim.uuid)
+    stand_ins = {"migration": 49152, "transfer": 41234}
+    relays = [subprocess.Popen(["ip", "netns", "exec", hA.ns, "socat",
+                                f"TCP-LISTEN:{p},bind={mgmt},fork,reuseaddr", "SYSTEM:true"],
+                               stderr=subprocess.DEVNULL) for p in stand_ins.values()]
+    try:
+        ports = {"vnc": consoles.vnc_target(xml)[1], "serial": consoles.serial_target(xml)[1],
+                 "libvirtd": 16509, "metrics": hA.agent.metrics_port, **stand_ins}
+        for what, p in ports.items():         # so the check can fail: they do answer
+            wait_until(lambda p=p: _accepts_from(hA.ns, mgmt, p), 20, 0.2, f"{what} on {p}")
+        targets = ",".join(f"{mgmt}:{p}" for p in ports.values())
+        allout = {"id": "allout", "rules": EGRESS + [ICMP_IN]}
+        item = {"port": port("10.0.0.32", ["allout"]), "network": flat_network("hA")}
+        probe = Guest(bed, "hA", "probe", item,
+                      f"tb.ip=dhcp tb.connect={targets} tb.connectat=8 "
+                      f"tb.ping=10.0.0.22,{EXTERNAL}", [allout])
+        wait_dhcp(probe)
+        with Capture(hA.ns, names.tap(item["port"]["id"]), f"tcp and host {mgmt}") as seen:
+            lines = wait_until(lambda: (found := re.findall(r"^TB: connect (\S+)=(\w+)$",
+                                                            probe.console(), re.M))
+                               and len(found) >= len(ports) and found, 120, 0.5,
+                               "the probe's connection attempts")
+        assert dict(lines[:len(ports)]) == {f"{mgmt}:{p}": "closed" for p in ports.values()}
+        for what, p in ports.items():
+            syn = [x for x in seen.lines if "10.0.0.32." in x and f"> {mgmt}.{p}:" in x
+                   and "Flags [S]" in x]
+            assert syn, (what, p, seen.lines[:20])            # it did try
+        answers = [x for x in seen.lines if f"{mgmt}." in x.split(">")[0]]
+        assert answers == [], answers                         # no SYN-ACK, no RST
+        # and what it needs still works: its neighbour, the outside through SNAT
+        probe.wait_pings("10.0.0.22", "ok")
+        probe.wait_pings(EXTERNAL, "ok")
+    finally:
+        for r in relays:
+            r.kill()
+    # the proxy is the way in: both consoles open through it
+    bed.start_console_proxy()
+    a = victim.agent
+    serial = bed.console(a.api.get_serial_console(a.host, victim.uuid)["url"], "", linger=3)
+    assert "TB: tick" in serial
+    vnc = vnc_through_proxy(bed.sw, a.api.get_vnc_console(a.host, victim.uuid)["websocket"])
+    assert vnc.startswith("RFB 003.008 [1] 00000000 ") and victim.uuid in vnc, vnc
+    # reached directly (from the management network), the VNC server wants its password
+    assert vnc_security_types(bed.sw, mgmt, ports["vnc"]) == [2]

@@ -91,3 +91,24 @@ def test_destination_with_an_untrusted_certificate_is_refused(bed):
     assert not os.path.exists(os.path.join(c.instances_path, u))
     assert f"instance-{u}" not in bed.hosts["hC"].virsh("list", "--all", "--name")
     a.api.terminate_instance(a.host, u)
+
+
+def test_a_host_whose_certificates_went_missing_refuses_instead_of_sending_in_clear(bed):
+    a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    u = a.boot("nocert", image=bed.images.images["disk"], wait_console=False)
+    a.wait_console(u, lambda con: guest.last_tick(con) >= 2, "tick 2")
+    cert = os.path.join(bed.hosts["hA"].pki, "client-cert.pem")
+    os.rename(cert, cert + ".aside")
+    try:
+        with pytest.raises(exception.MigrationPreCheckError,
+                           match="live_migration_with_native_tls is on .*client-cert.pem"):
+            a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
+    finally:
+        os.rename(cert + ".aside", cert)
+    rec = a.api.get_instance(a.host, u)
+    assert (rec["host"], rec["task_state"], rec["power_state"]) == (a.host, None, "RUNNING")
+    assert a.api.list_migrations(a.host, u) == []           # nothing was even recorded
+    n = guest.last_tick(a.console(u))
+    a.wait_console(u, lambda con: guest.last_tick(con) > n + 1, "ticks on hA")
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})

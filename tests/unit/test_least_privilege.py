@@ -75,12 +75,15 @@ def test_watchdog_interval_is_half_watchdog_sec_for_this_process_only():
     assert systemd.watchdog_interval({}, pid=7) is None
 
 
-def test_tls_is_on_when_the_certificates_are_there_unless_set(tmp_path):
-    assert not migration.use_tls(None, str(tmp_path))
+def test_missing_or_unreadable_tls_files_are_named(tmp_path):
+    assert migration.missing_tls_files(str(tmp_path)) == list(migration.TLS_FILES)
+    assert migration.missing_tls_files("") == list(migration.TLS_FILES)
     for name in migration.TLS_FILES:
         (tmp_path / name).write_text("x")
-    assert migration.use_tls(None, str(tmp_path))
-    assert not migration.use_tls(False, str(tmp_path))
+    assert migration.missing_tls_files(str(tmp_path)) == []
+    assert migration.has_tls_files(str(tmp_path))
+    (tmp_path / "client-cert.pem").unlink()
+    assert migration.missing_tls_files(str(tmp_path)) == ["client-cert.pem"]
     assert migration.flags(True, tls=True) & migration.libvirt.VIR_MIGRATE_TLS
     assert not migration.flags(True) & migration.libvirt.VIR_MIGRATE_TLS
 

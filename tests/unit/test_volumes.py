@@ -96,13 +96,16 @@ def test_a_peers_volumes_are_checked_by_their_drivers_and_take_distinct_devices(
 
     from compute.volumes import check_all
     good = {"volume_id": V, "device": "vdd", "connection_info": info()}
-    check_all([good], [])
-    with pytest.raises(exception.InvalidRequest, match="share a device"):
-        check_all([good, {**good, "volume_id": U}], [])
-    with pytest.raises(exception.InvalidRequest, match=f"volume {V}.*not an IP address"):
-        check_all([{**good, "connection_info": info(target_portal="evil.example:3260")}], [])
     storage = [ipaddress.ip_network("10.250.0.0/24")]
     check_all([good], storage)
+    with pytest.raises(exception.InvalidRequest, match="share a device"):
+        check_all([good, {**good, "volume_id": U}], storage)
+    with pytest.raises(exception.InvalidRequest, match=f"volume {V}.*not an IP address"):
+        check_all([{**good, "connection_info": info(target_portal="evil.example:3260")}],
+                  storage)
+    # no storage network configured: no volume at all, and the error names the option
+    with pytest.raises(exception.InvalidRequest, match="volume_allowed_networks names"):
+        check_all([good], [])
     for portal in ("127.0.0.1:3260", "169.254.169.254:80", "[fd00::1]:3260"):
         with pytest.raises(exception.InvalidRequest, match="not on the networks"):
             check_all([{**good, "connection_info": info(target_portal=portal)}], storage)

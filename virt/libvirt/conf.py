@@ -74,15 +74,17 @@ libvirt_opts = [
     cfg.StrOpt("live_migration_scheme", default="tcp",
                help="libvirt transport of the migration control connection "
                     "(qemu+SCHEME://ADDR/system): tcp, tls or ssh."),
-    cfg.BoolOpt("live_migration_with_native_tls",
+    cfg.BoolOpt("live_migration_with_native_tls", default=True,
                 help="Encrypt live migrations (the memory stream and the NBD copy "
                      "of a block migration) with libvirt's native TLS "
                      "(VIR_MIGRATE_TLS): QEMU to QEMU, certificates from "
                      "live_migration_tls_cert_dir, which must be the directory "
                      "qemu.conf's migrate_tls_x509_cert_dir names (with "
-                     "migrate_tls_x509_verify = 1). Unset: on when that directory "
-                     "holds this host's certificates. A destination without them is "
-                     "refused before anything moves."),
+                     "migrate_tls_x509_verify = 1). On (the default), a migration is "
+                     "refused before anything moves when this host's certificates "
+                     "are missing or unreadable, or the destination has none: it "
+                     "never falls back to plain TCP. Off: migrations go in the clear "
+                     "(only on a network no one else reaches)."),
     cfg.StrOpt("live_migration_tls_cert_dir", default="/etc/pki/qemu",
                help="Where this host's migration TLS files are: ca-cert.pem, "
                     "server-cert.pem, server-key.pem, client-cert.pem, "

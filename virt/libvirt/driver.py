@@ -452,6 +452,9 @@ class LibvirtDriver(driver.ComputeDriver):
     def has_migration_certificates(self):
         return self.live.has_certificates()
 
+    def missing_migration_certificates(self):
+        return self.live.missing_certificates()
+
     def live_migrate(self, instance, dest, src_paths, dest_paths, block, control, progress):
         """Source side (live.LiveMigrator.migrate); a guest on a snapshot
         overlay is merged back first (the overlay does not travel)."""

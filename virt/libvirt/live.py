@@ -71,11 +71,13 @@ class LiveMigrator:
         return answer | ({"serial": {"host": listen[0], "port": listen[1]}} if listen else {})
 
     def tls(self):
-        return migration.use_tls(self.lv.live_migration_with_native_tls,
-                                 self.lv.live_migration_tls_cert_dir)
+        return self.lv.live_migration_with_native_tls
 
     def has_certificates(self):
         return migration.has_tls_files(self.lv.live_migration_tls_cert_dir)
+
+    def missing_certificates(self):
+        return migration.missing_tls_files(self.lv.live_migration_tls_cert_dir)
 
     def migrate(self, guest, flavor, dest, src_paths, dest_paths, block, control, progress):
         """Source side: migrate the running guest to dest ({libvirt_uri,

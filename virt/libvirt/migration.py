@@ -113,17 +113,24 @@ TLS_FILES = ("ca-cert.pem", "server-cert.pem", "server-key.pem", "client-cert.pe
              "client-key.pem")
 
 
+def missing_tls_files(cert_dir):
+    """The files QEMU's migration TLS needs that cert_dir lacks, or whose
+    certificates this agent cannot read (the keys are QEMU's: they must
+    exist); [] when all are there."""
+    if not cert_dir:
+        return list(TLS_FILES)
+    missing = []
+    for name in TLS_FILES:
+        path = os.path.join(cert_dir, name)
+        mode = os.F_OK if name.endswith("-key.pem") else os.R_OK
+        if not os.access(path, mode):
+            missing.append(name)
+    return missing
+
+
 def has_tls_files(cert_dir):
-    """Whether cert_dir holds every file QEMU's migration TLS needs (their
-    contents are QEMU's to check; the keys need not be readable here)."""
-    return bool(cert_dir) and all(os.path.exists(os.path.join(cert_dir, name))
-                                  for name in TLS_FILES)
-
-
-def use_tls(setting, cert_dir):
-    """live_migration_with_native_tls: explicit, or on when certificates
-    are there."""
-    return has_tls_files(cert_dir) if setting is None else setting
+    """Whether cert_dir holds every file QEMU's migration TLS needs."""
+    return not missing_tls_files(cert_dir)
 
 
 TLS_FAILURE_WORDS = ("certificate", "tls handshake", "gnutls", "x509")
