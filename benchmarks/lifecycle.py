@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -24,6 +25,7 @@ import libvirt  # noqa: E402
 
 from tests.harness import guest  # noqa: E402
 from tests.harness.agent import LIBVIRT_URI, Agent, wait_until  # noqa: E402
+from virt.libvirt import builder  # noqa: E402
 from virt.libvirt.xml.domain import Domain  # noqa: E402
 
 OPS = ["pause", "unpause", "suspend", "resume", "reboot_hard", "reboot_soft", "stop", "start",
@@ -73,6 +75,7 @@ class DirectSide:
                         disk, str(1024 ** 3)], check=True)
         dom = Domain.parse(template)
         dom.uuid, dom.name = self.u, "direct-" + self.u
+        dom.sysinfo = builder.build_sysinfo(types.SimpleNamespace(uuid=self.u))  # the agent's
         dom.devices.disks[0].source_file = disk
         dom.devices.serials[0].source_path = os.path.join(self.dir, "console.log")
         self.conn = conn

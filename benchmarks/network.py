@@ -40,6 +40,7 @@ sys.path.insert(0, ROOT)
 
 
 def one_round(n_ports):
+    import privileged
     from network import dhcp, iptables, linux_bridge
     from network.model import Port, group_from_payload, network_from_payload
 
@@ -53,8 +54,13 @@ def one_round(n_ports):
     groups = {"web": group_from_payload(web)}
     conf = types.SimpleNamespace(network=types.SimpleNamespace(
         physical_interface_mappings={}, tunnel_local_ip="10.250.0.11"))
-    plugin, fw = linux_bridge.LinuxBridgePlugin(conf), iptables.IptablesFirewall("mgmt0")
-    servers = dhcp.DHCPServers(tempfile.mkdtemp(prefix="ca-bench-"))
+    state = tempfile.mkdtemp(prefix="ca-bench-")
+    # the privileged entry points run in this process, with the roots and
+    # limits the agent's daemons get from its configuration
+    privileged.configure(state, os.path.join(state, "instances"), public_interface="mgmt0",
+                         tunnel_ip="10.250.0.11")
+    plugin, fw = linux_bridge.LinuxBridgePlugin(conf), iptables.IptablesFirewall()
+    servers = dhcp.DHCPServers(state)
     ports, times = [], []
     for i in range(n_ports):
         p = Port(str(uuid.uuid4()), net.id, f"fa:16:3e:01:{i // 256:02x}:{i % 256:02x}",

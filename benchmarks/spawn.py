@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import libvirt  # noqa: E402
 
 from tests.harness.agent import LIBVIRT_URI, Agent  # noqa: E402
+from virt.libvirt import builder  # noqa: E402
 from virt.libvirt.xml.domain import Domain  # noqa: E402
 
 FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
@@ -55,6 +57,7 @@ def floor_once(conn, template_xml, base, workdir):
     disk = os.path.join(workdir, u + ".qcow2")
     dom = Domain.parse(template_xml)
     dom.uuid, dom.name = u, "floor-" + u
+    dom.sysinfo = builder.build_sysinfo(types.SimpleNamespace(uuid=u))   # the agent's own
     dom.devices.disks[0].source_file = disk
     dom.devices.serials[0].source_path = os.path.join(workdir, u + ".log")
     xml = dom.to_xml()
@@ -90,6 +93,7 @@ def main():
         sequential, floor = [], []
         conn = libvirt.open(LIBVIRT_URI)
         with tempfile.TemporaryDirectory(dir=agent.workdir) as workdir:
+            os.chmod(workdir, 0o755)        # QEMU's user passes through to its disk
             for _ in range(args.runs):     # interleaved, so both see the same load
                 u, t = spawn_and_time(agent, image)
                 sequential.append(t)

@@ -9,9 +9,10 @@ payload field (the RPC boundary answers it as InvalidRequest).
 - Devices: a bridge, VLAN or VXLAN device that exists must carry the
   agent's alias for this very network (network.names); two networks never
   share a bridge or an uplink.
-- Addresses: the host's address on a network may not be one the host
-  already uses elsewhere, nor its subnet one of the host's other subnets
-  (that would move host routes onto a guest bridge).
+- Addresses: a network's subnet overlaps none the host holds on a device
+  that is not the agent's (that would move host routes onto a guest
+  bridge, and let a guest's rules name the host's own networks); the
+  host's address on it is not one the host already uses elsewhere.
 - Floating IPs: only from floating_ranges, never loopback, link-local,
   multicast or reserved, nor an address the host already holds.
 """
@@ -116,6 +117,35 @@ def check_network(network, field, host, known):
                       host.devices)
     if network.host_address:
         _check_host_address(network, field, host)
+    check_subnet(network.cidr, f"{field}.cidr", foreign_subnets(host.addresses, host.devices))
+
+
+def foreign_subnets(addresses, devices):
+    """The subnets of every address (device, "address/prefix") on a device
+    that is not one of the agent's (its alias), link-local ones aside:
+    the management, storage, public and loopback networks."""
+    found = set()
+    for dev, cidr in addresses:
+        if names.owner_of(devices.get(dev, "")) is not None:
+            continue
+        net = ipaddress.ip_interface(cidr).network
+        if not net.is_link_local:
+            found.add(net)
+    return tuple(sorted(found, key=lambda n: (n.version, n)))
+
+
+def check_subnet(cidr, field, foreign):
+    """A guest network's subnet: never loopback, link-local, multicast or
+    everything, and overlapping none of foreign (foreign_subnets): a rule
+    for a guest of that network would otherwise name the host's own."""
+    net = ipaddress.ip_network(cidr)
+    if net.is_loopback or net.is_link_local or net.is_multicast or net.is_unspecified \
+            or net.prefixlen == 0:
+        raise ValueError(f"{field}: {net} is not a subnet a guest network may have")
+    for other in foreign:
+        if other.version == net.version and other.overlaps(net):
+            raise ValueError(f"{field}: {net} overlaps {other}, a network of this host "
+                             "that is not a guest network")
 
 
 def _check_host_address(network, field, host):

@@ -23,7 +23,7 @@ import dataclasses
 import ipaddress
 import re
 
-from network import model, names
+from network import hostres, model, names
 
 MAX_ITEMS = 4096                      # ports, groups, members, floating IPs
 MAX_RULES = 1024                      # rules of one group
@@ -134,17 +134,6 @@ def _opt_ip(value, field):
     return value
 
 
-def _check_subnet(cidr, field, limits):
-    net = ipaddress.ip_network(cidr)
-    if net.is_loopback or net.is_link_local or net.is_multicast or net.is_unspecified \
-            or net.prefixlen == 0:
-        raise ValueError(f"{field}: {net} is not a subnet a guest network may have")
-    for foreign in limits.foreign_subnets:
-        if foreign.version == net.version and foreign.overlaps(net):
-            raise ValueError(f"{field}: {net} overlaps {foreign}, a network of this host "
-                             "that is not a guest network")
-
-
 def network_from_wire(nid, doc, limits, field="network"):
     """The Network of network_doc's form, or ValueError."""
     _text(nid, field)
@@ -166,7 +155,7 @@ def network_from_wire(nid, doc, limits, field="network"):
                "metadata": doc.get("metadata", False), "dns_servers": dns,
                "mtu": _opt_int(doc.get("mtu"), f"{field}.mtu", 68, 65535)}
     net = model.network_from_payload(payload, field)
-    _check_subnet(net.cidr, f"{field}.cidr", limits)
+    hostres.check_subnet(net.cidr, f"{field}.cidr", limits.foreign_subnets)
     return net
 
 

@@ -13,11 +13,10 @@ write; chains it does not own are never named.
 
 The three commits run at once, on threads, since each reads and writes
 only its own tables; the call returns when all three are done."""
-import ipaddress
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
-from network import firewall, hoststate, l2filter, names
+from network import firewall, hostres, hoststate, l2filter
 from privileged import ROOTS, Refused, net_admin
 from privileged.process import execute
 
@@ -30,20 +29,14 @@ _l2_applied = {"text": None}       # the nft text last applied here (None: unkno
 
 def _foreign_subnets():
     """The subnet of every address the host holds on a device that is not
-    one of the agent's bridges (loopback's included)."""
-    out = execute("ip", "-o", "addr", "show")
-    found = set()
-    for line in out.splitlines():
+    one of the agent's bridges (network.hostres.foreign_subnets)."""
+    found = []
+    for line in execute("ip", "-o", "addr", "show").splitlines():
         words = line.split()
-        if len(words) < 4 or words[2] not in ("inet", "inet6"):
-            continue
-        dev = words[1].split("@")[0]
-        if dev.startswith(names.BRIDGE_PREFIX) and _alias(dev).startswith(names.OWNER):
-            continue
-        net = ipaddress.ip_interface(words[3]).network
-        if not net.is_link_local:
-            found.add(net)
-    return tuple(sorted(found, key=lambda n: (n.version, n)))
+        if len(words) >= 4 and words[2] in ("inet", "inet6"):
+            found.append((words[1].split("@")[0], words[3]))
+    devices = {dev: _alias(dev) for dev, _ in found}
+    return hostres.foreign_subnets(found, devices)
 
 
 def _alias(dev):

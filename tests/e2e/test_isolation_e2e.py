@@ -203,7 +203,7 @@ def without_counters(state):
     ({"segmentation": {"type": "flat", "physical_network": "physnet1"}},
      "uplink carries network flat1"),                              # physnet1 is taken
     ({"cidr": "10.250.0.0/24", "host_address": "10.250.0.99", "gateway": None,
-      "segmentation": {"type": "flat"}}, "overlaps 10.250.0.0/24 of mgmt0"),
+      "segmentation": {"type": "flat"}}, "overlaps 10.250.0.0/24"),
     ({"id": "flat1", "cidr": "10.9.0.0/24", "host_address": None, "gateway": None},
      "network flat1 is served here already"),
 ])
