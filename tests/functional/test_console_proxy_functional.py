@@ -26,11 +26,10 @@ def issue(port, kind="serial", key=KEY, signer="hA", address="127.0.0.1", passwo
     return tokens.issue(key, signer, kind, U, address, port, 60, password=password)
 
 
-@pytest.fixture
-def echo():
-    """A one-connection-at-a-time echo server; its port and a record of closes."""
+def serve_one_at_a_time(handle):
+    """A TCP server on loopback calling handle(conn) for each connection,
+    one at a time, until closed; the listening socket."""
     srv = socket.create_server(("127.0.0.1", 0))
-    closed = threading.Event()
 
     def run():
         while True:
@@ -39,10 +38,21 @@ def echo():
             except OSError:
                 return
             with conn:
-                while data := conn.recv(4096):
-                    conn.sendall(data.upper())
-            closed.set()
+                handle(conn)
     threading.Thread(target=run, daemon=True).start()
+    return srv
+
+
+@pytest.fixture
+def echo():
+    """An echo server; its port and a record of closes."""
+    closed = threading.Event()
+
+    def handle(conn):
+        while data := conn.recv(4096):
+            conn.sendall(data.upper())
+        closed.set()
+    srv = serve_one_at_a_time(handle)
     yield srv.getsockname()[1], closed
     srv.close()
 
@@ -103,30 +113,23 @@ def vnc_server():
     """A VNC server that wants the password 'pw-1234': RFB 3.8, type 2
     only; after login it sends a ServerInit naming itself.  Its port and
     the list of logins it saw (True: right password)."""
-    srv = socket.create_server(("127.0.0.1", 0))
     logins = []
 
-    def run():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            with conn:
-                conn.sendall(rfb.VERSION)
-                if conn.recv(12) != rfb.VERSION:
-                    continue
-                conn.sendall(bytes([1, rfb.VNC_AUTH]))
-                if conn.recv(1) != bytes([rfb.VNC_AUTH]):
-                    continue
-                challenge = bytes(range(16))
-                conn.sendall(challenge)
-                ok = conn.recv(16) == rfb.vnc_response("pw-1234", challenge)
-                logins.append(ok)
-                conn.sendall(rfb.OK if ok else b"\x00\x00\x00\x01")
-                if ok and conn.recv(1) == b"\x01":            # ClientInit, shared
-                    conn.sendall(b"SERVERINIT guest-screen")
-    threading.Thread(target=run, daemon=True).start()
+    def handle(conn):
+        conn.sendall(rfb.VERSION)
+        if conn.recv(12) != rfb.VERSION:
+            return
+        conn.sendall(bytes([1, rfb.VNC_AUTH]))
+        if conn.recv(1) != bytes([rfb.VNC_AUTH]):
+            return
+        challenge = bytes(range(16))
+        conn.sendall(challenge)
+        ok = conn.recv(16) == rfb.vnc_response("pw-1234", challenge)
+        logins.append(ok)
+        conn.sendall(rfb.OK if ok else b"\x00\x00\x00\x01")
+        if ok and conn.recv(1) == b"\x01":            # ClientInit, shared
+            conn.sendall(b"SERVERINIT guest-screen")
+    srv = serve_one_at_a_time(handle)
     yield srv.getsockname()[1], logins
     srv.close()
 
