@@ -18,8 +18,8 @@ def emulators_unprivileged():
     sampler.stop()
     assert not sampler.offenders, (
         "emulators ran as root or with capabilities: "
-        + "; ".join(f"{p['comm']} pid {p['pid']} uids {p['uids']} CapEff {p['cap_eff']:x}"
-                    for p in sampler.offenders.values()))
+        + "; ".join(f"{p['comm']} pid {p['pid']} uids {p['uids']} CapEff {p['cap_eff']:x} "
+                    f"({p['argv']})" for p in sampler.offenders.values()))
 
 
 @pytest.fixture(scope="module")

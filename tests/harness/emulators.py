@@ -28,12 +28,15 @@ def emulators():
                 argv = f.read().split(b"\0")
         except OSError:
             continue                 # gone meanwhile
+        if st.get("State", "").startswith(("Z", "X")) or argv == [b""]:
+            continue                 # exiting (a -daemonize parent): nothing runs in it
         guest = next((a.decode(errors="replace").split("=", 1)[1].split(",")[0]
                       for a in argv if a.startswith(b"guest=")), None)
         probe = guest is None and comm.startswith("qemu") and any(
             a.startswith(b"none") for prev, a in zip(argv, argv[1:], strict=False)
             if prev == b"-machine")
         found.append({"pid": int(pid), "comm": comm, "probe": probe,
+                      "argv": b" ".join(argv).decode(errors="replace")[:200],
                       "uids": [int(u) for u in st["Uid"].split()],
                       "gids": [int(g) for g in st["Gid"].split()],
                       "groups": [int(g) for g in st.get("Groups", "").split()],
