@@ -26,10 +26,10 @@ def issue(port, kind="serial", key=KEY, signer="hA", address="127.0.0.1", passwo
     return tokens.issue(key, signer, kind, U, address, port, 60, password=password)
 
 
-def serve_one_at_a_time(handle):
-    """A TCP server on loopback calling handle(conn) for each connection,
+def serve_one_at_a_time(handle, address="127.0.0.1"):
+    """A TCP server on address calling handle(conn) for each connection,
     one at a time, until closed; the listening socket."""
-    srv = socket.create_server(("127.0.0.1", 0))
+    srv = socket.create_server((address, 0))
 
     def run():
         while True:
@@ -211,3 +211,39 @@ def test_novnc_files_and_nothing_else(running):
     for path in ("/novnc/%2e%2e/%2e%2e/etc/passwd", "/novnc/missing.js", "/etc/passwd",
                  f"/serial/{U}"):
         assert requests.get(base + path, timeout=5).status_code == 404, path
+
+
+
+def test_another_hosts_console_and_the_database_are_never_connected_to(running):
+    """Tokens signed with host A's key for host B's console address, and
+    for the database's: 403, and the targets count no connection at all."""
+    accepted = []
+    host_b = serve_one_at_a_time(lambda conn: accepted.append("host B"), "127.0.0.2")
+    database = serve_one_at_a_time(lambda conn: accepted.append("database"), "127.0.0.3")
+    try:
+        targets = [("127.0.0.2", host_b.getsockname()[1]),
+                   ("127.0.0.3", database.getsockname()[1])]
+        for address, port in targets:
+            for kind in ("serial", "vnc"):
+                for token in (issue(port, kind, address=address),             # A's key
+                              "hB~" + issue(port, kind, address=address).split("~")[1]):
+                    with pytest.raises(InvalidStatus) as e:
+                        connect(_url(running, token, kind=kind), proxy=None)
+                    assert e.value.response.status_code == 403
+        time.sleep(0.3)
+        assert accepted == []
+        with socket.create_connection(targets[1], 2):     # they do accept connections
+            pass
+        assert wait_for(lambda: accepted == ["database"])
+    finally:
+        host_b.close()
+        database.close()
+
+
+def wait_for(predicate, timeout=5):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
