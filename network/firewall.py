@@ -14,16 +14,18 @@ from a built-in chain:
   its network's bridge, to its fixed IP: after a floating IP's DNAT, or
   with the host as the guest's gateway) through its ingress chain.
 - INPUT -> ca-input: guest to host, through the egress chain, then
-  ca-to-host: what a guest may reach of its host whatever its egress
-  rules say (DHCP, the metadata service, DNS and ping of its own
-  network's host address, replies); everything else from a tap to any
-  address the host holds is dropped (IPv4 and IPv6).
+  (for anything that came in through one of the agent's bridges: a local
+  tap, or another host's guest over the uplink) ca-to-host: what a guest
+  may reach of its host whatever its egress rules say (DHCP, the metadata
+  service, DNS and ping of its own network's host address, replies);
+  everything else to any address the host holds is dropped (IPv4 and
+  IPv6).
 - OUTPUT -> ca-output: host to guest, through the ingress chain.
 
 Routed traffic from a port leaves only through the public interface
-(SNAT, floating IPs) or into another of the agent's bridges: never into
-the management, storage or any other network of the host's, whatever the
-host's routes are.
+(SNAT, floating IPs) or into another of the agent's bridges (ca-leave):
+never into the management, storage or any other network of the host's,
+whatever the host's routes are.
 
 So every packet that reaches or leaves a port meets that port's rules,
 whichever way it travels.  Everything is rendered for
@@ -48,6 +50,7 @@ from network import names
 PREFIX = "ca-"
 FORWARD_CHAIN, INPUT_CHAIN, SG_CHAIN = "ca-forward", "ca-input", "ca-sg-chain"
 OUTPUT_CHAIN, ROUTED_CHAIN, HOST_CHAIN = "ca-output", "ca-routed", "ca-to-host"
+LEAVE_CHAIN = "ca-leave"
 FLOAT_PRE, FLOAT_OUT, SNAT_CHAIN = "ca-float-pre", "ca-float-out", "ca-snat"
 METADATA_PRE = "ca-meta-pre"
 METADATA_ADDRESS = "169.254.169.254"
@@ -153,8 +156,7 @@ def hook_rules(vifs, version, public_interface=None):
         forward += [to_port + ["-j", SG_CHAIN], from_port + ["-j", SG_CHAIN]]
         sg += [to_port + ["-j", chain("i", p)], from_port + ["-j", chain("o", p)]]
         # delivered locally or routed, a packet is not "bridged" to physdev
-        inp += [["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)],
-                ["-m", "physdev", "--physdev-in", p.devname, "-j", HOST_CHAIN]]
+        inp.append(["-m", "physdev", "--physdev-in", p.devname, "-j", chain("o", p)])
     if sg:
         sg.append(["-j", "ACCEPT"])
         forward.append(["-m", "physdev", "!", "--physdev-is-bridged", "-j", ROUTED_CHAIN])
@@ -164,16 +166,19 @@ def hook_rules(vifs, version, public_interface=None):
                for _, p in vifs]
     routed += [match + ["-j", chain("i", p)] for match, p in to_ports]
     # passed both ends' rules: accepted whatever FORWARD's own policy is, if
-    # it leaves into a guest network or out of the public interface
-    exits = [BRIDGES] + ([public_interface] if public_interface else [])
-    for _, p in vifs:
-        routed += [["-o", out_dev, "-m", "physdev", "--physdev-in", p.devname, "-j", "ACCEPT"]
-                   for out_dev in exits]
-        routed.append(["-m", "physdev", "--physdev-in", p.devname, "-j", "DROP"])
+    # it leaves into a guest network or out of the public interface (ca-leave)
+    routed += [["-m", "physdev", "--physdev-in", p.devname, "-j", LEAVE_CHAIN] for _, p in vifs]
     routed += [match + ["-j", "ACCEPT"] for match, _ in to_ports]
     out += [match + ["-j", chain("i", p)] for match, p in to_ports]
+    if vifs:
+        # whatever came in through a guest network's bridge (from a tap of
+        # this host, or over the uplink from another host's guest) meets the
+        # host guard once its port's egress chain let it through
+        inp.append(["-i", BRIDGES, "-j", HOST_CHAIN])
+    leave = [["-o", dev, "-j", "ACCEPT"]
+             for dev in [BRIDGES] + ([public_interface] if public_interface else [])]
     return {FORWARD_CHAIN: forward, SG_CHAIN: sg, INPUT_CHAIN: inp, ROUTED_CHAIN: routed,
-            OUTPUT_CHAIN: out}
+            OUTPUT_CHAIN: out, LEAVE_CHAIN: leave + [["-j", "DROP"]] if vifs else []}
 
 
 def host_rules(vifs, version, metadata_port=None):

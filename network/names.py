@@ -7,6 +7,7 @@ different taps, chains and bridges.  Devices the agent creates carry an
 interface alias naming the network they serve (`ip link ... alias`): a
 device without that alias is not the agent's, and no payload may make the
 agent use it."""
+import functools
 import hashlib
 
 BRIDGE_PREFIX = "brca"          # bridges the agent names itself: brca + 11 hex
@@ -16,6 +17,7 @@ OWNER = "compute-agent network "
 IFNAMSIZ = 15
 
 
+@functools.lru_cache(maxsize=65536)
 def digest(value, length):
     return hashlib.sha256(value.encode()).hexdigest()[:length]
 

@@ -23,20 +23,18 @@ from privileged.process import execute
 SAVE = {4: "iptables-save", 6: "ip6tables-save"}
 RESTORE = {4: "iptables-restore", 6: "ip6tables-restore"}
 _lock = threading.Lock()
-_pool = ThreadPoolExecutor(3, thread_name_prefix="firewall")
+_pool = ThreadPoolExecutor(5, thread_name_prefix="firewall")
 _l2_applied = {"text": None}       # the nft text last applied here (None: unknown)
 
 
-def _foreign_subnets():
-    """The subnet of every address the host holds on a device that is not
-    one of the agent's bridges (network.hostres.foreign_subnets)."""
+def host_addresses():
+    """(device, "address/prefix") of every address the host holds."""
     found = []
     for line in execute("ip", "-o", "addr", "show").splitlines():
         words = line.split()
         if len(words) >= 4 and words[2] in ("inet", "inet6"):
             found.append((words[1].split("@")[0], words[3]))
-    devices = {dev: _alias(dev) for dev, _ in found}
-    return hostres.foreign_subnets(found, devices)
+    return found
 
 
 def _alias(dev):
@@ -47,18 +45,33 @@ def _alias(dev):
         return ""
 
 
-def limits():
-    return hoststate.Limits(ROOTS["floating_ranges"], _foreign_subnets())
+def limits(addresses=None):
+    """What the decoding checks against: the configured floating ranges,
+    and the subnets on devices that are not the agent's bridges
+    (network.hostres.foreign_subnets) of addresses (host_addresses())."""
+    addresses = host_addresses() if addresses is None else addresses
+    devices = {dev: _alias(dev) for dev, _ in addresses}
+    return hoststate.Limits(ROOTS["floating_ranges"],
+                            hostres.foreign_subnets(addresses, devices))
 
 
-def _apply_l3(version, tables):
-    current = firewall.parse_save(execute(SAVE[version]))
+def _save(version):
+    return execute(SAVE[version])
+
+
+def _apply_l3(version, saved, decoded):
+    """Render one IP version's tables and apply what differs from `saved`
+    (a future of iptables-save's output, started before the decoding)."""
+    tables = firewall.tables(decoded, version, ROOTS["public_interface"],
+                             ROOTS["metadata_port"])
+    current = firewall.parse_save(saved.result())
     text = firewall.render(tables, {t: current[t] for t in current if t in tables})
     if text:
         execute(RESTORE[version], "--noflush", process_input=text)
 
 
-def _apply_l2(text):
+def _apply_l2(decoded):
+    text = l2filter.ruleset([p for _, p in decoded.vifs])
     if text != _l2_applied["text"]:
         _l2_applied["text"] = None        # unknown until nft has succeeded
         execute("nft", "-f", "-", process_input=text)
@@ -70,14 +83,14 @@ def apply_firewall(state):
     """Make the host's guest rules those of state (network.hoststate's
     wire form); Refused, with nothing changed, when it does not decode."""
     with _lock:
+        saved = {v: _pool.submit(_save, v) for v in (4, 6)}      # while we decode
         try:
             decoded = hoststate.from_wire(state, limits())
         except ValueError as e:
+            wait(saved.values())
             raise Refused(f"firewall state refused: {e}") from None
-        public, md_port = ROOTS["public_interface"], ROOTS["metadata_port"]
-        jobs = [_pool.submit(_apply_l2, l2filter.ruleset([p for _, p in decoded.vifs]))]
-        jobs += [_pool.submit(_apply_l3, v, firewall.tables(decoded, v, public, md_port))
-                 for v in (4, 6)]
+        jobs = [_pool.submit(_apply_l2, decoded)]
+        jobs += [_pool.submit(_apply_l3, v, saved[v], decoded) for v in (4, 6)]
         wait(jobs)
         for job in jobs:
             job.result()              # the first failure, once all have ended

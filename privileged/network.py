@@ -148,16 +148,17 @@ def start_dnsmasq(network_id, network, lease_seconds):
     if not isinstance(lease_seconds, int) or isinstance(lease_seconds, bool) \
             or not 120 <= lease_seconds <= 2 ** 31 - 1:
         raise Refused(f"lease time {lease_seconds!r} refused")
+    addresses = firewall.host_addresses()
     try:
-        net = hoststate.network_from_wire(network_id, network, firewall.limits())
+        net = hoststate.network_from_wire(network_id, network, firewall.limits(addresses))
     except ValueError as e:
         raise Refused(f"dnsmasq network refused: {e}") from None
     if net.host_address is None or ":" in net.host_address:
         raise Refused(f"network {net.id}: no IPv4 host address to serve DHCP from")
     if names.owner_of(_alias(net.bridge)) != net.id:
         raise Refused(f"bridge {net.bridge!r} is not this agent's for network {net.id}")
-    held = execute("ip", "-o", "addr", "show", "dev", net.bridge)
-    if f" {net.host_address}/" not in held:
+    if not any(dev == net.bridge and cidr.split("/")[0] == net.host_address
+               for dev, cidr in addresses):
         raise Refused(f"{net.host_address} is not an address of {net.bridge}")
     conf_dir = os.path.join(_dhcp_root(), checks.network_id(net.id))
     execute(*dnsmasq_args.dnsmasq_argv(net, conf_dir, lease_seconds))

@@ -73,12 +73,11 @@ def test_bridged_traffic_meets_both_ends_and_routed_traffic_does_too():
     assert hooks[firewall.ROUTED_CHAIN] == [
         f"-m physdev --physdev-in {tap} -j {OUT}",
         f"-d 10.0.0.5/32 -o brcanet1 -j {IN}",
-        f"-o brca+ -m physdev --physdev-in {tap} -j ACCEPT",
-        f"-m physdev --physdev-in {tap} -j DROP",
+        f"-m physdev --physdev-in {tap} -j ca-leave",
         "-d 10.0.0.5/32 -o brcanet1 -j ACCEPT"]
     assert hooks[firewall.OUTPUT_CHAIN] == [f"-d 10.0.0.5/32 -o brcanet1 -j {IN}"]
     assert hooks[firewall.INPUT_CHAIN] == [f"-m physdev --physdev-in {tap} -j {OUT}",
-                                           f"-m physdev --physdev-in {tap} -j ca-to-host"]
+                                           "-i brca+ -j ca-to-host"]
     # the routed rules come after the bridged ones, whose chain accepts
     assert joined(firewall.hook_rules([(NET, PORT)], 6)[firewall.OUTPUT_CHAIN]) == [
         f"-d fd00::5/128 -o brcanet1 -j {IN}"]
@@ -97,12 +96,13 @@ def test_ruleset_declares_every_chain_it_fills():
 
 
 def test_routed_traffic_from_a_guest_leaves_only_into_guest_networks_or_the_public_side():
-    routed = joined(firewall.hook_rules([(NET, PORT)], 4, "pub0")[firewall.ROUTED_CHAIN])
-    tap = PORT.devname
-    accepts = [r for r in routed if r.startswith("-o ")]
-    assert accepts == [f"-o brca+ -m physdev --physdev-in {tap} -j ACCEPT",
-                       f"-o pub0 -m physdev --physdev-in {tap} -j ACCEPT"]
-    assert routed.index(f"-m physdev --physdev-in {tap} -j DROP") > routed.index(accepts[-1])
+    hooks = {k: joined(v) for k, v in firewall.hook_rules([(NET, PORT)], 4, "pub0").items()}
+    assert f"-m physdev --physdev-in {PORT.devname} -j ca-leave" in hooks[firewall.ROUTED_CHAIN]
+    assert hooks[firewall.LEAVE_CHAIN] == ["-o brca+ -j ACCEPT", "-o pub0 -j ACCEPT",
+                                           "-j DROP"]
+    assert joined(firewall.hook_rules([(NET, PORT)], 4)[firewall.LEAVE_CHAIN]) == [
+        "-o brca+ -j ACCEPT", "-j DROP"]                 # no public interface: bridges only
+    assert firewall.hook_rules([], 4)[firewall.LEAVE_CHAIN] == []
 
 
 def test_a_guest_reaches_of_its_host_only_dhcp_ping_dns_and_metadata():
@@ -132,7 +132,7 @@ def test_the_guard_is_reached_whatever_the_egress_rules_allow():
     for version in (4, 6):
         chains = firewall.filter_chains([(NET, PORT)], allow_all, version)
         inp = joined(chains[firewall.INPUT_CHAIN])
-        assert inp.index(f"-m physdev --physdev-in {PORT.devname} -j ca-to-host") == \
-            inp.index(f"-m physdev --physdev-in {PORT.devname} -j {OUT}") + 1
+        assert inp[-1] == "-i brca+ -j ca-to-host"          # after every port's egress
+        assert inp.index(f"-m physdev --physdev-in {PORT.devname} -j {OUT}") < len(inp) - 1
         assert joined(chains[firewall.HOST_CHAIN])[-1] == "-j DROP"
     assert firewall.HOST_CHAIN not in firewall.filter_chains([], {}, 4)
