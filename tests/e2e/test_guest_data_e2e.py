@@ -209,7 +209,10 @@ def test_bad_guest_data_is_refused_and_nothing_is_written(bed, bad, field):
 # -- the metadata service ------------------------------------------------------------
 
 def metadata_lines(console, label):
-    return [m.group(1) for m in re.finditer(rf"^TB: metadata {label} (.*)$", console, re.M)]
+    """The guest's complete metadata lines (a line still arriving over the
+    serial port, without its newline yet, is not one)."""
+    return [m.group(1) for m in re.finditer(rf"^TB: metadata {label} (.*)\r?\n", console,
+                                            re.M)]
 
 
 def test_each_guest_gets_its_own_metadata_and_a_spoofer_none(bed, ssh_key):

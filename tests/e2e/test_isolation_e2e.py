@@ -26,7 +26,7 @@ from tests.harness.netguests import (
     refresh,
     wait_dhcp,
 )
-from tests.harness.serial import vnc_security_types, vnc_through_proxy
+from tests.harness.serial import plain_read, vnc_security_types, vnc_through_proxy
 from tests.harness.testbed import CONSOLE_LOG_BACKUPS, CONSOLE_LOG_MAX, MGMT, two_hosts
 from virt.libvirt import consoles
 
@@ -297,5 +297,7 @@ def test_a_guest_reaches_nothing_of_its_host_but_what_it_needs(bed, neighbours):
     assert "TB: tick" in serial
     vnc = vnc_through_proxy(bed.sw, a.api.get_vnc_console(a.host, victim.uuid)["websocket"])
     assert vnc.startswith("RFB 003.008 [1] 00000000 ") and victim.uuid in vnc, vnc
-    # reached directly (from the management network), the VNC server wants its password
+    # reached directly (from the management network), the VNC server wants its
+    # password and the serial port speaks only TLS (with a client certificate)
     assert vnc_security_types(bed.sw, mgmt, ports["vnc"]) == [2]
+    assert b"TB:" not in plain_read(bed.sw, mgmt, ports["serial"])

@@ -483,4 +483,6 @@ class TestBed:
             for host in self.hosts.values():
                 shutil.copytree(os.path.join(host.dir, "agent"), self.dir + "-" + host.name,
                                 ignore=shutil.ignore_patterns("instances"), dirs_exist_ok=True)
+            shutil.copytree(self.images.workdir, self.dir + "-images",      # and the proxy's
+                            ignore=shutil.ignore_patterns("data"), dirs_exist_ok=True)
         shutil.rmtree(self.dir, ignore_errors=True)

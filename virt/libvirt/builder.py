@@ -243,14 +243,16 @@ def build_interfaces(vifs, image_meta):
 def build_serials(console_log, serial_listen=None):
     """The console (ttyS0) and a spare pty (ttyS1).  With serial_listen
     (host, port) the console is a TCP server there, for the console proxy,
-    its output still logged to console_log; otherwise it is the log file."""
+    its output still logged to console_log; otherwise it is the log file.
+    Whether the TCP server is TLS is qemu.conf's chardev_tls (the same on
+    every host, since a guest's console moves with it)."""
     if serial_listen is None:
         console = x.Serial(type="file", source_path=console_log, source_append=True,
                            target_port=0)
     else:
         host, port = serial_listen
         console = x.Serial(type="tcp", source_mode="bind", source_host=host,
-                           source_service=str(port), source_tls="no", protocol="raw",
+                           source_service=str(port), protocol="raw",
                            log_file=console_log, log_append=True, target_port=0)
     return [console, x.Serial(type="pty", target_port=1)]
 
