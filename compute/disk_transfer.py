@@ -308,7 +308,7 @@ class Receiver:
             raise TransferError(f"file {name!r} of {size} bytes is larger than its disk "
                                 "can be")
         fd = os.open(os.path.join(self.directory, name),
-                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o660)   # as a disk made here
         os.ftruncate(fd, size)
         self.files.append(name)
         return fd

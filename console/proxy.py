@@ -26,7 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Response
 from websockets.sync.server import serve
 
-from console import rfb, tokens
+from console import rfb, tlsstream, tokens
 
 LOG = logging.getLogger(__name__)
 PATH = re.compile(r"^/(serial|vnc)/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
@@ -150,7 +150,7 @@ class ConsoleProxy:
         if target.kind != "serial" or self.serial_tls is None:
             return raw
         try:
-            return self.serial_tls.wrap_socket(raw, server_hostname=target.host)
+            return tlsstream.TLSStream(raw, self.serial_tls, target.host)
         except OSError:
             raw.close()
             raise

@@ -14,7 +14,12 @@ LOG = logging.getLogger(__name__)
 
 
 def main(argv=None):
-    os.umask(0o027)       # what the agent writes (disks, bases, logs) is not everyone's
+    # what the agent writes is no one else's: others get nothing, its group
+    # is the agent's own at rest, and libvirt-qemu's while libvirt hands a
+    # disk to QEMU (dynamic ownership), when the agent, in that group, may
+    # still write it (an offline merge into a disk that became a backing
+    # file keeps QEMU's owner: libvirt gives back only the top image)
+    os.umask(0o007)
     logging.register_options(CONF)
     CONF(sys.argv[1:] if argv is None else argv, project="compute-agent")
     logging.setup(CONF, "compute-agent")

@@ -32,9 +32,11 @@ def emulators():
             continue                 # exiting (a -daemonize parent): nothing runs in it
         guest = next((a.decode(errors="replace").split("=", 1)[1].split(",")[0]
                       for a in argv if a.startswith(b"guest=")), None)
-        probe = guest is None and comm.startswith("qemu") and any(
-            a.startswith(b"none") for prev, a in zip(argv, argv[1:], strict=False)
-            if prev == b"-machine")
+        probe = guest is None and (
+            (comm.startswith("qemu") and any(
+                a.startswith(b"none") for prev, a in zip(argv, argv[1:], strict=False)
+                if prev == b"-machine"))
+            or (comm.startswith("swtpm") and b"--print-capabilities" in argv))
         found.append({"pid": int(pid), "comm": comm, "probe": probe,
                       "argv": b" ".join(argv).decode(errors="replace")[:200],
                       "uids": [int(u) for u in st["Uid"].split()],
@@ -47,9 +49,10 @@ def emulators():
 
 def privileged(found):
     """Those of found running as root (any of their uids or gids) or with
-    any effective or permitted capability, but libvirt's capability probes
-    (QEMU with -machine none and no guest, which libvirt gives
-    CAP_DAC_OVERRIDE for the probe: it runs no guest code)."""
+    any effective or permitted capability, but libvirt's capability probes,
+    which run no guest code: QEMU with -machine none and no guest (libvirt
+    gives it CAP_DAC_OVERRIDE for the probe) and swtpm --print-capabilities
+    (libvirt runs it as itself to learn the emulator's features)."""
     return [p for p in found if not p["probe"] and (
         0 in p["uids"] or 0 in p["gids"] or p["cap_eff"] or p["cap_prm"])]
 
