@@ -177,6 +177,14 @@ console_opts = [
                     "(get_serial_console and get_vnc_console are refused)."),
     cfg.IntOpt("token_ttl", default=600, min=1,
                help="Seconds a console URL stays usable; it is usable once."),
+    cfg.ListOpt("proxy_addresses", default=[], item_type=cfg.types.IPAddress(),
+                help="The console proxies' addresses. When the consoles listen on an "
+                     "address other than loopback ([libvirt] serial_listen, "
+                     "vnc_listen), the host's firewall lets only these reach the "
+                     "serial and VNC port ranges there: the proxy is the only way in. "
+                     "Empty: anyone who reaches that address reaches the ports (the "
+                     "VNC servers still want their passwords; serial ports want "
+                     "nothing)."),
     cfg.StrOpt("serial_proxy_url", default="ws://127.0.0.1:6083/serial",
                help="Base of the serial console URLs handed out; the instance "
                     "uuid and the token are appended."),

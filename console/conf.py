@@ -15,7 +15,7 @@ proxy_opts = [
                     "host's token_key is that agent's own [console] token_key; "
                     "addresses are its serial_listen and vnc_listen; the port "
                     "ranges its serial_port_range and qemu.conf's "
-                    "remote_display_port_min:max (defaults 10000:20000 and "
+                    "remote_display_port_min:max (defaults 10000:10999 and "
                     "5900:6099). A token is refused unless its host is listed, its "
                     "key opens it and it names one of that host's console "
                     "addresses and ports. Re-read when it changes; keep it "

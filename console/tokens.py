@@ -186,7 +186,7 @@ def parse_hosts(doc):
         except (ValueError, TypeError) as e:
             raise ValueError(f"console host {name}: {e}") from None
         hosts[name] = ConsoleHost(name, key, addresses, {
-            "serial": _range(entry.get("serial_ports", "10000:20000"), f"{name} serial_ports"),
+            "serial": _range(entry.get("serial_ports", "10000:10999"), f"{name} serial_ports"),
             "vnc": _range(entry.get("vnc_ports", "5900:6099"), f"{name} vnc_ports")})
     return hosts
 

@@ -13,6 +13,7 @@ limit that stops a hostile header, and each of a convert's I/O threads
 reserves its own stack and heap address space.
 """
 import json
+import os
 
 from oslo_concurrency import processutils
 
@@ -52,10 +53,21 @@ def check(path, fmt):
         raise UnsafeImage(f"qemu-img check finds the {fmt} image corrupt: {what}") from None
 
 
+# what qemu-img makes is a disk: the agent's and its group's to write (its
+# own group at rest; QEMU's while libvirt hands the disk to it, a group the
+# agent is in), no one else's; qemu-img itself makes 0644 less the umask
+DISK_MODE = 0o660
+
+
+def _made(path):
+    os.chmod(path, DISK_MODE)
+
+
 def create_overlay(path, backing, backing_format, size_bytes):
     """A qcow2 overlay on backing (explicit -F), of virtual size size_bytes."""
     _run("create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", "-b", backing,
          "-F", backing_format, path, str(size_bytes))
+    _made(path)
 
 
 def create_overlay_in_use(path, backing, backing_format):
@@ -65,11 +77,13 @@ def create_overlay_in_use(path, backing, backing_format):
     info = json.loads(_run("info", "-U", "-f", backing_format, "--output=json", backing)[0])
     _run("create", "-q", "-f", "qcow2", "-o", "cluster_size=65536", "-u", "-b", backing,
          "-F", backing_format, path, str(info["virtual-size"]))
+    _made(path)
 
 
 def create_blank(path, size_bytes, fmt="qcow2"):
     """An empty image (qcow2 or sparse raw) of virtual size size_bytes."""
     _run("create", "-q", "-f", fmt, path, str(size_bytes))
+    _made(path)
 
 
 def convert(src, src_format, dst, dst_format, preallocation="off", force_share=False,
@@ -82,6 +96,7 @@ def convert(src, src_format, dst, dst_format, preallocation="off", force_share=F
     share = ["-U"] if force_share else []
     _run("convert", *share, "-f", src_format, "-O", dst_format, *opts, src, dst,
          untrusted=untrusted)
+    _made(dst)
 
 
 def commit(path, fmt):

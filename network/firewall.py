@@ -21,6 +21,8 @@ from a built-in chain:
   everything else to any address the host holds is dropped (IPv4 and
   IPv6).
 - OUTPUT -> ca-output: host to guest, through the ingress chain.
+- INPUT -> ca-consoles: the guests' serial and VNC ports on a console
+  address other than loopback answer only the console proxies.
 
 Routed traffic from a port leaves only through the public interface
 (SNAT, floating IPs) or into another of the agent's bridges (ca-leave):
@@ -50,7 +52,7 @@ from network import names
 PREFIX = "ca-"
 FORWARD_CHAIN, INPUT_CHAIN, SG_CHAIN = "ca-forward", "ca-input", "ca-sg-chain"
 OUTPUT_CHAIN, ROUTED_CHAIN, HOST_CHAIN = "ca-output", "ca-routed", "ca-to-host"
-LEAVE_CHAIN = "ca-leave"
+LEAVE_CHAIN, CONSOLE_CHAIN = "ca-leave", "ca-consoles"
 FLOAT_PRE, FLOAT_OUT, SNAT_CHAIN = "ca-float-pre", "ca-float-out", "ca-snat"
 METADATA_PRE = "ca-meta-pre"
 METADATA_ADDRESS = "169.254.169.254"
@@ -231,6 +233,24 @@ def filter_chains(vifs, groups, version, members=None, metadata_port=None,
     return chains
 
 
+def console_rules(consoles, proxies, version):
+    """ca-consoles (from INPUT): only the console proxies reach the serial
+    and VNC port ranges of a console address other than loopback (which no
+    one else reaches anyway); consoles: (address, (low, high)); proxies:
+    addresses.  Nothing when no proxy is configured."""
+    rules = []
+    for address, (low, high) in consoles:
+        if (":" in address) != (version == 6) or address in ("127.0.0.1", "::1") \
+                or address.startswith("127.") or not proxies:
+            continue
+        ports = ["-p", "tcp", "-m", "tcp", "--dport",
+                 str(low) if low == high else f"{low}:{high}"]
+        rules += [["-s", _host(p), "-d", _host(address), *ports, "-j", "RETURN"]
+                  for p in proxies if (":" in p) == (version == 6)]
+        rules.append(["-d", _host(address), *ports, "-j", "DROP"])
+    return rules
+
+
 def group_members(ports, groups):
     """{group id: IPs} for remote-group rules: ports of the group on this
     host, plus the members the controller listed (ports on other hosts)."""
@@ -241,15 +261,18 @@ def group_members(ports, groups):
     return {gid: tuple(sorted(ips)) for gid, ips in members.items()}
 
 
-def tables(state, version, public_interface=None, metadata_port=None):
+def tables(state, version, public_interface=None, metadata_port=None, consoles=(),
+           proxies=()):
     """{table: {chain: rules}} of one IP version for a network.hoststate
     HostState; metadata_port: where the metadata service listens (used
-    when state.metadata says it does)."""
+    when state.metadata says it does); consoles and proxies: see
+    console_rules (the host's configuration, never the caller's)."""
     vifs = sorted(state.vifs, key=lambda v: v[1].id)
     port = metadata_port if state.metadata else None
     out = {"filter": filter_chains(vifs, state.groups, version,
                                    group_members([p for _, p in vifs], state.groups), port,
                                    public_interface)}
+    out["filter"][CONSOLE_CHAIN] = console_rules(consoles, proxies, version)
     if version == 4:
         out["nat"] = nat_chains(sorted(state.floating_ips, key=lambda f: f.address),
                                 sorted(state.snat_networks, key=lambda n: n.id),
@@ -299,6 +322,7 @@ def nat_chains(floating_ips, snat_networks=(), public_interface=None, metadata=(
 
 # The built-in chains that jump to ours: (table, built-in, our chain).
 JUMPS = [("filter", "FORWARD", FORWARD_CHAIN), ("filter", "INPUT", INPUT_CHAIN),
+         ("filter", "INPUT", CONSOLE_CHAIN),
          ("filter", "OUTPUT", OUTPUT_CHAIN),
          ("nat", "PREROUTING", FLOAT_PRE), ("nat", "PREROUTING", METADATA_PRE),
          ("nat", "OUTPUT", FLOAT_OUT),

@@ -45,7 +45,7 @@ CONTEXTS = (net_admin, read_logs)
 # what the checks allow; set by configure() before the daemons fork
 ROOTS = {"state_path": None, "instances_path": None, "uplinks": frozenset(),
          "public_interface": None, "floating_ranges": (), "tunnel_ip": None,
-         "metadata_port": None}
+         "metadata_port": None, "consoles": (), "console_proxies": ()}
 # directory fds of the roots, opened once in each daemon as it forks (or at
 # first use in-process): an entry point never resolves a root's path again
 ROOT_FDS = {}
@@ -58,15 +58,20 @@ class Refused(ValueError):
 
 
 def configure(state_path, instances_path, uplinks=(), public_interface=None,
-              floating_ranges=(), tunnel_ip=None, metadata_port=None):
+              floating_ranges=(), tunnel_ip=None, metadata_port=None, consoles=(),
+              console_proxies=()):
     """The agent's configuration the daemons check against (trusted: it
-    comes from the configuration file, before any request is served)."""
+    comes from the configuration file, before any request is served).
+    consoles: (address, (low, high)) where guests' consoles listen;
+    console_proxies: the only addresses that may reach them."""
     ROOTS.update(state_path=state_path, instances_path=instances_path,
                  uplinks=frozenset(u for u in (*uplinks, public_interface) if u),
                  public_interface=public_interface or None,
                  floating_ranges=tuple(str(r) for r in floating_ranges),
                  tunnel_ip=str(tunnel_ip) if tunnel_ip else None,
-                 metadata_port=metadata_port)
+                 metadata_port=metadata_port,
+                 consoles=tuple((str(a), tuple(r)) for a, r in consoles),
+                 console_proxies=tuple(str(p) for p in console_proxies))
     for fd in ROOT_FDS.values():
         os.close(fd)
     ROOT_FDS.clear()

@@ -63,7 +63,8 @@ def _apply_l3(version, saved, decoded):
     """Render one IP version's tables and apply what differs from `saved`
     (a future of iptables-save's output, started before the decoding)."""
     tables = firewall.tables(decoded, version, ROOTS["public_interface"],
-                             ROOTS["metadata_port"])
+                             ROOTS["metadata_port"], ROOTS["consoles"],
+                             ROOTS["console_proxies"])
     current = firewall.parse_save(saved.result())
     text = firewall.render(tables, {t: current[t] for t in current if t in tables})
     if text:

@@ -66,7 +66,7 @@ CONF
 # (serial_listen and vnc_listen: loopback here), its port ranges
 cat > "$Q/console-hosts.json" <<JSON
 {"$HOST": {"token_key": "$KEY", "addresses": ["127.0.0.1"],
-           "serial_ports": "10000:20000", "vnc_ports": "5900:6099"}}
+           "serial_ports": "10000:10999", "vnc_ports": "5900:6099"}}
 JSON
 cat > "$Q/compute-console-proxy.conf" <<CONF
 [console_proxy]

@@ -9,8 +9,35 @@ from oslo_log import log as logging
 from compute import identity
 from compute.conf import CONF
 from compute.service import ComputeService
+from virt.libvirt import consoles
 
 LOG = logging.getLogger(__name__)
+
+
+# what the host serves beside its consoles, which no console range may take
+# once only the proxies reach those ranges: libvirtd (TCP, TLS), QEMU's
+# incoming migrations
+HOST_PORTS = ((16509, 16509), (16514, 16514), (49152, 49215))
+
+
+def console_listeners(conf):
+    """(address, (low, high)) of where guests' consoles listen: the serial
+    range on serial_listen (when serial consoles are on) and the VNC range
+    on vnc_listen.  SystemExit when, with proxy_addresses set, a range
+    takes one of HOST_PORTS."""
+    lv = conf.libvirt
+    out = [(str(lv.vnc_listen), consoles.port_range(lv.vnc_port_range))]
+    if lv.serial_console:
+        out.append((str(lv.serial_listen), consoles.port_range(lv.serial_port_range)))
+    for (low, high), option in zip((r for _, r in out), ("vnc_port_range",
+                                                         "serial_port_range"),
+                                   strict=False):
+        taken = [f"{a}-{b}" for a, b in HOST_PORTS if a <= high and low <= b]
+        if taken and conf.console.proxy_addresses:
+            raise SystemExit(f"[libvirt] {option} {low}:{high} takes the host's own "
+                             f"ports {', '.join(taken)}, which only the console proxies "
+                             "would then reach: choose a range clear of them")
+    return out
 
 
 def main(argv=None):
@@ -24,11 +51,19 @@ def main(argv=None):
     CONF(sys.argv[1:] if argv is None else argv, project="compute-agent")
     logging.setup(CONF, "compute-agent")
     net = CONF.network
+    listeners = console_listeners(CONF)
+    if not CONF.console.proxy_addresses and any(
+            not a.startswith("127.") and a != "::1" for a, _ in listeners):
+        LOG.warning("consoles listen on %s and [console] proxy_addresses is empty: "
+                    "anyone who reaches that address reaches the guests' console ports",
+                    ", ".join(sorted({a for a, _ in listeners})))
     identity.become(CONF.agent_user, CONF.state_path, CONF.instances_path,
                     uplinks=list(net.physical_interface_mappings.values()),
                     public_interface=net.public_interface,
                     floating_ranges=net.floating_ranges, tunnel_ip=net.tunnel_local_ip,
-                    metadata_port=CONF.metadata_port)
+                    metadata_port=CONF.metadata_port,
+                    consoles=listeners,
+                    console_proxies=CONF.console.proxy_addresses)
     service = ComputeService(CONF)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

@@ -69,7 +69,8 @@ else:
 def _tables(groups, floating, version):
     from network.hoststate import HostState
     return firewall.tables(HostState(((NET, PORT),), groups, tuple(floating), (NET,)),
-                           version, "pub0")
+                           version, "pub0", consoles=[("10.250.0.11", (5900, 6099))],
+                           proxies=["10.250.0.1"])
 
 
 def test_installed_rules_compare_equal_so_a_second_apply_writes_nothing(netns):

@@ -201,7 +201,7 @@ port = {self.metrics_port}
         """This agent's entry in a console proxy's hosts file: its own key,
         its console address, the default port ranges."""
         return {"token_key": self.console_key, "addresses": [address],
-                "serial_ports": "10000:20000", "vnc_ports": "5900:6099"}
+                "serial_ports": "10000:10999", "vnc_ports": "5900:6099"}
 
     def start_console_proxy(self, name="console-proxy", port=None, token_ttl=600,
                             novnc_dir="", hosts=None):

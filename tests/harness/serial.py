@@ -78,22 +78,3 @@ def vnc_security_types(ns, address, port):
     import json
     return json.loads(run.stdout)
 
-
-def plain_read(ns, address, port, seconds=3):
-    """What a plain TCP client in netns ns reads from address:port in
-    `seconds` after sending a newline (b"" when nothing, or refused)."""
-    import subprocess
-    import sys
-    code = ("import socket,sys,time\n"
-            "s=socket.create_connection((sys.argv[1], int(sys.argv[2])), 5)\n"
-            "s.sendall(b'\\n'); s.settimeout(0.5); got=b''; end=time.time()+float(sys.argv[3])\n"
-            "while time.time()<end:\n"
-            "    try:\n"
-            "        d=s.recv(4096)\n"
-            "        if not d: break\n"
-            "        got+=d\n"
-            "    except socket.timeout: pass\n"
-            "sys.stdout.buffer.write(got)\n")
-    run = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code, address,
-                          str(port), str(seconds)], capture_output=True, timeout=30)
-    return run.stdout

@@ -124,12 +124,10 @@ class Host:
                     # live migrations over TLS (VIR_MIGRATE_TLS), peers verified
                     f'migrate_tls_x509_cert_dir = "{self.pki}"\n'
                     'migrate_tls_x509_verify = 1\n'
-                    # guests' VNC servers from 5900 up, within the proxy's range
-                    'remote_display_port_min = 5900\nremote_display_port_max = 6099\n'
-                    # serial consoles are TLS servers wanting a client certificate
-                    # of the bed CA (the console proxy's)
-                    f'chardev_tls = 1\nchardev_tls_x509_cert_dir = "{self.pki}"\n'
-                    'chardev_tls_x509_verify = 1\n')
+                    # guests' VNC servers from 5900 up, within the proxy's range;
+                    # serial consoles plain TCP (QEMU 7.2's TLS chardev passes the
+                    # guest only the first bytes of what is typed: docs/consoles.md)
+                    'remote_display_port_min = 5900\nremote_display_port_max = 6099\n')
 
     def _start_libvirtd(self, virtlogd=True):
         d = self.dir
@@ -251,6 +249,9 @@ live_migration_inbound_addr = {host.mgmt_ip}
 live_migration_tls_cert_dir = {host.pki}
 serial_listen = {host.mgmt_ip}
 vnc_listen = {host.mgmt_ip}
+vnc_port_range = 5900:6099
+[console]
+proxy_addresses = {MGMT}.1
 [network]
 vif_plugin = linux_bridge
 public_interface = pub0
@@ -437,15 +438,9 @@ class TestBed:
         agent_mod.write_hosts_file(hosts_file, {
             h.agent.host: h.agent.console_host_entry(h.mgmt_ip)
             for h in self.hosts.values() if h.agent is not None})
-        # its client certificate for the hosts' TLS serial consoles
-        proxy_pki = os.path.join(self.dir, "console-proxy-pki")
-        self.ca("bed").issue(proxy_pki, "console-proxy", f"{MGMT}.1")
-        for name in os.listdir(proxy_pki):
-            shutil.chown(os.path.join(proxy_pki, name), agent_mod.AGENT_USER)
         with open(path, "w") as f:
             f.write(f"[console_proxy]\nhost = {MGMT}.1\nport = {self.console_port}\n"
-                    f"hosts_file = {hosts_file}\nnovnc_dir =\n"
-                    f"serial_tls_cert_dir = {proxy_pki}\n")
+                    f"hosts_file = {hosts_file}\nnovnc_dir =\n")
         os.chmod(path, 0o644)
         self.images._spawn("console-proxy", [
             "ip", "netns", "exec", self.sw, *agent_mod.AS_PROXY,

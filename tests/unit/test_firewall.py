@@ -136,3 +136,20 @@ def test_the_guard_is_reached_whatever_the_egress_rules_allow():
         assert inp.index(f"-m physdev --physdev-in {PORT.devname} -j {OUT}") < len(inp) - 1
         assert joined(chains[firewall.HOST_CHAIN])[-1] == "-j DROP"
     assert firewall.HOST_CHAIN not in firewall.filter_chains([], {}, 4)
+
+
+def test_console_ports_answer_only_the_proxies_unless_on_loopback():
+    consoles = [("10.250.0.11", (5900, 6099)), ("10.250.0.11", (10000, 10099)),
+                ("127.0.0.1", (10100, 10199))]
+    rules = joined(firewall.console_rules(consoles, ["10.250.0.1"], 4))
+    assert rules == [
+        "-s 10.250.0.1/32 -d 10.250.0.11/32 -p tcp -m tcp --dport 5900:6099 -j RETURN",
+        "-d 10.250.0.11/32 -p tcp -m tcp --dport 5900:6099 -j DROP",
+        "-s 10.250.0.1/32 -d 10.250.0.11/32 -p tcp -m tcp --dport 10000:10099 -j RETURN",
+        "-d 10.250.0.11/32 -p tcp -m tcp --dport 10000:10099 -j DROP"]
+    assert firewall.console_rules(consoles, [], 4) == []          # no proxy configured
+    assert firewall.console_rules(consoles, ["10.250.0.1"], 6) == []
+    from network.hoststate import HostState
+    tables = firewall.tables(HostState(), 4, consoles=consoles, proxies=["10.250.0.1"])
+    assert tables["filter"][firewall.CONSOLE_CHAIN] and ("filter", "INPUT",
+                                                         firewall.CONSOLE_CHAIN) in firewall.JUMPS

@@ -92,3 +92,24 @@ def test_a_tls_handshake_failure_is_told_apart():
     assert migration.is_tls_failure(
         "operation failed: job 'migration out' failed: Certificate does not match the hostname")
     assert not migration.is_tls_failure("operation failed: domain is not running")
+
+
+def test_console_ranges_stay_clear_of_the_hosts_own_ports_once_only_proxies_reach_them():
+    import types
+
+    from compute.cmd import agent
+
+    def conf(serial, vnc="5900:6099", proxies=("10.250.0.1",)):
+        return types.SimpleNamespace(
+            libvirt=types.SimpleNamespace(vnc_listen="10.0.0.11", vnc_port_range=vnc,
+                                          serial_console=True, serial_listen="10.0.0.11",
+                                          serial_port_range=serial),
+            console=types.SimpleNamespace(proxy_addresses=list(proxies)))
+    assert agent.console_listeners(conf("10000:10999")) == [
+        ("10.0.0.11", (5900, 6099)), ("10.0.0.11", (10000, 10999))]
+    for serial, vnc, taken in (("10000:20000", "5900:6099", "16509"),
+                               ("10000:10999", "5900:65535", "16509"),
+                               ("49000:49200", "5900:6099", "49152")):
+        with pytest.raises(SystemExit, match=taken):
+            agent.console_listeners(conf(serial, vnc))
+    assert agent.console_listeners(conf("10000:20000", proxies=()))   # not guarded: allowed

@@ -41,6 +41,11 @@ libvirt_opts = [
     cfg.StrOpt("vnc_listen", default="127.0.0.1",
                help="Address the guests' VNC servers listen on: one only the "
                     "console proxy can reach (never a guest or public network)."),
+    cfg.StrOpt("vnc_port_range", default="5900:6099", regex=r"^[0-9]{1,5}:[0-9]{1,5}$",
+               help="LOW:HIGH, the TCP ports guests' VNC servers take on this host: "
+                    "qemu.conf's remote_display_port_min:remote_display_port_max must "
+                    "say the same (libvirt's own default reaches 65535). Only the "
+                    "console proxies reach them ([console] proxy_addresses)."),
     cfg.BoolOpt("vnc_password", default=True,
                 help="Give each guest's VNC server a random password of its own, "
                      "set again at each definition, which only console tokens carry "
@@ -65,9 +70,12 @@ libvirt_opts = [
     cfg.IPOpt("serial_listen", default="127.0.0.1",
                help="Address the guests' serial console servers listen on: one "
                     "only the console proxy can reach."),
-    cfg.StrOpt("serial_port_range", default="10000:20000",
+    cfg.StrOpt("serial_port_range", default="10000:10999",
                regex=r"^[0-9]{1,5}:[0-9]{1,5}$",
-               help="LOW:HIGH, the TCP ports serial consoles may take on this host."),
+               help="LOW:HIGH, the TCP ports serial consoles may take on this host "
+                    "(clear of libvirtd's 16509 and 16514 and QEMU's migration ports "
+                    "49152-49215: with [console] proxy_addresses only the proxies "
+                    "reach this range)."),
     cfg.StrOpt("live_migration_inbound_addr",
                help="Address other hosts use to reach this host's libvirtd and "
                     "QEMU for incoming live migrations (default: the host name)."),
