@@ -365,22 +365,35 @@ def render(desired, current):
         wanted = {c: r for c, r in desired.get(table, {}).items() if r}
         have, jumps = current.get(table, ({}, []))
         stale = sorted(set(have) - set(wanted))
-        removals = []
-        for builtin, target in sorted(set(jumps)):
-            extra = jumps.count((builtin, target)) - (1 if target in wanted else 0)
-            removals += [f"-D {builtin} -j {target}"] * extra
-        removals += [f"-X {name}" for name in stale]
+        deletes, inserts = jump_changes(table, wanted, jumps)
         changed = sorted(name for name, rules in wanted.items()
                          if have.get(name) != [" ".join(r) for r in rules])
-        missing = [f"-I {builtin} 1 -j {target}" for t, builtin, target in JUMPS
-                   if t == table and target in wanted and (builtin, target) not in jumps]
-        if not changed and not stale and not removals and not missing:
+        if not changed and not stale and not deletes and not inserts:
             continue
         lines = [f":{name} - [0:0]" for name in sorted(changed + stale)]
         for name in changed:
             lines += [" ".join(["-A", name, *r]) for r in wanted[name]]
-        out += [f"*{table}", *lines, *missing, *removals, "COMMIT"]
+        out += [f"*{table}", *lines, *deletes, *inserts, *[f"-X {n}" for n in stale],
+                "COMMIT"]
     return "\n".join(out) + "\n" if out else ""
+
+
+def jump_changes(table, wanted, jumps):
+    """(-D lines, -I lines) that make the jumps from each built-in chain to
+    ours exactly those of JUMPS whose chain is wanted, once each, at the top
+    and in JUMPS' order, whatever order the history left them in (so a
+    restart rebuilds the same rules); jumps: [(built-in, target)] as
+    installed, in order."""
+    deletes, inserts = [], []
+    for builtin in sorted({b for t, b, _ in JUMPS if t == table} | {b for b, _ in jumps}):
+        should = [target for t, b, target in JUMPS
+                  if t == table and b == builtin and target in wanted]
+        now = [target for b, target in jumps if b == builtin]
+        if now == should:
+            continue
+        deletes += [f"-D {builtin} -j {target}" for target in now]
+        inserts += [f"-I {builtin} 1 -j {target}" for target in reversed(should)]
+    return deletes, inserts
 
 
 def ruleset(vifs, groups, version, members=None, current=None):

@@ -4,6 +4,7 @@ config): the power-state sync reaps a guest of ours that no record knows
 instance uses once it is old enough."""
 import hashlib
 import os
+import shutil
 import uuid
 
 import libvirt
@@ -32,7 +33,11 @@ def agent():
 
 def test_power_sync_loop_reaps_an_unknown_guest(agent):
     u = str(uuid.uuid4())
-    files = guest.build()
+    # a guest defined by someone else, from files QEMU's own user can read
+    files = os.path.join(agent.workdir, "stray")
+    os.makedirs(files, exist_ok=True)
+    for name in ("vmlinux", "initrd.img"):
+        shutil.copy(os.path.join(guest.build(), name), files)
     xml = f"""<domain type='qemu'><name>instance-{u}</name><uuid>{u}</uuid>
       <memory unit='MiB'>96</memory><vcpu>1</vcpu>
       <os><type arch='x86_64' machine='pc'>hvm</type>

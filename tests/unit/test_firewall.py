@@ -153,3 +153,21 @@ def test_console_ports_answer_only_the_proxies_unless_on_loopback():
     tables = firewall.tables(HostState(), 4, consoles=consoles, proxies=["10.250.0.1"])
     assert tables["filter"][firewall.CONSOLE_CHAIN] and ("filter", "INPUT",
                                                          firewall.CONSOLE_CHAIN) in firewall.JUMPS
+
+
+def test_jumps_from_a_builtin_chain_keep_one_order_whatever_the_history():
+    desired = {"filter": {firewall.INPUT_CHAIN: [["-j", "RETURN"]],
+                          firewall.CONSOLE_CHAIN: [["-j", "RETURN"]]}}
+    installed_later_above = {"filter": ({firewall.INPUT_CHAIN: ["-j RETURN"],
+                                         firewall.CONSOLE_CHAIN: ["-j RETURN"]},
+                                        [("INPUT", "ca-consoles"), ("INPUT", "ca-input")])}
+    text = firewall.render(desired, installed_later_above).splitlines()
+    assert text == ["*filter", "-D INPUT -j ca-consoles", "-D INPUT -j ca-input",
+                    "-I INPUT 1 -j ca-consoles", "-I INPUT 1 -j ca-input", "COMMIT"]
+    in_order = {"filter": (installed_later_above["filter"][0],
+                           [("INPUT", "ca-input"), ("INPUT", "ca-consoles")])}
+    assert firewall.render(desired, in_order) == ""
+    # a chain no longer wanted: its jump goes before the chain does
+    gone = firewall.render({"filter": {firewall.INPUT_CHAIN: [["-j", "RETURN"]]}},
+                           in_order).splitlines()
+    assert gone.index("-D INPUT -j ca-consoles") < gone.index("-X ca-consoles")
