@@ -25,7 +25,7 @@ import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from compute import states
+from compute import exception, states
 from compute.builds import Builds
 from compute.consoles import ConsoleAccess
 from compute.evacuate import Evacuations
@@ -43,6 +43,7 @@ from compute.resource_tracker import ResourceTracker
 from compute.shelve import Shelving
 from compute.snapshot import Snapshots
 from compute.volumes import VolumeAttachments
+from virt import errors as virt_errors
 
 LOG = logging.getLogger(__name__)
 POWER_OPERATIONS = ("reboot_soft", "reboot_hard", "suspend", "resume", "pause", "unpause",
@@ -146,7 +147,10 @@ class ComputeManager:
 
     def get_console_output(self, uuid, length=None):
         inst = self.db.instance_get(uuid)
-        text = self.driver.get_console_output(virt_instance(inst), 1024 * 1024)
+        try:
+            text = self.driver.get_console_output(virt_instance(inst), 1024 * 1024)
+        except virt_errors.ConsoleUnavailable as e:
+            raise exception.ConsoleUnavailable(str(e)) from None
         lines = text.splitlines()
         return "\n".join(lines[-length:] if length else lines)
 

@@ -20,6 +20,8 @@ import uuid as uuidlib
 
 from privileged import Refused, files, read_logs, root_fd
 
+__all__ = ["LOG_NAME", "Refused", "console_tail", "tail"]
+
 LOG_NAME = "console.log"
 MAX_BYTES = 16 * 1024 * 1024
 

@@ -541,7 +541,13 @@ class LibvirtDriver(driver.ComputeDriver):
         return [g.uuid for g in self.host.list_guests() if g.name.startswith(DOMAIN_PREFIX)]
 
     def get_console_output(self, instance, max_bytes):
-        return logs.console_tail(check_uuid(instance.uuid), max_bytes)
+        try:
+            return logs.console_tail(check_uuid(instance.uuid), max_bytes)
+        except logs.Refused as e:       # a planted link, a file not virtlogd's
+            LOG.warning("instance %s: console log refused by the privileged reader: %s",
+                        instance.uuid, e)
+            raise errors.ConsoleUnavailable(
+                f"instance {instance.uuid}: its console log was refused ({e})") from None
 
     def get_available_resource(self):
         memory_mb, cpus = self.host.node_info()
