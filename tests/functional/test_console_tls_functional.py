@@ -4,6 +4,7 @@ chardev_tls with verification does: bytes written by one thread while
 another reads all arrive, in order; a server certificate for another
 address, or no client certificate, opens nothing."""
 import os
+import queue
 import random
 import socket
 import ssl
@@ -25,7 +26,9 @@ def certs(tmp_path_factory):
 
 
 def tls_echo_server(server_dir, want_client_cert=True):
-    """A TLS server on 127.0.0.1 echoing what it reads, upper-cased; (port, errors)."""
+    """A TLS server on 127.0.0.1 echoing what it reads, upper-cased; (socket,
+    outcomes): one entry per connection once it has ended, the exception that
+    ended it or None, put on a queue so a test can wait for it."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(os.path.join(server_dir, "server-cert.pem"),
                         os.path.join(server_dir, "server-key.pem"))
@@ -33,7 +36,7 @@ def tls_echo_server(server_dir, want_client_cert=True):
         ctx.verify_mode = ssl.CERT_REQUIRED
         ctx.load_verify_locations(os.path.join(server_dir, "ca-cert.pem"))
     srv = socket.create_server(("127.0.0.1", 0))
-    errors = []
+    outcomes = queue.Queue()
 
     def run():
         while True:
@@ -45,10 +48,11 @@ def tls_echo_server(server_dir, want_client_cert=True):
                 with ctx.wrap_socket(raw, server_side=True) as conn:
                     while data := conn.recv(65536):
                         conn.sendall(data.upper())
+                outcomes.put(None)
             except (ssl.SSLError, OSError) as e:
-                errors.append(e)
+                outcomes.put(e)
     threading.Thread(target=run, daemon=True).start()
-    return srv, errors
+    return srv, outcomes
 
 
 def test_one_thread_writes_while_another_reads_and_nothing_is_lost(certs):
@@ -91,7 +95,7 @@ def test_a_server_certificate_for_another_address_is_refused(certs):
 
 def test_without_a_client_certificate_the_server_lets_nothing_through(certs):
     _, server, client = certs
-    srv, errors = tls_echo_server(server)
+    srv, outcomes = tls_echo_server(server)
     ctx = ssl.create_default_context(cafile=os.path.join(client, "ca-cert.pem"))
     try:
         stream = tlsstream.TLSStream(socket.create_connection(srv.getsockname(), 5), ctx,
@@ -100,5 +104,7 @@ def test_without_a_client_certificate_the_server_lets_nothing_through(certs):
         assert stream.recv(100) == b""       # TLS 1.3: refused after the handshake
     except (ssl.SSLError, OSError):
         pass                                 # or during it
+    outcome = outcomes.get(timeout=10)       # the server's side of it, however it ended
     srv.close()
-    assert errors, "the server accepted a client without a certificate"
+    assert isinstance(outcome, ssl.SSLError), \
+        f"the server accepted a client without a certificate ({outcome!r})"
