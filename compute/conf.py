@@ -103,10 +103,13 @@ default_opts = [
                     "stop waits for the guest."),
     cfg.StrOpt("running_deleted_instance_action", default="log",
                choices=["noop", "log", "shutdown", "reap"],
-               help="What to do with a guest this agent created whose "
-                    "instance the database does not have or has deleted: "
-                    "noop, log it, shut it down (kept defined), or reap it "
-                    "(destroy, undefine, remove its directory)."),
+               help="What to do with a guest whose instance this host's "
+                    "record says was deleted here: noop, log it, shut it "
+                    "down (kept defined), or reap it (destroy, undefine, "
+                    "remove its directory).  A guest no record of this host "
+                    "names is never touched whatever this says: it is "
+                    "logged (unless noop), counted in the metrics and "
+                    "listed by `computectl host-status`."),
     cfg.BoolOpt("resume_guests_state_on_host_boot", default=False,
                 help="When the agent starts, start the guests of instances "
                      "that were running but whose guest is not (the host "

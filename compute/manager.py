@@ -159,13 +159,16 @@ class ComputeManager:
         return {"host": self.host,
                 "node": {c: getattr(node, c) for c in node.__table__.columns.keys()
                          if c != "updated_at"} if node else None,
-                "saved_state_bytes": self.driver.saved_state_bytes()}
+                "saved_state_bytes": self.driver.saved_state_bytes(),
+                # guests no record here names, as the last power-state sync found
+                "unknown_guests": list(self.reconciler.unknown_guests)}
 
     def metrics_state(self):
         """What the metrics endpoint reads at each scrape (plain data)."""
         by_state = collections.Counter(i.vm_state for i in self.db.instance_list(host=self.host))
         cache = self.images.status()
         return {"instances": dict(by_state),
+                "unknown_guests": len(self.reconciler.unknown_guests),
                 "capacity": dataclasses.asdict(self.tracker.capacity()),
                 "claimed": dataclasses.asdict(self.tracker.used()),
                 "image_cache": {k: cache[k] for k in ("size_bytes", "bases", "hits", "misses")}}

@@ -98,6 +98,7 @@ class _StateCollector:
 
 def state_families(state):
     """Metric families from plain data (pure): {"instances": {vm_state: n},
+    "unknown_guests": n,
     "capacity": {resource: n}, "claimed": {resource: n}, "image_cache":
     {"size_bytes", "bases", "hits", "misses"}}."""
     instances = GaugeMetricFamily("compute_agent_instances",
@@ -106,6 +107,10 @@ def state_families(state):
     for vm_state, n in sorted(state["instances"].items()):
         instances.add_metric([vm_state], n)
     yield instances
+    yield GaugeMetricFamily("compute_agent_unknown_guests",
+                            "Guests of ours on this host's hypervisor that no record of this "
+                            "host names (left alone), as the last power-state sync found.",
+                            value=state.get("unknown_guests", 0))
     for name, text in (("capacity", "What the host may hand out (total x allocation ratio - "
                                     "reserved), by resource."),
                        ("claimed", "What the host's instances hold, by resource.")):

@@ -10,6 +10,11 @@ disturbing guests.
 - Lifecycle events and the periodic sync_power_states record power states;
   an ACTIVE instance whose guest went off (by itself, or outside the agent)
   becomes STOPPED.  Neither ever starts a guest.
+- A guest of ours whose record here says it was deleted on this host is
+  handled per running_deleted_instance_action (log, shut down, reap).  A
+  guest no record here knows (another tool's, another agent's on a shared
+  libvirtd, one newer than a restored database) is only reported: logged,
+  counted in the metrics and listed in the host status; never touched.
 """
 import logging
 
@@ -19,6 +24,18 @@ from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 OFF = (virt_driver.SHUTDOWN, virt_driver.CRASHED, virt_driver.NOSTATE)
+REPORT = "report"
+
+
+def stray_guest_action(record, host, action):
+    """What to do with a guest of ours that no live record here names
+    (pure): the configured action when this host's record says the
+    instance was deleted here, REPORT for anything else (no record, or a
+    record of an instance deleted after it moved away): an agent never
+    destroys what it has no word of its own for."""
+    if record is not None and record.deleted and record.host == host:
+        return action
+    return REPORT
 
 
 class Reconciler:
@@ -35,6 +52,7 @@ class Reconciler:
         self.networking, self.submit, self.host = networking, submit, host
         self.operations, self.recoverers, self.clean_up = operations, recoverers, clean_up
         self.at_start = at_start
+        self.unknown_guests = []        # uuids of guests no record here knows, last sync
 
     def init_host(self):
         self.driver.init_host(self.host)
@@ -127,18 +145,32 @@ class Reconciler:
     def _handle_unknown_guests(self):
         known = {i.uuid for i in self.db.instance_list(host=self.host)}
         action = self.conf.running_deleted_instance_action
+        unknown = []
         for uuid in self.driver.list_instance_uuids():
-            if uuid in known or action == "noop":
+            if uuid in known:
                 continue
+            try:
+                record = self.db.instance_get(uuid, include_deleted=True)
+            except exception.InstanceNotFound:
+                record = None
+            what = stray_guest_action(record, self.host, action)
             ref = virt_driver.Instance.ref(uuid)
-            if action == "log":
-                LOG.warning("guest %s has no instance here (deleted or unknown); "
+            if what == REPORT:
+                unknown.append(uuid)
+                if action != "noop":
+                    LOG.warning("guest %s: no record of this host names it (%s); left alone "
+                                "and reported, whatever running_deleted_instance_action "
+                                "says", uuid, "none" if record is None else
+                                f"deleted after it moved to {record.host}")
+            elif what == "log":
+                LOG.warning("guest %s runs though its instance was deleted here; "
                             "running_deleted_instance_action=log leaves it alone", uuid)
-            elif action == "shutdown":
-                LOG.warning("guest %s has no instance here; powering it off", uuid)
+            elif what == "shutdown":
+                LOG.warning("guest %s runs though its instance was deleted here; "
+                            "powering it off", uuid)
                 self.driver.power_off(ref)
-            elif action == "reap":
-                LOG.warning("guest %s has no instance here; reaping it", uuid)
+            elif what == "reap":
+                LOG.warning("guest %s runs though its instance was deleted here; reaping it",
+                            uuid)
                 self.driver.destroy(ref, [], destroy_disks=True)
-
-
+        self.unknown_guests = sorted(unknown)

@@ -4,7 +4,7 @@
         [--boot-volume ID --connection FILE]
     computectl list --host H | show --host H UUID | console-log --host H [--length N] UUID
     computectl console --host H UUID | vnc-console --host H UUID
-    computectl delete --host H UUID | service-list
+    computectl delete --host H UUID | service-list | host-status --host H
     computectl reboot [--hard] | suspend | resume | pause | unpause | stop | start --host H UUID
     computectl rebuild --host H [--image ID] [--preserve-ephemeral] UUID
     computectl rescue --host H [--image ID] UUID | unrescue --host H UUID
@@ -385,6 +385,12 @@ def cmd_service_list(api, args):
             for s in db.service_list()]
 
 
+def cmd_host_status(api, args):
+    """The host's resource report, saved guest memory, and the guests of
+    its hypervisor no record of it names (left alone, for the operator)."""
+    return api.get_host_status(args.host)
+
+
 def check_hosts(args, api):
     """The state database (None if computectl cannot read it), after the
     hosts the command names were checked against their service records."""
@@ -469,6 +475,7 @@ def build_parser():
     add("vnc-console", cmd_vnc_console, uuid=True)
     add("delete", cmd_delete, uuid=True, wait=True)
     add("service-list", cmd_service_list, host=False)
+    add("host-status", cmd_host_status)
     add("reboot", cmd_reboot, uuid=True, wait=True).add_argument(
         "--hard", action="store_true", help="power off and start instead of ACPI")
     for name in POWER_COMMANDS:

@@ -1,17 +1,21 @@
 """The agent's periodic loops at their real intervals (shortened by
-config): the power-state sync reaps a guest of ours that no record knows
-(lifecycle events never do that), and the cache manager removes a base no
+config): the power-state sync reaps a guest whose record says it was
+deleted here and only reports one no record names (another tool's, another
+agent's on a shared libvirtd), and the cache manager removes a base no
 instance uses once it is old enough."""
 import hashlib
 import os
 import shutil
+import subprocess
 import uuid
 
 import libvirt
 import pytest
+import sqlalchemy
 
+from compute.db.api import Database
 from tests.harness import guest
-from tests.harness.agent import LIBVIRT_URI, Agent, wait_until
+from tests.harness.agent import BIN, LIBVIRT_URI, Agent, wait_until
 
 PERIODIC = """
 [DEFAULT]
@@ -31,9 +35,10 @@ def agent():
     a.close()
 
 
-def test_power_sync_loop_reaps_an_unknown_guest(agent):
+def test_power_sync_loop_reports_an_unknown_guest_and_reaps_one_deleted_here(agent):
     u = str(uuid.uuid4())
-    # a guest defined by someone else, from files QEMU's own user can read
+    # a guest defined by someone else (another tool, another agent on this
+    # libvirtd), from files QEMU's own user can read
     files = os.path.join(agent.workdir, "stray")
     os.makedirs(files, exist_ok=True)
     for name in ("vmlinux", "initrd.img"):
@@ -44,15 +49,35 @@ def test_power_sync_loop_reaps_an_unknown_guest(agent):
         <kernel>{files}/vmlinux</kernel><initrd>{files}/initrd.img</initrd>
         <cmdline>console=ttyS0 quiet tb.name=stray</cmdline></os>
       <features><acpi/></features><devices/></domain>"""
+    # and one of the agent's own whose record says it was deleted here
+    # (a delete done by hand in the database while the guest survived)
+    deleted = agent.boot("deleted-here", wait_console=False)
     conn = libvirt.open(LIBVIRT_URI)
+    stray = conn.defineXML(xml)
     try:
-        conn.defineXML(xml).create()
-        assert "reaping" not in agent.log()
-        wait_until(lambda: u not in {d.UUIDString() for d in conn.listAllDomains(0)}, 30, 0.5,
-                   "the periodic sync to reap the stray guest")
+        stray.create()
+        with Database(f"sqlite:///{agent.state_path}/compute.sqlite").session() as s:
+            s.execute(sqlalchemy.text("UPDATE instances SET deleted = 1, vm_state = 'deleted' "
+                                      "WHERE uuid = :u"), {"u": deleted})
+            s.commit()
+        wait_until(lambda: deleted not in {d.UUIDString() for d in conn.listAllDomains(0)},
+                   30, 0.5, "the periodic sync to reap the guest deleted here")
+        wait_until(lambda: u in agent.api.get_host_status(agent.host)["unknown_guests"], 30,
+                   0.5, "the host status to report the stray guest")
+        assert stray.isActive(), "the stray guest was touched"
+        assert "compute_agent_unknown_guests 1.0" in agent.metrics()
+        run = subprocess.run([os.path.join(BIN, "computectl"), "--config-file",
+                              agent.config_file, "host-status", "--host", agent.host],
+                             capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and u in run.stdout, run.stdout + run.stderr
     finally:
+        if stray.isActive():
+            stray.destroy()
+        stray.undefine()
         conn.close()
-    assert f"guest {u} has no instance here; reaping it" in agent.log()
+    log = agent.log()
+    assert f"guest {deleted} runs though its instance was deleted here; reaping it" in log
+    assert f"guest {u}: no record of this host names it" in log
 
 
 def base_of(agent, image):

@@ -34,10 +34,9 @@ def test_sync_leaves_instances_with_an_operation_in_progress(service, active_ins
     service.db.instance_update(active_instance, task_state=None)
 
 
-@pytest.mark.parametrize("policy,exists,active", [("noop", True, True), ("log", True, True),
-                                                   ("shutdown", True, False),
-                                                   ("reap", False, False)])
-def test_unknown_guest_handled_per_policy(service, policy, exists, active):
+@pytest.mark.parametrize("policy", ["noop", "log", "shutdown", "reap"])
+def test_a_guest_no_record_names_is_reported_and_left_running_whatever_the_policy(
+        api, service, policy):
     u = str(uuid.uuid4())
     c = conn()
     c.defineXML(UNKNOWN_XML.format(u=u)).create()
@@ -46,8 +45,33 @@ def test_unknown_guest_handled_per_policy(service, policy, exists, active):
         service.manager.reconciler.sync_power_states()
     finally:
         service.conf.clear_override("running_deleted_instance_action")
+    dom = c.lookupByUUIDString(u)
     try:
-        dom = c.lookupByUUIDString(u)
+        assert dom.isActive()
+        assert u in api.get_host_status(service.conf.host)["unknown_guests"]
+        assert service.manager.metrics_state()["unknown_guests"] >= 1
+    finally:
+        dom.destroy()
+        dom.undefine()
+    service.manager.reconciler.sync_power_states()
+    assert u not in api.get_host_status(service.conf.host)["unknown_guests"]
+
+
+@pytest.mark.parametrize("policy,exists,active", [("noop", True, True), ("log", True, True),
+                                                   ("shutdown", True, False),
+                                                   ("reap", False, False)])
+def test_guest_of_an_instance_deleted_here_handled_per_policy(service, active_instance,
+                                                             policy, exists, active):
+    """A record marked deleted while its guest survived (say, the delete was
+    done by hand in the database)."""
+    service.db.instance_update(active_instance, deleted=True, vm_state="deleted")
+    service.conf.set_override("running_deleted_instance_action", policy)
+    try:
+        service.manager.reconciler.sync_power_states()
+    finally:
+        service.conf.clear_override("running_deleted_instance_action")
+    try:
+        dom = conn().lookupByUUIDString(active_instance)
     except libvirt.libvirtError:
         dom = None
     assert (dom is not None) == exists
@@ -58,17 +82,21 @@ def test_unknown_guest_handled_per_policy(service, policy, exists, active):
         dom.undefine()
 
 
-def test_guest_of_a_deleted_instance_is_unknown(api, service, active_instance):
-    """A record marked deleted while its guest survived (say, the delete was
-    done by hand in the database): reaped under policy reap."""
-    service.db.instance_update(active_instance, deleted=True, vm_state="deleted")
+def test_guest_of_an_instance_deleted_after_it_moved_away_is_left_alone(service,
+                                                                       active_instance):
+    """The record says deleted, but on another host (an evacuation's
+    pointer): not this host's word for it, so it stays."""
+    service.db.instance_update(active_instance, deleted=True, vm_state="deleted",
+                               host="elsewhere")
     service.conf.set_override("running_deleted_instance_action", "reap")
     try:
         service.manager.reconciler.sync_power_states()
     finally:
         service.conf.clear_override("running_deleted_instance_action")
-    with pytest.raises(libvirt.libvirtError):
-        conn().lookupByUUIDString(active_instance)
+    dom = conn().lookupByUUIDString(active_instance)
+    assert dom.isActive()
+    dom.destroy()
+    dom.undefine()
 
 
 @pytest.mark.parametrize("resume,vm_state,power", [(True, "active", "RUNNING"),

@@ -126,3 +126,11 @@ def test_the_endpoint_serves_the_metrics_over_http():
     m.serve("127.0.0.1", port)
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     assert b'compute_agent_instances{vm_state="error"} 1.0' in body
+
+
+def test_unknown_guests_are_a_gauge_of_their_own():
+    from compute.metrics import state_families
+    state = {"instances": {}, "unknown_guests": 2, "capacity": {}, "claimed": {},
+             "image_cache": {"size_bytes": 0, "bases": 0, "hits": 0, "misses": 0}}
+    family = next(f for f in state_families(state) if f.name == "compute_agent_unknown_guests")
+    assert [s.value for s in family.samples] == [2]
