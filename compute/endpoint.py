@@ -337,11 +337,17 @@ class ComputeEndpoint:
         self._check("evacuate_instance", payload)
         uuid, networks = payload["instance_uuid"], payload.get("networks")
         ev, peers = self.manager.evacuations, self.manager.peers
-        record = ev.source_record(uuid, payload["source_host"])
-        peers.check_networks_view(record, networks)
-        body = peers.record_payload(record, networks)
-        self._check_networking("evacuate_instance", body["networks"], body["security_groups"])
-        mig, keeps_disks = ev.accept(record, body)
+        migration_id = ev.open(uuid, payload["source_host"])
+        try:
+            record = ev.source_record(uuid, payload["source_host"])
+            peers.check_networks_view(record, networks)
+            body = peers.record_payload(record, networks)
+            self._check_networking("evacuate_instance", body["networks"],
+                                   body["security_groups"])
+            mig, keeps_disks = ev.accept(record, body, migration_id)
+        except Exception:
+            ev.abandon(migration_id)
+            raise
         self.manager.submit(ev.evacuate, ctxt, uuid)
         return {"instance_uuid": uuid, "migration_id": mig["id"], "accepted": "evacuate",
                 "shared_storage": keeps_disks}

@@ -5,16 +5,23 @@ the instance are read from it, and the evacuation's migration row (owned
 by this host) is what the returning host finds.
 
 - Accept (in the call): the source's service must be down (its heartbeat
-  older than service_down_time), its record live, not in a migration, and
-  this host must not have the instance.  This host's record (the source's
-  copy, REBUILD_SPAWNING) and the migration row (evacuation, accepted) are
+  older than service_down_time).  This host then opens the evacuation's
+  migration row (accepting): on a shared PostgreSQL database that row is
+  what lets it read the source's record and groups, and the database
+  itself refuses it while the source's heartbeat is fresh.  The record
+  must be live, not in a migration, and this host must not have the
+  instance; a refusal deletes the opened row.  This host's record (the
+  source's copy, REBUILD_SPAWNING) and the migration row (accepted) are
   written in one transaction, with the claim held.
 - Rebuild (worker pool): from the disks the source left when this host
   sees them (shared instances storage), otherwise anew from the image;
   the same ports, MACs and addresses; a stopped instance ends stopped.
   The row says done.
 - The source, at its next start and before it looks at its guests:
-  every evacuation away from it that is accepted or done has its guest
+  every evacuation away from it that is accepted or done, and whose facts
+  agree (evacuation_refusal: the row was written after this host had
+  been silent for service_down_time, the destination holds a record of
+  the instance, the row is the instance's newest migration), has its guest
   destroyed there (never started), its files removed unless the storage
   is shared, its ports unplugged, its record kept (deleted) as a pointer
   to the new host, and the row completed.
@@ -24,7 +31,7 @@ import logging
 import uuid as uuidlib
 
 from compute import exception, faults, optable, rpc, states, volumes
-from compute.db.api import service_is_up
+from compute.db.api import service_is_up, unreachable
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from compute.resource_tracker import of_flavor
@@ -62,6 +69,27 @@ def record_refusal(record, here):
     return None
 
 
+def evacuation_refusal(mig, last_beat, dest_record, newer, down_time):
+    """Why this host (the source) must not destroy its copy on the word of
+    evacuation row mig, or None (pure).  last_beat: this host's last
+    heartbeat before this start; dest_record: the destination's record of
+    the instance (None if it has none); newer: migrations of the instance
+    written after mig."""
+    if last_beat is None:
+        return "this host has no heartbeat on record, so nothing shows it was ever down"
+    silent = (mig.created_at - last_beat).total_seconds()
+    if silent < down_time:
+        return (f"the row was written {silent:.0f} s after this host's last heartbeat "
+                f"(service_down_time {down_time} s): this host was not down")
+    if dest_record is None or dest_record.owner != mig.dest_host \
+            or dest_record.host != mig.dest_host:
+        return f"{mig.dest_host} holds no record of the instance"
+    if newer:
+        return (f"it is not the instance's current migration ({newer[0].migration_type} "
+                f"{newer[0].id} is newer)")
+    return None
+
+
 class Evacuations:
     def __init__(self, conf, db, driver, runner, networking, images, glance, peers, tracker,
                  host):
@@ -69,15 +97,36 @@ class Evacuations:
         self.networking, self.images, self.glance = networking, images, glance
         self.peers, self.tracker, self.host = peers, tracker, host
 
-    def source_record(self, uuid, source):
-        """The source's live record of uuid, once the evacuation is allowed;
-        InvalidRequest (or InstanceNotFound) saying why not."""
+    def open(self, uuid, source):
+        """The evacuation's migration row, opened once the source is down
+        (the id); InvalidRequest saying why not."""
         if source == self.host:
             raise exception.InvalidRequest(f"instance {uuid}: evacuate to its own host")
         why = service_refusal(source, self.db.service_get(source, rpc.BINARY),
                               self.conf.service_down_time, utcnow())
         if why:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
+        migration_id = str(uuidlib.uuid4())
+        try:
+            self.db.migration_create(
+                id=migration_id, owner=self.host, instance_uuid=uuid,
+                migration_type="evacuation", source_host=source, dest_host=self.host,
+                status="accepting", old_flavor={}, new_flavor={}, old_vm_state="")
+        except Exception as e:
+            if unreachable(e):
+                raise
+            raise exception.InvalidRequest(
+                f"cannot evacuate instance {uuid}: the database refused the evacuation's "
+                f"row ({str(e).splitlines()[0]})") from None
+        return migration_id
+
+    def abandon(self, migration_id):
+        self.db.migration_delete(migration_id)
+
+    def source_record(self, uuid, source):
+        """The source's live record of uuid, once the evacuation is allowed
+        (its row opened); InvalidRequest (or InstanceNotFound) saying why
+        not."""
         try:
             record = self.db.instance_get(uuid, owner=source)
         except exception.InstanceNotFound:
@@ -89,7 +138,7 @@ class Evacuations:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
         return record
 
-    def accept(self, record, payload):
+    def accept(self, record, payload, migration_id):
         """Claim, then this host's record and the evacuation's row in one
         transaction; (the row, whether the rebuild keeps the disks: the
         instance's files are visible here (shared storage), or its disks
@@ -104,7 +153,7 @@ class Evacuations:
         except virt_errors.DiskMissing as e:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid} here: {e}") \
                 from None
-        migration = dict(id=str(uuidlib.uuid4()), instance_uuid=uuid,
+        migration = dict(id=migration_id, instance_uuid=uuid,
                          migration_type="evacuation", source_host=record.host,
                          dest_host=self.host, status="accepted", old_flavor=record.flavor,
                          new_flavor=record.flavor, old_vm_state=record.vm_state,
@@ -155,6 +204,8 @@ class Evacuations:
     def clean_up_evacuated(self):
         """Agent start, before anything looks at the guests: what was
         evacuated away from this host while it was down goes."""
+        service = self.db.service_get(self.host, rpc.BINARY)
+        last_beat = service and (service.updated_at or service.created_at)
         for mig in self.db.evacuations_from(self.host):
             uuid = mig.instance_uuid
             try:
@@ -162,6 +213,17 @@ class Evacuations:
             except exception.InstanceNotFound:
                 inst = None
             if inst is not None and inst.host == self.host:
+                why = evacuation_refusal(
+                    mig, last_beat, self._record_of(uuid, mig.dest_host),
+                    [m for m in self.db.migrations_of(uuid)
+                     if m.id != mig.id and m.created_at > mig.created_at],
+                    self.conf.service_down_time)
+                if why:
+                    LOG.error("instance %s: evacuation %s to %s is not acted on, the guest "
+                              "here is kept: %s", uuid, mig.id, mig.dest_host, why)
+                    self.db.fault_create(uuid, f"EvacuationRefused: evacuation {mig.id} to "
+                                               f"{mig.dest_host} was not acted on: {why}")
+                    continue
                 LOG.warning("instance %s was evacuated to %s while this host was down: "
                             "destroying the copy here%s", uuid, mig.dest_host,
                             "" if mig.shared_storage else " and its files")
@@ -181,3 +243,9 @@ class Evacuations:
                                         power_state=virt_driver.NOSTATE,
                                         terminated_at=utcnow())
             self.db.migration_update(mig.id, owner=mig.owner, status="completed")
+
+    def _record_of(self, uuid, host):
+        try:
+            return self.db.instance_get(uuid, include_deleted=True, owner=host)
+        except exception.InstanceNotFound:
+            return None

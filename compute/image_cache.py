@@ -60,10 +60,13 @@ class ImageFiles:
     def _bases_in_use(self):
         shared = self.conf.image_cache.instances_path_shared
         names = set()      # with a shared _base: every host's instances (a shared database)
-        for inst in self.db.instance_list(host=None if shared else self.host,
-                                          every_owner=shared):
-            props = (inst.image_meta or {}).get("properties") or {}
-            for image_id in (inst.image_ref, props.get("kernel_id"), props.get("ramdisk_id")):
+        if shared:
+            in_use = self.db.images_in_use()
+        else:
+            in_use = [(i.image_ref, i.image_meta) for i in self.db.instance_list(host=self.host)]
+        for image_ref, image_meta in in_use:
+            props = (image_meta or {}).get("properties") or {}
+            for image_id in (image_ref, props.get("kernel_id"), props.get("ramdisk_id")):
                 if image_id:
                     names.add(os.path.basename(self.cache.path_for(image_id)))
         return names | self.driver.bases_in_use()

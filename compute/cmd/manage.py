@@ -3,14 +3,17 @@
     compute-agent-manage [--config-file F] db sync
     compute-agent-manage [--config-file F] db version
     compute-agent-manage [--config-file F] db create-host-role HOST
+    compute-agent-manage [--config-file F] db create-operator-role NAME
 
 `db sync` migrates the schema once, as the role that owns the tables,
 before agents with `[database] auto_migrate = false` start: fifty agents
 do not race to migrate.  `db create-host-role` (PostgreSQL) makes or
 updates the login role a host's agent connects as, with its password
-read from $COMPUTE_DB_PASSWORD (never the command line): that role may
-read every row and, through the schema's row-level security, write only
-its own host's rows.
+read from $COMPUTE_DB_PASSWORD (never the command line): through the
+schema's row-level security that role reads what its host serves and
+writes only its own host's rows (compute/db/migrations/versions/0014 has
+the rule per table).  `db create-operator-role` makes the role computectl
+and the host pick read through: every row, no writes.
 """
 import argparse
 import os
@@ -26,6 +29,8 @@ HOST_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 HOST_TABLES = ("instances", "instance_faults", "instance_actions", "instance_action_events",
                "services", "compute_nodes", "cached_images", "security_groups",
                "floating_ips", "migrations")
+READ_ONLY = ("images_in_use", "alembic_version")
+OPERATORS = "compute_operators"
 
 
 class ManageError(Exception):
@@ -35,24 +40,36 @@ class ManageError(Exception):
 def host_role_statements(host):
     """The SQL that makes (or refreshes) host's role; the password is a
     bound parameter of the first statement's caller."""
-    if not HOST_ROLE.match(host):
-        raise ManageError(f"host {host!r} is not a host name this tool makes a role for "
-                          f"(letters, digits, '.', '_', '-'; at most 63)")
-    role = '"' + host + '"'
+    role = '"' + _role_name(host) + '"'
     tables = ", ".join(HOST_TABLES)
     return [f"GRANT SELECT, INSERT, UPDATE, DELETE ON {tables} TO {role}",
             f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
-            f"GRANT SELECT ON alembic_version TO {role}"]
+            f"GRANT SELECT ON {', '.join(READ_ONLY)} TO {role}"]
 
 
-def create_host_role(db, host, password):
+def operator_role_statements(name):
+    """The SQL that makes name an operator: it reads every row (row-level
+    security lets compute_operators' members), writes none."""
+    role = '"' + _role_name(name) + '"'
+    return [f"GRANT {OPERATORS} TO {role}",
+            f"GRANT SELECT ON {', '.join(HOST_TABLES + READ_ONLY)} TO {role}"]
+
+
+def _role_name(name):
+    if not HOST_ROLE.match(name):
+        raise ManageError(f"{name!r} is not a name this tool makes a role for "
+                          f"(letters, digits, '.', '_', '-'; at most 63)")
+    return name
+
+
+def create_host_role(db, host, password, grants=None):
     from sqlalchemy import text
     if db.engine.dialect.name != "postgresql":
         raise ManageError("host roles are for PostgreSQL (row-level security); this "
                           f"database is {db.engine.dialect.name}")
     if db.revision() != HEAD_REVISION:
         raise ManageError("run `compute-agent-manage db sync` first")
-    grants = host_role_statements(host)
+    grants = grants or host_role_statements(host)
     with db.engine.begin() as conn:
         exists = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"),
                               {"r": host}).scalar()
@@ -79,6 +96,10 @@ def main(argv=None):
                            help="the PostgreSQL role a host connects as "
                                 "(password from $COMPUTE_DB_PASSWORD)")
     role.add_argument("host")
+    operator = db_p.add_parser("create-operator-role",
+                               help="a PostgreSQL role that reads every row and writes none "
+                                    "(computectl; password from $COMPUTE_DB_PASSWORD)")
+    operator.add_argument("name")
     args = p.parse_args(argv)
     files = args.config_file or ([DEFAULT_CONFIG] if os.path.exists(DEFAULT_CONFIG) else [])
     CONF([], project="compute-agent", default_config_files=files)
@@ -87,6 +108,7 @@ def main(argv=None):
         if args.command == "sync":
             before = db.revision()
             db.sync()
+            db.cloud_setting_put("service_down_time", CONF.service_down_time)
             print(f"schema at {HEAD_REVISION} (was {before or 'empty'})")
         elif args.command == "version":
             print(db.revision() or "empty")
@@ -94,7 +116,12 @@ def main(argv=None):
             password = os.environ.get("COMPUTE_DB_PASSWORD")
             if not password:
                 raise ManageError("set COMPUTE_DB_PASSWORD to the host role's password")
-            print(f"role {args.host} {create_host_role(db, args.host, password)}")
+            if args.command == "create-host-role":
+                print(f"role {args.host} {create_host_role(db, args.host, password)}")
+            else:
+                done = create_host_role(db, args.name, password,
+                                        operator_role_statements(args.name))
+                print(f"operator role {args.name} {done}")
     except ManageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

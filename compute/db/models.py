@@ -198,3 +198,13 @@ class Migration(Base):
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime.datetime | None] = mapped_column(DateTime, nullable=True,
                                                                  onupdate=utcnow)
+
+
+class CloudSetting(Base):
+    """A setting the database itself applies to every host (the row-level
+    security of 0014 reads service_down_time); written by the owning role
+    at `compute-agent-manage db sync`, read by no host."""
+
+    __tablename__ = "cloud_settings"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))

@@ -87,3 +87,23 @@ def test_an_interrupted_evacuation_is_taken_up_again(api, hosts, qcow2_image, cr
     fa.manager.evacuations.clean_up_evacuated()
     assert u not in guests(fa)
     api.terminate_instance(host(fb), u)
+
+
+def test_a_forged_evacuation_row_destroys_nothing(api, hosts, qcow2_image):
+    """A row of an evacuation that never happened (written while the source
+    was up, naming a destination with no record of the instance): the
+    source's start keeps its guest and files and records why."""
+    fa, fb = hosts["fa"], hosts["fb"]
+    fa.db.service_heartbeat(host(fa), "compute-agent", "compute")    # up
+    u = boot(api, hosts, qcow2_image)
+    fb.db.migration_create(id="f0f0f0f0-0000-4000-8000-000000000000", owner=host(fb),
+                           instance_uuid=u, migration_type="evacuation",
+                           source_host=host(fa), dest_host=host(fb), status="done",
+                           old_flavor={}, new_flavor={}, old_vm_state="active")
+    fa.manager.evacuations.clean_up_evacuated()
+    assert u in guests(fa) and os.path.exists(os.path.join(instance_dir(fa, u), "disk"))
+    assert fa.db.instance_get(u).host == host(fa)
+    fault = fa.db.fault_latest(u)
+    assert "EvacuationRefused" in fault.message and "was not down" in fault.message
+    api.terminate_instance(host(fa), u)
+    settled(api, fa, u, vm_state="deleted")
