@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import time
+import uuid as uuidlib
 
 import pytest
 import sqlalchemy
@@ -59,9 +60,18 @@ def hosts(pg):
         b.close()
 
 
-def computectl(agent, *args, timeout=120):
+@pytest.fixture(scope="module")
+def operator(pg, tmp_path_factory):
+    """A config file computectl reads the database through as an operator."""
+    path = tmp_path_factory.mktemp("operator") / "operator.conf"
+    path.write_text(pg.add_operator())
+    return str(path)
+
+
+def computectl(agent, *args, timeout=120, operator=None):
+    extra = ["--config-file", operator] if operator else []
     return subprocess.run([os.path.join(BIN, "computectl"), "--config-file", agent.config_file,
-                           *args], capture_output=True, text=True, timeout=timeout)
+                           *extra, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def test_a_host_role_writes_only_its_own_rows(pg, hosts):
@@ -76,8 +86,6 @@ def test_a_host_role_writes_only_its_own_rows(pg, hosts):
     try:
         with as_a.begin() as conn:
             for table, where, change in others:
-                assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")
-                                    ).scalar() >= 1, f"hA cannot even read {table}"
                 assert conn.execute(text(f"UPDATE {table} SET {change} WHERE {where}")
                                     ).rowcount == 0, f"hA updated hB's {table}"
             assert conn.execute(text(f"DELETE FROM instance_faults WHERE instance_uuid = "
@@ -143,20 +151,21 @@ def _get(agent, u):
         return None
 
 
-def test_computectl_refuses_a_host_without_a_service_at_once(hosts):
+def test_computectl_refuses_a_host_without_a_service_at_once(hosts, operator):
     a, _ = hosts
     started = time.monotonic()
     run = computectl(a, "boot", "--host", "nosuchhost", "--image", a.images["disk"],
-                     "--flavor", "vcpus=1,ram=128,disk=1", "x")
+                     "--flavor", "vcpus=1,ram=128,disk=1", "x", operator=operator)
     assert run.returncode == 1
     assert "host 'nosuchhost' has no compute service record" in run.stderr
     assert time.monotonic() - started < 20, "refused only after a timeout"
     run = computectl(a, "reboot", "--host", "nosuchhost", "--no-wait",
-                     "00000000-0000-4000-8000-000000000000")
+                     "00000000-0000-4000-8000-000000000000", operator=operator)
     assert "no compute service record" in run.stderr
 
 
-def test_computectl_boot_without_host_picks_an_up_host_and_moves_on_when_refused(pg, hosts):
+def test_computectl_boot_without_host_picks_an_up_host_and_moves_on_when_refused(pg, hosts,
+                                                                                operator):
     a, b = hosts
     # a host whose report shows the most free memory of all but which holds
     # all of it back: the pick tries it first and its claim refuses (it
@@ -168,7 +177,7 @@ def test_computectl_boot_without_host_picks_an_up_host_and_moves_on_when_refused
             conn.execute(text(f"UPDATE compute_nodes SET memory_mb = 10000000 "
                               f"WHERE host = '{full.host}'"))
         run = computectl(full, "--json", "boot", "--image", a.images["small"],
-                         "--flavor", "vcpus=1,ram=128,disk=1", "picked")
+                         "--flavor", "vcpus=1,ram=128,disk=1", "picked", operator=operator)
     finally:
         full.close()
     assert run.returncode == 0, run.stderr
@@ -178,3 +187,88 @@ def test_computectl_boot_without_host_picks_an_up_host_and_moves_on_when_refused
     owner = a if rec["host"] == a.host else b
     owner.api.terminate_instance(owner.host, rec["uuid"])
     owner.wait_state(rec["uuid"], {"deleted"})
+
+
+USER_DATA = "I2Nsb3VkLWNvbmZpZwpzZWNyZXQ6IHMzY3IzdC11c2VyLWRhdGEK"   # has "s3cr3t-user-data"
+
+
+def test_a_host_role_reads_nothing_of_another_hosts_instances(pg, hosts, operator):
+    a, b = hosts
+    ub = b.boot("secret-b", image=b.images["small"], wait_console=False, user_data=USER_DATA)
+    as_a = sqlalchemy.create_engine(pg.url(a.host))
+    try:
+        with as_a.begin() as conn:
+            for table, where in (("instances", f"uuid = '{ub}'"),
+                                 ("instances", f"owner = '{b.host}'"),
+                                 ("instance_actions", f"instance_uuid = '{ub}'"),
+                                 ("compute_nodes", f"host = '{b.host}'"),
+                                 ("security_groups", f"host = '{b.host}'"),
+                                 ("migrations", f"owner = '{b.host}'")):
+                assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE {where}")
+                                    ).scalar() == 0, f"hA reads hB's {table} ({where})"
+            everything = " ".join(str(r) for r in conn.execute(text(
+                "SELECT guest_data, volumes, task_args FROM instances")))
+            assert USER_DATA not in everything
+            # what it needs of the others: their heartbeats, and the images in use
+            assert conn.execute(text(f"SELECT count(*) FROM services WHERE host = "
+                                     f"'{b.host}'")).scalar() == 1
+            assert conn.execute(text("SELECT count(*) FROM images_in_use WHERE image_ref = "
+                                     ":i"), {"i": b.images["small"]}).scalar() >= 1
+    finally:
+        as_a.dispose()
+    # hB itself, and the operator, read it; the operator writes nothing
+    assert b.api.get_instance(b.host, ub)["name"] == "secret-b"
+    as_op = sqlalchemy.create_engine(pg.url("operator"))
+    try:
+        with as_op.begin() as conn:
+            assert conn.execute(text(f"SELECT count(*) FROM instances WHERE uuid = '{ub}'")
+                                ).scalar() == 1
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="permission denied"), \
+                as_op.begin() as conn:
+            conn.execute(text(f"UPDATE instances SET display_name = 'x' WHERE uuid = '{ub}'"))
+    finally:
+        as_op.dispose()
+    b.api.terminate_instance(b.host, ub)
+    b.wait_state(ub, {"deleted"})
+
+
+def forged_evacuation(victim_host, uuid_, forger):
+    return text(
+        "INSERT INTO migrations (id, owner, instance_uuid, migration_type, source_host, "
+        "dest_host, status, old_flavor, new_flavor, old_vm_state, old_disk_formats, "
+        "shared_storage, created_at) VALUES (:id, :f, :u, 'evacuation', :v, :f, 'done', "
+        "'{}', '{}', 'active', '{}', false, now() - interval '1 day')").bindparams(
+            id=str(uuidlib.uuid4()), f=forger, u=uuid_, v=victim_host)
+
+
+def test_no_host_makes_another_destroy_its_guest(pg, hosts):
+    """hB writes an evacuation of hA's running guest: the database refuses
+    it (hA is up).  The same row written by a privileged hand: hA's restart
+    keeps the guest running, ticking, with its files, and records why."""
+    a, b = hosts
+    u = a.boot("victim")
+    as_b = sqlalchemy.create_engine(pg.url(b.host))
+    try:
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
+                as_b.begin() as conn:
+            conn.execute(forged_evacuation(a.host, u, b.host))
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="come from its sequence"), \
+                as_b.begin() as conn:         # nor pre-empt the shared sequences
+            conn.execute(text("INSERT INTO instance_actions (id, instance_uuid, action, "
+                              "start_time) VALUES (999999, :u, 'forged', now())"), {"u": u})
+    finally:
+        as_b.dispose()
+    pg.sql("INSERT INTO migrations (id, owner, instance_uuid, migration_type, source_host, "
+           "dest_host, status, old_flavor, new_flavor, old_vm_state, old_disk_formats, "
+           f"shared_storage, created_at) VALUES ('{uuidlib.uuid4()}', '{b.host}', '{u}', "
+           f"'evacuation', '{a.host}', '{b.host}', 'done', '{{}}', '{{}}', 'active', '{{}}', "
+           "false, now())", db=postgres.DB)
+    before = guest.last_tick(a.console(u))
+    a.kill_agent()
+    a.restart_agent()
+    assert a.api.get_instance(a.host, u)["vm_state"] == "active"
+    a.wait_console(u, lambda c: guest.last_tick(c) >= before + 3, "ticks after the restart")
+    assert os.path.exists(os.path.join(a.instances_path, u, "disk"))
+    assert "is not acted on, the guest here is kept" in a.log()
+    a.api.terminate_instance(a.host, u)
+    a.wait_state(u, {"deleted"})

@@ -87,5 +87,13 @@ class PostgresServer:
                     env={"COMPUTE_DB_PASSWORD": self.passwords[host]})
         return f"[database]\nconnection = {self.url(host)}\nauto_migrate = false\n"
 
+    def add_operator(self, name="operator"):
+        """An operator role (reads every row, writes none); the [database]
+        section computectl uses with it."""
+        self.passwords[name] = uuid.uuid4().hex
+        self.manage("db", "create-operator-role", name,
+                    env={"COMPUTE_DB_PASSWORD": self.passwords[name]})
+        return f"[database]\nconnection = {self.url(name)}\n"
+
     def connections(self):
         return int(self.sql(f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{DB}'"))
