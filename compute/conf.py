@@ -48,6 +48,12 @@ default_opts = [
                      "for the copy and restored afterwards."),
     cfg.IntOpt("max_concurrent_snapshots", default=5, min=1,
                help="Snapshots made at once; further ones wait their turn."),
+    cfg.IntOpt("cast_deadline", default=600, min=0,
+               help="Seconds after its sending (the client's clock) past which "
+                    "a build or pre-cache cast is dropped unrun, with a logged "
+                    "reason: one queued while this agent was down that nobody "
+                    "may want any more.  Deletes are never dropped.  0 runs "
+                    "every cast whenever it arrives."),
     cfg.IntOpt("rpc_peer_timeout", default=300, min=1,
                help="Seconds this agent waits for another agent's answer during a "
                     "migration (the destination may fetch images first)."),

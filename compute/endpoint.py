@@ -80,8 +80,17 @@ class ComputeEndpoint:
         except ValueError as e:
             LOG.warning("rejected build_and_run_instance: %s", e)
             raise exception.InvalidRequest(f"build_and_run_instance: {e}") from None
-        self.manager.networking.save_security_groups(groups)
         uuid = payload["instance_uuid"]
+        if self.db.uuid_elsewhere(uuid):
+            # a build queued while this host was down, of an instance that
+            # lives, or lived, on another host meanwhile: nobody wants it here
+            LOG.warning("build_and_run_instance %s dropped, nothing done: another host "
+                        "launched that instance", uuid)
+            self.manager.ops.notify("build_and_run_instance.dropped",
+                                    {"instance_uuid": uuid, "reason": "launched elsewhere"},
+                                    error=True)
+            return
+        self.manager.networking.save_security_groups(groups)
         flavor = {"ephemeral_gb": 0, "swap_mb": 0, "name": "", **payload["flavor"]}
         boot = payload.get("boot_volume")
         volumes = [] if boot is None else [{**boot, "device": virt_driver.BOOT_DEVICE}]

@@ -62,7 +62,9 @@ class ComputeAPI:
 
     @staticmethod
     def _ctxt():
-        return {"request_id": "req-" + str(uuidlib.uuid4())}
+        # sent_at: wall-clock seconds; a cast older than the agent's
+        # cast_deadline is dropped there (compute.stale_casts)
+        return {"request_id": "req-" + str(uuidlib.uuid4()), "sent_at": time.time()}
 
     def _cast(self, host, method, **payload):
         schemas.validate(method, payload)

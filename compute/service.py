@@ -13,6 +13,7 @@ from compute.db.api import Database, unreachable
 from compute.endpoint import ComputeEndpoint
 from compute.manager import ComputeManager
 from compute.metrics import Metrics, TimedEndpoint
+from compute.stale_casts import StaleCastGuard
 from imagecache import qemu_img
 from imagecache.cache import ImageCache
 from imagecache.glance import GlanceClient
@@ -50,9 +51,10 @@ class ComputeService:
         # No executor argument: it is deprecated, and oslo.messaging picks its
         # threading executor whenever threads are not eventlet-patched.
         self.db_watch = outage.DatabaseWatch()
+        def notify(event, payload):
+            self.manager.ops.notify(event, payload, error=True)
         endpoint = outage.OutageGuard(
-            self.endpoint, self.db_watch,
-            lambda event, payload: self.manager.ops.notify(event, payload, error=True))
+            StaleCastGuard(self.endpoint, conf.cast_deadline, notify), self.db_watch, notify)
         if self.metrics is not None:
             endpoint = TimedEndpoint(endpoint, self.metrics)
         self.server = messaging.get_rpc_server(self.transport, target, [endpoint],

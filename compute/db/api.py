@@ -128,6 +128,18 @@ class Database:
                     s.add(models.Migration(owner=values["owner"], **migration))
         return inst
 
+    def uuid_elsewhere(self, uuid):
+        """Whether another host launched uuid, whether it holds it still or
+        not (on a shared PostgreSQL database, through a function that says
+        no more than that)."""
+        with self.session() as s:
+            if self.engine.dialect.name == "postgresql":
+                return bool(s.scalar(text("SELECT ca_uuid_elsewhere(:u, :me)"),
+                                     {"u": uuid, "me": self.owner or ""}))
+            return s.scalar(select(models.Instance.id).where(
+                models.Instance.uuid == uuid, models.Instance.owner != (self.owner or ""),
+                models.Instance.launched_at.is_not(None)).limit(1)) is not None
+
     def instance_get(self, uuid, include_deleted=False, owner=None):
         """This host's record of uuid (owner: another host's)."""
         with self.session() as s:

@@ -4,23 +4,34 @@ above the driver real).  Row-level security keeps each host to its own
 rows; a database outage leaves the guests running and refuses requests
 clearly until it ends; computectl refuses a host without a running
 service at once and picks a host for a boot without --host."""
+import contextlib
 import json
 import os
 import subprocess
 import time
 import uuid as uuidlib
 
+import libvirt
 import pytest
 import sqlalchemy
 from sqlalchemy import text
 
 from compute import exception
 from tests.harness import guest, postgres
-from tests.harness.agent import BIN, Agent, wait_until
+from tests.harness.agent import BIN, LIBVIRT_URI, Agent, wait_until
 from tests.harness.postgres import PostgresServer
 
 pytestmark = pytest.mark.skipif(not postgres.available(), reason="PostgreSQL is not "
                                 "installed (tools/install.sh installs it)")
+@contextlib.contextmanager
+def libvirt_conn():
+    conn = libvirt.open(LIBVIRT_URI)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 TEST_DRIVER = "[libvirt]\nconnection_uri = test:///default\n"
 
 
@@ -272,3 +283,44 @@ def test_no_host_makes_another_destroy_its_guest(pg, hosts):
     assert "is not acted on, the guest here is kept" in a.log()
     a.api.terminate_instance(a.host, u)
     a.wait_state(u, {"deleted"})
+
+
+def test_builds_queued_for_a_host_that_was_down_run_only_if_still_wanted(pg, hosts):
+    """While hA's agent is down three builds are cast to it: one fresh, one
+    of an instance that meanwhile lived on hB and was deleted there, one
+    stamped as sent an hour ago (past cast_deadline).  Back, hA builds the
+    first only."""
+    a, b = hosts
+    wanted, elsewhere, stale = (str(uuidlib.uuid4()) for _ in range(3))
+    b.api.build_and_run_instance(b.host, elsewhere, "moved-on", {"vcpus": 1, "memory_mb": 64,
+                                                                "root_gb": 1}, b.images["small"])
+    b.wait_state(elsewhere, {"active"})
+    a.kill_agent()
+    try:
+        flavor = {"vcpus": 1, "memory_mb": 96, "root_gb": 1}
+        a.api.build_and_run_instance(a.host, wanted, "wanted", flavor, a.images["disk"])
+        a.api.build_and_run_instance(a.host, elsewhere, "moved-on", flavor, a.images["disk"])
+        b.api.terminate_instance(b.host, elsewhere)
+        b.wait_state(elsewhere, {"deleted"})
+        an_hour_ago = {"request_id": "req-stale", "sent_at": time.time() - 3600}
+        a.api._ctxt = lambda: an_hour_ago
+        try:
+            a.api.build_and_run_instance(a.host, stale, "stale", flavor, a.images["disk"])
+        finally:
+            del a.api._ctxt
+    finally:
+        a.restart_agent()
+    assert a.wait_state(wanted, {"active", "error"})["vm_state"] == "active"
+    wait_until(lambda: f"{stale} dropped" in a.log(), 30, 0.5, "the stale build dropped")
+    log = a.log()
+    assert f"build_and_run_instance {elsewhere} dropped, nothing done: another host" in log
+    assert "past cast_deadline (600 s)" in log
+    for u in (elsewhere, stale):
+        with pytest.raises(exception.InstanceNotFound):
+            a.api.get_instance(a.host, u)
+    with libvirt_conn() as conn:
+        names = {d.name() for d in conn.listAllDomains(0)}
+    assert f"instance-{wanted}" in names
+    assert f"instance-{elsewhere}" not in names and f"instance-{stale}" not in names
+    a.api.terminate_instance(a.host, wanted)
+    a.wait_state(wanted, {"deleted"})

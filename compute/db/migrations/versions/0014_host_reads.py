@@ -98,6 +98,14 @@ FUNCTIONS = [
                (SELECT value::int FROM cloud_settings WHERE name = 'service_down_time'), 60)),
            false)
        $$""",
+    # whether another host than me launched uuid (a build queued for a
+    # host that was down, of an instance that lived elsewhere meanwhile; a
+    # record of a refused claim never launched); says no more than that
+    """CREATE FUNCTION ca_uuid_elsewhere(u text, me text) RETURNS boolean LANGUAGE sql
+       STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+         SELECT EXISTS (SELECT 1 FROM instances WHERE uuid = u AND owner <> me
+                        AND launched_at IS NOT NULL)
+       $$""",
     """CREATE FUNCTION ca_migration_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
          IF TG_OP = 'INSERT' THEN
