@@ -18,6 +18,7 @@ import oslo_messaging as messaging
 from compute import exception, instance_data, optable, rpc, schemas, states
 from compute import volumes as volume_checks
 from compute.resource_tracker import of_flavor
+from network import hostres
 from network import model as net_model
 from virt import driver as virt_driver
 
@@ -56,6 +57,9 @@ class ComputeEndpoint:
             if len(set(ids)) != len(ids) or taken:
                 raise ValueError(f"networks: port ids must be new and unique: "
                                  f"{sorted(taken) or ids}")
+            hostres.check_fixed_ips_unique(
+                [(f"networks[{i}].port", n.id, p) for i, (n, p) in enumerate(vifs)],
+                [(n.id, p) for n, p, _ in self.manager.networking.host_ports().values()])
             self.manager.networking.check_security_groups(ports, groups)
         except (ValueError, exception.InvalidRequest) as e:
             e = exception.InvalidRequest(f"{method}: {e}")

@@ -123,12 +123,16 @@ class Networking:
     def metadata_for(self, address):
         """(documents, address) of the guest whose port on a network with
         metadata on has this fixed IPv4 address, or None."""
-        for n, p, uuid in self.host_ports().values():
-            if n.metadata and address in p.ips(4):
-                inst = self.db.instance_get(uuid)
-                return instance_data.documents(inst.uuid, inst.display_name, inst.metadata_,
-                                               inst.guest_data or {}, inst.networks), address
-        return None
+        uuid, why = hostres.address_owner(
+            [(u, p.id, p.ips(4)) for n, p, u in self.host_ports().values() if n.metadata],
+            address)
+        if uuid is None:
+            if "claim" in why:
+                LOG.warning("metadata request from %s refused: %s", address, why)
+            return None
+        inst = self.db.instance_get(uuid)
+        return instance_data.documents(inst.uuid, inst.display_name, inst.metadata_,
+                                       inst.guest_data or {}, inst.networks), address
 
     def shutdown(self):
         self.metadata.stop()
@@ -223,6 +227,14 @@ class Networking:
     def save_security_groups(self, bodies):
         for body in bodies:
             self.db.security_group_put(body)
+
+    def add_peer_security_groups(self, bodies):
+        """The groups an arriving instance's record names, from its old
+        host: only those this host has no copy of.  A copy here came from
+        the caller's own build or refresh and stays (a peer's version would
+        change the rules of every other port here that uses it)."""
+        known = set(self.db.security_groups())
+        self.save_security_groups([b for b in bodies if b["id"] not in known])
 
     def check_networks(self, networks):
         """[(field, Network)] of a payload: refuse (ValueError naming the

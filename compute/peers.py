@@ -82,7 +82,7 @@ class Peers:
         """Destination: the record of an instance arriving from another host
         (the payload of record_payload), with its security groups."""
         volumes.check_all(instance.get("volumes") or [], self.conf.volume_allowed_networks)
-        self.networking.save_security_groups(instance["security_groups"])
+        self.networking.add_peer_security_groups(instance["security_groups"])
         self.db.instance_purge(instance["uuid"], only_deleted=True)   # it lived here before
         values = dict(
             uuid=instance["uuid"], display_name=instance["display_name"], host=self.host,

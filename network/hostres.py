@@ -185,3 +185,34 @@ def check_floating_ip(address, field, ranges, host_addresses, ours=()):
     held = {str(ipaddress.ip_interface(a).ip) for a in host_addresses}
     if str(ip) in held and str(ip) not in set(ours):
         raise ValueError(f"{field}: {address} is an address of this host")
+
+
+def check_fixed_ips_unique(new, held):
+    """new: [(field, network id, Port)] a request brings; held: [(network
+    id, Port)] this host's records wire already.  ValueError naming the
+    field when a fixed IP of a new port is another port's on the same
+    network, here or in the same request (pure): the metadata service and
+    the anti-spoofing rules name a guest by its address."""
+    owners = {}
+    for net_id, port in held:
+        for ip in port.fixed_ips:
+            owners.setdefault((net_id, ip), port.id)
+    for field, net_id, port in new:
+        for ip in port.fixed_ips:
+            other = owners.setdefault((net_id, ip), port.id)
+            if other != port.id:
+                raise ValueError(f"{field}: fixed IP {ip} is port {other}'s on network "
+                                 f"{net_id} already")
+
+
+def address_owner(claims, address):
+    """(instance uuid, None) of the one port claiming address, or (None,
+    why) when none or more than one do (pure); claims: [(uuid, port id,
+    fixed IPs)]."""
+    found = {(uuid, port_id) for uuid, port_id, ips in claims if address in ips}
+    if not found:
+        return None, "no port has that address here"
+    if len(found) > 1:
+        return None, (f"{len(found)} ports claim it ({', '.join(sorted(p for _, p in found))})"
+                      ": answering for none")
+    return next(iter(found))[0], None

@@ -194,3 +194,18 @@ def test_cached_image_counts_survive_racing_first_uses(db):
         t.join()
     (row,) = db.cached_images("h")
     assert (row.misses, row.hits) == (1, 5)
+
+
+def test_a_peers_security_group_never_replaces_this_hosts_copy(db):
+    """An arriving instance's record (from its old host) adds the groups
+    this host lacks and changes none it has: other ports here use them."""
+    from compute.networking import Networking
+    db.owner = "h1"
+    net = Networking.__new__(Networking)        # only its database is used here
+    net.db = db
+    db.security_group_put({"id": "web", "rules": [{"direction": "ingress", "port": 80}]})
+    net.add_peer_security_groups([{"id": "web", "rules": [{"direction": "ingress"}]},
+                                  {"id": "db", "rules": []}])
+    assert db.security_groups() == {"web": {"id": "web", "rules": [{"direction": "ingress",
+                                                                     "port": 80}]},
+                                    "db": {"id": "db", "rules": []}}
