@@ -2,7 +2,7 @@
 
     compute-agent-manage [--config-file F] db sync
     compute-agent-manage [--config-file F] db version
-    compute-agent-manage [--config-file F] db create-host-role HOST
+    compute-agent-manage [--config-file F] db create-host-role HOST [--floating-range CIDR ...]
     compute-agent-manage [--config-file F] db create-operator-role NAME
 
 `db sync` migrates the schema once, as the role that owns the tables,
@@ -16,6 +16,7 @@ the rule per table).  `db create-operator-role` makes the role computectl
 and the host pick read through: every row, no writes.
 """
 import argparse
+import ipaddress
 import os
 import re
 import sys
@@ -29,7 +30,7 @@ HOST_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 HOST_TABLES = ("instances", "instance_faults", "instance_actions", "instance_action_events",
                "services", "compute_nodes", "cached_images", "security_groups",
                "floating_ips", "migrations")
-READ_ONLY = ("images_in_use", "alembic_version")
+READ_ONLY = ("images_in_use", "host_floating_ranges", "alembic_version")
 OPERATORS = "compute_operators"
 
 
@@ -60,6 +61,30 @@ def _role_name(name):
         raise ManageError(f"{name!r} is not a name this tool makes a role for "
                           f"(letters, digits, '.', '_', '-'; at most 63)")
     return name
+
+
+def floating_ranges(values):
+    """The networks --floating-range names (ManageError for one that is
+    not a network)."""
+    out = []
+    for v in values or ():
+        try:
+            out.append(str(ipaddress.ip_network(v, strict=True)))
+        except ValueError as e:
+            raise ManageError(f"--floating-range {v!r}: {e}") from None
+    return out
+
+
+def set_floating_ranges(db, host, ranges):
+    """The floating ranges host's role may write floating IP rows of (on
+    PostgreSQL, row-level security reads them), replacing its old ones."""
+    from sqlalchemy import delete
+
+    from compute.db import models
+    with db.session() as s:
+        s.execute(delete(models.HostFloatingRange).where(models.HostFloatingRange.host == host))
+        for cidr in ranges:
+            s.add(models.HostFloatingRange(host=host, cidr=cidr))
 
 
 def create_host_role(db, host, password, grants=None):
@@ -96,6 +121,10 @@ def main(argv=None):
                            help="the PostgreSQL role a host connects as "
                                 "(password from $COMPUTE_DB_PASSWORD)")
     role.add_argument("host")
+    role.add_argument("--floating-range", action="append", metavar="CIDR",
+                      help="a floating range of this host's [network] floating_ranges "
+                           "(repeatable; replaces the host's ranges; none: it may "
+                           "associate no floating IP)")
     operator = db_p.add_parser("create-operator-role",
                                help="a PostgreSQL role that reads every row and writes none "
                                     "(computectl; password from $COMPUTE_DB_PASSWORD)")
@@ -117,7 +146,9 @@ def main(argv=None):
             if not password:
                 raise ManageError("set COMPUTE_DB_PASSWORD to the host role's password")
             if args.command == "create-host-role":
+                ranges = floating_ranges(args.floating_range)
                 print(f"role {args.host} {create_host_role(db, args.host, password)}")
+                set_floating_ranges(db, args.host, ranges)
             else:
                 done = create_host_role(db, args.name, password,
                                         operator_role_statements(args.name))

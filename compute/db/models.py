@@ -208,3 +208,13 @@ class CloudSetting(Base):
     __tablename__ = "cloud_settings"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
+
+
+class HostFloatingRange(Base):
+    """A floating range the operator gave a host: on PostgreSQL its role
+    may write floating IP rows of these ranges only (0014); written by the
+    owning role (`compute-agent-manage db create-host-role --floating-range`)."""
+
+    __tablename__ = "host_floating_ranges"
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cidr: Mapped[str] = mapped_column(String(64), primary_key=True)

@@ -44,10 +44,10 @@ def pg():
 
 
 def start_agent(pg, extra="", images=None):
-    """An agent with its own database role; images: another agent whose
-    image service it uses."""
+    """An agent with its own database role (hA's floating range is
+    203.0.113.0/24); images: another agent whose image service it uses."""
     a = Agent()
-    a.extra_conf = pg.add_host(a.host) + extra
+    a.extra_conf = pg.add_host(a.host, () if images else ("203.0.113.0/24",)) + extra
     if images is not None:
         a.owns_image_service = False
         a.image_url = a.agent_image_url = images.image_url
@@ -104,7 +104,7 @@ def test_a_host_role_writes_only_its_own_rows(pg, hosts):
             for table, where, _ in others[:3]:
                 assert conn.execute(text(f"DELETE FROM {table} WHERE {where}")
                                     ).rowcount == 0, f"hA deleted hB's {table}"
-        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="keeps its uuid and owner"), \
                 as_a.begin() as conn:        # nor hand its own row to hB
             conn.execute(text(f"UPDATE instances SET owner = '{b.host}' WHERE uuid = '{ua}'"))
         with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
@@ -324,3 +324,44 @@ def test_builds_queued_for_a_host_that_was_down_run_only_if_still_wanted(pg, hos
     assert f"instance-{elsewhere}" not in names and f"instance-{stale}" not in names
     a.api.terminate_instance(a.host, wanted)
     a.wait_state(wanted, {"deleted"})
+
+
+def test_a_host_role_cannot_take_another_hosts_uuid_nor_squat_addresses(pg, hosts):
+    a, b = hosts
+    ub = b.boot("held-by-b", image=b.images["small"], wait_console=False)
+    ua = a.boot("held-by-a", wait_console=False)
+    as_a = sqlalchemy.create_engine(pg.url(a.host))
+    mine = str(uuidlib.uuid4())         # a row hA may make: a uuid nobody holds
+    ports = json.dumps([{"port": {"id": "p1", "fixed_ips": ["10.0.0.5"]}}])
+    insert = text("INSERT INTO instances (uuid, owner, display_name, host, vm_state, "
+                  "power_state, flavor, image_ref, image_meta, disk_formats, networks, "
+                  "metadata, created_at, deleted) VALUES (:u, :me, 'row', :me, 'active', 1, "
+                  "'{}', 'x', '{}', '{}', :nets, '{}', now(), false)")
+    floating = text("INSERT INTO floating_ips (address, host, instance_uuid, port_id, "
+                    "fixed_ip, created_at) VALUES (:a, :me, :u, :p, '10.0.0.5', now())")
+    try:
+        with as_a.begin() as conn:
+            conn.execute(insert, {"u": mine, "me": a.host, "nets": ports})
+            conn.execute(floating, {"a": "203.0.113.77", "me": a.host, "u": mine, "p": "p1"})
+        with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
+                as_a.begin() as conn:          # hB's uuid, in hA's name
+            conn.execute(insert, {"u": ub, "me": a.host, "nets": ports})
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="keeps its uuid and owner"), \
+                as_a.begin() as conn:          # nor its own row renamed to it
+            conn.execute(text("UPDATE instances SET uuid = :u WHERE uuid = :mine"),
+                         {"u": ub, "mine": ua})
+        for address, instance, port_id in (("198.51.100.7", mine, "p1"),   # not hA's range
+                                           ("203.0.113.78", ub, "p1"),     # hB's instance
+                                           ("203.0.113.79", mine, "p2")):  # no such port
+            with pytest.raises(sqlalchemy.exc.ProgrammingError, match="row-level security"), \
+                    as_a.begin() as conn:
+                conn.execute(floating, {"a": address, "me": a.host, "u": instance,
+                                        "p": port_id})
+        with as_a.begin() as conn:
+            conn.execute(text("DELETE FROM floating_ips WHERE instance_uuid = :u"), {"u": mine})
+            conn.execute(text("DELETE FROM instances WHERE uuid = :u"), {"u": mine})
+    finally:
+        as_a.dispose()
+    for agent, u in ((a, ua), (b, ub)):
+        agent.api.terminate_instance(agent.host, u)
+        agent.wait_state(u, {"deleted"})

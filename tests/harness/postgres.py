@@ -80,10 +80,11 @@ class PostgresServer:
             raise AssertionError(f"compute-agent-manage {args}: {run.stderr}")
         return run.stdout
 
-    def add_host(self, host):
+    def add_host(self, host, floating_ranges=()):
         """host's own role; the [database] section its agent uses."""
         self.passwords[host] = uuid.uuid4().hex
-        self.manage("db", "create-host-role", host,
+        ranges = [a for r in floating_ranges for a in ("--floating-range", r)]
+        self.manage("db", "create-host-role", host, *ranges,
                     env={"COMPUTE_DB_PASSWORD": self.passwords[host]})
         return f"[database]\nconnection = {self.url(host)}\nauto_migrate = false\n"
 

@@ -97,7 +97,8 @@ def test_a_host_role_is_made_only_for_a_plain_host_name(host):
 def test_host_role_grants_name_the_role_quoted():
     stmts = manage.host_role_statements("compute-01")
     assert all('TO "compute-01"' in s for s in stmts)
-    assert stmts[-1] == 'GRANT SELECT ON images_in_use, alembic_version TO "compute-01"'
+    assert stmts[-1] == ('GRANT SELECT ON images_in_use, host_floating_ranges, alembic_version '
+                         'TO "compute-01"')
 
 
 def test_an_operator_reads_through_the_group_role_and_is_granted_no_write():

@@ -29,7 +29,16 @@ Writes stay each host's own (0012), and:
   clock; no update changes a migration's id, owner, instance, type,
   source, destination or creation time;
 - every integer id comes from its table's sequence: an INSERT that names
-  one is refused.
+  one is refused;
+- an instance row may not take a uuid another host holds (a live row of
+  another owner), unless that host hands it over: its migration row in
+  flight names this host as the destination, or its record is unshelving
+  to this host, or this host is evacuating it from that host; no update
+  changes a row's uuid or owner;
+- a floating IP row names an address of one of the ranges the operator
+  gave this host (host_floating_ranges, `db create-host-role
+  --floating-range`), and a port and fixed IP of a live instance of this
+  host.
 
 Revision ID: 0014
 Revises: 0013
@@ -85,6 +94,15 @@ MIGRATION_WRITE = (f"owner = {ME} AND {ME} IN (source_host, dest_host) AND "
                    f"(migration_type <> 'evacuation' OR (dest_host = {ME} AND "
                    f"source_host <> {ME} AND ca_host_down(source_host)))")
 MIGRATION_TOUCH = f"{ME} IN (owner, source_host, dest_host)"
+DONE = "('confirmed', 'reverted', 'completed', 'error', 'done')"
+INSTANCE_INSERT = f"owner = {ME} AND NOT ca_uuid_taken(uuid, {ME})"
+FLOATING_INSERT = (
+    f"host = {ME} AND EXISTS (SELECT 1 FROM host_floating_ranges r WHERE r.host = {ME} "
+    "AND floating_ips.address::inet <<= r.cidr::cidr) AND EXISTS (SELECT 1 FROM instances i, "
+    "json_array_elements(i.networks) n, json_array_elements_text(n->'port'->'fixed_ips') ip "
+    f"WHERE i.uuid = floating_ips.instance_uuid AND i.owner = {ME} AND i.host = {ME} "
+    "AND NOT i.deleted AND n->'port'->>'id' = floating_ips.port_id "
+    "AND ip = floating_ips.fixed_ip)")
 SEQUENCED = ("instances", "instance_faults", "instance_actions", "instance_action_events",
              "services", "compute_nodes", "cached_images")
 FUNCTIONS = [
@@ -106,6 +124,29 @@ FUNCTIONS = [
          SELECT EXISTS (SELECT 1 FROM instances WHERE uuid = u AND owner <> me
                         AND launched_at IS NOT NULL)
        $$""",
+    # whether another host holds uuid (a live row; not a build it refused,
+    # which never launched) and hands it to nobody, or not to me
+    f"""CREATE FUNCTION ca_uuid_taken(u text, me text) RETURNS boolean LANGUAGE sql STABLE
+       SECURITY DEFINER SET search_path = public, pg_temp AS $$
+         SELECT EXISTS (SELECT 1 FROM instances i WHERE i.uuid = u AND i.owner <> me
+           AND NOT i.deleted
+           AND NOT (i.vm_state = 'error' AND i.launched_at IS NULL)
+           AND NOT EXISTS (SELECT 1 FROM migrations m WHERE m.instance_uuid = u
+                           AND m.owner = i.owner AND m.dest_host = me
+                           AND m.status NOT IN {DONE})
+           AND NOT coalesce(i.task_state = 'unshelving' AND i.task_args->>'dest' = me, false)
+           AND NOT EXISTS (SELECT 1 FROM migrations m WHERE m.instance_uuid = u
+                           AND m.owner = me AND m.migration_type = 'evacuation'
+                           AND m.source_host = i.owner AND m.status IN {IN_FLIGHT}))
+       $$""",
+    """CREATE FUNCTION ca_instance_keeps() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF (NEW.uuid, NEW.owner) IS DISTINCT FROM (OLD.uuid, OLD.owner) THEN
+           RAISE EXCEPTION 'an instance row keeps its uuid and owner'
+             USING ERRCODE = 'insufficient_privilege';
+         END IF;
+         RETURN NEW;
+       END $$""",
     """CREATE FUNCTION ca_migration_stamp() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN
          IF TG_OP = 'INSERT' THEN
@@ -144,6 +185,9 @@ def upgrade():
                     sa.Column("name", sa.String(64), primary_key=True),
                     sa.Column("value", sa.String(255), nullable=False))
     op.execute("INSERT INTO cloud_settings (name, value) VALUES ('service_down_time', '60')")
+    op.create_table("host_floating_ranges",
+                    sa.Column("host", sa.String(255), primary_key=True),
+                    sa.Column("cidr", sa.String(64), primary_key=True))
     op.execute("CREATE VIEW images_in_use AS SELECT image_ref, image_meta FROM instances "
                "WHERE NOT deleted")
     if op.get_bind().dialect.name != "postgresql":
@@ -168,6 +212,10 @@ def upgrade():
                            f"WITH CHECK ({mine})")
             else:
                 op.execute(f"CREATE POLICY {name} ON {table} FOR DELETE USING ({mine})")
+    for table, check in (("instances", INSTANCE_INSERT), ("floating_ips", FLOATING_INSERT)):
+        op.execute(f"ALTER POLICY host_inserts ON {table} WITH CHECK ({check})")
+    op.execute("CREATE TRIGGER ca_instance_keeps BEFORE UPDATE ON instances "
+               "FOR EACH ROW EXECUTE FUNCTION ca_instance_keeps()")
     op.execute(f"CREATE POLICY host_inserts ON migrations FOR INSERT "
                f"WITH CHECK ({MIGRATION_WRITE})")
     op.execute(f"CREATE POLICY host_updates ON migrations FOR UPDATE USING ({MIGRATION_TOUCH}) "
@@ -178,7 +226,8 @@ def upgrade():
     for table in SEQUENCED:
         op.execute(f"CREATE TRIGGER ca_sequenced_id BEFORE INSERT ON {table} "
                    f"FOR EACH ROW EXECUTE FUNCTION ca_sequenced_id()")
-    op.execute(f"GRANT SELECT ON cloud_settings, images_in_use, alembic_version TO {OPERATORS}")
+    op.execute(f"GRANT SELECT ON cloud_settings, host_floating_ranges, images_in_use, "
+               f"alembic_version TO {OPERATORS}")
 
 
 def downgrade():
