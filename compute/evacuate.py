@@ -35,6 +35,7 @@ from compute.db.api import service_is_up, unreachable
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
 from compute.resource_tracker import of_flavor
+from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 from virt import errors as virt_errors
@@ -133,6 +134,12 @@ class Evacuations:
             record = None
         if record is None or record.host != source:
             raise exception.InstanceNotFound(f"instance {uuid} is not on {source}")
+        elsewhere = [h for h in self.db.instance_holders(uuid) if h[0] != source]
+        if elsewhere:
+            holder, vm_state, power = elsewhere[0]
+            raise exception.InvalidRequest(
+                f"cannot evacuate instance {uuid}: {holder} holds it ({vm_state}, power "
+                f"{virt_driver.POWER_STATE_NAMES.get(power, power)}), not only {source}")
         why = record_refusal(record, self.host if self.peers.find(uuid) else None)
         if why:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
@@ -164,7 +171,7 @@ class Evacuations:
                 payload, states.REBUILD_SPAWNING, migration=migration,
                 disk_formats=record.disk_formats if shared or in_pool else {},
                 task_args={"migration_id": migration["id"],
-                           "shared_storage": shared or in_pool,
+                           "shared_storage": shared or in_pool, "files_shared": shared,
                            "stopped": record.vm_state == states.STOPPED})
         return migration, shared or in_pool
 
@@ -179,6 +186,13 @@ class Evacuations:
             volumes.connect_all(self.driver, inst)
             faults.point("evacuate.prepared")
             if args.get("shared_storage"):
+                if args.get("files_shared"):
+                    # the down host's files: untrusted, inspected before QEMU opens them
+                    try:
+                        self.driver.check_arrived_disks(vi, virt_driver.Flavor(**inst.flavor),
+                                                        files, left_behind=True)
+                    except image_errors.UnsafeImage as e:
+                        raise exception.UnsafeImage(str(e)) from None
                 self.driver.power_on(vi, inst.image_meta, files, network_info)
                 formats = inst.disk_formats
                 how = "from its disks on the shared storage"

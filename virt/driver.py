@@ -200,11 +200,14 @@ class ComputeDriver(abc.ABC):
         moved aside; {name: path} of the disk files to send."""
 
     @abc.abstractmethod
-    def check_arrived_disks(self, instance, old_flavor, image_files):
+    def check_arrived_disks(self, instance, old_flavor, image_files, left_behind=False):
         """Cold migration, destination: refuse (UnsafeImage) disk files from
         the other host that are not what instance.disk_formats declares, or
         that reach outside the instance (data or backing files), before
-        anything opens them."""
+        anything opens them.  left_behind: the directory is the one another
+        host left on shared storage (an evacuation): its disks are
+        inspected alike, the files the agent makes anew at define (the
+        config drive) or QEMU writes (the console log) are left alone."""
 
     @abc.abstractmethod
     def finish_migration(self, instance, old_flavor, image_meta, image_files, network_info,

@@ -140,6 +140,22 @@ class Database:
                 models.Instance.uuid == uuid, models.Instance.owner != (self.owner or ""),
                 models.Instance.launched_at.is_not(None)).limit(1)) is not None
 
+    def instance_holders(self, uuid):
+        """[(host, vm_state, power_state)] of the other hosts whose live
+        record of uuid says they hold it (on PostgreSQL through a function
+        that says no more than that)."""
+        with self.session() as s:
+            if self.engine.dialect.name == "postgresql":
+                rows = s.execute(text("SELECT holder, vm_state, power_state FROM "
+                                      "ca_uuid_holders(:u, :me)"),
+                                 {"u": uuid, "me": self.owner or ""})
+            else:
+                i = models.Instance
+                rows = s.execute(select(i.owner, i.vm_state, i.power_state).where(
+                    i.uuid == uuid, i.owner != (self.owner or ""), i.host == i.owner,
+                    i.deleted.is_(False)))
+            return [tuple(r) for r in rows]
+
     def instance_get(self, uuid, include_deleted=False, owner=None):
         """This host's record of uuid (owner: another host's)."""
         with self.session() as s:

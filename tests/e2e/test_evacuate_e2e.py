@@ -219,3 +219,26 @@ def test_on_shared_storage_the_instance_keeps_its_disks(shared_bed):
     b.api.terminate_instance(b.host, u)
     b.wait_state(u, {"deleted"})
     assert not os.path.exists(os.path.join(b.instances_path, u))
+
+
+def test_a_disk_the_down_host_left_reaching_outside_is_refused(shared_bed):
+    """The down host's files are another host's data: a root disk left on
+    the shared storage whose header names a host file (/etc/hostname as
+    its backing file) is refused before QEMU opens it; nothing is defined
+    on hB."""
+    hA, hB = shared_bed.hosts["hA"], shared_bed.hosts["hB"]
+    a, b = hA.agent, hB.agent
+    u = evacuable(shared_bed)
+    disk = os.path.join(b.instances_path, u, "disk")
+    os.unlink(disk)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", "/etc/hostname",
+                    "-F", "raw", disk, "1G"], check=True)
+    b.api.evacuate_instance(b.host, u, a.host)
+    rec = wait_until(lambda: (r := b.find(u)) and r["task_state"] is None and r, 180, 0.5,
+                     "the evacuation to end")
+    assert rec["vm_state"] == "error", rec
+    assert rec["fault"].startswith("UnsafeImage") and "backing" in rec["fault"], rec["fault"]
+    assert f"instance-{u}" not in hB.virsh("list", "--all", "--name")
+    back(hA)
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})

@@ -107,3 +107,23 @@ def test_a_forged_evacuation_row_destroys_nothing(api, hosts, qcow2_image):
     assert "EvacuationRefused" in fault.message and "was not down" in fault.message
     api.terminate_instance(host(fa), u)
     settled(api, fa, u, vm_state="deleted")
+
+
+def test_an_instance_another_host_holds_is_not_evacuated(api, hosts, qcow2_image):
+    """The down host's record is stale: a third host's live record says it
+    holds the instance (it moved there): the evacuation is refused and
+    leaves no row."""
+    fa, fb = hosts["fa"], hosts["fb"]
+    fa.db.service_heartbeat(host(fa), "compute-agent", "compute")    # up, to boot there
+    u = boot(api, hosts, qcow2_image)
+    go_down(fa)
+    third = fa.db.instance_get(u)
+    fb.db.instance_create(owner="fc", host="fc", uuid=u, display_name="moved",
+                          vm_state="active", power_state=1, flavor=third.flavor,
+                          image_ref=third.image_ref, image_meta={}, disk_formats={},
+                          networks=[], metadata_={})
+    with pytest.raises(exception.InvalidRequest, match=r"fc holds it \(active, power RUNNING\)"):
+        api.evacuate_instance(host(fb), u, host(fa))
+    assert [m for m in fb.db.migrations_of(u) if m.migration_type == "evacuation"
+            and m.status == "accepting"] == []
+    assert fb.manager.peers.find(u) is None

@@ -208,9 +208,9 @@ class LibvirtDriver(driver.ComputeDriver):
             guest.undefine()
         return self.disks.move_aside(instance)
 
-    def check_arrived_disks(self, instance, old_flavor, image_files):
+    def check_arrived_disks(self, instance, old_flavor, image_files, left_behind=False):
         resize.check_arrived(self.instance_dir(instance), instance.disk_formats, old_flavor,
-                             image_files, self.cache)
+                             image_files, self.cache, only_travelling=left_behind)
 
     def finish_migration(self, instance, old_flavor, image_meta, image_files, network_info,
                          start):

@@ -75,10 +75,13 @@ def remove_aside(inst_dir):
     shutil.rmtree(resize_dir(inst_dir), ignore_errors=True)
 
 
-def check_arrived(inst_dir, formats, old, image_files, cache):
+def check_arrived(inst_dir, formats, old, image_files, cache, only_travelling=False):
     """Refuse (UnsafeImage) any file in inst_dir that is not a known disk
     of the declared format, or that names a data file, a backing file other
-    than its base, or a virtual size beyond the old flavor's disk."""
+    than its base, or a virtual size beyond the old flavor's disk.
+    only_travelling: a directory another host left (an evacuation on
+    shared storage), where files other than TRAVELLING ones are made anew
+    or only written: those are passed over."""
     bounds = {"disk": (disks.root_size(old, image_files.root), image_files.root.path)}
     if old.ephemeral_gb:
         bounds["disk.local"] = (old.ephemeral_gb * disks.GiB,
@@ -87,6 +90,8 @@ def check_arrived(inst_dir, formats, old, image_files, cache):
         bounds["disk.swap"] = (old.swap_mb * 1024 * 1024,
                                cache.blank_base("swap", old.swap_mb).path)
     for name in sorted(os.listdir(inst_dir)):
+        if only_travelling and name not in TRAVELLING:
+            continue
         if name == NVRAM:
             _check_nvram(os.path.join(inst_dir, name))
             continue

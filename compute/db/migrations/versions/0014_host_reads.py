@@ -124,6 +124,14 @@ FUNCTIONS = [
          SELECT EXISTS (SELECT 1 FROM instances WHERE uuid = u AND owner <> me
                         AND launched_at IS NOT NULL)
        $$""",
+    # the other hosts whose live record of uuid says they hold it, and its
+    # state there (an evacuation refuses an instance that runs elsewhere)
+    """CREATE FUNCTION ca_uuid_holders(u text, me text)
+       RETURNS TABLE (holder text, vm_state text, power_state int) LANGUAGE sql STABLE
+       SECURITY DEFINER SET search_path = public, pg_temp AS $$
+         SELECT owner::text, vm_state::text, power_state FROM instances
+          WHERE uuid = u AND owner <> me AND host = owner AND NOT deleted
+       $$""",
     # whether another host holds uuid (a live row; not a build it refused,
     # which never launched) and hands it to nobody, or not to me
     f"""CREATE FUNCTION ca_uuid_taken(u text, me text) RETURNS boolean LANGUAGE sql STABLE
