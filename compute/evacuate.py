@@ -217,7 +217,13 @@ class Evacuations:
 
     def clean_up_evacuated(self):
         """Agent start, before anything looks at the guests: what was
-        evacuated away from this host while it was down goes."""
+        evacuated away from this host while it was down goes; an evacuation
+        this host opened and never accepted (it died in between) is closed:
+        its row would go on letting it read the other host's record."""
+        for mig in self.db.migrations(status=("accepting",)):
+            LOG.warning("evacuation %s of %s from %s was opened but never accepted: closed",
+                        mig.id, mig.instance_uuid, mig.source_host)
+            self.abandon(mig.id)
         service = self.db.service_get(self.host, rpc.BINARY)
         last_beat = service and (service.updated_at or service.created_at)
         for mig in self.db.evacuations_from(self.host):

@@ -127,3 +127,15 @@ def test_an_instance_another_host_holds_is_not_evacuated(api, hosts, qcow2_image
     assert [m for m in fb.db.migrations_of(u) if m.migration_type == "evacuation"
             and m.status == "accepting"] == []
     assert fb.manager.peers.find(u) is None
+
+
+def test_an_evacuation_opened_and_never_accepted_is_closed_at_start(api, hosts):
+    """The destination died between opening the row and accepting it."""
+    fb = hosts["fb"]
+    fb.db.migration_create(id="acce0000-0000-4000-8000-000000000000", owner=host(fb),
+                           instance_uuid="acce0000-0000-4000-8000-00000000000a",
+                           migration_type="evacuation", source_host="gone",
+                           dest_host=host(fb), status="accepting", old_flavor={},
+                           new_flavor={}, old_vm_state="")
+    fb.manager.evacuations.clean_up_evacuated()
+    assert fb.db.migrations(status=("accepting",)) == []
