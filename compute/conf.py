@@ -48,6 +48,13 @@ default_opts = [
                      "for the copy and restored afterwards."),
     cfg.IntOpt("max_concurrent_snapshots", default=5, min=1,
                help="Snapshots made at once; further ones wait their turn."),
+    cfg.StrOpt("seal_key_file", default="$state_path/seal.key",
+               help="The host's keys that seal the credentials its instance "
+                    "records hold in the database (volume connection info, "
+                    "user data): one Fernet key per line, the first seals, "
+                    "all open.  Made at the first start, readable by the "
+                    "agent alone; `compute-agent-manage seal-key rotate` "
+                    "puts a new key first and seals the host's rows again."),
     cfg.IntOpt("cast_deadline", default=600, min=0,
                help="Seconds after its sending (the client's clock) past which "
                     "a build or pre-cache cast is dropped unrun, with a logged "

@@ -354,7 +354,7 @@ class ComputeEndpoint:
         try:
             record = ev.source_record(uuid, payload["source_host"])
             peers.check_networks_view(record, networks)
-            body = peers.record_payload(record, networks)
+            body = ev.given_credentials(peers.record_payload(record, networks), payload)
             self._check_networking("evacuate_instance", body["networks"],
                                    body["security_groups"])
             mig, keeps_disks = ev.accept(record, body, migration_id)

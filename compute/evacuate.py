@@ -30,7 +30,7 @@ import dataclasses
 import logging
 import uuid as uuidlib
 
-from compute import exception, faults, optable, rpc, states, volumes
+from compute import exception, faults, optable, rpc, sealing, states, volumes
 from compute.db.api import service_is_up, unreachable
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
@@ -144,6 +144,31 @@ class Evacuations:
         if why:
             raise exception.InvalidRequest(f"cannot evacuate instance {uuid}: {why}")
         return record
+
+    @staticmethod
+    def given_credentials(body, payload):
+        """The source's record (as record_payload gives it) with what its
+        host sealed replaced by what the request gives again (the
+        operator's copy: connections, user_data); InvalidRequest naming
+        what is still missing, or given for a volume the record lacks."""
+        given = payload.get("connections") or {}
+        vols = body.get("volumes") or []
+        extra = sorted(set(given) - {v["volume_id"] for v in vols})
+        if extra:
+            raise exception.InvalidRequest(f"evacuate_instance: connections: the instance "
+                                           f"has no volume {', '.join(extra)}")
+        body = dict(body, volumes=[
+            {**v, "connection_info": given.get(v["volume_id"], v["connection_info"])}
+            for v in vols])
+        if "user_data" in payload and body.get("guest_data"):
+            body["guest_data"] = {**body["guest_data"], "user_data": payload["user_data"]}
+        missing = sealing.still_sealed(body)
+        if missing:
+            raise exception.InvalidRequest(
+                f"evacuate_instance: the down host sealed the credentials of "
+                f"{', '.join(missing)} with its own key: give them again (computectl "
+                f"evacuate --connection VOLUME=FILE, --user-data FILE)")
+        return body
 
     def accept(self, record, payload, migration_id):
         """Claim, then this host's record and the evacuation's row in one

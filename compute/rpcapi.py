@@ -360,14 +360,21 @@ class ComputeAPI:
         return self._call(host, "extend_volume", instance_uuid=instance_uuid,
                           volume_id=volume_id, new_size=new_size)
 
-    def evacuate_instance(self, host, instance_uuid, source_host, networks=None):
+    def evacuate_instance(self, host, instance_uuid, source_host, networks=None,
+                          connections=None, user_data=None):
         """Rebuild on host the instance of source_host, whose service is
         down (the hosts share a database): from its disks when host sees
         them (shared storage), otherwise from the image.  networks: host's
-        view of the instance's ports' networks.  Answers the migration id."""
+        view of the instance's ports' networks; connections ({volume id:
+        connection info}) and user_data: what the down host's record seals
+        with its own key, given again.  Answers the migration id."""
         payload = {"instance_uuid": instance_uuid, "source_host": source_host}
         if networks:
             payload["networks"] = networks
+        if connections:
+            payload["connections"] = connections
+        if user_data is not None:
+            payload["user_data"] = user_data
         return self._call(host, "evacuate_instance", **payload)
 
     def take_shelved_instance(self, host, instance, shelved_image_id, source_host):

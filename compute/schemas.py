@@ -290,7 +290,12 @@ SCHEMAS = {
                              ["instance_uuid", "volume_id", "new_size"]),
     "evacuate_instance": _method(
         {"instance_uuid": UUID, "source_host": NAME,
-         "networks": {"type": "array", "items": VIF, "maxItems": 8}},
+         "networks": {"type": "array", "items": VIF, "maxItems": 8},
+         # what the down host's record seals with its own key, given again
+         "connections": {"type": "object", "maxProperties": 26,
+                         "propertyNames": {"pattern": UUID["pattern"]},
+                         "additionalProperties": CONNECTION_INFO},
+         "user_data": USER_DATA},
         ["instance_uuid", "source_host"]),
     "take_shelved_instance": _method(
         {"instance": SHELVED_RECORD, "shelved_image_id": IMAGE_ID, "source_host": NAME},

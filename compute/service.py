@@ -13,6 +13,7 @@ from compute.db.api import Database, unreachable
 from compute.endpoint import ComputeEndpoint
 from compute.manager import ComputeManager
 from compute.metrics import Metrics, TimedEndpoint
+from compute.sealing import Sealer
 from compute.stale_casts import StaleCastGuard
 from imagecache import qemu_img
 from imagecache.cache import ImageCache
@@ -32,7 +33,8 @@ class ComputeService:
         # not list: every file in it is the agent's alone
         os.chmod(conf.state_path, 0o751)
         self.lock_dir = os.path.join(conf.state_path, "locks")
-        self.db = Database.from_conf(conf, owner=conf.host)
+        self.db = Database.from_conf(conf, owner=conf.host,
+                                     sealer=Sealer.from_file(conf.seal_key_file))
         qemu_img.configure_limits(conf.image.qemu_img_cpu_seconds,
                                   conf.image.qemu_img_address_space_mb)
         glance = GlanceClient.from_conf(conf)
@@ -86,6 +88,9 @@ class ComputeService:
             self.db.sync()
         else:
             self.db.check_current()
+        resealed = self.db.reseal_own()
+        if resealed:
+            LOG.info("sealed the credentials of %d records with this host's key", resealed)
         self.manager.init_host()
         self._report()
         if self.metrics is not None:

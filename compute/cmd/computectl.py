@@ -10,7 +10,8 @@
     computectl rescue --host H [--image ID] UUID | unrescue --host H UUID
     computectl shelve | shelve-offload --host H UUID
     computectl unshelve --host H [--dest D [--networks FILE]] UUID
-    computectl evacuate --host DOWN --dest D [--networks FILE] UUID
+    computectl evacuate --host DOWN --dest D [--networks FILE] [--connection VOL=FILE]
+        [--user-data FILE] UUID
     computectl volume-attach --host H --volume ID --connection FILE UUID
     computectl volume-detach --host H --volume ID UUID
     computectl volume-extend --host H --volume ID --size GiB UUID
@@ -157,7 +158,18 @@ def cmd_shelve(api, args):
 
 def cmd_evacuate(api, args):
     nets = load_json(args.networks) if args.networks else {}
-    answer = api.evacuate_instance(args.dest, args.uuid, args.host, nets.get("networks"))
+    connections = {}
+    for item in args.connection or ():
+        volume, sep, path = item.partition("=")
+        if not sep or not volume or not path:
+            raise CLIError(f"--connection {item!r}: VOLUME_ID=FILE")
+        connections[volume] = load_json(path)
+    user_data = None
+    if args.user_data:
+        with open(args.user_data, "rb") as f:
+            user_data = base64.b64encode(f.read()).decode()
+    answer = api.evacuate_instance(args.dest, args.uuid, args.host, nets.get("networks"),
+                                   connections or None, user_data)
     if not args.json:
         how = "keeping its disks: shared storage or Ceph" if answer["shared_storage"] \
             else "from the image"
@@ -497,6 +509,11 @@ def build_parser():
     e.add_argument("--dest", required=True, help="the host that rebuilds the instance")
     e.add_argument("--networks", metavar="FILE",
                    help='JSON {"networks": [...]}: the destination\'s view of the ports')
+    e.add_argument("--connection", action="append", metavar="VOLUME_ID=FILE",
+                   help="an attached volume's connection info (JSON, as the volume "
+                        "service gives it): the down host's record seals it (repeatable)")
+    e.add_argument("--user-data", metavar="FILE",
+                   help="the instance's user data again: the down host's record seals it")
     v = add("volume-attach", cmd_volume, uuid=True, wait=True)
     v.add_argument("--volume", required=True, help="the volume's id")
     v.add_argument("--connection", required=True, metavar="FILE",

@@ -22,7 +22,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import sessionmaker
 
-from compute import exception
+from compute import exception, sealing
 from compute.db import models
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
@@ -36,10 +36,13 @@ IMAGES_IN_USE = sa.table("images_in_use", sa.column("image_ref", sa.String),
 
 
 class Database:
-    def __init__(self, url, owner=None, pool=None):
+    def __init__(self, url, owner=None, pool=None, sealer=None):
         """pool: create_engine's pool arguments for a server database
-        (pool_size, max_overflow, pool_timeout, pool_recycle)."""
-        self.owner = owner
+        (pool_size, max_overflow, pool_timeout, pool_recycle); sealer: the
+        host's compute.sealing.Sealer (the credentials of its records are
+        sealed on write and opened on read); None for a reader that never
+        writes them (computectl, compute-agent-manage)."""
+        self.owner, self.sealer = owner, sealer
         kwargs = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -53,13 +56,40 @@ class Database:
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
-    def from_conf(cls, conf, owner=None):
+    def from_conf(cls, conf, owner=None, sealer=None):
         db = conf.database
         url = db.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
         return cls(url, owner, pool={"pool_size": db.max_pool_size,
                                      "max_overflow": db.max_overflow,
                                      "pool_timeout": db.pool_timeout,
-                                     "pool_recycle": db.connection_recycle_time})
+                                     "pool_recycle": db.connection_recycle_time},
+                   sealer=sealer)
+
+    def _sealed(self, values):
+        return values if self.sealer is None else sealing.transform(values, self.sealer.seal)
+
+    def _opened(self, inst):
+        if inst is not None and self.sealer is not None:
+            sealing.open_record(inst, self.sealer)
+        return inst
+
+    def reseal_own(self):
+        """Every record of this host (deleted ones too) whose credentials
+        are in the clear (written before sealing) or sealed with a key no
+        longer the sealing one, sealed again; how many."""
+        done = 0
+        with self.session() as s:
+            rows = list(s.scalars(self._mine(select(models.Instance), models.Instance)))
+        for row in rows:
+            raw = {c: getattr(row, c) for c in sealing.SECRET_COLUMNS}
+            if sealing.all_current(raw, self.sealer):
+                continue
+            opened = sealing.transform(raw, self.sealer.open)
+            with self.session() as s:
+                s.execute(update(models.Instance).where(models.Instance.id == row.id)
+                          .values(**sealing.transform(opened, self.sealer.seal)))
+            done += 1
+        return done
 
     def check_current(self):
         """Raise SchemaBehind unless the schema is at HEAD_REVISION."""
@@ -108,6 +138,7 @@ class Database:
         transaction, so no reader sees an errored instance without its reason;
         with ``migration`` (its values), the record and that row in one."""
         values.setdefault("owner", self.owner or values.get("host"))
+        values = self._sealed(values)
         with self.session() as s:
             if s.scalar(select(models.Instance.id).where(models.Instance.uuid == values["uuid"],
                                                          models.Instance.owner == values["owner"])):
@@ -126,7 +157,7 @@ class Database:
                         updated_at=models.utcnow(), **migration)
                 if not s.execute(opened).rowcount:
                     s.add(models.Migration(owner=values["owner"], **migration))
-        return inst
+        return self._opened(inst)
 
     def uuid_elsewhere(self, uuid):
         """Whether another host launched uuid, whether it holds it still or
@@ -166,7 +197,7 @@ class Database:
             inst = s.scalar(q)
         if inst is None:
             raise exception.InstanceNotFound(f"instance {uuid} not found")
-        return inst
+        return self._opened(inst)
 
     def instance_list(self, host=None, include_deleted=False, every_owner=False):
         """This host's records (every host's with every_owner), of the
@@ -179,7 +210,8 @@ class Database:
                 q = q.where(models.Instance.host == host)
             if not include_deleted:
                 q = q.where(models.Instance.deleted.is_(False))
-            return list(s.scalars(q))
+            rows = list(s.scalars(q))
+        return [self._opened(r) for r in rows]
 
     def instance_update(self, uuid, expected_task_state=_ANY, expected_vm_state=_ANY,
                         **values):
@@ -199,6 +231,7 @@ class Database:
             if values_:
                 conds.append(column.in_(values_))
             q = q.where(conds[0] if len(conds) == 1 else (conds[0] | conds[1]))
+        values = self._sealed(values)
         values["updated_at"] = models.utcnow()
         with self.session() as s:
             if s.execute(q.values(**values)).rowcount == 1:
