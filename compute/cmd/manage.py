@@ -4,6 +4,7 @@
     compute-agent-manage [--config-file F] db version
     compute-agent-manage [--config-file F] db create-host-role HOST [--floating-range CIDR ...]
     compute-agent-manage [--config-file F] db create-operator-role NAME
+    compute-agent-manage --config-file AGENT_CONF seal-key rotate
 
 `db sync` migrates the schema once, as the role that owns the tables,
 before agents with `[database] auto_migrate = false` start: fifty agents
@@ -13,7 +14,11 @@ read from $COMPUTE_DB_PASSWORD (never the command line): through the
 schema's row-level security that role reads what its host serves and
 writes only its own host's rows (compute/db/migrations/versions/0014 has
 the rule per table).  `db create-operator-role` makes the role computectl
-and the host pick read through: every row, no writes.
+and the host pick read through: every row, no writes.  `seal-key rotate`,
+run on a host as its agent's user with the agent's config, puts a new key
+first in [DEFAULT] seal_key_file (the running agent reads the file again),
+seals the host's records with it, and keeps the old key second, to open
+only (compute.sealing).
 """
 import argparse
 import ipaddress
@@ -87,6 +92,26 @@ def set_floating_ranges(db, host, ranges):
             s.add(models.HostFloatingRange(host=host, cidr=cidr))
 
 
+def rotate_seal_key(conf):
+    """A new sealing key for conf's host, its records sealed with it; how
+    many records were sealed again."""
+    from cryptography.fernet import Fernet
+
+    from compute import sealing
+    path = conf.seal_key_file
+    try:
+        keys = sealing.load_keys(path, create=False)
+    except sealing.SealKeyError as e:
+        raise ManageError(f"{e} (run this on the host, as its agent's user, with its "
+                          "config)") from None
+    new = Fernet.generate_key()
+    sealing.write_keys(path, [new] + keys)          # the agent opens either meanwhile
+    db = Database.from_conf(conf, owner=conf.host, sealer=sealing.Sealer([new] + keys))
+    done = db.reseal_own()
+    sealing.write_keys(path, [new, keys[0]])        # the old one opens a straggler
+    return done
+
+
 def create_host_role(db, host, password, grants=None):
     from sqlalchemy import text
     if db.engine.dialect.name != "postgresql":
@@ -129,11 +154,18 @@ def main(argv=None):
                                help="a PostgreSQL role that reads every row and writes none "
                                     "(computectl; password from $COMPUTE_DB_PASSWORD)")
     operator.add_argument("name")
+    seal = sub.add_parser("seal-key").add_subparsers(dest="command", required=True)
+    seal.add_parser("rotate", help="a new key for this host's sealed credentials, its "
+                                   "records sealed again (with the agent's config)")
     args = p.parse_args(argv)
     files = args.config_file or ([DEFAULT_CONFIG] if os.path.exists(DEFAULT_CONFIG) else [])
     CONF([], project="compute-agent", default_config_files=files)
-    db = Database.from_conf(CONF)
     try:
+        if args.area == "seal-key":
+            print(f"sealed {rotate_seal_key(CONF)} records with a new key; the old one "
+                  f"now only opens")
+            return 0
+        db = Database.from_conf(CONF)
         if args.command == "sync":
             before = db.revision()
             db.sync()

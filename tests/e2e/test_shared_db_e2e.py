@@ -58,7 +58,8 @@ def start_agent(pg, extra="", images=None):
 @pytest.fixture(scope="module")
 def hosts(pg):
     a = start_agent(pg)
-    b = start_agent(pg, TEST_DRIVER, images=a)
+    b = start_agent(pg, TEST_DRIVER + "[DEFAULT]\nvolume_allowed_networks = 10.250.0.0/24\n",
+                    images=a)
     try:
         a.upload_test_guest()
         small = os.path.join(a.workdir, "small.qcow2")
@@ -365,3 +366,46 @@ def test_a_host_role_cannot_take_another_hosts_uuid_nor_squat_addresses(pg, host
     for agent, u in ((a, ua), (b, ub)):
         agent.api.terminate_instance(agent.host, u)
         agent.wait_state(u, {"deleted"})
+
+
+CHAP_PASSWORD, CEPHX_KEY = "chap-Pa55-on-hB", "QVFCc2VjcmV0Y2VwaHhrZXlvbmhCCg=="
+
+
+def test_no_credential_is_in_the_database_in_the_clear(pg, hosts):
+    """hB records two instances booting from volumes (an iSCSI one with
+    CHAP, an RBD one with a cephx key; the test hypervisor keeps no
+    secrets, so their builds end in error, their records kept) and one
+    with user data: pg_dump of the whole database shows none of them."""
+    _, b = hosts
+    flavor = {"vcpus": 1, "memory_mb": 64, "root_gb": 1}
+    boots = [
+        {"volume_id": str(uuidlib.uuid4()), "connection_info": {
+            "driver_volume_type": "iscsi", "data": {
+                "target_portal": "10.250.0.1:3260", "target_iqn": "iqn.2024-01.tb:v1",
+                "target_lun": 1, "auth_method": "CHAP", "auth_username": "u",
+                "auth_password": CHAP_PASSWORD}}},
+        {"volume_id": str(uuidlib.uuid4()), "connection_info": {
+            "driver_volume_type": "rbd", "data": {
+                "name": "volumes/v2", "hosts": ["10.250.0.1"], "ports": ["6789"],
+                "auth_enabled": True, "auth_username": "cinder", "key": CEPHX_KEY}}}]
+    made = []
+    for boot in boots:
+        u = str(uuidlib.uuid4())
+        b.api.build_and_run_instance(b.host, u, "from-volume", flavor, b.images["small"],
+                                     boot_volume=boot)
+        made.append(u)
+    u = str(uuidlib.uuid4())
+    b.api.build_and_run_instance(b.host, u, "user-data", flavor, b.images["small"],
+                                 user_data=USER_DATA)
+    made.append(u)
+    for u in made:
+        b.wait_state(u, {"active", "error"})
+        assert b.api.get_instance(b.host, u)       # the records exist
+    dump = pg._pg("pg_dump", "-h", pg.dir, "-p", str(pg.port), "-U", "postgres",
+                  "-d", postgres.DB).stdout
+    assert made[0] in dump                          # the dump has hB's records...
+    for secret in (CHAP_PASSWORD, CEPHX_KEY, USER_DATA):
+        assert secret not in dump, f"{secret} is in the database in the clear"
+    for u in made:
+        b.api.terminate_instance(b.host, u)
+        b.wait_state(u, {"deleted"})

@@ -7,13 +7,15 @@ back (its copy destroyed, its files gone, its record a pointer)."""
 import datetime
 import os
 import time
+import uuid
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from compute import exception
 from compute.db import models
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
+    FLAVOR,
     api,
     boot,
     crash_at,
@@ -25,6 +27,7 @@ from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     until,
 )
 
+USER_DATA = "I2Nsb3VkLWNvbmZpZwpldmFjdWF0ZWQ6IHllcwo="
 TWO_HOSTS_CONF = {("database", "connection"): "sqlite:///{tmp_module}/shared.sqlite",
                   (None, "service_down_time"): 5}
 
@@ -139,3 +142,30 @@ def test_an_evacuation_opened_and_never_accepted_is_closed_at_start(api, hosts):
                            new_flavor={}, old_vm_state="")
     fb.manager.evacuations.clean_up_evacuated()
     assert fb.db.migrations(status=("accepting",)) == []
+
+
+def test_what_the_down_host_sealed_is_given_again_or_the_evacuation_is_refused(
+        api, hosts, qcow2_image):
+    """The down host's record seals its user data with fa's key: fb cannot
+    open it, so the evacuation needs it again, and then seals it with its
+    own key."""
+    fa, fb = hosts["fa"], hosts["fb"]
+    fa.db.service_heartbeat(host(fa), "compute-agent", "compute")    # up, to boot there
+    u = str(uuid.uuid4())
+    api.build_and_run_instance(host(fa), u, "sealed", FLAVOR, qcow2_image,
+                               user_data=USER_DATA)
+    assert settled(api, fa, u)["vm_state"] == "active"
+    go_down(fa)
+    with pytest.raises(exception.InvalidRequest, match="sealed the credentials of user data"):
+        api.evacuate_instance(host(fb), u, host(fa))
+    assert fb.manager.peers.find(u) is None
+    api.evacuate_instance(host(fb), u, host(fa), user_data=USER_DATA)
+    assert settled(api, fb, u, vm_state="active")["host"] == host(fb)
+    assert fb.db.instance_get(u).guest_data["user_data"] == USER_DATA
+    with fb.db.session() as s:
+        stored = [str(v) for v in s.execute(text(
+            "SELECT guest_data FROM instances WHERE uuid = :u"), {"u": u}).scalars()]
+    assert stored and all(USER_DATA not in v for v in stored)
+    fa.manager.evacuations.clean_up_evacuated()
+    api.terminate_instance(host(fb), u)
+    settled(api, fb, u, vm_state="deleted")
