@@ -209,9 +209,21 @@ def ticks_on(read, where):
     return int(text[5:]) if text.startswith("TICK-") and text[5:].isdigit() else 0
 
 
-def moved_to_hb(bed, u, vol):
+def in_the_clear(bed, secret):
+    """The hosts' state databases that hold secret as it is."""
+    found = []
+    for h in bed.hosts.values():
+        path = os.path.join(h.agent.state_path, "compute.sqlite")
+        with open(path, "rb") as f:
+            if secret.encode() in f.read():
+                found.append(path)
+    return found
+
+
+def moved_to_hb(bed, u, vol, secret=None):
     """Live-migrate u from hA to hB (block) and check that it runs there
-    with its volume, whose credential only hB keeps now."""
+    with its volume, whose credential only hB keeps now (in libvirt's
+    secret store; in no database in the clear)."""
     hA, hB = bed.hosts["hA"], bed.hosts["hB"]
     a, b = hA.agent, hB.agent
     a.api.live_migrate_instance(a.host, u, b.host, block_migration=True)
@@ -220,6 +232,8 @@ def moved_to_hb(bed, u, vol):
     assert rec["power_state"] == "RUNNING" and rec["volumes"] == [vol]
     assert f"instance-{u}" not in hA.virsh("list", "--all", "--name")
     assert secrets(hA) == [] and len(secrets(hB)) == 1
+    if secret:
+        assert in_the_clear(bed, secret) == []
 
 
 def test_a_live_migration_takes_the_volume_along_while_the_guest_writes_to_it(bed, storage):
@@ -239,7 +253,7 @@ def test_a_live_migration_takes_the_volume_along_while_the_guest_writes_to_it(be
                         "printf 'TICK-%d\\n' $i | dd of=$D bs=16 count=1 conv=fsync "
                         "2>/dev/null; sleep 0.2; done) & echo TB-WRITING-$((5+5))", "TB-WRITING-10")
     wait_until(lambda: ticks_on(read, where) >= 3, 60, 0.5, "ticks on the volume")
-    moved_to_hb(bed, u, vol)
+    moved_to_hb(bed, u, vol, conn["data"].get("auth_password") or conn["data"]["key"])
     assert f"protocol='{kind}'" in hB.virsh("dumpxml", f"instance-{u}")
     before = ticks_on(read, where)
     assert before >= 3

@@ -169,3 +169,32 @@ def test_what_the_down_host_sealed_is_given_again_or_the_evacuation_is_refused(
     fa.manager.evacuations.clean_up_evacuated()
     api.terminate_instance(host(fb), u)
     settled(api, fb, u, vm_state="deleted")
+
+
+VOLUME = {"volume_id": "5b1d7a3e-2c4f-4e8a-9b6d-1f2e3d4c5b6b", "device": "vdd",
+          "connection_info": {"driver_volume_type": "iscsi", "data": {
+              "target_portal": "10.250.0.1:3260", "target_iqn": "iqn.2024-01.tb.storage:v9",
+              "target_lun": 1}}}
+
+
+def test_a_volume_the_down_host_sealed_is_given_again_by_the_operator(api, hosts,
+                                                                      qcow2_image):
+    fa, fb = hosts["fa"], hosts["fb"]
+    fa.db.service_heartbeat(host(fa), "compute-agent", "compute")    # up, to boot there
+    u = boot(api, hosts, qcow2_image)
+    fa.db.instance_update(u, volumes=[VOLUME])
+    go_down(fa)
+    with pytest.raises(exception.InvalidRequest,
+                       match=f"sealed the credentials of volume {VOLUME['volume_id']}"):
+        api.evacuate_instance(host(fb), u, host(fa))
+    with pytest.raises(exception.InvalidRequest, match="has no volume"):
+        api.evacuate_instance(host(fb), u, host(fa), connections={
+            "00000000-0000-4000-8000-000000000000": VOLUME["connection_info"]})
+    api.evacuate_instance(host(fb), u, host(fa),
+                          connections={VOLUME["volume_id"]: VOLUME["connection_info"]})
+    rec = settled(api, fb, u, vm_state="active")
+    assert rec["volumes"] == [VOLUME["volume_id"]]
+    assert fb.db.instance_get(u).volumes == [VOLUME]
+    fa.manager.evacuations.clean_up_evacuated()
+    api.terminate_instance(host(fb), u)
+    settled(api, fb, u, vm_state="deleted")
