@@ -83,6 +83,21 @@ def migration_view(mig):
     return out
 
 
+
+def settle_refusal(mig, own_migrations, inst):
+    """Why this host, the source, must not confirm or revert mig on a
+    peer's word, or None (pure): the move must be finished here, be the
+    instance's newest migration of this host, and the record here (if it
+    is still live) must await the confirm or revert."""
+    if mig.status != "finished":
+        return f"it is {mig.status}, not finished"
+    newest = own_migrations[0] if own_migrations else None
+    if newest is not None and newest.id != mig.id:
+        return f"it is not the instance's current migration ({newest.id} is newer)"
+    if inst is not None and inst.vm_state != states.RESIZED:
+        return f"the instance here is {inst.vm_state}, not resized"
+    return None
+
 class Resizes:
     def __init__(self, conf, db, driver, runner, networking, images, peers, tracker, host):
         self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
@@ -219,12 +234,26 @@ class Resizes:
         self.driver.finish_revert_migration(virt_instance(inst), inst.image_meta, files,
                                             network_info, mig.old_vm_state == states.ACTIVE)
 
+    def _check_settle(self, mig, what):
+        """A peer's word to confirm or revert mig is taken only when this
+        host's own record agrees (settle_refusal); InvalidRequest if not."""
+        try:
+            inst = self.db.instance_get(mig.instance_uuid)
+        except exception.InstanceNotFound:
+            inst = None
+        why = settle_refusal(mig, self.db.migrations(mig.instance_uuid), inst)
+        if why:
+            LOG.warning("instance %s: %s of migration %s refused: %s", mig.instance_uuid, what,
+                        mig.id, why)
+            raise exception.InvalidRequest(f"{what} of migration {mig.id} refused: {why}")
+
     def confirm_resize_at_source(self, ctxt, migration_id):
         """Idempotent: a destination may ask again after a restart."""
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
         if mig.status == "confirmed":
             return {"migration_id": migration_id}
+        self._check_settle(mig, "confirm")
         with self.runner.ops.run(ctxt, uuid, "resize_confirm_source", lock=not same):
             inst = self.db.instance_get(uuid)
             self.driver.confirm_migration(virt_instance(inst))
@@ -243,6 +272,7 @@ class Resizes:
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
         if mig.status == "reverted":
             return {"migration_id": migration_id}
+        self._check_settle(mig, "revert")
         with self.runner.ops.run(ctxt, uuid, "resize_revert_source", lock=not same):
             self._restore_here(uuid, mig)
             faults.point("revert_resize.source_reverted")

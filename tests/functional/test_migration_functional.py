@@ -143,3 +143,23 @@ def test_a_source_dying_before_libvirt_moved_it_rolls_back_at_start(
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING") and u in guests(fa)
     assert fb.manager.peers.find(u) is None and not os.path.exists(instance_dir(fb, u))
     api.terminate_instance(host(fa), u)
+
+
+def test_a_peers_confirm_or_revert_of_a_move_that_is_not_current_is_refused(api, hosts,
+                                                                           qcow2_image):
+    """A (compromised) peer asks the source to confirm, or revert, a move
+    that failed: the source's own record says otherwise, so nothing is
+    destroyed or put back."""
+    from compute import exception
+    fa, fb = hosts["fa"], hosts["fb"]
+    u = boot(api, hosts, qcow2_image)
+    fa.db.migration_create(id="dead0000-0000-4000-8000-000000000000", instance_uuid=u,
+                           migration_type="migration", source_host=host(fa),
+                           dest_host=host(fb), status="error", old_flavor={}, new_flavor={},
+                           old_vm_state="active")
+    for call in (api.confirm_resize_at_source, api.finish_revert_resize):
+        with pytest.raises(exception.InvalidRequest, match="error, not finished"):
+            call(host(fa), "dead0000-0000-4000-8000-000000000000")
+    assert settled(api, fa, u)["vm_state"] == "active" and u in guests(fa)
+    assert os.path.isdir(instance_dir(fa, u))
+    api.terminate_instance(host(fa), u)
