@@ -15,7 +15,7 @@ import logging
 
 import oslo_messaging as messaging
 
-from compute import exception, instance_data, optable, rpc, schemas, states
+from compute import exception, faults, instance_data, optable, rpc, schemas, states
 from compute import volumes as volume_checks
 from compute.resource_tracker import of_flavor
 from network import hostres
@@ -351,6 +351,7 @@ class ComputeEndpoint:
         uuid, networks = payload["instance_uuid"], payload.get("networks")
         ev, peers = self.manager.evacuations, self.manager.peers
         migration_id = ev.open(uuid, payload["source_host"])
+        faults.point("evacuate.opened")
         try:
             record = ev.source_record(uuid, payload["source_host"])
             peers.check_networks_view(record, networks)

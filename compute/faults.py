@@ -28,7 +28,7 @@ STEPS = (
     "rescue.prepared", "rescue.booted", "unrescue.booted",
     "shelve.powered_off", "shelve.image_created", "shelve_offload.destroyed",
     "unshelve.handed_over", "unshelve.prepared", "unshelve.spawned",
-    "evacuate.prepared", "evacuate.spawned", "evacuate_source.destroyed",
+    "evacuate.opened", "evacuate.prepared", "evacuate.spawned", "evacuate_source.destroyed",
     "attach_volume.attached", "detach_volume.detached", "extend_volume.extended",
 )
 

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 
+import oslo_messaging as messaging
 import pytest
 
 from compute import exception
@@ -148,6 +149,31 @@ def test_chaos(bed, step, dies):
         hA.agent.restart_agent()
     assert inv.check(bed, u) == "hB"
     assert b.find(u)["vm_state"] == "active"
+    b.api.terminate_instance(b.host, u)
+    b.wait_state(u, {"deleted"})
+    inv.check(bed, u)
+
+
+def test_a_destination_killed_between_opening_and_accepting_closes_the_row(bed):
+    """hB dies after it opened the evacuation's row and before it accepted
+    it: back, it closes the row (which would go on letting it read hA's
+    record), holds nothing of the instance, and a second evacuation works."""
+    hA, hB = bed.hosts["hA"], bed.hosts["hB"]
+    u = evacuable(bed)
+    b = hB.agent
+    b.kill_agent()
+    b.restart_agent(crash_at="evacuate.opened")
+    with pytest.raises(messaging.MessagingTimeout):    # the call dies with the agent
+        b.api.evacuate_instance(b.host, u, hA.agent.host)
+    assert b.wait_crashed() == -9
+    b.restart_agent()
+    assert b.find(u) is None
+    assert not [m for m in b.api.list_migrations(b.host, u) if m["status"] == "accepting"]
+    assert "was opened but never accepted: closed" in b.log()
+    b.api.evacuate_instance(b.host, u, hA.agent.host)
+    wait_until(lambda: (r := b.find(u)) and r["task_state"] is None, 180, 0.5, "on hB")
+    back(hA)
+    assert inv.check(bed, u) == "hB"
     b.api.terminate_instance(b.host, u)
     b.wait_state(u, {"deleted"})
     inv.check(bed, u)
