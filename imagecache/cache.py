@@ -17,9 +17,13 @@ is missing:
    virtual size fits the filesystem (and the flavor's root disk);
 6. rename into place atomically.
 A failure at any step leaves nothing behind.  A cached base is inspected
-again before each use, in case it was replaced on disk.  Files are 0640
-in a 0750 directory: readable by the agent and QEMU (libvirt's dynamic
-ownership), not by everyone.
+again before each use, in case it was replaced on disk.  Bases are 0644
+in a 0751 directory (others may open a base they can name, never list
+the cache): libvirt's dynamic ownership hands a base to QEMU's user for a
+guest's run, and after a host crash it may give a shared base back to
+root:root (measured: the evacuation e2e's power losses left bases
+root:root 0640, and every later spawn failed with Permission denied), so
+the agent and QEMU must be able to read a base whoever owns it.
 
 One file lock per image (under the lock directory, so it also holds across
 agent restarts and between processes) makes concurrent fetches of one image
@@ -41,7 +45,7 @@ KERNEL_FORMATS = {"aki", "ari"}
 MiB = 1024 * 1024
 PARTIAL_PREFIXES = (".fetch-", ".blank-")
 # others (QEMU's user) pass through to the bases libvirt hands them, never list
-FILE_MODE, DIR_MODE = 0o640, 0o751
+FILE_MODE, DIR_MODE = 0o644, 0o751      # see above: a base's owner is libvirt's
 
 
 @dataclasses.dataclass(frozen=True)

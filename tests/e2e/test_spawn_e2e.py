@@ -49,15 +49,18 @@ def test_spawn_boots_a_real_guest_and_terminate_removes_it(agent):
     assert info["backing-filename-format"] == "raw"
     bases = sorted(os.listdir(os.path.join(agent.instances_path, "_base")))
     assert len(bases) == 3        # disk, kernel, ramdisk
-    # nothing of the instance or the cache is everyone's to read: QEMU's
-    # user may only pass through the directories to what libvirt handed it
+    # nothing of the instance is everyone's to read, and no directory is
+    # everyone's to list: QEMU's user may only pass through them to what
+    # libvirt handed it; a base is readable by name whoever libvirt left
+    # it to (imagecache.cache)
     base_dir = os.path.join(agent.instances_path, "_base")
     dirs = (inst_dir, base_dir)
-    files = (os.path.join(inst_dir, "disk"), os.path.join(inst_dir, "libvirt.xml"),
-             *(os.path.join(base_dir, b) for b in bases))
-    modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in dirs + files}
+    files = (os.path.join(inst_dir, "disk"), os.path.join(inst_dir, "libvirt.xml"))
+    base_files = tuple(os.path.join(base_dir, b) for b in bases)
+    modes = {p: stat.S_IMODE(os.stat(p).st_mode) for p in dirs + files + base_files}
     assert all(modes[d] & 0o007 == 0o001 for d in dirs), modes
     assert all(modes[f] & 0o007 == 0 for f in files), modes
+    assert all(modes[f] & 0o007 == 0o004 for f in base_files), modes
     # QEMU runs as libvirt-qemu with no capability, and libvirt gave it the
     # guest's disk and base for the run (dynamic ownership)
     qemu_user = pwd.getpwnam("libvirt-qemu")
