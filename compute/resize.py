@@ -83,7 +83,6 @@ def migration_view(mig):
     return out
 
 
-
 def settle_refusal(mig, own_migrations, inst):
     """Why this host, the source, must not confirm or revert mig on a
     peer's word, or None (pure): the move must be finished here, be the
@@ -97,6 +96,7 @@ def settle_refusal(mig, own_migrations, inst):
     if inst is not None and inst.vm_state != states.RESIZED:
         return f"the instance here is {inst.vm_state}, not resized"
     return None
+
 
 class Resizes:
     def __init__(self, conf, db, driver, runner, networking, images, peers, tracker, host):

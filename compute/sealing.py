@@ -8,7 +8,9 @@ the shared database, sees a Fernet token it has no key for.
 A host's keys live in [DEFAULT] seal_key_file (made at the first start,
 the agent's alone): the first seals, every one opens, so a rotation
 (`compute-agent-manage seal-key rotate`, run with the agent's config)
-puts a new key first, re-seals the host's rows and drops the old ones.
+puts a new key first, re-seals the host's rows and keeps the previous
+key second, to open only.  The agent reads the file again (one stat) at
+each read or write of records.
 A record that moves is opened by the host that lets it go and sent to
 the one that takes it (over RPC, as a build's are), which seals it with
 its own key; an evacuation, whose source is down, is given the
@@ -16,7 +18,6 @@ credentials again by the operator (`computectl evacuate --connection`,
 `--user-data`).
 
 The transforms are pure functions over the record's column values."""
-import copy
 import json
 import os
 
@@ -63,16 +64,19 @@ class Sealer:
         self._fernet = MultiFernet([Fernet(k) for k in self.keys])
         self._first = Fernet(self.keys[0])
 
-    def _fresh(self):
+    def refresh(self):
+        """The keys read again if the key file changed (one stat): once per
+        record or batch of records, not per value."""
+        if self.path is None:
+            return
         stamp = self._file_stamp(self.path)
-        if self.path is not None and stamp != self._stamp:
+        if stamp != self._stamp:
             self._use(load_keys(self.path, create=False))
             self._stamp = stamp
 
     def seal(self, value):
         if value is None or is_sealed(value):
             return value
-        self._fresh()
         return {SEALED: self._fernet.encrypt(json.dumps(value).encode()).decode()}
 
     def open(self, value):
@@ -80,19 +84,13 @@ class Sealer:
         stays sealed (another host's record)."""
         if not is_sealed(value):
             return value
-        self._fresh()
         try:
             return json.loads(self._fernet.decrypt(value[SEALED].encode()))
         except InvalidToken:
             return value
 
     def current(self, value):
-        """Whether value needs no re-sealing: no secret, or one sealed with
-        the sealing key."""
-        if value is None:
-            return True
-        if not is_sealed(value):
-            return False
+        """Whether sealed value is sealed with the sealing key."""
         try:
             self._first.decrypt(value[SEALED].encode())
             return True
@@ -123,23 +121,26 @@ SECRET_COLUMNS = ("volumes", "guest_data", "task_args")
 
 
 def open_record(inst, sealer):
-    """The ORM record inst (detached) with its secrets opened in place."""
-    values = {c: copy.deepcopy(getattr(inst, c)) for c in SECRET_COLUMNS}
+    """The ORM record inst (detached) with its secrets opened in place
+    (transform builds new containers; the loaded ones are not changed)."""
+    values = {c: getattr(inst, c) for c in SECRET_COLUMNS}
     for column, value in transform(values, sealer.open).items():
         setattr(inst, column, value)
     return inst
 
 
-def all_current(values, sealer):
-    """Whether every secret of values is sealed with the sealing key (pure
-    but for the key)."""
-    ok = [True]
+def secrets(values):
+    """Every secret value of values, sealed or not (pure)."""
+    found = []
+    transform(values, lambda v: found.append(v) or v)
+    return [v for v in found if v is not None]
 
-    def check(v):
-        ok[0] = ok[0] and sealer.current(v)
-        return v
-    transform(values, check)
-    return ok[0]
+
+def all_sealed(values, sealer=None):
+    """Whether no secret of values is in the clear; with sealer, also
+    whether each is sealed with its sealing key (a rotation's test)."""
+    return all(is_sealed(v) and (sealer is None or sealer.current(v))
+               for v in secrets(values))
 
 
 def still_sealed(values):

@@ -164,10 +164,8 @@ def cmd_evacuate(api, args):
         if not sep or not volume or not path:
             raise CLIError(f"--connection {item!r}: VOLUME_ID=FILE")
         connections[volume] = load_json(path)
-    user_data = None
-    if args.user_data:
-        with open(args.user_data, "rb") as f:
-            user_data = base64.b64encode(f.read()).decode()
+    user_data = (base64.b64encode(read_file(args.user_data, binary=True)).decode()
+                 if args.user_data else None)
     answer = api.evacuate_instance(args.dest, args.uuid, args.host, nets.get("networks"),
                                    connections or None, user_data)
     if not args.json:

@@ -107,7 +107,7 @@ def rotate_seal_key(conf):
     new = Fernet.generate_key()
     sealing.write_keys(path, [new] + keys)          # the agent opens either meanwhile
     db = Database.from_conf(conf, owner=conf.host, sealer=sealing.Sealer([new] + keys))
-    done = db.reseal_own()
+    done = db.reseal_own(rekey=True)
     sealing.write_keys(path, [new, keys[0]])        # the old one opens a straggler
     return done
 

@@ -66,23 +66,30 @@ class Database:
                    sealer=sealer)
 
     def _sealed(self, values):
-        return values if self.sealer is None else sealing.transform(values, self.sealer.seal)
+        if self.sealer is None:
+            return values
+        self.sealer.refresh()
+        return sealing.transform(values, self.sealer.seal)
 
-    def _opened(self, inst):
-        if inst is not None and self.sealer is not None:
-            sealing.open_record(inst, self.sealer)
-        return inst
+    def _opened(self, *rows):
+        if self.sealer is not None:
+            self.sealer.refresh()
+            for inst in rows:
+                sealing.open_record(inst, self.sealer)
+        return rows
 
-    def reseal_own(self):
+    def reseal_own(self, rekey=False):
         """Every record of this host (deleted ones too) whose credentials
-        are in the clear (written before sealing) or sealed with a key no
-        longer the sealing one, sealed again; how many."""
+        are in the clear (written before sealing), and with rekey those
+        sealed with a key no longer the sealing one (a rotation), sealed
+        again; how many."""
         done = 0
         with self.session() as s:
             rows = list(s.scalars(self._mine(select(models.Instance), models.Instance)))
+        self.sealer.refresh()
         for row in rows:
             raw = {c: getattr(row, c) for c in sealing.SECRET_COLUMNS}
-            if sealing.all_current(raw, self.sealer):
+            if sealing.all_sealed(raw, self.sealer if rekey else None):
                 continue
             opened = sealing.transform(raw, self.sealer.open)
             with self.session() as s:
@@ -157,7 +164,8 @@ class Database:
                         updated_at=models.utcnow(), **migration)
                 if not s.execute(opened).rowcount:
                     s.add(models.Migration(owner=values["owner"], **migration))
-        return self._opened(inst)
+        self._opened(inst)
+        return inst
 
     def uuid_elsewhere(self, uuid):
         """Whether another host launched uuid, whether it holds it still or
@@ -197,7 +205,8 @@ class Database:
             inst = s.scalar(q)
         if inst is None:
             raise exception.InstanceNotFound(f"instance {uuid} not found")
-        return self._opened(inst)
+        self._opened(inst)
+        return inst
 
     def instance_list(self, host=None, include_deleted=False, every_owner=False):
         """This host's records (every host's with every_owner), of the
@@ -211,7 +220,8 @@ class Database:
             if not include_deleted:
                 q = q.where(models.Instance.deleted.is_(False))
             rows = list(s.scalars(q))
-        return [self._opened(r) for r in rows]
+        self._opened(*rows)
+        return rows
 
     def instance_update(self, uuid, expected_task_state=_ANY, expected_vm_state=_ANY,
                         **values):
