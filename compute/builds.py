@@ -6,7 +6,7 @@ import logging
 
 from compute import exception, faults, states, volumes
 from compute.db.models import utcnow
-from compute.instance import config_drive, power_state, virt_instance
+from compute.instance import config_drive, virt_instance
 from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
@@ -40,13 +40,11 @@ class Builds:
     def _build(self, inst, record, admin_pass=None):
         uuid, plugged = inst.uuid, False
         try:
-            self.db.instance_update(uuid, expected_task_state=states.SCHEDULING,
-                                    task_state=states.NETWORKING)
+            self.runner.advance("build", uuid, states.NETWORKING)
             network_info = self.networking.plug_vifs(inst)
             plugged = True
             faults.point("build.plugged")
-            self.db.instance_update(uuid, expected_task_state=states.NETWORKING,
-                                    task_state=states.SPAWNING)
+            self.runner.advance("build", uuid, states.SPAWNING)
             image_meta = split_properties(self.glance.show(inst.image_ref))
             files = self.images.files_for(inst, image_meta)
             vi = virt_instance(inst, config_drive=config_drive(inst, admin_pass))
@@ -56,9 +54,7 @@ class Builds:
         except Exception:
             self.clean_up(inst, unplug=plugged)
             raise
-        self.db.instance_update(uuid, expected_task_state=states.SPAWNING, launched_at=utcnow(),
-                                image_meta=image_meta, disk_formats=formats,
-                                power_state=power_state(self.driver, inst))
+        record.finish_with(launched_at=utcnow(), image_meta=image_meta, disk_formats=formats)
 
     def accept_rebuild(self, uuid, image_ref=None, preserve_ephemeral=False):
         """The image checked (the call fails, nothing changes, when it is
@@ -118,8 +114,7 @@ class Builds:
             faults.point("delete.destroyed")
             self.db.floating_ip_remove(instance_uuid=uuid)
             self.networking.unplug_vifs(inst)
-            self.db.instance_update(uuid, expected_task_state=states.DELETING,
-                                    vm_state=states.DELETED, task_state=None,
-                                    power_state=virt_driver.NOSTATE, deleted=True,
-                                    terminated_at=utcnow())
+            self.runner.finish("delete", uuid, vm_state=states.DELETED,
+                               power_state=virt_driver.NOSTATE, deleted=True,
+                               terminated_at=utcnow())
         self.runner.run("delete", ctxt, uuid, work)

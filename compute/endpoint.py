@@ -17,7 +17,7 @@ import oslo_messaging as messaging
 
 from compute import exception, faults, instance_data, optable, rpc, schemas, states
 from compute import volumes as volume_checks
-from compute.resource_tracker import of_flavor
+from compute.resource_tracker import claim_request
 from network import hostres
 from network import model as net_model
 from virt import driver as virt_driver
@@ -67,8 +67,9 @@ class ComputeEndpoint:
             raise e from None
 
     def _start(self, ctxt, op, uuid):
+        """Accept op by its row and submit the part method the row runs."""
         self.manager.runner.accept(op, uuid)
-        self.manager.submit(getattr(self.manager.lifecycle, op), ctxt, uuid)
+        self.manager.submit(self.manager.runs(op), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": op}
 
     # -- casts ------------------------------------------------------------------
@@ -99,32 +100,30 @@ class ComputeEndpoint:
         boot = payload.get("boot_volume")
         volumes = [] if boot is None else [{**boot, "device": virt_driver.BOOT_DEVICE}]
         record = dict(uuid=uuid, display_name=payload["name"], host=self.manager.host,
-                      vm_state=states.BUILDING, task_state=states.SCHEDULING,
-                      power_state=virt_driver.NOSTATE, flavor=flavor,
+                      vm_state=states.BUILDING, power_state=virt_driver.NOSTATE, flavor=flavor,
                       image_ref=payload["image_id"], networks=payload.get("networks", []),
                       metadata_=payload.get("metadata", {}), guest_data=guest_data,
                       image_meta={}, disk_formats={}, volumes=volumes)
         try:        # recorded inside the claim, so concurrent builds cannot over-commit
             volume_checks.check_all(volumes, conf.volume_allowed_networks)
-            here = not self.manager.driver.new_disks_shared()
-            with self.manager.tracker.claim(of_flavor(flavor, disk=here, root=not volumes),
-                                            f"instance {uuid}"):
-                self.db.instance_create(**record)
+            request = claim_request(flavor, volumes,
+                                    new_disks_shared=self.manager.driver.new_disks_shared())
+            with self.manager.tracker.claim(request, f"instance {uuid}"):
+                self.manager.runner.record("build", **record)
         except (exception.ResourcesUnavailable, exception.InvalidRequest) as e:
             # the caller (a cast) reads the fault; a refused volume is not kept
             LOG.warning("build of %s refused: %s", uuid, e)
-            self.db.instance_create(**dict(record, vm_state=states.ERROR, task_state=None,
-                                           volumes=[]), fault=f"{type(e).__name__}: {e}")
+            self.manager.runner.record("build", failed=True, **dict(record, volumes=[]),
+                                       fault=f"{type(e).__name__}: {e}")
             self.manager.ops.notify("create.error", {"instance_uuid": uuid, "message": str(e)},
                                     error=True)
             return
-        self.manager.submit_build(self.manager.builds.build_and_run_instance, ctxt, uuid,
+        self.manager.submit_build(self.manager.runs("build"), ctxt, uuid,
                                   payload.get("admin_pass"))
 
     def terminate_instance(self, ctxt, **payload):
         self._check("terminate_instance", payload)
-        self.manager.submit(self.manager.builds.terminate_instance, ctxt,
-                            payload["instance_uuid"])
+        self.manager.submit(self.manager.runs("delete"), ctxt, payload["instance_uuid"])
 
     def cache_images(self, ctxt, **payload):
         self._check("cache_images", payload)
@@ -168,8 +167,9 @@ class ComputeEndpoint:
         uuid = payload["instance_uuid"]
         lm = self.manager.live_migrations
         mig = lm.accept(uuid, payload["dest_host"], payload.get("networks"))
-        self.manager.submit(lm.live_migrate, ctxt, uuid, mig.id, payload["dest_host"],
-                            payload["block_migration"], payload.get("networks"))
+        self.manager.submit(self.manager.runs("live_migration"), ctxt, uuid, mig.id,
+                            payload["dest_host"], payload["block_migration"],
+                            payload.get("networks"))
         return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": "live_migration"}
 
     def live_migration_abort(self, ctxt, **payload):
@@ -219,7 +219,8 @@ class ComputeEndpoint:
         rs = self.manager.resizes
         mig = rs.accept_resize(uuid, payload["dest_host"], payload.get("flavor"),
                                payload.get("networks"))
-        self.manager.submit(rs.resize_instance, ctxt, uuid, mig.id, payload.get("networks"))
+        self.manager.submit(self.manager.runs("resize"), ctxt, uuid, mig.id,
+                            payload.get("networks"))
         return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": mig.migration_type}
 
     def confirm_resize(self, ctxt, **payload):
@@ -233,7 +234,7 @@ class ComputeEndpoint:
     def _decide(self, ctxt, uuid, op_name):
         rs = self.manager.resizes
         mig = rs.accept_decision(uuid, op_name)
-        self.manager.submit(getattr(rs, op_name), ctxt, uuid, mig.id)
+        self.manager.submit(self.manager.runs(op_name), ctxt, uuid, mig.id)
         return {"instance_uuid": uuid, "migration_id": mig.id,
                 "accepted": optable.TABLE[op_name].tasks[0]}
 
@@ -270,7 +271,7 @@ class ComputeEndpoint:
         uuid = payload["instance_uuid"]
         image = self.manager.builds.accept_rebuild(uuid, payload.get("image_ref"),
                                                    payload.get("preserve_ephemeral", False))
-        self.manager.submit(self.manager.builds.rebuild_instance, ctxt, uuid)
+        self.manager.submit(self.manager.runs("rebuild"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "rebuild", "image_ref": image}
 
     def rescue_instance(self, ctxt, **payload):
@@ -278,14 +279,14 @@ class ComputeEndpoint:
         self._check("rescue_instance", payload)
         uuid = payload["instance_uuid"]
         image = self.manager.rescues.accept_rescue(uuid, payload.get("rescue_image_ref"))
-        self.manager.submit(self.manager.rescues.rescue, ctxt, uuid)
+        self.manager.submit(self.manager.runs("rescue"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "rescue", "rescue_image_ref": image}
 
     def unrescue_instance(self, ctxt, **payload):
         self._check("unrescue_instance", payload)
         uuid = payload["instance_uuid"]
         self.manager.runner.accept("unrescue", uuid)
-        self.manager.submit(self.manager.rescues.unrescue, ctxt, uuid)
+        self.manager.submit(self.manager.runs("unrescue"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "unrescue"}
 
     def shelve_instance(self, ctxt, **payload):
@@ -295,14 +296,14 @@ class ComputeEndpoint:
         self._check("shelve_instance", payload)
         uuid = payload["instance_uuid"]
         self.manager.shelving.accept_shelve(uuid)
-        self.manager.submit(self.manager.shelving.shelve, ctxt, uuid)
+        self.manager.submit(self.manager.runs("shelve"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "shelve"}
 
     def shelve_offload_instance(self, ctxt, **payload):
         self._check("shelve_offload_instance", payload)
         uuid = payload["instance_uuid"]
         self.manager.runner.accept("shelve_offload", uuid)
-        self.manager.submit(self.manager.shelving.shelve_offload, ctxt, uuid)
+        self.manager.submit(self.manager.runs("shelve_offload"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "shelve_offload"}
 
     def unshelve_instance(self, ctxt, **payload):
@@ -312,7 +313,7 @@ class ComputeEndpoint:
         uuid = payload["instance_uuid"]
         sh = self.manager.shelving
         if sh.accept_unshelve(uuid, payload.get("dest_host"), payload.get("networks")):
-            self.manager.submit(sh.unshelve, ctxt, uuid)
+            self.manager.submit(self.manager.runs("unshelve"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "unshelve",
                 "host": payload.get("dest_host") or self.manager.host}
 
@@ -323,14 +324,14 @@ class ComputeEndpoint:
         self._check("attach_volume", payload)
         uuid, vols = payload["instance_uuid"], self.manager.volumes
         device = vols.accept_attach(uuid, payload["volume_id"], payload["connection_info"])
-        self.manager.submit(vols.attach, ctxt, uuid)
+        self.manager.submit(self.manager.runs("attach_volume"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "attach_volume", "device": device}
 
     def detach_volume(self, ctxt, **payload):
         self._check("detach_volume", payload)
         uuid, vols = payload["instance_uuid"], self.manager.volumes
         vols.accept_detach(uuid, payload["volume_id"])
-        self.manager.submit(vols.detach, ctxt, uuid)
+        self.manager.submit(self.manager.runs("detach_volume"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "detach_volume"}
 
     def extend_volume(self, ctxt, **payload):
@@ -340,7 +341,7 @@ class ComputeEndpoint:
         self._check("extend_volume", payload)
         uuid, vols = payload["instance_uuid"], self.manager.volumes
         vols.accept_extend(uuid, payload["volume_id"], payload["new_size"])
-        self.manager.submit(vols.extend, ctxt, uuid)
+        self.manager.submit(self.manager.runs("extend_volume"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "extend_volume"}
 
     def evacuate_instance(self, ctxt, **payload):
@@ -362,7 +363,7 @@ class ComputeEndpoint:
         except Exception:
             ev.abandon(migration_id)
             raise
-        self.manager.submit(ev.evacuate, ctxt, uuid)
+        self.manager.submit(self.manager.runs("evacuate"), ctxt, uuid)
         return {"instance_uuid": uuid, "migration_id": mig["id"], "accepted": "evacuate",
                 "shared_storage": keeps_disks}
 
@@ -382,7 +383,7 @@ class ComputeEndpoint:
         uuid = payload["instance_uuid"]
         snapshots = self.manager.snapshots
         image = snapshots.accept_snapshot(uuid, payload["name"])
-        self.manager.submit(snapshots.snapshot_instance, ctxt, uuid, image["id"])
+        self.manager.submit(self.manager.runs("snapshot"), ctxt, uuid, image["id"])
         return {"instance_uuid": uuid, "image_id": image["id"], "accepted": "snapshot"}
 
     def set_admin_password(self, ctxt, **payload):

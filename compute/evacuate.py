@@ -34,14 +34,15 @@ from compute import exception, faults, optable, rpc, sealing, states, volumes
 from compute.db.api import service_is_up, unreachable
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
-from compute.resource_tracker import of_flavor
+from compute.resource_tracker import claim_request
+from compute.states import MigrationStatus as MS
 from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 from virt import errors as virt_errors
 
 LOG = logging.getLogger(__name__)
-EVACUABLE = frozenset({states.ACTIVE, states.STOPPED, states.ERROR})
+EVACUABLE = optable.TABLE["evacuate"].vm_from
 MIGRATION_TASKS = optable.peer_tasks()      # another host may have the guest meanwhile
 
 
@@ -112,7 +113,7 @@ class Evacuations:
             self.db.migration_create(
                 id=migration_id, owner=self.host, instance_uuid=uuid,
                 migration_type="evacuation", source_host=source, dest_host=self.host,
-                status="accepting", old_flavor={}, new_flavor={}, old_vm_state="")
+                status=MS.ACCEPTING, old_flavor={}, new_flavor={}, old_vm_state="")
         except Exception as e:
             if unreachable(e):
                 raise
@@ -187,13 +188,14 @@ class Evacuations:
                 from None
         migration = dict(id=migration_id, instance_uuid=uuid,
                          migration_type="evacuation", source_host=record.host,
-                         dest_host=self.host, status="accepted", old_flavor=record.flavor,
+                         dest_host=self.host, status=MS.ACCEPTED, old_flavor=record.flavor,
                          new_flavor=record.flavor, old_vm_state=record.vm_state,
                          old_disk_formats=record.disk_formats or {}, shared_storage=shared)
-        here = not in_pool and not self.driver.new_disks_shared()
-        with self.tracker.claim(of_flavor(record.flavor, disk=here), f"instance {uuid}"):
+        request = claim_request(record.flavor, record.volumes, disks_local=not in_pool,
+                                new_disks_shared=self.driver.new_disks_shared())
+        with self.tracker.claim(request, f"instance {uuid}"):
             self.peers.record_incoming(
-                payload, states.REBUILD_SPAWNING, migration=migration,
+                payload, "evacuate", migration=migration,
                 disk_formats=record.disk_formats if shared or in_pool else {},
                 task_args={"migration_id": migration["id"],
                            "shared_storage": shared or in_pool, "files_shared": shared,
@@ -230,12 +232,12 @@ class Evacuations:
             if args.get("stopped"):
                 self.driver.power_off(vi)
             record.event("evacuated", f"rebuilt {how}")
-            self.db.instance_update(
-                uuid, expected_task_state=states.REBUILD_SPAWNING, task_state=None,
+            self.runner.finish(
+                "evacuate", uuid,
                 vm_state=states.STOPPED if args.get("stopped") else states.ACTIVE,
                 disk_formats=formats, launched_at=utcnow(),
                 power_state=power_state(self.driver, inst))
-            self.db.migration_update(args["migration_id"], status="done")
+            self.db.migration_update(args["migration_id"], status=MS.DONE)
         inst = self.db.instance_get(uuid)
         self.runner.run("evacuate", ctxt, uuid, work,
                         migration_id=(inst.task_args or {}).get("migration_id"))
@@ -245,7 +247,7 @@ class Evacuations:
         evacuated away from this host while it was down goes; an evacuation
         this host opened and never accepted (it died in between) is closed:
         its row would go on letting it read the other host's record."""
-        for mig in self.db.migrations(status=("accepting",)):
+        for mig in self.db.migrations(status=(MS.ACCEPTING,)):
             LOG.warning("evacuation %s of %s from %s was opened but never accepted: closed",
                         mig.id, mig.instance_uuid, mig.source_host)
             self.abandon(mig.id)
@@ -283,11 +285,11 @@ class Evacuations:
                     LOG.exception("instance %s: the evacuated copy was not cleaned up; "
                                   "tried again at the next start", uuid)
                     continue
-                self.db.instance_update(uuid, task_state=None, host=mig.dest_host,
-                                        vm_state=states.DELETED, deleted=True,
+                self.runner.finish("evacuate", uuid, checked=False, host=mig.dest_host,
+                                   vm_state=states.DELETED, deleted=True,
                                         power_state=virt_driver.NOSTATE,
                                         terminated_at=utcnow())
-            self.db.migration_update(mig.id, owner=mig.owner, status="completed")
+            self.db.migration_update(mig.id, owner=mig.owner, status=MS.COMPLETED)
 
     def _record_of(self, uuid, host):
         try:

@@ -15,8 +15,8 @@ LOG = logging.getLogger(__name__)
 
 
 class Lifecycle:
-    def __init__(self, conf, db, driver, ops, runner, networking, images):
-        self.conf, self.db, self.driver, self.ops = conf, db, driver, ops
+    def __init__(self, conf, db, driver, runner, networking, images):
+        self.conf, self.db, self.driver = conf, db, driver
         self.runner, self.networking, self.images = runner, networking, images
 
     def power_on(self, inst):
@@ -75,7 +75,7 @@ class Lifecycle:
         def work(inst, record):
             record.event("reset_state", f"vm_state {inst.vm_state} -> {vm_state}, "
                                         f"task_state {inst.task_state} -> None")
-            self.db.instance_update(uuid, vm_state=vm_state, task_state=None)
+            self.runner.finish("reset_state", uuid, vm_state=vm_state)
         self.runner.run("reset_state", ctxt, uuid, work, reraise=True)
 
     def set_admin_password(self, ctxt, uuid, password, user):

@@ -31,7 +31,8 @@ from compute import exception, faults, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
-from compute.resource_tracker import disks_here, of_flavor
+from compute.resource_tracker import claim_request
+from compute.states import MigrationStatus as MS
 from virt import driver as virt_driver
 from virt import errors as virt_errors
 
@@ -63,7 +64,7 @@ class LiveMigrations:
         self.runner.accept("live_migration", uuid)
         return self.db.migration_create(
             id=str(uuidlib.uuid4()), instance_uuid=uuid, migration_type="live-migration",
-            source_host=self.host, dest_host=dest_host, status="pre-migrating",
+            source_host=self.host, dest_host=dest_host, status=MS.PRE_MIGRATING,
             old_flavor=inst.flavor, new_flavor=inst.flavor, old_vm_state=inst.vm_state,
             old_disk_formats=dict(inst.disk_formats or {}))
 
@@ -85,7 +86,7 @@ class LiveMigrations:
             dest = api.check_can_live_migrate_destination(
                 dest_host, instance=self.peers.record_payload(inst, networks),
                 block_migration=block, probe=probe, source_host=self.host, cpu=cpu)
-        self.db.migration_update(migration_id, status="migrating",
+        self.db.migration_update(migration_id, status=MS.MIGRATING,
                                  shared_storage=dest["shared_storage"])
         record.event("destination_checked",
                      f"{dest}, cpu {'compared' if cpu else 'hypervisor default'}")
@@ -108,7 +109,7 @@ class LiveMigrations:
                 dest_host, instance_uuid=uuid, shared_storage=dest["shared_storage"])
             raise
         # the guest runs at the destination now: nothing below brings it back
-        self.db.migration_update(migration_id, status="post-migrating")
+        self.db.migration_update(migration_id, status=MS.POST_MIGRATING)
         faults.point("live_migration.migrated")
         record.event("migrated", f"to {dest_host} in {seconds:.3f} s"
                      + (" over TLS" if self.driver.live_migration_tls() else ""))
@@ -131,9 +132,10 @@ class LiveMigrations:
         volumes.forget_all(self.driver, inst)       # the destination's QEMU has them open
         if not mig.shared_storage:
             self.driver.remove_instance_files(virt_instance(inst))
-        self.db.instance_update(inst.uuid, task_state=None, host=mig.dest_host, deleted=True,
-                                power_state=virt_driver.NOSTATE, terminated_at=utcnow())
-        self.db.migration_update(mig.id, status="completed")
+        self.runner.finish("live_migration", inst.uuid, checked=False, host=mig.dest_host,
+                           deleted=True, power_state=virt_driver.NOSTATE,
+                           terminated_at=utcnow())
+        self.db.migration_update(mig.id, status=MS.COMPLETED)
 
     def check_can_live_migrate_source(self, uuid, dest):
         """Source, called back by the destination's check: the instance is
@@ -177,10 +179,10 @@ class LiveMigrations:
         where the guest runs decides, and the peer is asked where it is."""
         rows = [m for m in self.db.migrations(inst.uuid)
                 if m.migration_type == "live-migration"
-                and m.status not in ("error", "completed")]
+                and m.status not in (MS.ERROR, MS.COMPLETED)]
         if not rows:           # from before migration rows: the record follows the guest
-            self.db.instance_update(inst.uuid, task_state=None,
-                                    power_state=power_state(self.driver, inst))
+            self.runner.finish("live_migration", inst.uuid,
+                               power_state=power_state(self.driver, inst))
             return
         mig = rows[0]
         if mig.source_host == self.host:
@@ -208,9 +210,9 @@ class LiveMigrations:
             except Exception as e:       # noqa: BLE001 - it drops its half when it starts
                 LOG.warning("instance %s: %s did not roll back: %s", inst.uuid,
                             mig.dest_host, e)
-            self.db.migration_update(mig.id, status="error",
+            self.db.migration_update(mig.id, status=MS.ERROR,
                                      message="interrupted by an agent restart; rolled back")
-            self.db.instance_update(inst.uuid, task_state=None, power_state=here)
+            self.runner.finish("live_migration", inst.uuid, power_state=here)
             return
         try:
             theirs = self._peer_record(mig.dest_host, inst.uuid)
@@ -236,9 +238,9 @@ class LiveMigrations:
         nothing starts it from disks that may be stale."""
         LOG.error("instance %s: live migration interrupted: %s", inst.uuid, why)
         self.db.fault_create(inst.uuid, f"LiveMigrationInterrupted: {why}")
-        self.db.migration_update(mig.id, status="error", message=why[:1000])
-        self.db.instance_update(inst.uuid, vm_state=states.ERROR, task_state=None,
-                                power_state=power_state(self.driver, inst))
+        self.db.migration_update(mig.id, status=MS.ERROR, message=why[:1000])
+        self.runner.finish("live_migration", inst.uuid, vm_state=states.ERROR,
+                           power_state=power_state(self.driver, inst))
 
     def _await_source(self, uuid, mig):
         """Destination, after a restart, while the source still runs the
@@ -284,9 +286,7 @@ class LiveMigrations:
         probe and the addresses to migrate to; then, as in Nova, the
         source's own check with what this host found."""
         try:
-            self.tracker.check(of_flavor(instance["flavor"], disk=block and disks_here(
-                instance["disk_formats"])),
-                               f"instance {instance['uuid']}")
+            self.tracker.check(self._request(instance, block), f"instance {instance['uuid']}")
         except exception.ResourcesUnavailable as e:
             raise exception.MigrationPreCheckError(str(e)) from None
         if cpu is not None:
@@ -308,27 +308,32 @@ class LiveMigrations:
         except exception.ComputeError as e:
             raise exception.local_copy(e) from None
 
+    @staticmethod
+    def _request(instance, block):
+        """What an arriving instance claims: its disks only when they are
+        copied here (a block migration of disks that are files)."""
+        return claim_request(instance["flavor"], instance.get("volumes"),
+                             instance["disk_formats"], disks_local=block)
+
     def pre_live_migration(self, ctxt, instance, block, migration_id, source_host):
         """Destination: the claim (the check above held nothing), the record
         and the migration's row, then the instance's files, bases and
         ports."""
         uuid = instance["uuid"]
         try:
-            with self.tracker.claim(of_flavor(instance["flavor"], disk=block and disks_here(
-                    instance["disk_formats"])),
-                                    f"instance {uuid}"):
-                self.peers.record_incoming(instance, states.MIGRATING)
+            with self.tracker.claim(self._request(instance, block), f"instance {uuid}"):
+                self.peers.record_incoming(instance, "live_migration_destination")
         except exception.ResourcesUnavailable as e:
             raise exception.MigrationPreCheckError(str(e)) from None
         self.db.migration_create(
             id=migration_id, instance_uuid=uuid, migration_type="live-migration",
-            source_host=source_host, dest_host=self.host, status="migrating",
+            source_host=source_host, dest_host=self.host, status=MS.MIGRATING,
             old_flavor=instance["flavor"], new_flavor=instance["flavor"],
             old_vm_state=instance["vm_state"], old_disk_formats=instance["disk_formats"],
             shared_storage=not block)
         faults.point("live_migration_destination.recorded")
-        with self.runner.ops.run(ctxt, uuid, "live_migration_destination") as record:
-            inst = self.db.instance_get(uuid)
+
+        def work(inst, record):
             files = self.images.files_for(inst, inst.image_meta)
             vi = virt_instance(inst)
             volumes.connect_all(self.driver, inst)
@@ -338,6 +343,7 @@ class LiveMigrations:
             record.event("prepared", "block" if block else "shared storage")
             return {"paths": self.driver.migration_paths(vi, files),
                     **self.driver.hold_console_ports(vi)}
+        return self.runner.run("live_migration_destination", ctxt, uuid, work, reraise=True)
 
     def post_live_migration_at_destination(self, uuid):
         inst = self.db.instance_get(uuid)
@@ -354,10 +360,10 @@ class LiveMigrations:
         if inst.vm_state == states.ACTIVE and \
                 power_state(self.driver, inst) == virt_driver.PAUSED:
             self.driver.unpause(virt_instance(inst))     # paused to force completion
-        self.db.instance_update(inst.uuid, expected_task_state=states.MIGRATING,
-                                task_state=None, power_state=power_state(self.driver, inst))
+        self.runner.finish("live_migration_destination", inst.uuid,
+                           power_state=power_state(self.driver, inst))
         if mig is not None:
-            self.db.migration_update(mig.id, status="completed")
+            self.db.migration_update(mig.id, status=MS.COMPLETED)
 
     def rollback_live_migration_at_destination(self, uuid, shared_storage):
         """Undo pre_live_migration; with shared storage the disks are the
@@ -380,5 +386,5 @@ class LiveMigrations:
         self.db.instance_purge(uuid)
         mig = self._row(uuid)
         if mig is not None:
-            self.db.migration_update(mig.id, status="error", message="rolled back")
+            self.db.migration_update(mig.id, status=MS.ERROR, message="rolled back")
         return {"instance_uuid": uuid}

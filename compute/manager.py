@@ -25,7 +25,7 @@ import dataclasses
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-from compute import exception, states
+from compute import exception, optable, states
 from compute.builds import Builds
 from compute.consoles import ConsoleAccess
 from compute.evacuate import Evacuations
@@ -46,8 +46,6 @@ from compute.volumes import VolumeAttachments
 from virt import errors as virt_errors
 
 LOG = logging.getLogger(__name__)
-POWER_OPERATIONS = ("reboot_soft", "reboot_hard", "suspend", "resume", "pause", "unpause",
-                    "stop", "start")
 
 
 class ComputeManager:
@@ -62,16 +60,15 @@ class ComputeManager:
         self.workers = ThreadPoolExecutor(conf.max_concurrent_operations,
                                           thread_name_prefix="op")
         self.images = ImageFiles(conf, db, image_cache, glance, driver, self.host)
-        self.networking = Networking(conf, db, vif_plugin, driver, self.ops, self.host)
+        self.networking = Networking(conf, db, vif_plugin, driver, self.runner, self.host)
         self.builds = Builds(db, driver, self.runner, self.networking, self.images, glance)
-        self.lifecycle = Lifecycle(conf, db, driver, self.ops, self.runner, self.networking,
-                                   self.images)
+        self.lifecycle = Lifecycle(conf, db, driver, self.runner, self.networking, self.images)
         self.rescues = Rescues(db, driver, self.runner, self.networking, self.images, glance,
                                self.lifecycle.power_on)
         self.snapshots = Snapshots(conf, db, driver, self.runner, self.images, glance,
                                    self.host)
         self.consoles = ConsoleAccess(conf, db, driver)
-        self.peers = Peers(conf, db, driver, self.networking, self.host, transport)
+        self.peers = Peers(conf, db, driver, self.runner, self.networking, self.host, transport)
         self.live_migrations = LiveMigrations(conf, db, driver, self.runner, self.networking,
                                               self.images, self.peers, self.tracker, self.host,
                                               self.submit)
@@ -84,29 +81,29 @@ class ComputeManager:
                                        self.images, glance, self.peers, self.tracker,
                                        self.host)
         self.volumes = VolumeAttachments(conf, db, driver, self.runner)
-        operations = {name: getattr(self.lifecycle, name) for name in POWER_OPERATIONS}
-        operations["delete"] = self.builds.terminate_instance
-        operations["rebuild"] = self.builds.rebuild_instance
-        operations.update(rescue=self.rescues.rescue, unrescue=self.rescues.unrescue,
-                          shelve=self.shelving.shelve,
-                          shelve_offload=self.shelving.shelve_offload,
-                          unshelve=self.shelving.resume_unshelve,
-                          evacuate=self.evacuations.evacuate,
-                          attach_volume=self.volumes.attach, detach_volume=self.volumes.detach,
-                          extend_volume=self.volumes.extend)
-        operations.update({op: self.resizes.resume_decision(op)
-                           for op in ("confirm_resize", "revert_resize")})
+        # the parts the rows of compute.optable name (Op.runs, Op.restart_with)
+        self.parts = {"builds": self.builds, "lifecycle": self.lifecycle,
+                      "rescues": self.rescues, "snapshots": self.snapshots,
+                      "live_migrations": self.live_migrations, "resizes": self.resizes,
+                      "shelving": self.shelving, "evacuations": self.evacuations,
+                      "volumes": self.volumes, "networking": self.networking}
         self.reconciler = Reconciler(
-            conf, db, driver, self.runner, self.networking, self.submit, operations,
-            recoverers={"live_migration": self.live_migrations.recover,
-                        "live_migration_destination": self.live_migrations.recover,
-                        "resize": self.resizes.recover,
-                        "resize_destination": self.resizes.recover},
-            clean_up=self.builds.clean_up,
+            conf, db, driver, self.runner, self.networking, self.submit,
+            restarts={op.name: self.part_method(op.restarts_with()) for op in optable.ROWS
+                      if op.restart in (optable.RESUME, optable.ASK_PEER, optable.CLEAN_UP)},
             at_start=(self.evacuations.clean_up_evacuated, image_cache.remove_partial,
                       driver.remove_leftovers,
                       self.snapshots.recover_at_start),
             host=self.host)
+
+    def part_method(self, ref):
+        """The bound method a row names as "part.method"."""
+        part, method = ref.split(".")
+        return getattr(self.parts[part], method)
+
+    def runs(self, op_name):
+        """The part method that runs op_name once accepted (its row's runs)."""
+        return self.part_method(optable.TABLE[op_name].runs)
 
     def submit(self, fn, *args):
         """Run an accepted operation in the worker pool."""

@@ -32,8 +32,9 @@ class NoopFirewall:
 
 
 class Networking:
-    def __init__(self, conf, db, vifs, driver, ops, host):
-        self.conf, self.db, self.vifs, self.driver, self.ops = conf, db, vifs, driver, ops
+    def __init__(self, conf, db, vifs, driver, runner, host):
+        self.conf, self.db, self.vifs, self.driver = conf, db, vifs, driver
+        self.runner = runner
         self.host = host
         self._net_lock = threading.RLock()
         net = conf.network
@@ -273,7 +274,8 @@ class Networking:
             raise exception.InvalidRequest(
                 f"instance {uuid} has no fixed IPv4 {fixed_ip or ''}".rstrip())
         port, ip = candidates[0]
-        with self.ops.run(ctxt, uuid, "associate_floating_ip", record_fault=False):
+
+        def work(inst, record):
             self.db.floating_ip_add(address=address, host=self.host, instance_uuid=uuid,
                                     port_id=port.id, fixed_ip=ip)
             try:
@@ -282,24 +284,23 @@ class Networking:
                 self.db.floating_ip_remove(address=address)
                 self.apply_network()
                 raise
+        self.runner.run("associate_floating_ip", ctxt, uuid, work, reraise=True)
         return {"address": address, "fixed_ip": ip, "port_id": port.id}
 
     def disassociate_floating_ip(self, ctxt, address):
         rows = self.db.floating_ip_remove(address=address)
         if not rows:
             raise exception.InvalidRequest(f"floating IP {address} is not associated here")
-        with self.ops.run(ctxt, rows[0].instance_uuid, "disassociate_floating_ip",
-                          record_fault=False):
-            self.apply_network()
+        self.runner.run("disassociate_floating_ip", ctxt, rows[0].instance_uuid,
+                        lambda inst, record: self.apply_network(), reraise=True)
         return {"address": address}
 
     def attach_interface(self, ctxt, uuid, item, groups):
         """Add a port to an ACTIVE or STOPPED instance: record it, plug it,
         apply the rules, then add the NIC (live if the guest runs)."""
         net, port = vif_from_payload(item)
-        with self.ops.run(ctxt, uuid, "attach_interface"):
-            inst = self.db.instance_get(uuid)
-            self._check_settled(inst, "attach an interface to")
+
+        def work(inst, record):
             if port.id in self.host_ports():
                 raise exception.InvalidRequest(f"port {port.id} is already attached here")
             self.save_security_groups(groups)
@@ -316,12 +317,11 @@ class Networking:
                 self.db.instance_update(uuid, networks=old)
                 self.unplug_vifs(inst, [(net, port, vif)], instance_gone=False)
                 raise
-        return vif
+            return vif
+        return self.runner.run("attach_interface", ctxt, uuid, work, reraise=True)
 
     def detach_interface(self, ctxt, uuid, port_id):
-        with self.ops.run(ctxt, uuid, "detach_interface"):
-            inst = self.db.instance_get(uuid)
-            self._check_settled(inst, "detach an interface from")
+        def work(inst, record):
             vifs = [v for v in self.vifs_of(inst) if v[1].id == port_id]
             if not vifs:
                 raise exception.InvalidRequest(f"instance {uuid} has no port {port_id}")
@@ -333,14 +333,8 @@ class Networking:
             self.db.instance_update(
                 uuid, networks=[i for i in inst.networks if i["port"]["id"] != port_id])
             self.unplug_vifs(inst, vifs, instance_gone=False)
+        self.runner.run("detach_interface", ctxt, uuid, work, reraise=True)
         return {"port_id": port_id}
-
-    @staticmethod
-    def _check_settled(inst, what):
-        if inst.vm_state not in (states.ACTIVE, states.STOPPED) or inst.task_state:
-            raise exception.InstanceInvalidState(
-                f"cannot {what} instance {inst.uuid} in vm_state {inst.vm_state}, "
-                f"task_state {inst.task_state}")
 
     def get_network_status(self):
         ports = self.host_ports()

@@ -14,9 +14,9 @@ RECORD_FIELDS = ("uuid", "display_name", "vm_state", "flavor", "image_ref", "ima
 
 
 class Peers:
-    def __init__(self, conf, db, driver, networking, host, transport=None):
+    def __init__(self, conf, db, driver, runner, networking, host, transport=None):
         self.conf, self.db, self.driver, self.networking = conf, db, driver, networking
-        self.host, self.transport = host, transport
+        self.runner, self.host, self.transport = runner, host, transport
         self._api = None
 
     @property
@@ -78,19 +78,20 @@ class Peers:
         payload["security_groups"] = list(self.db.security_groups(gids, inst.owner).values())
         return payload
 
-    def record_incoming(self, instance, task_state, **overrides):
+    def record_incoming(self, instance, op_name, **overrides):
         """Destination: the record of an instance arriving from another host
-        (the payload of record_payload), with its security groups."""
+        (the payload of record_payload), with its security groups, in the
+        first task state of op_name (the row of this host's half)."""
         volumes.check_all(instance.get("volumes") or [], self.conf.volume_allowed_networks)
         self.networking.add_peer_security_groups(instance["security_groups"])
         self.db.instance_purge(instance["uuid"], only_deleted=True)   # it lived here before
         values = dict(
             uuid=instance["uuid"], display_name=instance["display_name"], host=self.host,
-            vm_state=instance["vm_state"], task_state=task_state,
+            vm_state=instance["vm_state"],
             power_state=virt_driver.NOSTATE, flavor=instance["flavor"],
             image_ref=instance["image_ref"], image_meta=instance["image_meta"],
             disk_formats=instance["disk_formats"], networks=instance["networks"],
             metadata_=instance["metadata"], guest_data=instance.get("guest_data") or {},
             volumes=instance.get("volumes") or [], launched_at=utcnow())
         values.update(overrides)
-        return self.db.instance_create(**values)
+        return self.runner.record(op_name, **values)

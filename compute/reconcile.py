@@ -39,18 +39,18 @@ def stray_guest_action(record, host, action):
 
 
 class Reconciler:
-    """operations: {op name: callable(ctxt, uuid)} to issue an operation
-    again (RESUME); recoverers: {op name: callable(inst)} of the parts that
-    decide an interrupted migration with the peer (ASK_PEER); clean_up:
-    callable(inst) undoing a build (CLEAN_UP); at_start: what the parts
-    finish before any record is looked at (snapshot work directories,
-    half-made devices and files)."""
+    """restarts: {op name: the part method its row's restart_with names},
+    built from compute.optable by the manager: callable(ctxt, uuid) to
+    issue an operation again (RESUME), callable(inst) for the parts that
+    decide an interrupted migration with the peer (ASK_PEER) or undo a
+    build (CLEAN_UP); at_start: what the parts finish before any record is
+    looked at (snapshot work directories, half-made devices and files)."""
 
-    def __init__(self, conf, db, driver, runner, networking, submit, operations, recoverers,
-                 clean_up, at_start, host):
+    def __init__(self, conf, db, driver, runner, networking, submit, restarts, at_start,
+                 host):
         self.conf, self.db, self.driver, self.runner = conf, db, driver, runner
         self.networking, self.submit, self.host = networking, submit, host
-        self.operations, self.recoverers, self.clean_up = operations, recoverers, clean_up
+        self.restarts = restarts
         self.at_start = at_start
         self.unknown_guests = []        # uuids of guests no record here knows, last sync
 
@@ -78,18 +78,18 @@ class Reconciler:
         LOG.warning("instance %s: %s interrupted by an agent restart (%s): %s", uuid, op.name,
                     task, op.restart)
         if op.restart == optable.CLEAN_UP:
-            self.clean_up(inst)
+            self.restarts[op.name](inst)
             name = op.name.title().replace("_", "")
             self.db.fault_create(uuid, f"{name}Interrupted: the agent restarted during the "
                                        f"{op.name} (task_state {task}); it was cleaned up")
-            self.db.instance_update(uuid, vm_state=op.failed, task_state=None,
-                                    power_state=virt_driver.NOSTATE)
+            self.runner.finish(op.name, uuid, checked=False, vm_state=op.failed,
+                               power_state=virt_driver.NOSTATE)
         elif op.restart == optable.RESUME:
-            self.submit(self.operations[op.name], {}, uuid)
+            self.submit(self.restarts[op.name], {}, uuid)
         elif op.restart == optable.SETTLE:
             self.runner.settle(op, uuid)
         elif op.restart == optable.ASK_PEER:
-            self.recoverers[op.name](inst)
+            self.restarts[op.name](inst)
 
     def _settled(self, inst):
         power = power_state(self.driver, inst)
@@ -100,7 +100,7 @@ class Reconciler:
             self.db.instance_update(inst.uuid, expected_task_state=None,
                                     vm_state=states.STOPPED, power_state=power)
             self.runner.accept("start", inst.uuid)
-            self.submit(self.operations["start"], {}, inst.uuid)
+            self.submit(self.restarts["start"], {}, inst.uuid)
         else:
             self._sync_instance(inst, power)
 

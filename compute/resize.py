@@ -41,12 +41,13 @@ from compute import disk_transfer, exception, faults, optable, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, view, virt_instance
 from compute.operation import progress_writer
-from compute.resource_tracker import disks_here, of_flavor
+from compute.resource_tracker import claim_request
+from compute.states import MigrationStatus as MS
 from imagecache import errors as image_errors
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
-SOURCE_TASKS = (states.RESIZE_PREP, states.RESIZE_MIGRATING, states.RESIZE_MIGRATED)
+SOURCE_TASKS = optable.TABLE["resize"].tasks
 MIGRATION_FIELDS = ("id", "instance_uuid", "migration_type", "source_host", "dest_host",
                     "old_flavor", "new_flavor", "old_vm_state", "old_disk_formats")
 
@@ -88,7 +89,7 @@ def settle_refusal(mig, own_migrations, inst):
     peer's word, or None (pure): the move must be finished here, be the
     instance's newest migration of this host, and the record here (if it
     is still live) must await the confirm or revert."""
-    if mig.status != "finished":
+    if mig.status != MS.FINISHED:
         return f"it is {mig.status}, not finished"
     newest = own_migrations[0] if own_migrations else None
     if newest is not None and newest.id != mig.id:
@@ -117,16 +118,12 @@ class Resizes:
         if flavor and new == old:
             raise exception.InvalidRequest(f"instance {uuid} has this flavor already")
         check_growth(old, new)
-        if ((inst.image_meta or {}).get("properties") or {}).get("hw_tpm_version"):
-            raise exception.InvalidRequest(
-                f"instance {uuid} has a vTPM: its state (libvirt's, root's) cannot travel "
-                "with a cold migration or resize yet; live-migrate it instead")
         self.peers.check_networks_view(inst, networks)
         self.runner.accept("resize", uuid)
         return self.db.migration_create(
             id=str(uuidlib.uuid4()), instance_uuid=uuid,
             migration_type="resize" if flavor else "migration", source_host=self.host,
-            dest_host=dest_host, status="pre-migrating", old_flavor=old, new_flavor=new,
+            dest_host=dest_host, status=MS.PRE_MIGRATING, old_flavor=old, new_flavor=new,
             old_vm_state=inst.vm_state, old_disk_formats=dict(inst.disk_formats or {}))
 
     # -- source side --------------------------------------------------------------------
@@ -137,11 +134,10 @@ class Resizes:
         def work(inst, record):
             self._move_out(inst, mig, networks, record)
             record.event("finished", f"on {mig.dest_host}")
-            self.db.migration_update(migration_id, status="finished")
+            self.db.migration_update(migration_id, status=MS.FINISHED)
             if mig.dest_host != self.host:
-                self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATED,
-                                        vm_state=states.RESIZED, task_state=None,
-                                        power_state=virt_driver.NOSTATE, progress=None)
+                self.runner.finish("resize", uuid, vm_state=states.RESIZED,
+                                   power_state=virt_driver.NOSTATE, progress=None)
         self.runner.run("resize", ctxt, uuid, work, migration_id=migration_id)
 
     def _move_out(self, inst, mig, networks, record):
@@ -154,8 +150,7 @@ class Resizes:
             record.event("destination_prepared", "shared storage"
                          if prep["shared_storage"] else "disks to transfer")
             faults.point("resize.prepared")
-            self.db.instance_update(uuid, expected_task_state=states.RESIZE_PREP,
-                                    task_state=states.RESIZE_MIGRATING)
+            self.runner.advance("resize", uuid, states.RESIZE_MIGRATING)
             files = self.driver.migrate_disk_and_power_off(
                 virt_instance(inst), self.conf.shutdown_timeout,
                 self.conf.shutdown_retry_interval)
@@ -165,9 +160,8 @@ class Resizes:
             if not prep["shared_storage"]:
                 self._send_disks(uuid, prep["transfer"], files, record)
             faults.point("resize.sent")
-            self.db.migration_update(mig.id, status="post-migrating")
-            self.db.instance_update(uuid, expected_task_state=states.RESIZE_MIGRATING,
-                                    task_state=states.RESIZE_MIGRATED)
+            self.db.migration_update(mig.id, status=MS.POST_MIGRATING)
+            self.runner.advance("resize", uuid, states.RESIZE_MIGRATED)
             finishing = True
             api.finish_resize(mig.dest_host, migration_id=mig.id)
             faults.point("resize.finished_remote")
@@ -186,7 +180,7 @@ class Resizes:
             prep = api.prep_resize(
                 mig.dest_host, migration={k: getattr(mig, k) for k in MIGRATION_FIELDS},
                 instance=self.peers.record_payload(inst, networks), probe=probe)
-        self.db.migration_update(mig.id, status="migrating",
+        self.db.migration_update(mig.id, status=MS.MIGRATING,
                                  shared_storage=prep["shared_storage"])
         return prep
 
@@ -251,11 +245,11 @@ class Resizes:
         """Idempotent: a destination may ask again after a restart."""
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
-        if mig.status == "confirmed":
+        if mig.status == MS.CONFIRMED:
             return {"migration_id": migration_id}
         self._check_settle(mig, "confirm")
-        with self.runner.ops.run(ctxt, uuid, "resize_confirm_source", lock=not same):
-            inst = self.db.instance_get(uuid)
+
+        def work(inst, record):
             self.driver.confirm_migration(virt_instance(inst))
             faults.point("confirm_resize.source_confirmed")
             if not same:
@@ -263,24 +257,27 @@ class Resizes:
                 self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
                                         expected_task_state=None, host=mig.dest_host,
                                         deleted=True, terminated_at=utcnow())
-            self.db.migration_update(migration_id, status="confirmed")
+            self.db.migration_update(migration_id, status=MS.CONFIRMED)
+        self.runner.run("resize_confirm_source", ctxt, uuid, work, lock=not same, reraise=True)
         return {"migration_id": migration_id}
 
     def finish_revert_resize(self, ctxt, migration_id):
         """Idempotent: a destination may ask again after a restart."""
         mig = self.db.migration_get(migration_id)
         same, uuid = mig.dest_host == self.host, mig.instance_uuid
-        if mig.status == "reverted":
+        if mig.status == MS.REVERTED:
             return {"migration_id": migration_id}
         self._check_settle(mig, "revert")
-        with self.runner.ops.run(ctxt, uuid, "resize_revert_source", lock=not same):
+
+        def work(inst, record):
             self._restore_here(uuid, mig)
             faults.point("revert_resize.source_reverted")
-            inst = self.db.instance_get(uuid)
-            self.db.instance_update(uuid, expected_vm_state=states.RESIZED,
-                                    vm_state=mig.old_vm_state, task_state=None,
-                                    power_state=power_state(self.driver, inst))
-            self.db.migration_update(migration_id, status="reverted")
+            # on one host the record is the destination's too, in revert_resize
+            self.runner.finish("resize_revert_source", uuid, expected_vm_state=states.RESIZED,
+                               vm_state=mig.old_vm_state,
+                               power_state=power_state(self.driver, inst))
+            self.db.migration_update(migration_id, status=MS.REVERTED)
+        self.runner.run("resize_revert_source", ctxt, uuid, work, lock=not same, reraise=True)
         return {"migration_id": migration_id}
 
     # -- destination side ---------------------------------------------------------------
@@ -290,10 +287,10 @@ class Resizes:
         shared = self.peers.sees_probe(probe)
         ref = virt_driver.Instance.ref(uuid)
         new, old = migration["new_flavor"], migration["old_flavor"]
-        local = not shared and disks_here(instance["disk_formats"])
-        request = of_flavor(new, disk=local)      # on one host only the growth counts
-        if same:
-            request -= of_flavor(old, disk=local)
+        vols, formats = instance.get("volumes"), instance["disk_formats"]
+        request = claim_request(new, vols, formats, disks_local=not shared)
+        if same:                                  # on one host only the growth counts
+            request -= claim_request(old, vols, formats, disks_local=not shared)
         with self.tracker.claim(request, f"instance {uuid} ({migration['migration_type']})"):
             if not same:
                 if self.peers.find(uuid) is not None:
@@ -303,10 +300,11 @@ class Resizes:
                         f"instance {uuid} has files on {self.host} without an instance: "
                         "a leftover")
             if not same:
-                self.peers.record_incoming(instance, states.RESIZE_PREP,
-                                      flavor=migration["new_flavor"])
+                self.peers.record_incoming(instance, "resize_destination",
+                                           flavor=migration["new_flavor"])
         try:
-            self.db.migration_create(**migration, status="pre-migrating", shared_storage=shared)
+            self.db.migration_create(**migration, status=MS.PRE_MIGRATING,
+                                     shared_storage=shared)
             inst = self.db.instance_get(uuid)
             files = self.images.files_for(inst, inst.image_meta)   # the bases, fetched now
             answer = {"shared_storage": shared}
@@ -338,11 +336,10 @@ class Resizes:
     def finish_resize(self, ctxt, migration_id):
         mig = self.db.migration_get(migration_id)
         uuid, same = mig.instance_uuid, mig.source_host == self.host
-        with self.runner.ops.run(ctxt, uuid, "resize_finish", lock=not same) as record:
-            self.db.instance_update(uuid, expected_task_state=(states.RESIZE_PREP,
-                                                               states.RESIZE_MIGRATED),
-                                    task_state=states.RESIZE_FINISH)
-            inst = self.db.instance_get(uuid)
+        def work(inst, record):
+            # on one host the record is the source's, which took resize_migrated
+            self.runner.advance("resize_destination", uuid, states.RESIZE_FINISH,
+                                after=(states.RESIZE_PREP, states.RESIZE_MIGRATED))
             vi = virt_instance(inst, flavor=virt_driver.Flavor(**mig.new_flavor),
                                disk_formats=mig.old_disk_formats)
             if mig.shared_storage:
@@ -366,11 +363,9 @@ class Resizes:
                 vi, virt_driver.Flavor(**mig.old_flavor), inst.image_meta, files,
                 network_info, mig.old_vm_state == states.ACTIVE)
             faults.point("resize_destination.defined")
-            self.db.instance_update(uuid, expected_task_state=states.RESIZE_FINISH,
-                                    vm_state=states.RESIZED, task_state=None, progress=None,
-                                    flavor=mig.new_flavor, disk_formats=formats,
-                                    power_state=power_state(self.driver, inst))
-            self.db.migration_update(migration_id, status="finished")
+            record.finish_with(flavor=mig.new_flavor, disk_formats=formats)
+        self.runner.run("resize_destination", ctxt, uuid, work, lock=not same, reraise=True)
+        self.db.migration_update(migration_id, status=MS.FINISHED)
         return view(self.db.instance_get(uuid))
 
     def abort_resize_at_destination(self, ctxt, migration_id):
@@ -386,13 +381,16 @@ class Resizes:
         if receiver is not None:
             receiver.close()
         if mig.source_host != self.host:
-            with self.runner.ops.run(ctxt, mig.instance_uuid, "resize_abort",
-                                     record_fault=False):
-                inst = self.peers.find(mig.instance_uuid)
-                if inst is not None:
-                    self._drop_incoming(inst, mig)
-                    self.db.instance_purge(inst.uuid)
-        self.db.migration_update(migration_id, status="error")
+            def work(inst, record):
+                self._drop_incoming(inst, mig)
+                self.db.instance_purge(inst.uuid)
+            if self.peers.find(mig.instance_uuid) is not None:
+                try:
+                    self.runner.run("resize_abort", ctxt, mig.instance_uuid, work,
+                                    reraise=True)
+                except exception.InstanceNotFound:
+                    pass                # dropped while the abort waited for the lock
+        self.db.migration_update(migration_id, status=MS.ERROR)
         return {"migration_id": migration_id}
 
     def _drop_incoming(self, inst, mig):
@@ -408,7 +406,7 @@ class Resizes:
     def accept_decision(self, uuid, op_name):
         """The finished migration of uuid that ends here; the instance takes
         confirm_resize's or revert_resize's task state by compare-and-swap."""
-        finished = [m for m in self.db.migrations(uuid, status=("finished",))
+        finished = [m for m in self.db.migrations(uuid, status=(MS.FINISHED,))
                     if m.dest_host == self.host]
         if not finished:
             raise exception.InstanceInvalidState(
@@ -416,17 +414,21 @@ class Resizes:
         self.runner.accept(op_name, uuid)
         return finished[0]
 
-    def resume_decision(self, op_name):
-        """For a restart: the confirm or revert (op_name) of an instance
-        already in its task state, taken again."""
-        def resume(ctxt, uuid):
-            finished = [m for m in self.db.migrations(uuid, status=("finished",))
-                        if m.dest_host == self.host]
-            if not finished:
-                self.runner.settle(optable.TABLE[op_name], uuid)
-                return
-            getattr(self, op_name)(ctxt, uuid, finished[0].id)
-        return resume
+    def resume_confirm(self, ctxt, uuid):
+        """For a restart: a confirm of an instance already in its task
+        state, taken again."""
+        self._resume_decision(ctxt, uuid, "confirm_resize")
+
+    def resume_revert(self, ctxt, uuid):
+        self._resume_decision(ctxt, uuid, "revert_resize")
+
+    def _resume_decision(self, ctxt, uuid, op_name):
+        finished = [m for m in self.db.migrations(uuid, status=(MS.FINISHED,))
+                    if m.dest_host == self.host]
+        if not finished:
+            self.runner.settle(optable.TABLE[op_name], uuid)
+            return
+        getattr(self, op_name)(ctxt, uuid, finished[0].id)
 
     def confirm_resize(self, ctxt, uuid, migration_id):
         """A failure leaves the instance resized (its row), to ask again."""
@@ -438,10 +440,9 @@ class Resizes:
             self.driver.sync_disks(virt_instance(inst))
             faults.point("confirm_resize.synced")
             self.peers.api.confirm_resize_at_source(mig.source_host, migration_id=migration_id)
-            self.db.instance_update(uuid, expected_task_state=states.RESIZE_CONFIRMING,
-                                    vm_state=mig.old_vm_state, task_state=None,
-                                    power_state=power_state(self.driver, inst))
-            self.db.migration_update(migration_id, status="confirmed")
+            self.runner.finish("confirm_resize", uuid, vm_state=mig.old_vm_state,
+                               power_state=power_state(self.driver, inst))
+            self.db.migration_update(migration_id, status=MS.CONFIRMED)
         self.runner.run("confirm_resize", ctxt, uuid, work)
 
     def revert_resize(self, ctxt, uuid, migration_id):
@@ -451,7 +452,7 @@ class Resizes:
             self._drop_incoming(inst, mig)
             faults.point("revert_resize.dropped")
             self.peers.api.finish_revert_resize(mig.source_host, migration_id=migration_id)
-            self.db.migration_update(migration_id, status="reverted")
+            self.db.migration_update(migration_id, status=MS.REVERTED)
             if mig.source_host != self.host:
                 self.db.instance_purge(uuid)
         self.runner.run("revert_resize", ctxt, uuid, work)
@@ -468,36 +469,36 @@ class Resizes:
         cleared so the client may ask again."""
         uuid, task = inst.uuid, inst.task_state
         migs = [m for m in self.db.migrations(uuid) if m.status not in
-                ("error", "confirmed", "reverted")]
+                (MS.ERROR, MS.CONFIRMED, MS.REVERTED)]
         mig = migs[0] if migs else None
         if task in SOURCE_TASKS and mig is not None and mig.source_host == self.host:
             if task == states.RESIZE_MIGRATED and self._finished_at_destination(mig):
                 LOG.warning("instance %s: %s finished on %s while this agent was down",
                             uuid, mig.migration_type, mig.dest_host)
-                self.db.migration_update(mig.id, status="finished")
-                self.db.instance_update(uuid, vm_state=states.RESIZED, task_state=None,
-                                        progress=None, power_state=virt_driver.NOSTATE)
+                self.db.migration_update(mig.id, status=MS.FINISHED)
+                self.runner.finish("resize", uuid, checked=False, vm_state=states.RESIZED,
+                                   progress=None, power_state=virt_driver.NOSTATE)
                 return
             LOG.warning("instance %s: %s interrupted by an agent restart; putting it back",
                         uuid, mig.migration_type)
             aborted = self._abort_at_destination(self.peers.api, mig)
-            self.db.migration_update(mig.id, status="error",
+            self.db.migration_update(mig.id, status=MS.ERROR,
                                      message="interrupted by an agent restart")
             if task == states.RESIZE_MIGRATED and not aborted:
                 self._stranded(uuid, mig)
-                self.db.instance_update(uuid, task_state=None, progress=None)
+                self.runner.finish("resize", uuid, checked=False, progress=None)
                 return
             if task != states.RESIZE_PREP:        # shut down, maybe moved aside: back up
                 self._restore_here(uuid, mig)
             inst = self.db.instance_get(uuid)
-            self.db.instance_update(uuid, vm_state=mig.old_vm_state, task_state=None,
-                                    progress=None, power_state=power_state(self.driver, inst))
+            self.runner.finish("resize", uuid, checked=False, vm_state=mig.old_vm_state,
+                               progress=None, power_state=power_state(self.driver, inst))
         elif mig is not None and mig.dest_host == self.host:
             self._recover_arrival(inst, mig)
         else:
             LOG.warning("instance %s: %s interrupted with no migration to resume; settled",
                         uuid, task)
-            self.db.instance_update(uuid, task_state=None, progress=None)
+            self.runner.finish("resize", uuid, checked=False, progress=None)
 
     def _recover_arrival(self, inst, mig):
         """Destination, at start, with an arrival left half-made: the source
@@ -513,17 +514,17 @@ class Resizes:
                         inst.uuid, mig.migration_type, mig.source_host, e)
             return
         status = next((m["status"] for m in theirs if m["id"] == mig.id), None)
-        if status == "finished" and power_state(self.driver, inst) != virt_driver.NOSTATE:
+        if status == MS.FINISHED and power_state(self.driver, inst) != virt_driver.NOSTATE:
             LOG.warning("instance %s: %s finished; settling here", inst.uuid, mig.migration_type)
-            self.db.instance_update(inst.uuid, vm_state=states.RESIZED, task_state=None,
-                                    progress=None, flavor=mig.new_flavor,
-                                    power_state=power_state(self.driver, inst))
+            self.runner.finish("resize_destination", inst.uuid, checked=False,
+                               vm_state=states.RESIZED, progress=None, flavor=mig.new_flavor,
+                               power_state=power_state(self.driver, inst))
             return
         LOG.warning("instance %s: arriving by %s, interrupted (the source says %s); dropping "
                     "what arrived", inst.uuid, mig.migration_type, status)
         self._drop_incoming(inst, mig)
         self.db.instance_purge(inst.uuid)
-        self.db.migration_update(mig.id, status="error",
+        self.db.migration_update(mig.id, status=MS.ERROR,
                                  message="interrupted by an agent restart")
 
     def _finished_at_destination(self, mig):
@@ -536,7 +537,7 @@ class Resizes:
         except Exception as e:       # noqa: BLE001 - unknown: put it back here
             LOG.warning("migration %s: %s did not answer: %s", mig.id, mig.dest_host, e)
             return False
-        return any(m["id"] == mig.id and m["status"] == "finished" for m in theirs)
+        return any(m["id"] == mig.id and m["status"] == MS.FINISHED for m in theirs)
 
     def list_migrations(self, uuid=None):
         return [migration_view(m) for m in self.db.migrations(uuid)]

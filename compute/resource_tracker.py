@@ -45,12 +45,21 @@ def of_flavor(flavor, disk=True, root=True):
                      if disk else 0)
 
 
+def claim_request(flavor, volumes=(), disk_formats=None, disks_local=True,
+                  new_disks_shared=False):
+    """What an instance claims on this host, the one rule every claim and
+    the usage use (pure): its flavor's vCPUs and memory; its disks only
+    where they take this host's disk (not when disks_local is False: shared
+    storage, a live migration without block copy; not RBD images; a record
+    with no disks yet makes them where this host makes new disks), and no
+    root disk when a volume is its root."""
+    return of_flavor(flavor, disks_local and disks_here(disk_formats, new_disks_shared),
+                     root=not boots_from_volume(volumes))
+
+
 def of_instance(inst, disk=True, new_disks_shared=False):
-    """What an instance's record takes here (no disk for disks on shared
-    block storage; a record with no disks yet, a build, makes them where
-    this host makes new disks)."""
-    return of_flavor(inst.flavor, disk and disks_here(inst.disk_formats, new_disks_shared),
-                     root=not boots_from_volume(inst.volumes))
+    """What an instance's record takes here (claim_request of its record)."""
+    return claim_request(inst.flavor, inst.volumes, inst.disk_formats, disk, new_disks_shared)
 
 
 def disks_here(disk_formats, new_disks_shared=False):

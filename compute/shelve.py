@@ -22,17 +22,13 @@ import uuid as uuidlib
 from compute import exception, faults, optable, states, volumes
 from compute.db.models import utcnow
 from compute.instance import power_state, virt_instance
-from compute.resource_tracker import of_flavor
+from compute.resource_tracker import claim_request
 from imagecache import errors as image_errors
 from imagecache.glance import split_properties
 from virt import driver as virt_driver
 
 LOG = logging.getLogger(__name__)
 GiB = 1024 ** 3
-
-
-def has_tpm(inst):
-    return bool(((inst.image_meta or {}).get("properties") or {}).get("hw_tpm_version"))
 
 
 def expired_shelves(instances, offload_after, now):
@@ -54,17 +50,13 @@ class Shelving:
         self.host, self.submit = host, submit
         self.power_on = power_on            # Lifecycle.power_on: a shelved guest again
 
-    def _disk_here(self):
-        """Whether an unshelve's new disks take this host's disk."""
-        return not self.driver.new_disks_shared()
+    def _request(self, flavor, volumes):
+        """What an unshelve claims: its new disks where this host makes them."""
+        return claim_request(flavor, volumes, new_disks_shared=self.driver.new_disks_shared())
 
     # -- shelve -----------------------------------------------------------------
 
     def accept_shelve(self, uuid):
-        if has_tpm(self.db.instance_get(uuid)):
-            raise exception.InvalidRequest(
-                f"instance {uuid} has a vTPM: its state is libvirt's and would be lost "
-                "when the instance is offloaded; it cannot be shelved")
         self.runner.accept("shelve", uuid)
 
     def shelve(self, ctxt, uuid):
@@ -74,7 +66,7 @@ class Shelving:
 
         def work(inst, record):
             if inst.task_state != tasks[0]:          # a resumed shelve starts over
-                self.db.instance_update(uuid, expected_task_state=tasks, task_state=tasks[0])
+                self.runner.advance("shelve", uuid, tasks[0], after=tasks)
             self._power_off(inst, record)
             faults.point("shelve.powered_off")
             image_id = self._kept_image(inst)
@@ -84,7 +76,7 @@ class Shelving:
                 self.db.instance_update(uuid, shelved_image_id=image_id)
                 self.snapshots.create_image(inst, image_id, f"{inst.display_name}-shelved")
                 faults.point("shelve.image_created")
-                self.snapshots.make_image(inst, image_id, record, tasks)
+                self.snapshots.make_image(inst, image_id, record, "shelve")
             record.event("shelved", f"root disk in image {image_id}")
             return True
         at_once = self.conf.shelved_offload_time == 0
@@ -155,7 +147,7 @@ class Shelving:
         inst = self.db.instance_get(uuid)
         if dest_host in (None, self.host):
             if inst.vm_state == states.SHELVED_OFFLOADED:
-                with self.tracker.claim(of_flavor(inst.flavor, disk=self._disk_here()),
+                with self.tracker.claim(self._request(inst.flavor, inst.volumes),
                                         f"instance {uuid}"):
                     self.runner.accept("unshelve", uuid, task_args={})
             else:
@@ -171,18 +163,14 @@ class Shelving:
         return False
 
     def _hand_over(self, ctxt, uuid, dest, networks):
-        try:
-            with self.runner.ops.run(ctxt, uuid, "unshelve") as record:
-                inst = self.db.instance_get(uuid)
-                self.peers.api.take_shelved_instance(
-                    dest, self.peers.record_payload(inst, networks), inst.shelved_image_id,
-                    self.host)
-                faults.point("unshelve.handed_over")
-                record.event("handed_over", f"to {dest}")
-                self.db.instance_purge(uuid)
-        except Exception as e:
-            self.runner.settle(optable.TABLE["unshelve"], uuid, e)
-            raise
+        def work(inst, record):
+            self.peers.api.take_shelved_instance(
+                dest, self.peers.record_payload(inst, networks), inst.shelved_image_id,
+                self.host)
+            faults.point("unshelve.handed_over")
+            record.event("handed_over", f"to {dest}")
+            self.db.instance_purge(uuid)
+        self.runner.run("unshelve_hand_over", ctxt, uuid, work, reraise=True)
 
     def take_shelved(self, ctxt, instance, shelved_image_id, source_host):
         """Destination: claim, record (offloaded, UNSHELVING), spawn in the
@@ -193,9 +181,9 @@ class Shelving:
         if self.driver.has_instance_files(virt_driver.Instance.ref(uuid)):
             raise exception.InvalidRequest(
                 f"instance {uuid} has files on {self.host} without an instance: a leftover")
-        with self.tracker.claim(of_flavor(instance["flavor"], disk=self._disk_here()),
+        with self.tracker.claim(self._request(instance["flavor"], instance.get("volumes")),
                                 f"instance {uuid}"):
-            self.peers.record_incoming(instance, states.UNSHELVING,
+            self.peers.record_incoming(instance, "unshelve",
                                        vm_state=states.SHELVED_OFFLOADED,
                                        shelved_image_id=shelved_image_id,
                                        task_args={"source": source_host})

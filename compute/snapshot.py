@@ -76,7 +76,7 @@ class Snapshots:
         except Exception:
             if "workdir" in locals():
                 shutil.rmtree(workdir, ignore_errors=True)
-            self.db.instance_update(uuid, task_state=None, progress=None)
+            self.runner.finish("snapshot", uuid, progress=None)
             raise
         return image
 
@@ -99,15 +99,15 @@ class Snapshots:
         return self.glance.create(id=image_id, name=name, disk_format=fmt,
                                   container_format="bare", **snapshot_properties(inst))
 
-    def make_image(self, inst, image_id, record, tasks):
+    def make_image(self, inst, image_id, record, op_name):
         """A snapshot of inst's root disk uploaded to image_id (made by
-        create_image), the record passing through tasks (three task
-        states); the image deleted when this fails, the work directory
+        create_image), the record passing through the three task states of
+        op_name's row; the image deleted when this fails, the work directory
         removed in any case."""
         workdir = self._workdir(inst.uuid, image_id)
         os.makedirs(workdir, exist_ok=True)
         try:
-            self._snapshot(inst, image_id, record, tasks)
+            self._snapshot(inst, image_id, record, op_name)
         except Exception:
             self.forget_image(image_id)
             raise
@@ -126,7 +126,7 @@ class Snapshots:
             try:
                 self.runner.run("snapshot", ctxt, uuid,
                                 lambda inst, record: self._snapshot(
-                                    inst, image_id, record, optable.TABLE["snapshot"].tasks),
+                                    inst, image_id, record, "snapshot"),
                                 reraise=True)
             except Exception as e:
                 LOG.error("instance %s: snapshot %s failed: %s", uuid, image_id, e)
@@ -134,7 +134,7 @@ class Snapshots:
             finally:
                 shutil.rmtree(self._workdir(uuid, image_id), ignore_errors=True)
 
-    def _snapshot(self, inst, image_id, record, tasks):
+    def _snapshot(self, inst, image_id, record, op_name):
         uuid = inst.uuid
         vi, fmt = virt_instance(inst), self.glance.show(image_id)["disk_format"]
         files = self.images.files_for(inst, inst.image_meta)
@@ -161,9 +161,9 @@ class Snapshots:
                 record.event("disk_merged", f"{time.monotonic() - merging:.3f} s")
             if state["saved"]:
                 self.driver.resume(vi)        # back as it was, running or paused
-        self.db.instance_update(uuid, expected_task_state=tasks[0], task_state=tasks[1],
-                                progress=50)
-        self.db.instance_update(uuid, expected_task_state=tasks[1], task_state=tasks[2])
+        tasks = optable.TABLE[op_name].tasks
+        self.runner.advance(op_name, uuid, tasks[1], progress=50)
+        self.runner.advance(op_name, uuid, tasks[2])
         self._upload(image_id, path, progress_writer(self.db, uuid, 50, 100))
         faults.point("snapshot.uploaded")
         record.event("uploaded", f"image {image_id}, {os.path.getsize(path)} bytes")

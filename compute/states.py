@@ -1,5 +1,7 @@
 """Nova's names for an instance's vm_state and task_state.  power_state
-numbers are the driver's (virt.driver)."""
+numbers are the driver's (virt.driver); a migration row's status is a
+MigrationStatus."""
+import enum
 
 # vm_state: what the instance is, as far as the user is concerned.
 ACTIVE = "active"
@@ -56,3 +58,25 @@ def offloaded(vm_state, task_state):
     """Whether an instance has nothing on its host (no guest, disk, port
     or claim): shelved and offloaded, and no unshelve under way."""
     return vm_state == SHELVED_OFFLOADED and task_state is None
+
+
+class MigrationStatus(enum.StrEnum):
+    """A migration row's status (live, cold, resize, evacuation): plain
+    strings in the database and on the wire."""
+    PRE_MIGRATING = "pre-migrating"     # accepted at the source
+    MIGRATING = "migrating"             # the destination prepared
+    POST_MIGRATING = "post-migrating"   # moved; the destination finishing
+    FINISHED = "finished"               # resize/cold: on the destination, awaiting a decision
+    CONFIRMED = "confirmed"
+    REVERTED = "reverted"
+    COMPLETED = "completed"             # live: moved; evacuation: the source cleaned up
+    ERROR = "error"
+    ACCEPTING = "accepting"             # evacuation: opened, the record not read yet
+    ACCEPTED = "accepted"               # evacuation: rebuilding on the destination
+    DONE = "done"                       # evacuation: rebuilt; the source cleans up on return
+
+
+# nothing more happens to a migration in one of these
+FINAL_MIGRATION = frozenset({MigrationStatus.CONFIRMED, MigrationStatus.REVERTED,
+                             MigrationStatus.COMPLETED, MigrationStatus.ERROR,
+                             MigrationStatus.DONE})

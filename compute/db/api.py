@@ -24,6 +24,7 @@ from sqlalchemy.orm import sessionmaker
 
 from compute import exception, sealing
 from compute.db import models
+from compute.states import MigrationStatus as MS
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 # The newest revision under migrations/versions (a unit test checks it is
@@ -455,7 +456,7 @@ class Database:
             return list(s.scalars(select(models.Migration).where(
                 models.Migration.migration_type == "evacuation",
                 models.Migration.source_host == host,
-                models.Migration.status.in_(["accepted", "done"]))
+                models.Migration.status.in_([MS.ACCEPTED, MS.DONE]))
                 .order_by(models.Migration.created_at)))
 
     # -- services and nodes ---------------------------------------------------

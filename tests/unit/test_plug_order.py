@@ -66,7 +66,7 @@ CONF = types.SimpleNamespace(state_path="/nonexistent", metadata_port=8775,
 
 def Manager(db, log, fail_on=None):
     """The Networking part, built from its constructor alone."""
-    part = Networking(CONF, db, Plugin(log, fail_on), driver=None, ops=None, host="h")
+    part = Networking(CONF, db, Plugin(log, fail_on), driver=None, runner=None, host="h")
     part.firewall = Firewall(log)
     part._sync_floating_addresses = lambda floating: None
     return part

@@ -55,10 +55,12 @@ def test_the_key_is_read_from_the_users_section_of_a_keyring(tmp_path):
 
 
 def test_only_a_boot_volume_refuses_the_operations_on_the_root_file():
-    refused = {op.name for op in optable.ROWS if optable.refusal(op, True)}
+    refused = {op.name for op in optable.ROWS
+               if optable.refusal(op, {optable.BOOT_FROM_VOLUME})}
     assert refused == {"rebuild", "rescue", "shelve", "snapshot", "resize"}
-    assert all(optable.refusal(op, False) is None for op in optable.ROWS)
-    assert "boots from a volume" in optable.refusal(optable.TABLE["snapshot"], True)
+    assert all(optable.refusal(op, set()) is None for op in optable.ROWS)
+    assert "boots from a volume" in optable.refusal(optable.TABLE["snapshot"],
+                                                    {optable.BOOT_FROM_VOLUME})
 
 
 def test_migration_flag_names_show_whether_disks_are_copied():

@@ -4,10 +4,11 @@ when an evacuation may start."""
 import datetime
 import types
 
-from compute import states
+from compute import optable, states
 from compute.networking import Networking
+from compute.operation import instance_facts
 from compute.resource_tracker import holds_resources
-from compute.shelve import expired_shelves, has_tpm
+from compute.shelve import expired_shelves
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, 0)
 
@@ -16,7 +17,8 @@ def rec(vm_state, task_state=None, age=0, launched=True, props=None):
     return types.SimpleNamespace(
         uuid=f"{vm_state}-{task_state}-{age}", vm_state=vm_state, task_state=task_state,
         updated_at=NOW - datetime.timedelta(seconds=age), created_at=NOW,
-        launched_at=NOW if launched else None, image_meta={"properties": props or {}})
+        launched_at=NOW if launched else None, image_meta={"properties": props or {}},
+        volumes=[])
 
 
 def test_only_idle_shelved_instances_older_than_the_limit_are_due():
@@ -41,8 +43,11 @@ def test_an_offloaded_instance_holds_no_resources_and_no_ports_until_unshelved()
 
 
 def test_a_vtpm_is_seen_in_the_image_properties():
-    assert has_tpm(rec(states.ACTIVE, props={"hw_tpm_version": "2.0"}))
-    assert not has_tpm(rec(states.ACTIVE))
+    assert optable.VTPM in instance_facts(rec(states.ACTIVE, props={"hw_tpm_version": "2.0"}))
+    assert not instance_facts(rec(states.ACTIVE))
+    for name in ("shelve", "resize"):       # the rows that refuse it, and why
+        assert "vTPM" in optable.refusal(optable.TABLE[name], {optable.VTPM})
+    assert optable.refusal(optable.TABLE["live_migration"], {optable.VTPM}) is None
 
 
 def test_evacuation_needs_a_down_service_and_an_idle_evacuable_record():
