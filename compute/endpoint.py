@@ -1,7 +1,8 @@
 """The RPC endpoint on topic 'compute': the boundary where untrusted
-payloads arrive.  Each method validates its payload against its schema
-(compute.schemas) before anything is written, then hands over to the
-manager.
+payloads arrive.  Its methods are those of compute.contract; each payload
+was checked against its schema (compute.contract.PayloadCheck, in the
+wrapper chain) before the method runs; the method checks what a schema
+cannot say, then hands over to the manager's parts.
 
 - build_and_run_instance and terminate_instance are casts: the build is
   recorded here and runs in the build pool; a delete is allowed from any
@@ -15,7 +16,7 @@ import logging
 
 import oslo_messaging as messaging
 
-from compute import exception, faults, instance_data, optable, rpc, schemas, states
+from compute import contract, exception, faults, instance_data, optable, states
 from compute import volumes as volume_checks
 from compute.resource_tracker import claim_request
 from network import hostres
@@ -25,19 +26,11 @@ from virt import driver as virt_driver
 LOG = logging.getLogger(__name__)
 
 class ComputeEndpoint:
-    target = messaging.Target(namespace=None, version=rpc.RPC_VERSION)
+    target = messaging.Target(namespace=None, version=contract.VERSION)
 
     def __init__(self, manager):
         self.manager = manager
         self.db = manager.db
-
-    def _check(self, method, payload):
-        try:
-            schemas.validate(method, payload)
-        except Exception as e:
-            LOG.warning("rejected %s: %s", method, e)
-            self.manager.ops.notify(f"{method}.rejected", {"reason": str(e)}, error=True)
-            raise
 
     def _check_networking(self, method, items, groups):
         """What the schema cannot say: addresses inside their subnets, rule
@@ -75,7 +68,6 @@ class ComputeEndpoint:
     # -- casts ------------------------------------------------------------------
 
     def build_and_run_instance(self, ctxt, **payload):
-        self._check("build_and_run_instance", payload)
         groups = payload.get("security_groups", [])
         self._check_networking("build_and_run_instance", payload.get("networks", []), groups)
         conf = self.manager.conf
@@ -122,48 +114,38 @@ class ComputeEndpoint:
                                   payload.get("admin_pass"))
 
     def terminate_instance(self, ctxt, **payload):
-        self._check("terminate_instance", payload)
         self.manager.submit(self.manager.runs("delete"), ctxt, payload["instance_uuid"])
 
     def cache_images(self, ctxt, **payload):
-        self._check("cache_images", payload)
         self.manager.submit_build(self.manager.images.cache_images, ctxt, payload["image_ids"])
 
     # -- power operations (calls that answer once accepted) ---------------------
 
     def reboot_instance(self, ctxt, **payload):
-        self._check("reboot_instance", payload)
         op = "reboot_hard" if payload["reboot_type"] == "HARD" else "reboot_soft"
         return self._start(ctxt, op, payload["instance_uuid"])
 
     def suspend_instance(self, ctxt, **payload):
-        self._check("suspend_instance", payload)
         return self._start(ctxt, "suspend", payload["instance_uuid"])
 
     def resume_instance(self, ctxt, **payload):
-        self._check("resume_instance", payload)
         return self._start(ctxt, "resume", payload["instance_uuid"])
 
     def pause_instance(self, ctxt, **payload):
-        self._check("pause_instance", payload)
         return self._start(ctxt, "pause", payload["instance_uuid"])
 
     def unpause_instance(self, ctxt, **payload):
-        self._check("unpause_instance", payload)
         return self._start(ctxt, "unpause", payload["instance_uuid"])
 
     def stop_instance(self, ctxt, **payload):
-        self._check("stop_instance", payload)
         return self._start(ctxt, "stop", payload["instance_uuid"])
 
     def start_instance(self, ctxt, **payload):
-        self._check("start_instance", payload)
         return self._start(ctxt, "start", payload["instance_uuid"])
 
     # -- live migration (client -> source; source -> destination) -----------------
 
     def live_migrate_instance(self, ctxt, **payload):
-        self._check("live_migrate_instance", payload)
         uuid = payload["instance_uuid"]
         lm = self.manager.live_migrations
         mig = lm.accept(uuid, payload["dest_host"], payload.get("networks"))
@@ -173,15 +155,12 @@ class ComputeEndpoint:
         return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": "live_migration"}
 
     def live_migration_abort(self, ctxt, **payload):
-        self._check("live_migration_abort", payload)
         return self.manager.live_migrations.control(payload["instance_uuid"], "abort")
 
     def live_migration_force_complete(self, ctxt, **payload):
-        self._check("live_migration_force_complete", payload)
         return self.manager.live_migrations.control(payload["instance_uuid"], "force_complete")
 
     def check_can_live_migrate_destination(self, ctxt, **payload):
-        self._check("check_can_live_migrate_destination", payload)
         self._check_networking("check_can_live_migrate_destination",
                                payload["instance"]["networks"],
                                payload["instance"]["security_groups"])
@@ -190,23 +169,19 @@ class ComputeEndpoint:
             payload["source_host"], payload.get("cpu"))
 
     def check_can_live_migrate_source(self, ctxt, **payload):
-        self._check("check_can_live_migrate_source", payload)
         return self.manager.live_migrations.check_can_live_migrate_source(
             payload["instance_uuid"], payload["dest_check_data"])
 
     def pre_live_migration(self, ctxt, **payload):
-        self._check("pre_live_migration", payload)
         return self.manager.live_migrations.pre_live_migration(
             ctxt, payload["instance"], payload["block_migration"], payload["migration_id"],
             payload["source_host"])
 
     def post_live_migration_at_destination(self, ctxt, **payload):
-        self._check("post_live_migration_at_destination", payload)
         return self.manager.live_migrations.post_live_migration_at_destination(
             payload["instance_uuid"])
 
     def rollback_live_migration_at_destination(self, ctxt, **payload):
-        self._check("rollback_live_migration_at_destination", payload)
         return self.manager.live_migrations.rollback_live_migration_at_destination(
             payload["instance_uuid"], payload["shared_storage"])
 
@@ -214,7 +189,6 @@ class ComputeEndpoint:
 
     def migrate_instance(self, ctxt, **payload):
         """Cold-migrate (no flavor) or resize; accepted with the migration id."""
-        self._check("migrate_instance", payload)
         uuid = payload["instance_uuid"]
         rs = self.manager.resizes
         mig = rs.accept_resize(uuid, payload["dest_host"], payload.get("flavor"),
@@ -224,11 +198,9 @@ class ComputeEndpoint:
         return {"instance_uuid": uuid, "migration_id": mig.id, "accepted": mig.migration_type}
 
     def confirm_resize(self, ctxt, **payload):
-        self._check("confirm_resize", payload)
         return self._decide(ctxt, payload["instance_uuid"], "confirm_resize")
 
     def revert_resize(self, ctxt, **payload):
-        self._check("revert_resize", payload)
         return self._decide(ctxt, payload["instance_uuid"], "revert_resize")
 
     def _decide(self, ctxt, uuid, op_name):
@@ -239,35 +211,28 @@ class ComputeEndpoint:
                 "accepted": optable.TABLE[op_name].tasks[0]}
 
     def list_migrations(self, ctxt, **payload):
-        self._check("list_migrations", payload)
         return self.manager.resizes.list_migrations(payload.get("instance_uuid"))
 
     def prep_resize(self, ctxt, **payload):
-        self._check("prep_resize", payload)
         mig, inst = payload["migration"], payload["instance"]
         if mig["source_host"] != self.manager.host:
             self._check_networking("prep_resize", inst["networks"], inst["security_groups"])
         return self.manager.resizes.prep_resize(ctxt, mig, inst, payload["probe"])
 
     def finish_resize(self, ctxt, **payload):
-        self._check("finish_resize", payload)
         return self.manager.resizes.finish_resize(ctxt, payload["migration_id"])
 
     def abort_resize_at_destination(self, ctxt, **payload):
-        self._check("abort_resize_at_destination", payload)
         return self.manager.resizes.abort_resize_at_destination(ctxt, payload["migration_id"])
 
     def confirm_resize_at_source(self, ctxt, **payload):
-        self._check("confirm_resize_at_source", payload)
         return self.manager.resizes.confirm_resize_at_source(ctxt, payload["migration_id"])
 
     def finish_revert_resize(self, ctxt, **payload):
-        self._check("finish_revert_resize", payload)
         return self.manager.resizes.finish_revert_resize(ctxt, payload["migration_id"])
 
     def rebuild_instance(self, ctxt, **payload):
         """Accepted once the image is found; runs in the worker pool."""
-        self._check("rebuild_instance", payload)
         uuid = payload["instance_uuid"]
         image = self.manager.builds.accept_rebuild(uuid, payload.get("image_ref"),
                                                    payload.get("preserve_ephemeral", False))
@@ -276,14 +241,12 @@ class ComputeEndpoint:
 
     def rescue_instance(self, ctxt, **payload):
         """Accepted once the rescue image is found; runs in the worker pool."""
-        self._check("rescue_instance", payload)
         uuid = payload["instance_uuid"]
         image = self.manager.rescues.accept_rescue(uuid, payload.get("rescue_image_ref"))
         self.manager.submit(self.manager.runs("rescue"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "rescue", "rescue_image_ref": image}
 
     def unrescue_instance(self, ctxt, **payload):
-        self._check("unrescue_instance", payload)
         uuid = payload["instance_uuid"]
         self.manager.runner.accept("unrescue", uuid)
         self.manager.submit(self.manager.runs("unrescue"), ctxt, uuid)
@@ -293,14 +256,12 @@ class ComputeEndpoint:
         """Accepted at once; the guest is shut down and its root disk
         uploaded in the worker pool (then offloaded when
         shelved_offload_time is 0)."""
-        self._check("shelve_instance", payload)
         uuid = payload["instance_uuid"]
         self.manager.shelving.accept_shelve(uuid)
         self.manager.submit(self.manager.runs("shelve"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "shelve"}
 
     def shelve_offload_instance(self, ctxt, **payload):
-        self._check("shelve_offload_instance", payload)
         uuid = payload["instance_uuid"]
         self.manager.runner.accept("shelve_offload", uuid)
         self.manager.submit(self.manager.runs("shelve_offload"), ctxt, uuid)
@@ -309,7 +270,6 @@ class ComputeEndpoint:
     def unshelve_instance(self, ctxt, **payload):
         """Here, or on dest_host: then the record is handed over before
         the call returns (and the destination spawns)."""
-        self._check("unshelve_instance", payload)
         uuid = payload["instance_uuid"]
         sh = self.manager.shelving
         if sh.accept_unshelve(uuid, payload.get("dest_host"), payload.get("networks")):
@@ -321,14 +281,12 @@ class ComputeEndpoint:
         """Accepted once its driver takes the connection info; attached in
         the worker pool (a failure is the instance's fault, the guest as it
         was).  Answers the guest's device."""
-        self._check("attach_volume", payload)
         uuid, vols = payload["instance_uuid"], self.manager.volumes
         device = vols.accept_attach(uuid, payload["volume_id"], payload["connection_info"])
         self.manager.submit(self.manager.runs("attach_volume"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "attach_volume", "device": device}
 
     def detach_volume(self, ctxt, **payload):
-        self._check("detach_volume", payload)
         uuid, vols = payload["instance_uuid"], self.manager.volumes
         vols.accept_detach(uuid, payload["volume_id"])
         self.manager.submit(self.manager.runs("detach_volume"), ctxt, uuid)
@@ -338,7 +296,6 @@ class ComputeEndpoint:
         """After the storage grew the volume: the running guest is told its
         new size (new_size, bytes); a size below what the guest sees is
         refused."""
-        self._check("extend_volume", payload)
         uuid, vols = payload["instance_uuid"], self.manager.volumes
         vols.accept_extend(uuid, payload["volume_id"], payload["new_size"])
         self.manager.submit(self.manager.runs("extend_volume"), ctxt, uuid)
@@ -348,7 +305,6 @@ class ComputeEndpoint:
         """To the host that takes the instance of a host whose service is
         down (a database the hosts share); accepted with the migration
         id, rebuilt in the worker pool."""
-        self._check("evacuate_instance", payload)
         uuid, networks = payload["instance_uuid"], payload.get("networks")
         ev, peers = self.manager.evacuations, self.manager.peers
         migration_id = ev.open(uuid, payload["source_host"])
@@ -369,7 +325,6 @@ class ComputeEndpoint:
 
     def take_shelved_instance(self, ctxt, **payload):
         """From the host that has an offloaded instance: unshelve it here."""
-        self._check("take_shelved_instance", payload)
         inst = payload["instance"]
         self._check_networking("take_shelved_instance", inst["networks"],
                                inst["security_groups"])
@@ -379,7 +334,6 @@ class ComputeEndpoint:
     def snapshot_instance(self, ctxt, **payload):
         """Accepted at once with the new image (queued); the copy and the
         upload run in the worker pool: follow task_state and progress."""
-        self._check("snapshot_instance", payload)
         uuid = payload["instance_uuid"]
         snapshots = self.manager.snapshots
         image = snapshots.accept_snapshot(uuid, payload["name"])
@@ -387,7 +341,6 @@ class ComputeEndpoint:
         return {"instance_uuid": uuid, "image_id": image["id"], "accepted": "snapshot"}
 
     def set_admin_password(self, ctxt, **payload):
-        self._check("set_admin_password", payload)
         uuid = payload["instance_uuid"]
         self.manager.runner.accept("set_admin_password", uuid)
         self.manager.lifecycle.set_admin_password(ctxt, uuid, payload["admin_pass"],
@@ -395,20 +348,17 @@ class ComputeEndpoint:
         return self.manager.get_instance(uuid)
 
     def reset_state(self, ctxt, **payload):
-        self._check("reset_state", payload)
         self.manager.lifecycle.reset_state(ctxt, payload["instance_uuid"], payload["state"])
         return self.manager.get_instance(payload["instance_uuid"])
 
     # -- networking (calls that answer once applied) -----------------------------
 
     def refresh_security_group_rules(self, ctxt, **payload):
-        self._check("refresh_security_group_rules", payload)
         self._check_networking("refresh_security_group_rules", [],
                                [payload["security_group"]])
         return self.manager.networking.refresh_security_group_rules(payload["security_group"])
 
     def attach_interface(self, ctxt, **payload):
-        self._check("attach_interface", payload)
         item = {"port": payload["port"], "network": payload["network"]}
         groups = payload.get("security_groups", [])
         self._check_networking("attach_interface", [item], groups)
@@ -416,66 +366,51 @@ class ComputeEndpoint:
                                                         groups)
 
     def detach_interface(self, ctxt, **payload):
-        self._check("detach_interface", payload)
         return self.manager.networking.detach_interface(ctxt, payload["instance_uuid"],
                                                         payload["port_id"])
 
     def associate_floating_ip(self, ctxt, **payload):
-        self._check("associate_floating_ip", payload)
         return self.manager.networking.associate_floating_ip(
             ctxt, payload["instance_uuid"], payload["address"], payload.get("fixed_ip"))
 
     def disassociate_floating_ip(self, ctxt, **payload):
-        self._check("disassociate_floating_ip", payload)
         return self.manager.networking.disassociate_floating_ip(ctxt, payload["address"])
 
     def get_network_status(self, ctxt, **payload):
-        self._check("get_network_status", payload)
         return self.manager.networking.get_network_status()
 
     # -- queries ----------------------------------------------------------------
 
     def get_instance(self, ctxt, **payload):
-        self._check("get_instance", payload)
         return self.manager.get_instance(payload["instance_uuid"])
 
     def list_instances(self, ctxt, **payload):
-        self._check("list_instances", payload)
         return self.manager.list_instances()
 
     def list_instance_actions(self, ctxt, **payload):
-        self._check("list_instance_actions", payload)
         return self.manager.list_instance_actions(payload["instance_uuid"])
 
     def get_console_output(self, ctxt, **payload):
-        self._check("get_console_output", payload)
         return self.manager.get_console_output(payload["instance_uuid"], payload.get("length"))
 
     def get_serial_console(self, ctxt, **payload):
-        self._check("get_serial_console", payload)
         return self.manager.consoles.get(payload["instance_uuid"], "serial")
 
     def get_vnc_console(self, ctxt, **payload):
-        self._check("get_vnc_console", payload)
         return self.manager.consoles.get(payload["instance_uuid"], "vnc")
 
     def get_diagnostics(self, ctxt, **payload):
-        self._check("get_diagnostics", payload)
         return self.manager.lifecycle.get_diagnostics(payload["instance_uuid"])
 
     def get_host_status(self, ctxt, **payload):
-        self._check("get_host_status", payload)
         return self.manager.get_host_status()
 
     def get_image_cache_status(self, ctxt, **payload):
-        self._check("get_image_cache_status", payload)
         return self.manager.images.status()
 
     def manage_image_cache(self, ctxt, **payload):
         """Admin: run the cache manager now; what it removed and kept."""
-        self._check("manage_image_cache", payload)
         return self.manager.images.manage()
 
     def ping(self, ctxt, **payload):
-        self._check("ping", payload)
         return {"host": self.manager.host, "status": "ok"}

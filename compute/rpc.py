@@ -8,7 +8,6 @@ from oslo_config import cfg
 
 TOPIC = "compute"
 BINARY = "compute-agent"     # the service row's binary
-RPC_VERSION = "1.0"
 ALLOWED_EXMODS = ["compute.exception"]
 
 

@@ -18,7 +18,7 @@ import uuid as uuidlib
 
 import oslo_messaging as messaging
 
-from compute import exception, rpc, schemas
+from compute import contract, exception, rpc, schemas
 
 # Every message is published with the mandatory flag: when no queue takes
 # it (the agent has not declared its queue again since the broker came
@@ -35,15 +35,16 @@ class ComputeAPI:
     def __init__(self, conf, transport=None, timeout=None):
         self.transport = transport or rpc.get_transport(conf)
         self.timeout = timeout or conf.rpc_response_timeout
-        target = messaging.Target(topic=rpc.TOPIC, version=rpc.RPC_VERSION)
+        target = messaging.Target(topic=rpc.TOPIC, version=contract.VERSION)
         self.client = messaging.get_rpc_client(self.transport, target, timeout=self.timeout,
                                                serializer=rpc.ContextSerializer(),
                                                transport_options=_MANDATORY)
 
-    def _prepare(self, host, timeout=None):
-        return self.client.prepare(server=host, timeout=timeout or self.timeout)
+    def _prepare(self, host, version, timeout=None):
+        return self.client.prepare(server=host, version=version,
+                                   timeout=timeout or self.timeout)
 
-    def _send(self, host, timeout, send):
+    def _send(self, host, version, timeout, send):
         """send(prepared client), again while the broker returns it as
         unroutable (see NOT_LISTENING_GRACE)."""
         timeout = timeout or self.timeout
@@ -51,7 +52,7 @@ class ComputeAPI:
         while True:
             left = timeout - (time.monotonic() - started)
             try:
-                return send(self._prepare(host, max(left, 0.001)))
+                return send(self._prepare(host, version, max(left, 0.001)))
             except messaging.MessageUndeliverable:
                 waited = time.monotonic() - started
                 if waited + RESEND_INTERVAL > min(NOT_LISTENING_GRACE, timeout):
@@ -66,15 +67,19 @@ class ComputeAPI:
         # cast_deadline is dropped there (compute.stale_casts)
         return {"request_id": "req-" + str(uuidlib.uuid4()), "sent_at": time.time()}
 
-    def _cast(self, host, method, **payload):
+    def _rpc(self, host, method, timeout=None, **payload):
+        """Send method as compute.contract declares it: checked against its
+        schema, a cast or a call at the version that has it; a call's answer
+        is checked when the method is agent-to-agent."""
+        declared = contract.METHODS[method]
         schemas.validate(method, payload)
         ctxt = self._ctxt()
-        self._send(host, None, lambda client: client.cast(ctxt, method, **payload))
-
-    def _call(self, host, method, timeout=None, **payload):
-        schemas.validate(method, payload)
-        ctxt = self._ctxt()
-        answer = self._send(host, timeout, lambda client: client.call(ctxt, method, **payload))
+        if declared.kind == contract.CAST:
+            self._send(host, declared.since, timeout,
+                       lambda client: client.cast(ctxt, method, **payload))
+            return None
+        answer = self._send(host, declared.since, timeout,
+                            lambda client: client.call(ctxt, method, **payload))
         schemas.validate_answer(method, answer)
         return answer
 
@@ -108,15 +113,15 @@ class ComputeAPI:
                            ("boot_volume", boot_volume)):
             if value:
                 payload[key] = value
-        self._cast(host, "build_and_run_instance", **payload)
+        self._rpc(host, "build_and_run_instance", **payload)
 
     def terminate_instance(self, host, instance_uuid):
         """Destroy the instance and its disks; deleting twice is fine."""
-        self._cast(host, "terminate_instance", instance_uuid=instance_uuid)
+        self._rpc(host, "terminate_instance", instance_uuid=instance_uuid)
 
     def cache_images(self, host, image_ids):
         """Fetch images into host's _base cache before a spawn needs them."""
-        self._cast(host, "cache_images", image_ids=list(image_ids))
+        self._rpc(host, "cache_images", image_ids=list(image_ids))
 
     # -- power operations: accepted or refused at once, then run on the agent ----
 
@@ -124,31 +129,31 @@ class ComputeAPI:
         """SOFT: ACPI shutdown, then start (hard reboot if the guest ignores
         it for wait_soft_reboot_seconds).  HARD: power off and start from a
         regenerated definition; works from any settled state."""
-        return self._call(host, "reboot_instance", instance_uuid=instance_uuid,
+        return self._rpc(host, "reboot_instance", instance_uuid=instance_uuid,
                           reboot_type=reboot_type)
 
     def suspend_instance(self, host, instance_uuid):
         """Save the guest's memory to disk and stop it (ACTIVE -> SUSPENDED)."""
-        return self._call(host, "suspend_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "suspend_instance", instance_uuid=instance_uuid)
 
     def resume_instance(self, host, instance_uuid):
         """Restore a suspended guest (SUSPENDED -> ACTIVE)."""
-        return self._call(host, "resume_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "resume_instance", instance_uuid=instance_uuid)
 
     def pause_instance(self, host, instance_uuid):
         """Stop the vCPUs, keep memory (ACTIVE -> PAUSED)."""
-        return self._call(host, "pause_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "pause_instance", instance_uuid=instance_uuid)
 
     def unpause_instance(self, host, instance_uuid):
-        return self._call(host, "unpause_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "unpause_instance", instance_uuid=instance_uuid)
 
     def stop_instance(self, host, instance_uuid):
         """Graceful shutdown (shutdown_timeout), then power off (-> STOPPED)."""
-        return self._call(host, "stop_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "stop_instance", instance_uuid=instance_uuid)
 
     def start_instance(self, host, instance_uuid):
         """Start a stopped instance from a regenerated definition."""
-        return self._call(host, "start_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "start_instance", instance_uuid=instance_uuid)
 
     def set_admin_password(self, host, instance_uuid, admin_pass, user=None):
         """Set the password of a guest user (default root) through the QEMU
@@ -157,11 +162,11 @@ class ComputeAPI:
         payload = {"instance_uuid": instance_uuid, "admin_pass": admin_pass}
         if user:
             payload["user"] = user
-        return self._call(host, "set_admin_password", **payload)
+        return self._rpc(host, "set_admin_password", **payload)
 
     def reset_state(self, host, instance_uuid, state="error"):
         """Admin: set vm_state to 'active' or 'error' and clear task_state."""
-        return self._call(host, "reset_state", instance_uuid=instance_uuid, state=state)
+        return self._rpc(host, "reset_state", instance_uuid=instance_uuid, state=state)
 
     # -- calls ------------------------------------------------------------------
 
@@ -177,40 +182,40 @@ class ComputeAPI:
                    "block_migration": block_migration}
         if networks:
             payload["networks"] = networks
-        return self._call(host, "live_migrate_instance", **payload)
+        return self._rpc(host, "live_migrate_instance", **payload)
 
     def live_migration_abort(self, host, instance_uuid):
         """Abort a running live migration (host: the source); the guest
         stays where it was."""
-        return self._call(host, "live_migration_abort", instance_uuid=instance_uuid)
+        return self._rpc(host, "live_migration_abort", instance_uuid=instance_uuid)
 
     def live_migration_force_complete(self, host, instance_uuid):
         """Make a migration that does not converge finish: post-copy when
         allowed, else the guest is paused until it completes."""
-        return self._call(host, "live_migration_force_complete", instance_uuid=instance_uuid)
+        return self._rpc(host, "live_migration_force_complete", instance_uuid=instance_uuid)
 
     # agent-to-agent calls of a live migration
     def check_can_live_migrate_destination(self, host, instance, block_migration, probe,
                                            source_host, cpu=None):
-        return self._call(host, "check_can_live_migrate_destination", instance=instance,
+        return self._rpc(host, "check_can_live_migrate_destination", instance=instance,
                           block_migration=block_migration, probe=probe,
                           source_host=source_host, cpu=cpu)
 
     def check_can_live_migrate_source(self, host, instance_uuid, dest_check_data):
-        return self._call(host, "check_can_live_migrate_source", instance_uuid=instance_uuid,
+        return self._rpc(host, "check_can_live_migrate_source", instance_uuid=instance_uuid,
                           dest_check_data=dest_check_data)
 
     def pre_live_migration(self, host, instance, block_migration, migration_id, source_host):
-        return self._call(host, "pre_live_migration", instance=instance,
+        return self._rpc(host, "pre_live_migration", instance=instance,
                           block_migration=block_migration, migration_id=migration_id,
                           source_host=source_host)
 
     def post_live_migration_at_destination(self, host, instance_uuid):
-        return self._call(host, "post_live_migration_at_destination",
+        return self._rpc(host, "post_live_migration_at_destination",
                           instance_uuid=instance_uuid)
 
     def rollback_live_migration_at_destination(self, host, instance_uuid, shared_storage):
-        return self._call(host, "rollback_live_migration_at_destination",
+        return self._rpc(host, "rollback_live_migration_at_destination",
                           instance_uuid=instance_uuid, shared_storage=shared_storage)
 
     def migrate_instance(self, host, instance_uuid, dest_host, flavor=None, networks=None):
@@ -224,86 +229,86 @@ class ComputeAPI:
             payload["flavor"] = flavor
         if networks:
             payload["networks"] = networks
-        return self._call(host, "migrate_instance", **payload)
+        return self._rpc(host, "migrate_instance", **payload)
 
     def confirm_resize(self, host, instance_uuid):
         """host: where the instance is now; the source drops its copy."""
-        return self._call(host, "confirm_resize", instance_uuid=instance_uuid)
+        return self._rpc(host, "confirm_resize", instance_uuid=instance_uuid)
 
     def revert_resize(self, host, instance_uuid):
         """host: where the instance is now; it goes back to the source with
         its old flavor, running if it was."""
-        return self._call(host, "revert_resize", instance_uuid=instance_uuid)
+        return self._rpc(host, "revert_resize", instance_uuid=instance_uuid)
 
     def list_migrations(self, host, instance_uuid=None):
         """The migrations host took part in, newest first."""
         payload = {"instance_uuid": instance_uuid} if instance_uuid else {}
-        return self._call(host, "list_migrations", **payload)
+        return self._rpc(host, "list_migrations", **payload)
 
     # agent-to-agent calls of a cold migration or resize
     def prep_resize(self, host, migration, instance, probe):
-        return self._call(host, "prep_resize", migration=migration, instance=instance,
+        return self._rpc(host, "prep_resize", migration=migration, instance=instance,
                           probe=probe)
 
     def finish_resize(self, host, migration_id):
-        return self._call(host, "finish_resize", migration_id=migration_id)
+        return self._rpc(host, "finish_resize", migration_id=migration_id)
 
     def abort_resize_at_destination(self, host, migration_id):
-        return self._call(host, "abort_resize_at_destination", migration_id=migration_id)
+        return self._rpc(host, "abort_resize_at_destination", migration_id=migration_id)
 
     def confirm_resize_at_source(self, host, migration_id):
-        return self._call(host, "confirm_resize_at_source", migration_id=migration_id)
+        return self._rpc(host, "confirm_resize_at_source", migration_id=migration_id)
 
     def finish_revert_resize(self, host, migration_id):
-        return self._call(host, "finish_revert_resize", migration_id=migration_id)
+        return self._rpc(host, "finish_revert_resize", migration_id=migration_id)
 
     def snapshot_instance(self, host, instance_uuid, name):
         """Snapshot an instance into a new image; answers with its id once
         accepted.  The instance's task_state goes image_snapshot ->
         image_pending_upload -> image_uploading -> None, with a progress
         percentage in get_instance."""
-        return self._call(host, "snapshot_instance", instance_uuid=instance_uuid, name=name)
+        return self._rpc(host, "snapshot_instance", instance_uuid=instance_uuid, name=name)
 
     def refresh_security_group_rules(self, host, security_group):
         """Replace a group's rules (and remote members); answers once the
         host's firewall is updated."""
-        return self._call(host, "refresh_security_group_rules",
+        return self._rpc(host, "refresh_security_group_rules",
                           security_group=security_group)
 
     def attach_interface(self, host, instance_uuid, port, network, security_groups=None):
         payload = {"instance_uuid": instance_uuid, "port": port, "network": network}
         if security_groups:
             payload["security_groups"] = security_groups
-        return self._call(host, "attach_interface", **payload)
+        return self._rpc(host, "attach_interface", **payload)
 
     def detach_interface(self, host, instance_uuid, port_id):
-        return self._call(host, "detach_interface", instance_uuid=instance_uuid,
+        return self._rpc(host, "detach_interface", instance_uuid=instance_uuid,
                           port_id=port_id)
 
     def associate_floating_ip(self, host, instance_uuid, address, fixed_ip=None):
         payload = {"instance_uuid": instance_uuid, "address": address}
         if fixed_ip:
             payload["fixed_ip"] = fixed_ip
-        return self._call(host, "associate_floating_ip", **payload)
+        return self._rpc(host, "associate_floating_ip", **payload)
 
     def disassociate_floating_ip(self, host, address):
-        return self._call(host, "disassociate_floating_ip", address=address)
+        return self._rpc(host, "disassociate_floating_ip", address=address)
 
     def get_network_status(self, host):
-        return self._call(host, "get_network_status")
+        return self._rpc(host, "get_network_status")
 
     def get_instance(self, host, instance_uuid, timeout=None):
         """The instance record as a dict (vm_state, task_state, power_state,
         fault, ...); deleted instances are still answered."""
-        return self._call(host, "get_instance", timeout, instance_uuid=instance_uuid)
+        return self._rpc(host, "get_instance", timeout, instance_uuid=instance_uuid)
 
     def list_instances(self, host):
         """Records of the instances on host that are not deleted."""
-        return self._call(host, "list_instances")
+        return self._rpc(host, "list_instances")
 
     def get_console_output(self, host, instance_uuid, length=None):
         """The last `length` lines (all when None) of the serial console log."""
-        return self._call(host, "get_console_output", instance_uuid=instance_uuid,
+        return self._rpc(host, "get_console_output", instance_uuid=instance_uuid,
                           length=length)
 
     def rebuild_instance(self, host, instance_uuid, image_ref=None, preserve_ephemeral=False):
@@ -313,7 +318,7 @@ class ComputeAPI:
         payload = {"instance_uuid": instance_uuid, "preserve_ephemeral": preserve_ephemeral}
         if image_ref:
             payload["image_ref"] = image_ref
-        return self._call(host, "rebuild_instance", **payload)
+        return self._rpc(host, "rebuild_instance", **payload)
 
     def rescue_instance(self, host, instance_uuid, rescue_image_ref=None):
         """Boot the rescue image (the instance's own when None) with the
@@ -321,16 +326,16 @@ class ComputeAPI:
         payload = {"instance_uuid": instance_uuid}
         if rescue_image_ref:
             payload["rescue_image_ref"] = rescue_image_ref
-        return self._call(host, "rescue_instance", **payload)
+        return self._rpc(host, "rescue_instance", **payload)
 
     def shelve_instance(self, host, instance_uuid):
         """Shut down, upload the root disk as an image; offloaded at once
         when the host's shelved_offload_time is 0."""
-        return self._call(host, "shelve_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "shelve_instance", instance_uuid=instance_uuid)
 
     def shelve_offload_instance(self, host, instance_uuid):
         """Remove a shelved instance's guest, disks and ports from host."""
-        return self._call(host, "shelve_offload_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "shelve_offload_instance", instance_uuid=instance_uuid)
 
     def unshelve_instance(self, host, instance_uuid, dest_host=None, networks=None):
         """Unshelve on host (which has the instance) or, for an offloaded
@@ -342,22 +347,22 @@ class ComputeAPI:
             payload["dest_host"] = dest_host
         if networks:
             payload["networks"] = networks
-        return self._call(host, "unshelve_instance", **payload)
+        return self._rpc(host, "unshelve_instance", **payload)
 
     def attach_volume(self, host, instance_uuid, volume_id, connection_info):
         """Attach a volume (Cinder's connection_info: driver_volume_type and
         data); answers the guest's device.  Follow task_state."""
-        return self._call(host, "attach_volume", instance_uuid=instance_uuid,
+        return self._rpc(host, "attach_volume", instance_uuid=instance_uuid,
                           volume_id=volume_id, connection_info=connection_info)
 
     def detach_volume(self, host, instance_uuid, volume_id):
-        return self._call(host, "detach_volume", instance_uuid=instance_uuid,
+        return self._rpc(host, "detach_volume", instance_uuid=instance_uuid,
                           volume_id=volume_id)
 
     def extend_volume(self, host, instance_uuid, volume_id, new_size):
         """After the storage grew the volume to new_size bytes: the running
         guest sees the new size.  Follow task_state."""
-        return self._call(host, "extend_volume", instance_uuid=instance_uuid,
+        return self._rpc(host, "extend_volume", instance_uuid=instance_uuid,
                           volume_id=volume_id, new_size=new_size)
 
     def evacuate_instance(self, host, instance_uuid, source_host, networks=None,
@@ -375,46 +380,46 @@ class ComputeAPI:
             payload["connections"] = connections
         if user_data is not None:
             payload["user_data"] = user_data
-        return self._call(host, "evacuate_instance", **payload)
+        return self._rpc(host, "evacuate_instance", **payload)
 
     def take_shelved_instance(self, host, instance, shelved_image_id, source_host):
         """Agent to agent: unshelve an offloaded instance on host."""
-        return self._call(host, "take_shelved_instance", instance=instance,
+        return self._rpc(host, "take_shelved_instance", instance=instance,
                           shelved_image_id=shelved_image_id, source_host=source_host)
 
     def unrescue_instance(self, host, instance_uuid):
         """Boot the instance's own disks again; answers once accepted."""
-        return self._call(host, "unrescue_instance", instance_uuid=instance_uuid)
+        return self._rpc(host, "unrescue_instance", instance_uuid=instance_uuid)
 
     def get_serial_console(self, host, instance_uuid):
         """{type, url, websocket, expires_in}: the console proxy's websocket
         URL for the guest's serial console, with a one-time token."""
-        return self._call(host, "get_serial_console", instance_uuid=instance_uuid)
+        return self._rpc(host, "get_serial_console", instance_uuid=instance_uuid)
 
     def get_vnc_console(self, host, instance_uuid):
         """{type, url, websocket, expires_in}: the noVNC page (url) and the
         websocket URL of the guest's VNC console, with a one-time token."""
-        return self._call(host, "get_vnc_console", instance_uuid=instance_uuid)
+        return self._rpc(host, "get_vnc_console", instance_uuid=instance_uuid)
 
     def get_diagnostics(self, host, instance_uuid):
         """CPU time, memory and per-disk/per-interface counters."""
-        return self._call(host, "get_diagnostics", instance_uuid=instance_uuid)
+        return self._rpc(host, "get_diagnostics", instance_uuid=instance_uuid)
 
     def list_instance_actions(self, host, instance_uuid):
         """Every operation on the instance with its events and results."""
-        return self._call(host, "list_instance_actions", instance_uuid=instance_uuid)
+        return self._rpc(host, "list_instance_actions", instance_uuid=instance_uuid)
 
     def get_host_status(self, host):
         """The host's resource record and its saved-state disk usage."""
-        return self._call(host, "get_host_status")
+        return self._rpc(host, "get_host_status")
 
     def get_image_cache_status(self, host):
         """The bases in host's cache: sizes, hit and miss counts."""
-        return self._call(host, "get_image_cache_status")
+        return self._rpc(host, "get_image_cache_status")
 
     def manage_image_cache(self, host):
         """Admin: run the cache manager now; returns removed and kept bases."""
-        return self._call(host, "manage_image_cache")
+        return self._rpc(host, "manage_image_cache")
 
     def ping(self, host, timeout=None):
-        return self._call(host, "ping", timeout)
+        return self._rpc(host, "ping", timeout)

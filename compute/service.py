@@ -8,7 +8,7 @@ import threading
 
 import oslo_messaging as messaging
 
-from compute import outage, rpc, systemd
+from compute import contract, outage, rpc, systemd
 from compute.db.api import Database, unreachable
 from compute.endpoint import ComputeEndpoint
 from compute.manager import ComputeManager
@@ -55,8 +55,11 @@ class ComputeService:
         self.db_watch = outage.DatabaseWatch()
         def notify(event, payload):
             self.manager.ops.notify(event, payload, error=True)
+        # the contract's payload check innermost, so a cast past its deadline
+        # is dropped unread, and the outage guard and the timing see it all
         endpoint = outage.OutageGuard(
-            StaleCastGuard(self.endpoint, conf.cast_deadline, notify), self.db_watch, notify)
+            StaleCastGuard(contract.PayloadCheck(self.endpoint, notify), conf.cast_deadline,
+                           notify), self.db_watch, notify)
         if self.metrics is not None:
             endpoint = TimedEndpoint(endpoint, self.metrics)
         self.server = messaging.get_rpc_server(self.transport, target, [endpoint],

@@ -8,10 +8,10 @@ A request without a stamp (an older client) is taken as before."""
 import logging
 import time
 
+from compute.contract import WITH_DEADLINE
 from compute.endpoint_wrapper import EndpointWrapper
 
 LOG = logging.getLogger(__name__)
-WITH_DEADLINE = frozenset({"build_and_run_instance", "cache_images"})
 
 
 def stale_cast_refusal(method, ctxt, now, deadline):

@@ -70,4 +70,4 @@ def test_no_console_for_a_stopped_guest_or_without_a_key(api, service, active_in
     finally:
         service.conf.set_override("token_key", KEY, group="console")
     with pytest.raises(exception.InvalidRequest):
-        api._call(host, "get_serial_console", instance_uuid="../../etc")
+        api._rpc(host, "get_serial_console", instance_uuid="../../etc")

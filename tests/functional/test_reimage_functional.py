@@ -102,4 +102,4 @@ def test_a_missing_image_is_refused_and_nothing_changes(api, service, instance):
     rec = api.get_instance(host, instance)
     assert (rec["vm_state"], rec["task_state"]) == ("active", None)
     with pytest.raises(exception.InvalidRequest):
-        api._call(host, "rebuild_instance", instance_uuid=instance, image_ref="../x")
+        api._rpc(host, "rebuild_instance", instance_uuid=instance, image_ref="../x")

@@ -14,9 +14,11 @@ class FakeClient:
 
     def __init__(self, returned, error=None):
         self.returned, self.error, self.sends, self.timeouts = returned, error, 0, []
+        self.versions = []
 
-    def prepare(self, server, timeout):
+    def prepare(self, server, version, timeout):
         self.timeouts.append(timeout)
+        self.versions.append(version)
         return self
 
     def call(self, ctxt, method, **payload):

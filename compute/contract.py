@@ -1,0 +1,140 @@
+"""The compute RPC contract, declared once.  Each method of topic 'compute'
+is one Method: whether it is a CALL (answered) or a CAST, the API version
+it appeared in, whether only a peer agent sends it, whether a cast of it
+is dropped past cast_deadline, and the rows of compute.optable it starts;
+its payload schema is compute.schemas.SCHEMAS[name].
+
+What reads it: the server's target version and the payload check in the
+endpoint's wrapper chain (PayloadCheck, beside the stale-cast guard, the
+outage guard and the timing); the stale-cast guard; the client, which
+sends each method as its kind says and asks for the version it needs
+(compute.rpcapi).  tests/unit/test_contract.py shows that the endpoint,
+the client and the schemas have exactly these methods, and that every row
+of the table is started by one of them."""
+import dataclasses
+import logging
+
+from compute import schemas
+from compute.endpoint_wrapper import EndpointWrapper
+
+LOG = logging.getLogger(__name__)
+CALL, CAST = "call", "cast"
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    name: str
+    kind: str                    # CALL or CAST
+    ops: tuple = ()              # the rows of compute.optable it starts or runs
+    peer: bool = False           # only another agent sends it (a migration's steps)
+    deadline: bool = False       # a cast dropped once older than cast_deadline
+    since: str = "1.0"           # the API version that has it
+
+
+def _m(name, kind=CALL, *ops, **kw):
+    return Method(name, kind, tuple(ops), **kw)
+
+
+METHODS = {m.name: m for m in (
+    # builds, deletes and pre-caching: casts
+    _m("build_and_run_instance", CAST, "build", deadline=True),
+    _m("terminate_instance", CAST, "delete"),
+    _m("cache_images", CAST, deadline=True),
+    # power operations: accepted or refused at once
+    _m("reboot_instance", CALL, "reboot_soft", "reboot_hard"),
+    _m("suspend_instance", CALL, "suspend"),
+    _m("resume_instance", CALL, "resume"),
+    _m("pause_instance", CALL, "pause"),
+    _m("unpause_instance", CALL, "unpause"),
+    _m("stop_instance", CALL, "stop"),
+    _m("start_instance", CALL, "start"),
+    _m("set_admin_password", CALL, "set_admin_password"),
+    _m("reset_state", CALL, "reset_state"),
+    # live migration: client -> source, then source <-> destination
+    _m("live_migrate_instance", CALL, "live_migration"),
+    _m("live_migration_abort"),
+    _m("live_migration_force_complete"),
+    _m("check_can_live_migrate_destination", peer=True),
+    _m("check_can_live_migrate_source", peer=True),
+    _m("pre_live_migration", CALL, "live_migration_destination", peer=True),
+    _m("post_live_migration_at_destination", CALL, "live_migration_destination", peer=True),
+    _m("rollback_live_migration_at_destination", peer=True),
+    # cold migration and resize
+    _m("migrate_instance", CALL, "resize"),
+    _m("confirm_resize", CALL, "confirm_resize"),
+    _m("revert_resize", CALL, "revert_resize"),
+    _m("list_migrations"),
+    _m("prep_resize", CALL, "resize_destination", peer=True),
+    _m("finish_resize", CALL, "resize_destination", peer=True),
+    _m("abort_resize_at_destination", CALL, "resize_abort", peer=True),
+    _m("confirm_resize_at_source", CALL, "resize_confirm_source", peer=True),
+    _m("finish_revert_resize", CALL, "resize_revert_source", peer=True),
+    # rebuild, rescue, shelve, evacuate, volumes, snapshots
+    _m("rebuild_instance", CALL, "rebuild"),
+    _m("rescue_instance", CALL, "rescue"),
+    _m("unrescue_instance", CALL, "unrescue"),
+    _m("shelve_instance", CALL, "shelve"),
+    _m("shelve_offload_instance", CALL, "shelve_offload"),
+    _m("unshelve_instance", CALL, "unshelve", "unshelve_hand_over"),
+    _m("take_shelved_instance", CALL, "unshelve", peer=True),
+    _m("evacuate_instance", CALL, "evacuate"),
+    _m("attach_volume", CALL, "attach_volume"),
+    _m("detach_volume", CALL, "detach_volume"),
+    _m("extend_volume", CALL, "extend_volume"),
+    _m("snapshot_instance", CALL, "snapshot"),
+    # networking
+    _m("refresh_security_group_rules"),
+    _m("attach_interface", CALL, "attach_interface"),
+    _m("detach_interface", CALL, "detach_interface"),
+    _m("associate_floating_ip", CALL, "associate_floating_ip"),
+    _m("disassociate_floating_ip", CALL, "disassociate_floating_ip"),
+    _m("get_network_status"),
+    # queries and admin
+    _m("get_instance"),
+    _m("list_instances"),
+    _m("list_instance_actions"),
+    _m("get_console_output"),
+    _m("get_serial_console"),
+    _m("get_vnc_console"),
+    _m("get_diagnostics"),
+    _m("get_host_status"),
+    _m("get_image_cache_status"),
+    _m("manage_image_cache"),
+    _m("ping"),
+)}
+
+
+def _version(text):
+    return tuple(int(part) for part in text.split("."))
+
+
+# the version this agent serves: the newest any method needs
+VERSION = max((m.since for m in METHODS.values()), key=_version)
+WITH_DEADLINE = frozenset(m.name for m in METHODS.values() if m.deadline)
+
+
+class PayloadCheck(EndpointWrapper):
+    """The endpoint with every payload checked against its method's schema
+    before the method runs (InvalidRequest naming the field, nothing
+    written, a `<method>.rejected` notification); a public name the
+    contract does not declare is not served."""
+
+    def __init__(self, endpoint, notify):
+        super().__init__(endpoint)
+        self._notify = notify
+
+    def __getattr__(self, name):
+        if not name.startswith("_") and name not in METHODS:
+            raise AttributeError(name)
+        return super().__getattr__(name)
+
+    def _around(self, name, method):
+        def checked(ctxt, **payload):
+            try:
+                schemas.validate(name, payload)
+            except Exception as e:
+                LOG.warning("rejected %s: %s", name, e)
+                self._notify(f"{name}.rejected", {"reason": str(e)})
+                raise
+            return method(ctxt, **payload)
+        return checked
