@@ -51,6 +51,28 @@ def _own_dirs(entry, paths):
             raise IdentityError(f"{path} is not owned by {entry.pw_name} (chown -R it)")
 
 
+def state_files_refusal(files, uid, name):
+    """Why the agent (uid, name) cannot start on these state files, or None:
+    each one present must be its own (a SQLite file another user made, say
+    root running computectl or compute-agent-manage before the agent's
+    first start, cannot be written by the agent, which would die at its
+    first write)."""
+    for path in files:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            continue
+        if st.st_uid != uid:
+            try:
+                owner = pwd.getpwuid(st.st_uid).pw_name
+            except KeyError:
+                owner = f"uid {st.st_uid}"
+            return (f"{path} is owned by {owner}, not by {name}, which must write it "
+                    f"(made by a tool run as {owner} before the agent's first start?): "
+                    f"chown {name}: {path}")
+    return None
+
+
 def _root_to_user(entry):
     """setpriv --reuid --regid --init-groups, keeping privileged.CAPABILITIES."""
     keep = privileged.CAPABILITIES
@@ -68,8 +90,9 @@ def _root_to_user(entry):
     privileged.raise_ambient(keep)
 
 
-def become(user, state_path, instances_path, **roots):
+def become(user, state_path, instances_path, state_files=(), **roots):
     """Start the privileged helpers and drop everything (see module doc);
+    state_files: the state database's files, which must be the agent's;
     roots: the rest of privileged.configure's arguments."""
     privileged.configure(state_path, instances_path, **roots)
     if os.geteuid() == 0:
@@ -85,9 +108,16 @@ def become(user, state_path, instances_path, **roots):
         if entry.pw_uid == 0:
             raise IdentityError(f"agent_user {user!r} is root")
         _own_dirs(entry, (state_path, instances_path))
+        why = state_files_refusal(state_files, entry.pw_uid, entry.pw_name)
+        if why:
+            raise IdentityError(why)
         _root_to_user(entry)
     elif user and pwd.getpwuid(os.geteuid()).pw_name != user:
         raise IdentityError(f"running as uid {os.geteuid()}, not as agent_user {user!r}")
+    elif user:
+        why = state_files_refusal(state_files, os.geteuid(), user)
+        if why:
+            raise IdentityError(why)
     effective, permitted, _ = capabilities.get_caps()
     missing = sorted(set(privileged.CAPABILITIES) - set(permitted))
     if missing:

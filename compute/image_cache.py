@@ -1,6 +1,8 @@
-"""ImageFiles: the manager's use of the _base cache.  Fetching an instance's
-images (recording hits and misses in cached_images), pre-caching on
-request, the periodic cache manager, and the cache status report."""
+"""CachedImages: the manager's use of the _base cache.  Fetching an
+instance's images (recording hits and misses in cached_images), pre-caching
+on request (an image a request could not cache is reported with the
+reason and the request's id until it is cached), the periodic cache
+manager, and the cache status report."""
 import logging
 import os
 
@@ -13,13 +15,15 @@ LOG = logging.getLogger(__name__)
 GiB = 1024 ** 3
 
 
-class ImageFiles:
+class CachedImages:
     def __init__(self, conf, db, cache, glance, driver, host):
         self.conf, self.db, self.cache, self.glance = conf, db, cache, glance
         self.driver, self.host = driver, host
+        self._failed = {}        # image id -> (request id, reason) of its last pre-cache
 
     def fetch(self, image_id, image_meta=None, max_virtual_size=None, boot_file=False):
         cached = self.cache.fetch(image_id, image_meta, max_virtual_size, boot_file)
+        self._failed.pop(image_id, None)
         try:
             self.db.cached_image_used(self.host, image_id, os.path.basename(cached.path),
                                       os.path.getsize(cached.path), hit=not cached.downloaded)
@@ -49,13 +53,16 @@ class ImageFiles:
         return virt_driver.ImageFiles(root, kernel, ramdisk)
 
     def cache_images(self, ctxt, image_ids):
-        """Pre-cache: fetch images before any spawn needs them."""
+        """Pre-cache: fetch images before any spawn needs them; what fails
+        is reported by status() with the request's id."""
+        request_id = (ctxt or {}).get("request_id")
         for image_id in image_ids:
             try:
                 self.fetch(image_id, split_properties(self.glance.show(image_id)))
                 LOG.info("image %s is cached", image_id)
             except Exception as e:
                 LOG.error("pre-caching image %s failed: %s", image_id, e)
+                self._failed[image_id] = (request_id, f"{type(e).__name__}: {e}"[:1000])
 
     def _bases_in_use(self):
         shared = self.conf.image_cache.instances_path_shared
@@ -87,5 +94,8 @@ class ImageFiles:
         images = [{"image_id": r.image_id, "filename": r.filename, "size_bytes": r.size_bytes,
                    "hits": r.hits, "misses": r.misses, "last_used": r.last_used.isoformat() + "Z",
                    "present": r.filename in sizes} for r in rows]
+        failed = [{"image_id": i, "request_id": req, "reason": why}
+                  for i, (req, why) in sorted(self._failed.items())]
         return {"images": images, "bases": len(sizes), "size_bytes": sum(sizes.values()),
-                "hits": sum(r.hits for r in rows), "misses": sum(r.misses for r in rows)}
+                "hits": sum(r.hits for r in rows), "misses": sum(r.misses for r in rows),
+                "failed": failed}

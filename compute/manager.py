@@ -2,7 +2,7 @@
 queries.  Each part receives what it uses in its constructor:
 
     Runner          accept/run/settle by the rows of compute.optable
-    ImageFiles      the _base cache as the manager uses it
+    CachedImages    the _base cache as the manager uses it
     Networking      ports, firewall, DHCP, floating IPs
     Builds          spawn and delete
     Lifecycle       power operations, reset_state, diagnostics
@@ -29,7 +29,7 @@ from compute import exception, optable, states
 from compute.builds import Builds
 from compute.consoles import ConsoleAccess
 from compute.evacuate import Evacuations
-from compute.image_cache import ImageFiles
+from compute.image_cache import CachedImages
 from compute.instance import iso, view, virt_instance
 from compute.lifecycle import Lifecycle
 from compute.live_migration import LiveMigrations
@@ -59,7 +59,7 @@ class ComputeManager:
                                               thread_name_prefix="build")
         self.workers = ThreadPoolExecutor(conf.max_concurrent_operations,
                                           thread_name_prefix="op")
-        self.images = ImageFiles(conf, db, image_cache, glance, driver, self.host)
+        self.images = CachedImages(conf, db, image_cache, glance, driver, self.host)
         self.networking = Networking(conf, db, vif_plugin, driver, self.runner, self.host)
         self.builds = Builds(db, driver, self.runner, self.networking, self.images, glance)
         self.lifecycle = Lifecycle(conf, db, driver, self.runner, self.networking, self.images)

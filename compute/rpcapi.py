@@ -67,13 +67,15 @@ class ComputeAPI:
         # cast_deadline is dropped there (compute.stale_casts)
         return {"request_id": "req-" + str(uuidlib.uuid4()), "sent_at": time.time()}
 
-    def _rpc(self, host, method, timeout=None, **payload):
+    def _rpc(self, host, method, timeout=None, ctxt=None, **payload):
         """Send method as compute.contract declares it: checked against its
         schema, a cast or a call at the version that has it; a call's answer
-        is checked when the method is agent-to-agent."""
+        is checked when the method is agent-to-agent.  ctxt: the request's
+        context (its request_id names the request's outcome), made anew when
+        None."""
         declared = contract.METHODS[method]
         schemas.validate(method, payload)
-        ctxt = self._ctxt()
+        ctxt = ctxt or self._ctxt()
         if declared.kind == contract.CAST:
             self._send(host, declared.since, timeout,
                        lambda client: client.cast(ctxt, method, **payload))
@@ -120,8 +122,12 @@ class ComputeAPI:
         self._rpc(host, "terminate_instance", instance_uuid=instance_uuid)
 
     def cache_images(self, host, image_ids):
-        """Fetch images into host's _base cache before a spawn needs them."""
-        self._rpc(host, "cache_images", image_ids=list(image_ids))
+        """Fetch images into host's _base cache before a spawn needs them.
+        Answers the request's id: get_image_cache_status lists the images
+        this request could not cache under "failed", with that id."""
+        ctxt = self._ctxt()
+        self._rpc(host, "cache_images", ctxt=ctxt, image_ids=list(image_ids))
+        return ctxt["request_id"]
 
     # -- power operations: accepted or refused at once, then run on the agent ----
 

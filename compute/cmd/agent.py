@@ -8,6 +8,7 @@ from oslo_log import log as logging
 
 from compute import identity
 from compute.conf import CONF
+from compute.db.api import sqlite_files
 from compute.service import ComputeService
 from virt.libvirt import consoles
 
@@ -57,13 +58,18 @@ def main(argv=None):
         LOG.warning("consoles listen on %s and [console] proxy_addresses is empty: "
                     "anyone who reaches that address reaches the guests' console ports",
                     ", ".join(sorted({a for a, _ in listeners})))
-    identity.become(CONF.agent_user, CONF.state_path, CONF.instances_path,
-                    uplinks=list(net.physical_interface_mappings.values()),
-                    public_interface=net.public_interface,
-                    floating_ranges=net.floating_ranges, tunnel_ip=net.tunnel_local_ip,
-                    metadata_port=CONF.metadata_port,
-                    consoles=listeners,
-                    console_proxies=CONF.console.proxy_addresses)
+    try:
+        identity.become(CONF.agent_user, CONF.state_path, CONF.instances_path,
+                        state_files=sqlite_files(CONF),
+                        uplinks=list(net.physical_interface_mappings.values()),
+                        public_interface=net.public_interface,
+                        floating_ranges=net.floating_ranges, tunnel_ip=net.tunnel_local_ip,
+                        metadata_port=CONF.metadata_port,
+                        consoles=listeners,
+                        console_proxies=CONF.console.proxy_addresses)
+    except identity.IdentityError as e:
+        LOG.error("cannot start: %s", e)
+        raise SystemExit(f"compute-agent: {e}") from None
     service = ComputeService(CONF)
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())

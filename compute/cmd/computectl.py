@@ -233,13 +233,18 @@ def cmd_actions(api, args):
 
 
 def cmd_cache_image(api, args):
-    api.cache_images(args.host, args.images)
+    request_id = api.cache_images(args.host, args.images)
     if args.no_wait:
-        return {"caching": args.images}
+        return {"caching": args.images, "request_id": request_id}
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         status = api.get_image_cache_status(args.host)
         present = {i["image_id"] for i in status["images"] if i["present"]}
+        failed = {f["image_id"]: f["reason"] for f in status.get("failed", ())
+                  if f["request_id"] == request_id and f["image_id"] in args.images}
+        if failed:      # the agent's outcome, as soon as it knows it
+            raise CLIError("not cached: " + "; ".join(f"{i}: {why}"
+                                                      for i, why in sorted(failed.items())))
         if set(args.images) <= present:
             return [i for i in status["images"] if i["image_id"] in args.images]
         time.sleep(0.5)
@@ -387,8 +392,10 @@ def cmd_vnc_console(api, args):
 
 
 def cmd_service_list(api, args):
-    from compute.db.api import Database, service_is_up
-    db = args.db or Database.from_conf(CONF)
+    from compute.db.api import service_is_up
+    db = args.db or hosts.readable(CONF)
+    if db is None:
+        raise CLIError(f"service-list reads the state database: {hosts.unreadable(CONF)}")
     return [{"host": s.host, "binary": s.binary,
              "status": "up" if service_is_up(s, CONF.service_down_time) else "down",
              "updated_at": s.updated_at.isoformat() + "Z" if s.updated_at else None}

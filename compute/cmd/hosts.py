@@ -9,11 +9,9 @@ figures from the last resource report).  The host still decides with its
 claim; a refused claim sends the caller to the next host."""
 import os
 
-from sqlalchemy.engine import make_url
-
 from compute.cmd.cli import CLIError
 from compute.db import models
-from compute.db.api import Database, service_is_up
+from compute.db.api import Database, service_is_up, sqlite_files
 from compute.rpc import BINARY
 
 # a boot without --host tries at most this many hosts
@@ -22,19 +20,29 @@ MAX_TRIES = 3
 PING_TIMEOUT = 5
 
 
+def unreadable(conf):
+    """Why computectl must not open the state database, or None: a SQLite
+    file it would create (the agent has not made it yet: a file made by
+    the operator, root, would stop the agent at its start), or one another
+    user's agent has not opened (its WAL files would be made by us, and be
+    ours)."""
+    files = sqlite_files(conf)
+    if not files:
+        return None
+    path, _, shm = files
+    if not os.path.exists(path):
+        return (f"there is no state database at {path} yet: the agent makes it at its first "
+                "start (computectl never creates it)")
+    if os.stat(path).st_uid != os.geteuid() and not os.path.exists(shm):
+        return (f"the state database {path} is another user's and its agent has not opened "
+                "it: reading it now would leave files of ours beside it")
+    return None
+
+
 def readable(conf):
     """The state database, or None when computectl cannot read it without
-    harm: a SQLite file absent here, or one another user's agent has not
-    opened (its WAL files would be made by us, and be ours)."""
-    url = conf.database.connection
-    if url is None or make_url(url).get_backend_name() == "sqlite":
-        path = (make_url(url).database if url else
-                os.path.join(conf.state_path, "compute.sqlite"))
-        if not path or not os.path.exists(path):
-            return None
-        if os.stat(path).st_uid != os.geteuid() and not os.path.exists(path + "-shm"):
-            return None
-    return Database.from_conf(conf)
+    harm (unreadable says why)."""
+    return None if unreadable(conf) else Database.from_conf(conf)
 
 
 def refusal(service, host, down_time, now=None):

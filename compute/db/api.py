@@ -13,6 +13,7 @@ import os
 
 import sqlalchemy as sa
 from sqlalchemy import create_engine, delete, event, select, text, update
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     DBAPIError,
     IntegrityError,
@@ -34,6 +35,25 @@ HEAD_REVISION = "0014"
 _ANY = object()
 IMAGES_IN_USE = sa.table("images_in_use", sa.column("image_ref", sa.String),
                          sa.column("image_meta", sa.JSON))
+
+
+def default_sqlite(conf):
+    """The host's own SQLite file, when no [database] connection is set."""
+    return os.path.join(conf.state_path, "compute.sqlite")
+
+
+def sqlite_files(conf):
+    """The files of the host's state database when it is SQLite (the
+    database and its WAL and shared-memory files), else ()."""
+    url = conf.database.connection
+    if url is None:
+        path = default_sqlite(conf)
+    else:
+        parsed = make_url(url)
+        if parsed.get_backend_name() != "sqlite" or not parsed.database:
+            return ()
+        path = parsed.database
+    return (path, path + "-wal", path + "-shm")
 
 
 class Database:
@@ -59,7 +79,7 @@ class Database:
     @classmethod
     def from_conf(cls, conf, owner=None, sealer=None):
         db = conf.database
-        url = db.connection or f"sqlite:///{conf.state_path}/compute.sqlite"
+        url = db.connection or f"sqlite:///{default_sqlite(conf)}"
         return cls(url, owner, pool={"pool_size": db.max_pool_size,
                                      "max_overflow": db.max_overflow,
                                      "pool_timeout": db.pool_timeout,

@@ -3,6 +3,7 @@ against a real agent and guest."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -57,3 +58,44 @@ def test_operator_session(agent):
     assert bad.returncode == 1 and "image_id" in bad.stderr
     bad = ctl(agent, "boot", *host, "--image", "x", "--flavor", "vcpus=one", "x", check=False)
     assert bad.returncode == 1 and "vcpus must be an integer" in bad.stderr
+
+
+def test_tools_run_as_root_before_the_first_start_leave_the_agent_startable():
+    """An operator (root) tries `computectl service-list` before the agent's
+    first start: before, that made the agent's SQLite file, root's, and the
+    agent then died at start with an unhandled `attempt to write a readonly
+    database`.  Now computectl makes nothing and says why; a state file that
+    is not the agent's (root made it some other way) stops the agent at once
+    with what to run; after the chown it starts."""
+    import sqlite3
+
+    from tests.harness.agent import Agent, wait_until
+    agent = Agent()
+    try:
+        agent.write_config()
+        db_file = os.path.join(agent.state_path, "compute.sqlite")
+        listed = ctl(agent, "service-list", check=False)
+        assert listed.returncode != 0
+        assert "no state database" in listed.stderr and "never creates it" in listed.stderr
+        assert not os.path.exists(db_file)
+
+        sqlite3.connect(db_file).close()                 # root's, as a tool made it
+        assert os.path.exists(db_file) and os.stat(db_file).st_uid == 0
+        agent._start_image_service()
+        agent._start_agent()
+        proc = agent.procs["compute-agent"]
+        wait_until(lambda: proc.poll() is not None, 60, 0.2, "the agent to refuse to start")
+        assert proc.returncode != 0
+        log = agent.log()
+        assert f"{db_file} is owned by root, not by compute-agent" in log, log[-2000:]
+        assert f"chown compute-agent: {db_file}" in log
+        assert "readonly database" not in log
+
+        shutil.chown(db_file, "compute-agent", "compute-agent")
+        agent._start_agent()
+        agent.connect()
+        wait_until(agent._answers, 60, 0.2, "compute-agent to answer ping")
+        services = json.loads(ctl(agent, "--json", "service-list").stdout)
+        assert agent.host in {s["host"] for s in services}
+    finally:
+        agent.stop()

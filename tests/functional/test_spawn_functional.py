@@ -165,3 +165,29 @@ def test_bad_networking_is_refused_and_writes_nothing(api, service, why, network
     with pytest.raises(exception.InstanceNotFound):
         service.db.instance_get(u, include_deleted=True)
     assert "g" not in service.db.security_groups()
+
+
+def test_a_pre_cache_the_agent_refuses_is_reported_at_once(api, service, image_service,
+                                                           qcow2_image):
+    """computectl cache-image of an image the agent cannot cache (queued: no
+    data) fails with the agent's reason as soon as the agent knows it, not
+    after its 600 s wait; a later request that succeeds is not misled by an
+    earlier failure."""
+    import argparse
+
+    from compute.cmd import computectl
+    from compute.cmd.cli import CLIError
+    from imagecache.glance import GlanceClient
+    queued = GlanceClient([image_service]).create(name="never-uploaded", disk_format="qcow2",
+                                                 container_format="bare")["id"]
+    host = service.conf.host
+    args = argparse.Namespace(host=host, images=[queued], no_wait=False)
+    started = time.monotonic()
+    with pytest.raises(CLIError, match=f"not cached: {queued}: .*queued"):
+        computectl.cmd_cache_image(api, args)
+    assert time.monotonic() - started < 30
+    (failed,) = api.get_image_cache_status(host)["failed"]
+    assert failed["image_id"] == queued and failed["request_id"].startswith("req-")
+    cached = computectl.cmd_cache_image(api, argparse.Namespace(
+        host=host, images=[qcow2_image], no_wait=False))
+    assert [i["image_id"] for i in cached] == [qcow2_image]

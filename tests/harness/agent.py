@@ -133,6 +133,16 @@ class Agent:
             shutil.chown(path, AGENT_USER, AGENT_USER)
 
     def start(self):
+        self.write_config()
+        if self.owns_image_service:
+            self._start_image_service()
+        self._start_agent()
+        self.connect()
+        wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
+        return self
+
+    def write_config(self):
+        """The agent's directories and config file, as an install leaves them."""
         self.own_dirs(self.state_path, self.instances_path)
         with open(self.config_file, "w") as f:
             f.write(f"""[DEFAULT]
@@ -159,12 +169,6 @@ enabled = true
 port = {self.metrics_port}
 {self.extra_conf}
 """)
-        if self.owns_image_service:
-            self._start_image_service()
-        self._start_agent()
-        self.connect()
-        wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
-        return self
 
     def connect(self):
         """The test's RPC client (self.api) from the agent's config file."""
