@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Run the e2e modules side by side: `tools/e2e_lanes.py [--lanes N] [pytest args]`.
+
+What may share the machine decides the plan.  Every module is a job of
+its own: a test bed's hosts have their own network and mount namespaces,
+libvirtds, Ceph and iSCSI targets; the agents of the modules that run in
+the machine's own namespace share the system libvirtd as the agents of
+one host's fleet do (each touches only the guests its records name, and
+none has ports there, so their firewall chains are the same).  A module
+that stops what every job uses runs alone, after the others: the chaos
+suite stops RabbitMQ, and one module restarts the system libvirtd.
+
+N lanes (default 2, or COMPUTE_AGENT_E2E_LANES) take the jobs longest
+first from one queue, each job a pytest process with its own log; a
+job's log is printed when it ends, whole when it failed.  The exit status
+is pytest's worst.  Arguments naming files or node ids run just those,
+in one pytest process, as before."""
+import argparse
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+E2E = os.path.join(os.path.dirname(HERE), "tests", "e2e")
+
+# stop what every job uses: alone, last
+ALONE = ("test_chaos_e2e.py", "test_libvirtd_restart_e2e.py")
+# seconds each took in a serial run (the order of the queue; a module not
+# listed counts 60 s)
+WEIGHTS = {"test_migration_e2e.py": 330, "test_lifecycle_e2e.py": 200,
+           "test_snapshot_e2e.py": 150, "test_restart_e2e.py": 150,
+           "test_shared_db_e2e.py": 150, "test_volume_e2e.py": 300,
+           "test_evacuate_e2e.py": 260, "test_resize_e2e.py": 240, "test_network_e2e.py": 200,
+           "test_isolation_e2e.py": 150, "test_guest_data_e2e.py": 120,
+           "test_migration_tls_e2e.py": 90, "test_cloud_image_e2e.py": 90}
+
+
+def plan(modules):
+    """(parallel jobs longest first, jobs run alone after): each job a
+    tuple of module file names (pure)."""
+    alone = [(m,) for m in ALONE if m in modules]
+    jobs = [(m,) for m in sorted(modules) if m not in ALONE]
+    jobs.sort(key=lambda j: -WEIGHTS.get(j[0], 60))
+    return jobs, alone
+
+
+def run_job(job, pytest_args, logdir, lane):
+    name = " ".join(job)
+    log = os.path.join(logdir, f"{job[0]}.log")
+    started = time.monotonic()
+    with open(log, "w") as out:
+        rc = subprocess.call([sys.executable, "-m", "pytest", *pytest_args,
+                              *(os.path.join(E2E, m) for m in job)],
+                             stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    with open(log, errors="replace") as f:
+        text = f.read()
+    lines = text.splitlines()
+    shown = text if rc not in (0, 5) else "\n".join(lines[-8:])
+    status = {0: "passed", 5: "no tests"}.get(rc, f"FAILED (exit {rc})")
+    print(f"\n===== lane {lane}: {name}: {status} in {seconds:.0f} s =====\n{shown}",
+          flush=True)
+    return 0 if rc == 5 else rc, seconds
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--lanes", type=int,
+                   default=int(os.environ.get("COMPUTE_AGENT_E2E_LANES", "2")))
+    args, pytest_args = p.parse_known_args(argv)
+    chosen = [a for a in pytest_args if a.split("::")[0].endswith(".py")]
+    if chosen:
+        return subprocess.call([sys.executable, "-m", "pytest", *pytest_args])
+    modules = sorted(f for f in os.listdir(E2E) if f.startswith("test_") and f.endswith(".py"))
+    jobs, alone = plan(modules)
+    logdir = tempfile.mkdtemp(prefix="e2e-lanes-")
+    todo, results, lock = queue.Queue(), {}, threading.Lock()
+    for job in jobs:
+        todo.put(job)
+    started = time.monotonic()
+
+    def lane(number):
+        while True:
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            outcome = run_job(job, pytest_args, logdir, number)
+            with lock:
+                results[job] = outcome
+
+    threads = [threading.Thread(target=lane, args=(i + 1,)) for i in range(max(args.lanes, 1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    parallel = time.monotonic() - started
+    for job in alone:
+        results[job] = run_job(job, pytest_args, logdir, "alone")
+    total = time.monotonic() - started
+    failed = [j[0] for j, (rc, _) in results.items() if rc]
+    print(f"\ne2e: {len(results)} jobs on {args.lanes} lanes in {total:.0f} s "
+          f"({parallel:.0f} s side by side; the jobs' own times add up to "
+          f"{sum(s for _, s in results.values()):.0f} s); logs in {logdir}")
+    if failed:
+        print(f"e2e FAILED: {', '.join(failed)}")
+        return max(rc for rc, _ in results.values())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
