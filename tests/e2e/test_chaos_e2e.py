@@ -2,7 +2,10 @@
 delete, snapshot, rebuild, rescue and unrescue, shelve, offload and
 unshelve (both sides), live migration (both sides), cold migration (both
 sides), confirm and revert (compute.faults), then started again; after
-each, the invariants of tests.harness.invariants hold on both hosts.  Then
+each, the invariants of tests.harness.invariants hold on both hosts: both
+hosts are watched from the operation until the instance settled (never on
+two at once), and the last tick the guest printed before the kill is on
+its disk wherever it runs after (booted again or not).  Then
 libvirtd and RabbitMQ are restarted in the middle of an operation.  The
 peer's calls time out after 20 s here (rpc_peer_timeout), so an agent that
 died while its peer waited on it is noticed quickly."""
@@ -37,15 +40,20 @@ def boot(bed, host="hA"):
     return u, guest.last_tick(a.console(u))
 
 
-def crash(bed, host, step, operation):
+def crash(bed, host, step, operation, u=None):
     """Arm step on host's agent, run operation, wait for the agent to die
-    there, start it again."""
+    there, start it again.  With u: (the Watch of both hosts, started
+    before the operation, for inv.check; what the consoles showed at the
+    kill, for inv.ticks_kept)."""
     a = bed.hosts[host].agent
     a.kill_agent()
     a.restart_agent(crash_at=step)
+    watch = inv.Watch(bed, u).start() if u else None
     operation()
     assert a.wait_crashed() == -9
+    at_kill = inv.seen(bed, u) if u else None
     a.restart_agent()
+    return watch, at_kill
 
 
 def other(host):
@@ -75,18 +83,20 @@ def test_build(bed, step):
 def test_delete(bed):
     u, _ = boot(bed)
     a = bed.hosts["hA"].agent
-    crash(bed, "hA", "delete.destroyed", lambda: a.api.terminate_instance(a.host, u))
+    watch, _ = crash(bed, "hA", "delete.destroyed",
+                     lambda: a.api.terminate_instance(a.host, u), u)
     a.wait_state(u, {"deleted"})                  # the delete is taken up again
-    assert inv.check(bed, u) is None
+    assert inv.check(bed, u, watch) is None
 
 
 @pytest.mark.parametrize("step", ["snapshot.image_made", "snapshot.uploaded"])
 def test_snapshot(bed, step):
-    u, before = boot(bed)
+    u, _ = boot(bed)
     a = bed.hosts["hA"].agent
-    crash(bed, "hA", step, lambda: a.api.snapshot_instance(a.host, u, "chaos"))
-    assert inv.check(bed, u) == "hA"
-    inv.ticks_kept(bed.hosts["hA"], u, before)
+    watch, at_kill = crash(bed, "hA", step,
+                           lambda: a.api.snapshot_instance(a.host, u, "chaos"), u)
+    assert inv.check(bed, u, watch) == "hA"
+    inv.ticks_kept(bed.hosts["hA"], u, at_kill)
     assert not [n for n in bed.hosts["hA"].run("ls", f"{a.instances_path}/{u}").split()
                 if n.endswith(".snapshot")]            # merged back onto its disk
     delete(bed, u)
@@ -103,10 +113,11 @@ def test_set_admin_password(bed):
         with pytest.raises(messaging.MessagingTimeout):
             a.api.client.prepare(server=a.host, timeout=10).call(
                 {}, "set_admin_password", instance_uuid=u, admin_pass="never-kept")
-    crash(bed, "hA", "set_admin_password.accepted", change)
+    watch, at_kill = crash(bed, "hA", "set_admin_password.accepted", change, u)
     rec = a.wait_settled(u)
     assert (rec["vm_state"], rec["power_state"]) == ("active", "RUNNING")
-    assert inv.check(bed, u) == "hA"
+    assert inv.check(bed, u, watch) == "hA"
+    inv.ticks_kept(bed.hosts["hA"], u, at_kill)
     delete(bed, u)
 
 
@@ -117,9 +128,9 @@ def test_rebuild(bed, step):
     u, _ = boot(bed)
     a = bed.hosts["hA"].agent
     booted = guest.boots(a.console(u))
-    crash(bed, "hA", step, lambda: a.api.rebuild_instance(a.host, u))
+    watch, _ = crash(bed, "hA", step, lambda: a.api.rebuild_instance(a.host, u), u)
     assert a.wait_settled(u)["vm_state"] == "active"
-    assert inv.check(bed, u) == "hA"
+    assert inv.check(bed, u, watch) == "hA"
     # booted again, and from a new disk: a reboot of the old one would count 2
     a.wait_console(u, lambda c: guest.boots(c) > booted and "TB: bootcount=1" in
                    c.rsplit(guest.BOOT_MARKER, 1)[-1], "the first boot of the new disk")
@@ -141,9 +152,9 @@ def test_rescue(bed, step, lands):
         operation = lambda: a.api.unrescue_instance(a.host, u)  # noqa: E731
     else:
         operation = lambda: a.api.rescue_instance(a.host, u)  # noqa: E731
-    crash(bed, "hA", step, operation)
+    watch, _ = crash(bed, "hA", step, operation, u)
     assert a.wait_settled(u)["vm_state"] == lands
-    assert inv.check(bed, u) == "hA"
+    assert inv.check(bed, u, watch) == "hA"
     files = bed.hosts["hA"].run("ls", f"{a.instances_path}/{u}").split()
     assert ("disk.rescue" in files) == (lands == "rescued"), files
     delete(bed, u)
@@ -155,11 +166,11 @@ def shelved(bed, u, host="hA"):
                       and r["task_state"] is None and r, 240, 0.5, f"{u} offloaded")
 
 
-def unshelved_on_hb(bed, u, before):
+def unshelved_on_hb(bed, u, at_kill, watch=None):
     """The instance runs on hB from its own disk (the ticks it synced), and
     nothing of it is left on hA."""
-    assert inv.check(bed, u) == "hB"
-    inv.ticks_kept(bed.hosts["hB"], u, before)
+    assert inv.check(bed, u, watch) == "hB"
+    inv.ticks_kept(bed.hosts["hB"], u, at_kill)
     assert bed.hosts["hA"].agent.find(u) is None
     delete(bed, u)
 
@@ -169,13 +180,13 @@ def unshelved_on_hb(bed, u, before):
 def test_shelve(bed, step):
     """A shelve (and its offload) is taken up again: the instance ends
     offloaded with nothing on hA, and unshelves on hB from its disk."""
-    u, before = boot(bed)
+    u, _ = boot(bed)
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
-    crash(bed, "hA", step, lambda: a.api.shelve_instance(a.host, u))
+    watch, at_kill = crash(bed, "hA", step, lambda: a.api.shelve_instance(a.host, u), u)
     shelved(bed, u)
-    assert inv.check(bed, u) is None
+    assert inv.check(bed, u, watch) is None
     b.api.unshelve_instance(a.host, u, b.host)
-    unshelved_on_hb(bed, u, before)
+    unshelved_on_hb(bed, u, at_kill)
 
 
 @pytest.mark.parametrize("step,dies", [("unshelve.handed_over", "hA"),
@@ -183,7 +194,7 @@ def test_shelve(bed, step):
                                        ("unshelve.spawned", "hB")])
 def test_unshelve(bed, step, dies):
     """Either side of an unshelve killed: the instance ends on hB, once."""
-    u, before = boot(bed)
+    u, _ = boot(bed)
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     a.api.shelve_instance(a.host, u)
     shelved(bed, u)
@@ -194,8 +205,8 @@ def test_unshelve(bed, step, dies):
 
     def unshelve():           # a call whose handler may die: not waited for
         threading.Thread(target=call, daemon=True).start()
-    crash(bed, dies, step, unshelve)
-    unshelved_on_hb(bed, u, before)
+    watch, at_kill = crash(bed, dies, step, unshelve, u)
+    unshelved_on_hb(bed, u, at_kill, watch)
 
 
 LIVE = ["live_migration.checked", "live_migration.prepared", "live_migration.migrated",
@@ -205,15 +216,15 @@ LIVE = ["live_migration.checked", "live_migration.prepared", "live_migration.mig
 
 @pytest.mark.parametrize("step", LIVE)
 def test_live_migration(bed, step):
-    u, before = boot(bed)
+    u, _ = boot(bed)
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     dies = "hB" if step.startswith("live_migration_destination") else "hA"
-    crash(bed, dies, step, lambda: a.api.live_migrate_instance(a.host, u, b.host,
-                                                               block_migration=True))
-    where = inv.check(bed, u)
+    watch, at_kill = crash(bed, dies, step, lambda: a.api.live_migrate_instance(
+        a.host, u, b.host, block_migration=True), u)
+    where = inv.check(bed, u, watch)
     assert where is not None or bed.hosts["hA"].agent.find(u)["vm_state"] == "error"
     if where:
-        inv.ticks_kept(bed.hosts[where], u, before)
+        inv.ticks_kept(bed.hosts[where], u, at_kill)
     delete(bed, u)
 
 
@@ -223,13 +234,16 @@ COLD = ["resize.prepared", "resize.powered_off", "resize.sent", "resize.finished
 
 @pytest.mark.parametrize("step", COLD)
 def test_cold_migration(bed, step):
-    u, before = boot(bed)
+    u, _ = boot(bed)
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
     dies = "hB" if step.startswith("resize_destination") else "hA"
-    crash(bed, dies, step, lambda: a.api.migrate_instance(a.host, u, b.host))
-    where = inv.check(bed, u)
-    if where:
-        inv.ticks_kept(bed.hosts[where], u, before)
+    watch, at_kill = crash(bed, dies, step,
+                           lambda: a.api.migrate_instance(a.host, u, b.host), u)
+    where = inv.check(bed, u, watch)
+    # the guest runs on exactly one host, with its data (before, ERROR with
+    # the guest on no host passed)
+    assert where is not None, {n: h.agent.find(u) for n, h in bed.hosts.items()}
+    inv.ticks_kept(bed.hosts[where], u, at_kill)
     delete(bed, u)
 
 
@@ -253,8 +267,8 @@ def resized(bed):
 def test_confirm_and_revert(bed, step, dies, decision, lands):
     u = resized(bed)
     b = bed.hosts["hB"].agent
-    crash(bed, dies, step, lambda: getattr(b.api, decision)(b.host, u))
-    inv.check(bed, u)
+    watch, _ = crash(bed, dies, step, lambda: getattr(b.api, decision)(b.host, u), u)
+    inv.check(bed, u, watch)
     rec = b.find(u)
     if rec and rec["vm_state"] == "resized":    # the source died: the decision is asked again
         getattr(b.api, decision)(b.host, u)
@@ -294,12 +308,14 @@ def test_libvirtd_restarted_mid_operation(bed):
     shut down for a cold migration: the migration completes or is rolled
     back (the guest runs on one host, its synced ticks kept), and the agent
     goes on with the new libvirtd by itself (a new guest boots on hA)."""
-    u, before = deaf_guest(bed)
+    u, _ = deaf_guest(bed)
+    watch = inv.Watch(bed, u).start()
     migrate_until_shutting_down(bed, u)
+    at_restart = inv.seen(bed, u)
     bed.hosts["hA"].restart_libvirtd()
-    where = inv.check(bed, u)
+    where = inv.check(bed, u, watch)
     assert where is not None, bed.hosts["hA"].agent.find(u)
-    inv.ticks_kept(bed.hosts[where], u, before)
+    inv.ticks_kept(bed.hosts[where], u, at_restart)
     u2, _ = boot(bed)                      # hA's agent uses the new libvirtd
     delete(bed, u2)
     finish(bed, u)
@@ -312,15 +328,17 @@ def test_rabbitmq_restarted_mid_operation(bed):
     single call made as soon as the broker is back (they reconnected and
     declared their queues by themselves; a request sent before that is
     returned by the broker and sent again)."""
-    u, before = deaf_guest(bed)
+    u, _ = deaf_guest(bed)
+    watch = inv.Watch(bed, u).start()
     migrate_until_shutting_down(bed, u)
+    at_outage = inv.seen(bed, u)
     subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
     time.sleep(2)
     subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)
     for h in bed.hosts.values():
         assert h.agent.api.ping(h.agent.host)["host"] == h.agent.host
     b = bed.hosts["hB"].agent
-    assert inv.check(bed, u) == "hB"
+    assert inv.check(bed, u, watch) == "hB"
     assert b.find(u)["vm_state"] == "resized"
-    inv.ticks_kept(bed.hosts["hB"], u, before)
+    inv.ticks_kept(bed.hosts["hB"], u, at_outage)
     finish(bed, u)

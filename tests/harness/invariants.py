@@ -1,14 +1,26 @@
 """What must hold on a test bed after any crash, once the agents are back:
 the instance settles (done, or ERROR with a fault); no domain without a
 record and no running record without its domain; nothing at all of an
-offloaded instance on its host; the same guest never
-runs on two hosts; no files left but the instances' own; and the ticks the
-guest synced before the crash are on its disk."""
+offloaded instance on its host; at most one live record of it (both
+hosts' while it is resized); every migration row of it final (or
+finished, while resized); the same guest never runs on two hosts, sampled
+all through the operation and the restart (Watch), not once after; no
+files left but the instances' own; and the last tick the guest printed
+before the kill is on its disk, whatever boots it again (ticks_kept).
+
+The decisions are pure functions over what was sampled (ticks_verdict,
+two_owners, record_problems, migration_problems), each shown failing on
+the data of a broken build in tests/unit/test_invariants.py."""
 import os
 import re
+import threading
+import time
 
 from tests.harness import guest
 from tests.harness.agent import wait_until
+
+FINAL = {"confirmed", "reverted", "completed", "error", "done"}
+WAIT = "wait"
 
 RUNNING = ("active", "paused", "rescued")
 
@@ -35,12 +47,96 @@ def live(rec, host_agent):
     return rec is not None and rec["vm_state"] != "deleted" and rec["host"] == host_agent.host
 
 
-def check(bed, uuid):
+def running_on(host, uuid):
+    return uuid in {n[len("instance-"):] for n in host.virsh(
+        "list", "--name", "--state-running").split() if n.startswith("instance-")}
+
+
+def two_owners(samples):
+    """The first moment a guest ran on two hosts at once, from samples
+    [(time, host, running?)] taken one host after another, or None (pure):
+    running on Y while the samples of X just before and just after both
+    say it runs on X means both ran then (a guest that moved runs on its
+    source, then on its destination, never back and forth)."""
+    after, latest = [None] * len(samples), {}
+    for i in range(len(samples) - 1, -1, -1):     # each host's next sample, from i on
+        after[i] = dict(latest)
+        latest[samples[i][1]] = samples[i][2]
+    latest = {}
+    for i, (when, host, running) in enumerate(samples):
+        if running:
+            for other, was in latest.items():
+                if other != host and was and after[i].get(other):
+                    return f"ran on {host} and on {other} at once (t={when:.1f})"
+        latest[host] = running
+    return None
+
+
+class Watch:
+    """Samples, one host after another every interval, where uuid runs,
+    from start() until stop(); overlap() says whether it ever ran on two
+    hosts at once (two_owners)."""
+
+    def __init__(self, bed, uuid, interval=0.2):
+        self.bed, self.uuid, self.interval = bed, uuid, interval
+        self.samples, self._stop = [], threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.is_set():
+            for name, h in self.bed.hosts.items():
+                try:
+                    self.samples.append((time.monotonic(), name, running_on(h, self.uuid)))
+                except Exception:      # noqa: BLE001 - a libvirtd restarting: no sample
+                    pass
+            self._stop.wait(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(10)
+        return two_owners(self.samples)
+
+
+def record_problems(recs):
+    """What is wrong with the hosts' records of one instance, settled
+    ({host: record or None, with live: whether it is that host's live
+    record}), or [] (pure): at most one live record, except the two of a
+    resize awaiting its confirm or revert."""
+    live_ones = {h: r for h, r in recs.items() if r is not None and r.get("live")}
+    if len(live_ones) > 1 and {r["vm_state"] for r in live_ones.values()} != {"resized"}:
+        return [f"live records on {sorted(live_ones)}: "
+                f"{ {h: r['vm_state'] for h, r in live_ones.items()} }"]
+    return []
+
+
+def migration_problems(rows, resized):
+    """Migration rows of one instance ({host: [rows]}) not final once it
+    settled (pure): finished only while it is resized."""
+    return [f"{h}: migration {m['id']} is {m['status']}" for h, ms in rows.items() for m in ms
+            if m["status"] not in FINAL and not (m["status"] == "finished" and resized)]
+
+
+def check(bed, uuid, watch=None):
     """Assert the invariants for uuid on every host; the host the guest
-    runs on (None if it runs nowhere)."""
+    runs on (None if it runs nowhere).  watch: the Watch that sampled the
+    hosts through the operation and the restart."""
     recs = wait_settled(bed, uuid)
+    if watch is not None:
+        both = watch.stop()
+        assert both is None, f"{uuid} {both}"
     running = [name for name, h in bed.hosts.items() if uuid in domains(h, active_only=True)]
     assert len(running) <= 1, f"{uuid} runs on {running}"
+    marked = {name: None if r is None else dict(r, live=live(r, bed.hosts[name].agent))
+              for name, r in recs.items()}
+    assert not record_problems(marked), record_problems(marked)
+    rows = {name: h.agent.api.list_migrations(h.agent.host, instance_uuid=uuid)
+            for name, h in bed.hosts.items()}
+    resized = any(r and r["live"] and r["vm_state"] == "resized" for r in marked.values())
+    assert not migration_problems(rows, resized), migration_problems(rows, resized)
     for name, h in bed.hosts.items():
         rec = recs[name]
         mine = live(rec, h.agent)
@@ -71,20 +167,52 @@ def _check_files(host, uuid, rec):
             f"{host.name}: {uuid}_resize left without a resize to confirm"
 
 
-def ticks_kept(host, uuid, before):
-    """The guest on host kept the ticks it synced before: it booted again
-    and read a disk-tick of at least before - 1 (a tick is printed before
-    it is written), or it did not and ticks on past before."""
-    def seen():
-        console = host.agent.console(uuid)
-        tail = console.rsplit(guest.BOOT_MARKER, 1)[-1]
+def seen(bed, uuid):
+    """What the hosts' consoles of uuid showed (at a kill): {"boots": {host:
+    boots}, "tick": the last tick printed on any}."""
+    boots, tick = {}, 0
+    for name, h in bed.hosts.items():
+        try:
+            console = h.agent.console(uuid)
+        except Exception:          # noqa: BLE001 - no console of it on that host
+            console = ""
+        boots[name] = guest.boots(console)
+        tick = max(tick, guest.last_tick(console))
+    return {"boots": boots, "tick": tick}
+
+
+def ticks_verdict(console, boots_before, before):
+    """Whether a guest kept the ticks it printed before the kill (pure):
+    None when it did, WAIT when its console cannot tell yet, else what was
+    lost.  console: its console on the host it runs on now; boots_before:
+    the boots that console showed at the kill; before: the last tick
+    printed then (a tick is printed before it is written: the disk has
+    before - 1).  A guest that booted since must have read a disk-tick of
+    at least that; one that did not must tick on past it."""
+    boots = guest.boots(console)
+    tail = console.rsplit(guest.BOOT_MARKER, 1)[-1] if boots else console
+    ticks = [int(n) for n in re.findall(r"^TB: tick (\d+) ", tail, re.M)]
+    if boots > boots_before:
+        if not ticks:
+            return WAIT                 # booting: the disk-tick line comes first
         found = re.findall(r"^TB: disk-tick=(\d+)", tail, re.M)
-        ticks = [int(n) for n in re.findall(r"^TB: tick (\d+) ", tail, re.M)]
-        if found and ticks:             # booted again, from its disk
-            return ("disk", int(found[0]))
-        if not found and ticks and ticks[-1] > before:
-            return ("ran on", ticks[-1])
+        if not found:
+            return (f"booted again from a disk without its ticks ({before} printed before "
+                    "the kill): a fresh disk, not its own")
+        if int(found[0]) < before - 1:
+            return f"disk-tick {found[0]} < {before - 1}: synced ticks lost"
         return None
-    how, tick = wait_until(seen, 120, 0.5, f"{uuid}: ticks after the crash")
-    if how == "disk":
-        assert tick >= before - 1, f"disk-tick {tick} < {before - 1}"
+    if ticks and ticks[-1] > before:
+        return None
+    return WAIT
+
+
+def ticks_kept(host, uuid, at_kill):
+    """Assert the guest on host kept what it printed before the kill
+    (at_kill: seen() then)."""
+    def verdict():
+        v = ticks_verdict(host.agent.console(uuid), at_kill["boots"].get(host.name, 0),
+                          at_kill["tick"])
+        return v != WAIT and (v or "kept")
+    v = wait_until(verdict, 120, 0.5, f"{uuid}: ticks after the crash")
+    assert v == "kept", f"{uuid} on {host.name}: {v}"
