@@ -2,7 +2,11 @@
 is one Method: whether it is a CALL (answered) or a CAST, the API version
 it appeared in, whether only a peer agent sends it, whether a cast of it
 is dropped past cast_deadline, and the rows of compute.optable it starts;
-its payload schema is compute.schemas.SCHEMAS[name].
+its payload schema is compute.schemas.SCHEMAS[name].  A method that only
+accepts a row and submits it (`starts`) has no code of its own: the
+endpoint's and the client's methods are made from its declaration, so
+adding such an operation is its row, its part method, its schema and
+this line (tests/functional/test_lifecycle_functional.py adds one).
 
 What reads it: the server's target version and the payload check in the
 endpoint's wrapper chain (PayloadCheck, beside the stale-cast guard, the
@@ -29,10 +33,22 @@ class Method:
     peer: bool = False           # only another agent sends it (a migration's steps)
     deadline: bool = False       # a cast dropped once older than cast_deadline
     since: str = "1.0"           # the API version that has it
+    starts: str | None = None    # a row it only accepts and submits, its payload
+                                 # {instance_uuid}: the endpoint's and the client's
+                                 # method are made from this declaration
+    doc: str = ""                # the made client method's docstring
+
+    def __post_init__(self):
+        if self.starts:
+            object.__setattr__(self, "ops", (self.starts,))
 
 
 def _m(name, kind=CALL, *ops, **kw):
     return Method(name, kind, tuple(ops), **kw)
+
+
+def _starts(name, op, doc=""):
+    return Method(name, CALL, starts=op, doc=doc)
 
 
 METHODS = {m.name: m for m in (
@@ -42,12 +58,15 @@ METHODS = {m.name: m for m in (
     _m("cache_images", CAST, deadline=True),
     # power operations: accepted or refused at once
     _m("reboot_instance", CALL, "reboot_soft", "reboot_hard"),
-    _m("suspend_instance", CALL, "suspend"),
-    _m("resume_instance", CALL, "resume"),
-    _m("pause_instance", CALL, "pause"),
-    _m("unpause_instance", CALL, "unpause"),
-    _m("stop_instance", CALL, "stop"),
-    _m("start_instance", CALL, "start"),
+    _starts("suspend_instance", "suspend",
+            "Save the guest's memory to disk and stop it (ACTIVE -> SUSPENDED)."),
+    _starts("resume_instance", "resume", "Restore a suspended guest (SUSPENDED -> ACTIVE)."),
+    _starts("pause_instance", "pause", "Stop the vCPUs, keep memory (ACTIVE -> PAUSED)."),
+    _starts("unpause_instance", "unpause", "Run a paused guest again (PAUSED -> ACTIVE)."),
+    _starts("stop_instance", "stop",
+            "Graceful shutdown (shutdown_timeout), then power off (-> STOPPED)."),
+    _starts("start_instance", "start", "Start a stopped instance from a regenerated "
+                                       "definition."),
     _m("set_admin_password", CALL, "set_admin_password"),
     _m("reset_state", CALL, "reset_state"),
     # live migration: client -> source, then source <-> destination
@@ -72,9 +91,11 @@ METHODS = {m.name: m for m in (
     # rebuild, rescue, shelve, evacuate, volumes, snapshots
     _m("rebuild_instance", CALL, "rebuild"),
     _m("rescue_instance", CALL, "rescue"),
-    _m("unrescue_instance", CALL, "unrescue"),
+    _starts("unrescue_instance", "unrescue",
+            "Boot the instance's own disks again; answers once accepted."),
     _m("shelve_instance", CALL, "shelve"),
-    _m("shelve_offload_instance", CALL, "shelve_offload"),
+    _starts("shelve_offload_instance", "shelve_offload",
+            "Remove a shelved instance's guest, disks and ports from host."),
     _m("unshelve_instance", CALL, "unshelve", "unshelve_hand_over"),
     _m("take_shelved_instance", CALL, "unshelve", peer=True),
     _m("evacuate_instance", CALL, "evacuate"),
@@ -111,6 +132,12 @@ def _version(text):
 # the version this agent serves: the newest any method needs
 VERSION = max((m.since for m in METHODS.values()), key=_version)
 WITH_DEADLINE = frozenset(m.name for m in METHODS.values() if m.deadline)
+
+
+def starting(name):
+    """The declaration of name when it only starts a row, else None."""
+    declared = METHODS.get(name)
+    return declared if declared is not None and declared.starts else None
 
 
 class PayloadCheck(EndpointWrapper):

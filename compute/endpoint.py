@@ -59,6 +59,19 @@ class ComputeEndpoint:
             LOG.warning("rejected %s: %s", method, e)
             raise e from None
 
+    def __getattr__(self, name):
+        """The methods compute.contract makes: a declaration that only
+        starts a row (accepted or refused at once, then run in the worker
+        pool)."""
+        declared = contract.starting(name)
+        if declared is None:
+            raise AttributeError(name)
+
+        def start(ctxt, instance_uuid):
+            return self._start(ctxt, declared.starts, instance_uuid)
+        start.__name__ = name
+        return start
+
     def _start(self, ctxt, op, uuid):
         """Accept op by its row and submit the part method the row runs."""
         self.manager.runner.accept(op, uuid)
@@ -124,24 +137,6 @@ class ComputeEndpoint:
     def reboot_instance(self, ctxt, **payload):
         op = "reboot_hard" if payload["reboot_type"] == "HARD" else "reboot_soft"
         return self._start(ctxt, op, payload["instance_uuid"])
-
-    def suspend_instance(self, ctxt, **payload):
-        return self._start(ctxt, "suspend", payload["instance_uuid"])
-
-    def resume_instance(self, ctxt, **payload):
-        return self._start(ctxt, "resume", payload["instance_uuid"])
-
-    def pause_instance(self, ctxt, **payload):
-        return self._start(ctxt, "pause", payload["instance_uuid"])
-
-    def unpause_instance(self, ctxt, **payload):
-        return self._start(ctxt, "unpause", payload["instance_uuid"])
-
-    def stop_instance(self, ctxt, **payload):
-        return self._start(ctxt, "stop", payload["instance_uuid"])
-
-    def start_instance(self, ctxt, **payload):
-        return self._start(ctxt, "start", payload["instance_uuid"])
 
     # -- live migration (client -> source; source -> destination) -----------------
 
@@ -246,11 +241,6 @@ class ComputeEndpoint:
         self.manager.submit(self.manager.runs("rescue"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "rescue", "rescue_image_ref": image}
 
-    def unrescue_instance(self, ctxt, **payload):
-        uuid = payload["instance_uuid"]
-        self.manager.runner.accept("unrescue", uuid)
-        self.manager.submit(self.manager.runs("unrescue"), ctxt, uuid)
-        return {"instance_uuid": uuid, "accepted": "unrescue"}
 
     def shelve_instance(self, ctxt, **payload):
         """Accepted at once; the guest is shut down and its root disk
@@ -261,11 +251,6 @@ class ComputeEndpoint:
         self.manager.submit(self.manager.runs("shelve"), ctxt, uuid)
         return {"instance_uuid": uuid, "accepted": "shelve"}
 
-    def shelve_offload_instance(self, ctxt, **payload):
-        uuid = payload["instance_uuid"]
-        self.manager.runner.accept("shelve_offload", uuid)
-        self.manager.submit(self.manager.runs("shelve_offload"), ctxt, uuid)
-        return {"instance_uuid": uuid, "accepted": "shelve_offload"}
 
     def unshelve_instance(self, ctxt, **payload):
         """Here, or on dest_host: then the record is handed over before

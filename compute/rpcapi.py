@@ -40,6 +40,18 @@ class ComputeAPI:
                                                serializer=rpc.ContextSerializer(),
                                                transport_options=_MANDATORY)
 
+    def __getattr__(self, name):
+        """The methods compute.contract makes: api.<name>(host,
+        instance_uuid) for a declaration that only starts a row."""
+        declared = contract.starting(name)
+        if declared is None:
+            raise AttributeError(name)
+
+        def start(host, instance_uuid):
+            return self._rpc(host, name, instance_uuid=instance_uuid)
+        start.__name__, start.__doc__ = name, declared.doc
+        return start
+
     def _prepare(self, host, version, timeout=None):
         return self.client.prepare(server=host, version=version,
                                    timeout=timeout or self.timeout)
@@ -138,28 +150,11 @@ class ComputeAPI:
         return self._rpc(host, "reboot_instance", instance_uuid=instance_uuid,
                           reboot_type=reboot_type)
 
-    def suspend_instance(self, host, instance_uuid):
-        """Save the guest's memory to disk and stop it (ACTIVE -> SUSPENDED)."""
-        return self._rpc(host, "suspend_instance", instance_uuid=instance_uuid)
 
-    def resume_instance(self, host, instance_uuid):
-        """Restore a suspended guest (SUSPENDED -> ACTIVE)."""
-        return self._rpc(host, "resume_instance", instance_uuid=instance_uuid)
 
-    def pause_instance(self, host, instance_uuid):
-        """Stop the vCPUs, keep memory (ACTIVE -> PAUSED)."""
-        return self._rpc(host, "pause_instance", instance_uuid=instance_uuid)
 
-    def unpause_instance(self, host, instance_uuid):
-        return self._rpc(host, "unpause_instance", instance_uuid=instance_uuid)
 
-    def stop_instance(self, host, instance_uuid):
-        """Graceful shutdown (shutdown_timeout), then power off (-> STOPPED)."""
-        return self._rpc(host, "stop_instance", instance_uuid=instance_uuid)
 
-    def start_instance(self, host, instance_uuid):
-        """Start a stopped instance from a regenerated definition."""
-        return self._rpc(host, "start_instance", instance_uuid=instance_uuid)
 
     def set_admin_password(self, host, instance_uuid, admin_pass, user=None):
         """Set the password of a guest user (default root) through the QEMU
@@ -339,9 +334,6 @@ class ComputeAPI:
         when the host's shelved_offload_time is 0."""
         return self._rpc(host, "shelve_instance", instance_uuid=instance_uuid)
 
-    def shelve_offload_instance(self, host, instance_uuid):
-        """Remove a shelved instance's guest, disks and ports from host."""
-        return self._rpc(host, "shelve_offload_instance", instance_uuid=instance_uuid)
 
     def unshelve_instance(self, host, instance_uuid, dest_host=None, networks=None):
         """Unshelve on host (which has the instance) or, for an offloaded
@@ -393,9 +385,6 @@ class ComputeAPI:
         return self._rpc(host, "take_shelved_instance", instance=instance,
                           shelved_image_id=shelved_image_id, source_host=source_host)
 
-    def unrescue_instance(self, host, instance_uuid):
-        """Boot the instance's own disks again; answers once accepted."""
-        return self._rpc(host, "unrescue_instance", instance_uuid=instance_uuid)
 
     def get_serial_console(self, host, instance_uuid):
         """{type, url, websocket, expires_in}: the console proxy's websocket

@@ -101,3 +101,44 @@ def test_operations_on_unknown_instance_are_typed_errors(api, service):
         api.pause_instance(service.conf.host, "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55")
     with pytest.raises(exception.InvalidRequest):
         api.reboot_instance(service.conf.host, "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55", "WARM")
+
+
+def test_an_operation_is_its_row_its_part_method_its_schema_and_its_declaration(
+        api, service, active_instance, monkeypatch):
+    """A new operation ("hibernate": an instance to a new task state and
+    back to ACTIVE) added the way the code says: a row (compute.optable), a
+    method on a part, a schema and a declaration line (compute.contract).
+    Nothing else is written: the endpoint serves it, the client sends it,
+    the Runner accepts, runs and settles it, a restart would resume it."""
+    from compute import contract, optable, schemas, states
+    from compute.lifecycle import Lifecycle
+    row = optable.Op("hibernate", "hibernate", frozenset({states.ACTIVE}), (None,),
+                     ("hibernating",), states.ACTIVE, None, optable.RESUME,
+                     runs="lifecycle.hibernate")
+    ran = []
+
+    def hibernate(self, ctxt, uuid):                       # the part method
+        self.runner.run("hibernate", ctxt, uuid, lambda inst, record: ran.append(
+            (inst.uuid, inst.task_state)))
+    monkeypatch.setattr(optable, "ROWS", (*optable.ROWS, row))
+    monkeypatch.setitem(optable.TABLE, "hibernate", row)
+    monkeypatch.setattr(Lifecycle, "hibernate", hibernate, raising=False)
+    monkeypatch.setitem(schemas.SCHEMAS, "hibernate_instance",
+                        schemas.SCHEMAS["stop_instance"])
+    monkeypatch.setitem(contract.METHODS, "hibernate_instance",
+                        contract.Method("hibernate_instance", contract.CALL,
+                                        starts="hibernate", since="1.0"))
+    host, u = service.conf.host, active_instance
+    assert api.hibernate_instance(host, u) == {"instance_uuid": u, "accepted": "hibernate"}
+    rec = wait_settled(api, host, u)
+    assert (rec["vm_state"], rec["task_state"]) == ("active", None)
+    assert ran == [(u, "hibernating")]
+    assert api.list_instance_actions(host, u)[-1]["action"] == "hibernate"
+    api.stop_instance(host, u)
+    wait_settled(api, host, u)
+    with pytest.raises(exception.InstanceInvalidState, match="cannot hibernate"):
+        api.hibernate_instance(host, u)                     # the row's accepted states
+    with pytest.raises(exception.InvalidRequest):
+        api.hibernate_instance(host, "not-a-uuid")          # the schema
+    api.start_instance(host, u)
+    wait_settled(api, host, u)

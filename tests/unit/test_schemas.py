@@ -104,14 +104,3 @@ def test_local_copy_drops_the_remote_traceback():
     e = exception.local_copy(remote("no room"))
     assert type(e) is InvalidRequest and str(e) == "no room"
     assert type(exception.local_copy(InvalidRequest("x"))) is InvalidRequest
-
-
-def test_every_endpoint_method_has_a_schema_and_a_client_method():
-    from compute.endpoint import ComputeEndpoint
-    from compute.rpcapi import ComputeAPI
-    served = {n for n in vars(ComputeEndpoint) if not n.startswith("_")
-              and callable(getattr(ComputeEndpoint, n))} - {"target"}
-    assert served == set(schemas.SCHEMAS)
-    for name in ("rebuild_instance", "rescue_instance", "unrescue_instance",
-                 "get_serial_console", "get_vnc_console"):
-        assert callable(getattr(ComputeAPI, name))
