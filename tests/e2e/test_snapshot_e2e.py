@@ -73,6 +73,9 @@ def test_live_snapshot_keeps_the_guest_running_and_boots(agent):
         agent.wait_console(u, lambda c: len(re.findall(r"^TB: tick ", c, re.M)) >=
                            len(re.findall(r"^TB: tick ", before, re.M)) + 3,
                            "ticks after the snapshot")
+        # the watcher's own three: a tick that came between `before` and
+        # the watcher's start is in the console but not among its arrivals
+        wait_until(lambda: len(ticks.arrivals) >= 3, 30, 0.1, "three ticks watched")
     order = ["image_snapshot", "image_pending_upload", "image_uploading"]
     assert seen and seen == [t for t in order if t in seen]     # polled: some may be missed
     assert images(agent)[image_id]["status"] == "active"
