@@ -1,14 +1,19 @@
 #!/usr/bin/env python3
 """Run the e2e modules side by side: `tools/e2e_lanes.py [--lanes N] [pytest args]`.
 
-What may share the machine decides the plan.  Every module is a job of
-its own: a test bed's hosts have their own network and mount namespaces,
-libvirtds, Ceph and iSCSI targets; the agents of the modules that run in
-the machine's own namespace share the system libvirtd as the agents of
-one host's fleet do (each touches only the guests its records name, and
-none has ports there, so their firewall chains are the same).  A module
-that stops what every job uses runs alone, after the others: the chaos
-suite stops RabbitMQ, and one module restarts the system libvirtd.
+What may share the machine decides the plan:
+- the modules whose agents run in the machine's own namespace, on the
+  system libvirtd, run one after the other, as one job: a test there may
+  count every guest its libvirtd has (the unknown-guest report), boot
+  five guests at once, or run a fleet of agents and a broker cluster;
+  beside one another they failed (an unknown guest counted twice, five
+  boots past their timeout next to the fleet);
+- every module on a test bed (its hosts in their own network and mount
+  namespaces, with their own libvirtds, Ceph and iSCSI targets) is a job
+  of its own;
+- a module that stops what every job uses runs alone, after the others:
+  the chaos suite stops RabbitMQ, and one module restarts the system
+  libvirtd.
 
 N lanes (default 2, or COMPUTE_AGENT_E2E_LANES) take the jobs longest
 first from one queue, each job a pytest process with its own log; a
@@ -27,29 +32,41 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 E2E = os.path.join(os.path.dirname(HERE), "tests", "e2e")
 
+# on the system libvirtd, in the machine's namespaces: one job, in order
+MACHINE = ("test_spawn_e2e.py", "test_cli_e2e.py", "test_lifecycle_e2e.py",
+           "test_snapshot_e2e.py", "test_imagecache_e2e.py", "test_image_service_e2e.py",
+           "test_periodic_e2e.py", "test_privileges_e2e.py", "test_restart_e2e.py",
+           "test_rescue_e2e.py", "test_console_e2e.py", "test_shared_db_e2e.py",
+           "test_fleet_e2e.py")
 # stop what every job uses: alone, last
 ALONE = ("test_chaos_e2e.py", "test_libvirtd_restart_e2e.py")
-# seconds each took in a serial run (the order of the queue; a module not
-# listed counts 60 s)
-WEIGHTS = {"test_migration_e2e.py": 330, "test_lifecycle_e2e.py": 200,
-           "test_snapshot_e2e.py": 150, "test_restart_e2e.py": 150,
-           "test_shared_db_e2e.py": 150, "test_volume_e2e.py": 300,
-           "test_evacuate_e2e.py": 260, "test_resize_e2e.py": 240, "test_network_e2e.py": 200,
-           "test_isolation_e2e.py": 150, "test_guest_data_e2e.py": 120,
-           "test_migration_tls_e2e.py": 90, "test_cloud_image_e2e.py": 90}
+# seconds each took when run two at a time (the order of the queue; a
+# module not listed counts 60 s)
+WEIGHTS = {"test_volume_e2e.py": 410, "test_evacuate_e2e.py": 260,
+           "test_cloud_image_e2e.py": 180, "test_isolation_e2e.py": 170,
+           "test_network_e2e.py": 150, "test_migration_e2e.py": 140, "test_resize_e2e.py": 80,
+           "test_guest_data_e2e.py": 55, "test_migration_tls_e2e.py": 55,
+           "test_imagecache_e2e.py": 150, "test_fleet_e2e.py": 120, "test_snapshot_e2e.py": 115,
+           "test_lifecycle_e2e.py": 110, "test_shared_db_e2e.py": 90, "test_restart_e2e.py": 60,
+           "test_rescue_e2e.py": 30, "test_cli_e2e.py": 30, "test_console_e2e.py": 25,
+           "test_image_service_e2e.py": 25, "test_periodic_e2e.py": 15,
+           "test_privileges_e2e.py": 15, "test_spawn_e2e.py": 15}
 
 
 def plan(modules):
     """(parallel jobs longest first, jobs run alone after): each job a
     tuple of module file names (pure)."""
+    machine = tuple(m for m in MACHINE if m in modules)
     alone = [(m,) for m in ALONE if m in modules]
-    jobs = [(m,) for m in sorted(modules) if m not in ALONE]
-    jobs.sort(key=lambda j: -WEIGHTS.get(j[0], 60))
+    beds = [(m,) for m in sorted(modules) if m not in MACHINE and m not in ALONE]
+    weight = {machine: sum(WEIGHTS.get(m, 60) for m in machine)}
+    jobs = sorted(([machine] if machine else []) + beds,
+                  key=lambda j: -weight.get(j, WEIGHTS.get(j[0], 60)))
     return jobs, alone
 
 
 def run_job(job, pytest_args, logdir, lane):
-    name = " ".join(job)
+    name = job[0] if len(job) == 1 else f"the machine's {len(job)} modules"
     log = os.path.join(logdir, f"{job[0]}.log")
     started = time.monotonic()
     with open(log, "w") as out:
@@ -60,7 +77,7 @@ def run_job(job, pytest_args, logdir, lane):
     with open(log, errors="replace") as f:
         text = f.read()
     lines = text.splitlines()
-    shown = text if rc not in (0, 5) else "\n".join(lines[-8:])
+    shown = text if rc not in (0, 5) else "\n".join(lines[-(12 if len(job) > 1 else 8):])
     status = {0: "passed", 5: "no tests"}.get(rc, f"FAILED (exit {rc})")
     print(f"\n===== lane {lane}: {name}: {status} in {seconds:.0f} s =====\n{shown}",
           flush=True)

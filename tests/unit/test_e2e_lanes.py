@@ -1,7 +1,9 @@
 """The e2e plan (tools/e2e_lanes.py): every e2e module is in the plan
-once, what stops a shared daemon runs alone, the longest first."""
+once; the modules on the machine's own libvirtd run as one job; what
+stops a shared daemon runs alone; the longest first."""
 import importlib.util
 import os
+import re
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 spec = importlib.util.spec_from_file_location("e2e_lanes",
@@ -11,25 +13,33 @@ spec.loader.exec_module(lanes)
 E2E = os.path.join(ROOT, "tests", "e2e")
 
 
-def test_every_module_is_planned_once_and_what_stops_a_daemon_runs_alone():
-    modules = sorted(f for f in os.listdir(E2E) if f.startswith("test_") and f.endswith(".py"))
-    jobs, alone = lanes.plan(modules)
-    assert sorted(m for job in jobs + alone for m in job) == modules
+def modules():
+    return sorted(f for f in os.listdir(E2E) if f.startswith("test_") and f.endswith(".py"))
+
+
+def text(name):
+    with open(os.path.join(E2E, name)) as f:
+        return f.read()
+
+
+def test_every_module_is_planned_once_the_machines_together_the_stoppers_alone():
+    jobs, alone = lanes.plan(modules())
+    assert sorted(m for job in jobs + alone for m in job) == modules()
+    assert [j for j in jobs if len(j) > 1] == [tuple(m for m in lanes.MACHINE
+                                                     if m in modules())]
     assert alone == [("test_chaos_e2e.py",), ("test_libvirtd_restart_e2e.py",)]
-    weights = [lanes.WEIGHTS.get(j[0], 60) for j in jobs]
-    assert weights == sorted(weights, reverse=True)
-    assert set(lanes.WEIGHTS) <= set(modules)
+    assert set(lanes.WEIGHTS) <= set(modules())
 
 
-def test_a_module_that_stops_a_shared_daemon_is_alone():
-    """RabbitMQ and the system libvirtd serve every job: a module that
-    stops or restarts one of them must be in ALONE (a bed's own libvirtd
-    is its own)."""
-    for name in os.listdir(E2E):
-        if name.startswith("test_") and name.endswith(".py"):
-            with open(os.path.join(E2E, name)) as f:
-                text = f.read()
-            stops = ("rabbitmqctl" in text or "stop_app" in text
-                     or "def restart_libvirtd" in text)
-            if stops:
-                assert name in lanes.ALONE, name
+def test_a_module_on_the_machine_or_stopping_a_shared_daemon_is_listed_so():
+    """A module whose agents run in the machine's namespace (the `agent`
+    fixture, an Agent of its own, a PostgreSQL server on the machine) is
+    in MACHINE; one that stops RabbitMQ or restarts the system libvirtd
+    is in ALONE."""
+    for name in modules():
+        body = text(name)
+        if "rabbitmqctl" in body or "def restart_libvirtd" in body:
+            assert name in lanes.ALONE, name
+        elif "Agent(" in body or "PostgresServer(" in body or re.search(
+                r"def test\w*\(agent\b", body):
+            assert name in lanes.MACHINE, name
