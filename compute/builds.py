@@ -117,4 +117,20 @@ class Builds:
             self.runner.finish("delete", uuid, vm_state=states.DELETED,
                                power_state=virt_driver.NOSTATE, deleted=True,
                                terminated_at=utcnow())
+            self._close_migrations(uuid)
         self.runner.run("delete", ctxt, uuid, work)
+
+    def _close_migrations(self, uuid):
+        """A deleted instance's migrations that were still open here (a
+        resize never confirmed or reverted) end in error: nothing will
+        finish them (the chaos invariants found them left `finished`)."""
+        for mig in self.db.migrations(uuid):
+            if mig.status in states.FINAL_MIGRATION:
+                continue
+            try:
+                self.db.migration_update(mig.id, status=states.MigrationStatus.ERROR,
+                                         message="the instance was deleted during the "
+                                                 f"{mig.migration_type}")
+            except Exception as e:      # the delete stands; the row is only left open
+                LOG.warning("instance %s: migration %s left %s: %s", uuid, mig.id,
+                            mig.status, e)

@@ -51,7 +51,7 @@ def crash(bed, host, step, operation, u=None):
     watch = inv.Watch(bed, u).start() if u else None
     operation()
     assert a.wait_crashed() == -9
-    at_kill = inv.seen(bed, u) if u else None
+    at_kill = watch.mark() if u else None
     a.restart_agent()
     return watch, at_kill
 
@@ -196,6 +196,7 @@ def test_unshelve(bed, step, dies):
     """Either side of an unshelve killed: the instance ends on hB, once."""
     u, _ = boot(bed)
     a, b = bed.hosts["hA"].agent, bed.hosts["hB"].agent
+    before_shelve = inv.seen(bed, u)        # the offload takes hA's console with it
     a.api.shelve_instance(a.host, u)
     shelved(bed, u)
 
@@ -206,6 +207,7 @@ def test_unshelve(bed, step, dies):
     def unshelve():           # a call whose handler may die: not waited for
         threading.Thread(target=call, daemon=True).start()
     watch, at_kill = crash(bed, dies, step, unshelve, u)
+    at_kill = inv.later(at_kill, before_shelve)
     unshelved_on_hb(bed, u, at_kill, watch)
 
 
@@ -311,7 +313,7 @@ def test_libvirtd_restarted_mid_operation(bed):
     u, _ = deaf_guest(bed)
     watch = inv.Watch(bed, u).start()
     migrate_until_shutting_down(bed, u)
-    at_restart = inv.seen(bed, u)
+    at_restart = watch.mark()
     bed.hosts["hA"].restart_libvirtd()
     where = inv.check(bed, u, watch)
     assert where is not None, bed.hosts["hA"].agent.find(u)
@@ -331,7 +333,7 @@ def test_rabbitmq_restarted_mid_operation(bed):
     u, _ = deaf_guest(bed)
     watch = inv.Watch(bed, u).start()
     migrate_until_shutting_down(bed, u)
-    at_outage = inv.seen(bed, u)
+    at_outage = watch.mark()
     subprocess.run(["rabbitmqctl", "-q", "stop_app"], check=True, capture_output=True)
     time.sleep(2)
     subprocess.run(["rabbitmqctl", "-q", "start_app"], check=True, capture_output=True)

@@ -73,14 +73,28 @@ def two_owners(samples):
 
 
 class Watch:
-    """Samples, one host after another every interval, where uuid runs,
-    from start() until stop(); overlap() says whether it ever ran on two
-    hosts at once (two_owners)."""
+    """Samples, one host after another every interval, where uuid runs and
+    what its consoles show, from start() until stop(): stop() says whether
+    it ever ran on two hosts at once (two_owners); mark() is the last tick
+    any console printed up to now (seen()), which an operation that moves
+    the console away (a cold migration's _resize) cannot hide."""
 
     def __init__(self, bed, uuid, interval=0.2):
         self.bed, self.uuid, self.interval = bed, uuid, interval
         self.samples, self._stop = [], threading.Event()
+        self._seen = {"tick": 0, "up": ""}
+        self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _look(self):
+        now = seen(self.bed, self.uuid)
+        with self._lock:
+            self._seen = later(self._seen, now)
+
+    def mark(self):
+        self._look()
+        with self._lock:
+            return dict(self._seen)
 
     def start(self):
         self._thread.start()
@@ -93,6 +107,7 @@ class Watch:
                     self.samples.append((time.monotonic(), name, running_on(h, self.uuid)))
                 except Exception:      # noqa: BLE001 - a libvirtd restarting: no sample
                     pass
+            self._look()
             self._stop.wait(self.interval)
 
     def stop(self):
@@ -167,52 +182,68 @@ def _check_files(host, uuid, rec):
             f"{host.name}: {uuid}_resize left without a resize to confirm"
 
 
+TICK = re.compile(r"^TB: tick (\d+) up=([0-9.]+)", re.M)
+
+
+def last_tick(console):
+    """(number, uptime text) of the console's last tick line, or (0, "")."""
+    ticks = TICK.findall(console)
+    return (int(ticks[-1][0]), ticks[-1][1]) if ticks else (0, "")
+
+
+def later(a, b):
+    """The later of two seen() results (the higher tick, then the uptime)."""
+    return max(a, b, key=lambda x: (x["tick"], float(x["up"] or 0)))
+
+
 def seen(bed, uuid):
-    """What the hosts' consoles of uuid showed (at a kill): {"boots": {host:
-    boots}, "tick": the last tick printed on any}."""
-    boots, tick = {}, 0
-    for name, h in bed.hosts.items():
+    """The last tick any host's console of uuid printed: {"tick": number,
+    "up": the guest's uptime then}, which names that boot's tick."""
+    best = (0, "")
+    for h in bed.hosts.values():
         try:
             console = h.agent.console(uuid)
         except Exception:          # noqa: BLE001 - no console of it on that host
-            console = ""
-        boots[name] = guest.boots(console)
-        tick = max(tick, guest.last_tick(console))
-    return {"boots": boots, "tick": tick}
+            continue
+        best = max(best, last_tick(console), key=lambda t: (t[0], float(t[1] or 0)))
+    return {"tick": best[0], "up": best[1]}
 
 
-def ticks_verdict(console, boots_before, before):
+def ticks_verdict(console, before, up):
     """Whether a guest kept the ticks it printed before the kill (pure):
     None when it did, WAIT when its console cannot tell yet, else what was
-    lost.  console: its console on the host it runs on now; boots_before:
-    the boots that console showed at the kill; before: the last tick
-    printed then (a tick is printed before it is written: the disk has
-    before - 1).  A guest that booted since must have read a disk-tick of
-    at least that; one that did not must tick on past it."""
-    boots = guest.boots(console)
-    tail = console.rsplit(guest.BOOT_MARKER, 1)[-1] if boots else console
-    ticks = [int(n) for n in re.findall(r"^TB: tick (\d+) ", tail, re.M)]
-    if boots > boots_before:
-        if not ticks:
-            return WAIT                 # booting: the disk-tick line comes first
-        found = re.findall(r"^TB: disk-tick=(\d+)", tail, re.M)
-        if not found:
-            return (f"booted again from a disk without its ticks ({before} printed before "
-                    "the kill): a fresh disk, not its own")
-        if int(found[0]) < before - 1:
-            return f"disk-tick {found[0]} < {before - 1}: synced ticks lost"
-        return None
-    if ticks and ticks[-1] > before:
-        return None
-    return WAIT
+    lost.  console: its console on the host it runs on now; before, up:
+    the last tick printed at the kill and the guest's uptime in it (a
+    tick is printed before it is written: the disk has before - 1).
+    - the boot that printed it still runs here (its line is in this
+      console's last boot): it must tick on;
+    - a console with no boot in it (the guest came by live migration): it
+      must tick on, past before, later in its life than up;
+    - any other boot is a new one, even in a console made anew: it must
+      have read a disk-tick of at least before - 1 from its disk."""
+    tail = console.rsplit(guest.BOOT_MARKER, 1)[-1]
+    ticks = [(int(n), float(u)) for n, u in TICK.findall(tail)]
+    if (str(before), up) in TICK.findall(tail):
+        return None if ticks[-1][0] > before else WAIT
+    if guest.BOOT_MARKER not in console:
+        later = [n for n, u in ticks if n > before and up and u > float(up)]
+        return None if later else WAIT
+    if not ticks:
+        return WAIT                 # booting: the disk-tick line comes first
+    found = re.findall(r"^TB: disk-tick=(\d+)", tail, re.M)
+    if not found:
+        return (f"booted again from a disk without its ticks ({before} printed before "
+                "the kill): a fresh disk, not its own")
+    if int(found[0]) < before - 1:
+        return f"disk-tick {found[0]} < {before - 1}: synced ticks lost"
+    return None
 
 
 def ticks_kept(host, uuid, at_kill):
     """Assert the guest on host kept what it printed before the kill
-    (at_kill: seen() then)."""
+    (at_kill: seen() or Watch.mark() then)."""
     def verdict():
-        v = ticks_verdict(host.agent.console(uuid), at_kill["boots"].get(host.name, 0),
-                          at_kill["tick"])
+        v = ticks_verdict(host.agent.console(uuid), at_kill["tick"], at_kill["up"])
         return v != WAIT and (v or "kept")
     v = wait_until(verdict, 120, 0.5, f"{uuid}: ticks after the crash")
     assert v == "kept", f"{uuid} on {host.name}: {v}"

@@ -5,35 +5,44 @@ from tests.harness import invariants as inv
 from tests.harness.guest import BOOT_MARKER
 
 
-def console(*boots):
-    """A console log: per boot, its disk-tick (or None) and its ticks."""
+def console(*boots, up=0.0):
+    """A console log: per boot, its disk-tick (or None) and its ticks (tick
+    n at uptime up + n)."""
     out = []
     for disk_tick, ticks in boots:
         out.append(BOOT_MARKER)
         if disk_tick is not None:
             out.append(f"TB: disk-tick={disk_tick}")
-        out += [f"TB: tick {n} up=1.0 nics=1" for n in ticks]
+        out += [f"TB: tick {n} up={up + n:.2f} nics=1" for n in ticks]
     return "\n".join(out) + "\n"
 
 
 def test_a_guest_rebooted_onto_a_fresh_disk_loses_its_ticks():
     """Before, the baseline was the tick at boot (2) and any later tick
     above it passed, so a guest that came back on a fresh disk (ticks 1,
-    2, 3 again) passed; now the baseline is the last tick printed at the
-    kill, and a new boot must read it from its disk."""
-    at_kill = console((None, range(1, 9)))                 # printed up to 8
-    fresh = at_kill + console((None, [1, 2, 3]))
-    assert "without its ticks" in inv.ticks_verdict(fresh, 1, 8)
-    stale = at_kill + console((3, [1, 2]))
-    assert "disk-tick 3 < 7" in inv.ticks_verdict(stale, 1, 8)
-    kept = at_kill + console((7, [1]))
-    assert inv.ticks_verdict(kept, 1, 8) is None
-    assert inv.ticks_verdict(at_kill + BOOT_MARKER + "\n", 1, 8) == inv.WAIT
-    # no new boot (it kept running, or live-migrated): it must tick on past 8
-    assert inv.ticks_verdict(at_kill, 1, 8) == inv.WAIT
-    assert inv.ticks_verdict(console((None, range(1, 10))), 1, 8) is None
-    moved = "\n".join(f"TB: tick {n} up=1 nics=1" for n in (9, 10)) + "\n"
-    assert inv.ticks_verdict(moved, 0, 8) is None
+    2, 3 ... again) passed; now the baseline is the last tick printed at
+    the kill, and any boot that is not the one that printed it must read
+    it from its disk."""
+    at_kill = console((None, range(1, 9)))                 # tick 8 at up=8.00
+    before, up = inv.last_tick(at_kill)
+    assert (before, up) == (8, "8.00")
+    fresh = at_kill + console((None, range(1, 12)), up=0.5)
+    assert "without its ticks" in inv.ticks_verdict(fresh, before, up)
+    # the console made anew (one boot in it): still a new boot, still judged
+    assert "without its ticks" in inv.ticks_verdict(console((None, range(1, 12)), up=0.5),
+                                                    before, up)
+    stale = at_kill + console((3, [1, 2]), up=0.5)
+    assert "disk-tick 3 < 7" in inv.ticks_verdict(stale, before, up)
+    kept = at_kill + console((7, [1]), up=0.5)
+    assert inv.ticks_verdict(kept, before, up) is None
+    assert inv.ticks_verdict(at_kill + BOOT_MARKER + "\n", before, up) == inv.WAIT
+    # the same boot goes on: it must tick past 8
+    assert inv.ticks_verdict(at_kill, before, up) == inv.WAIT
+    assert inv.ticks_verdict(console((None, range(1, 10))), before, up) is None
+    # live-migrated (no boot in the new host's console): later ticks of that life
+    moved = "\n".join(f"TB: tick {n} up={n:.2f} nics=1" for n in (9, 10)) + "\n"
+    assert inv.ticks_verdict(moved, before, up) is None
+    assert inv.ticks_verdict("TB: tick 9 up=3.00 nics=1\n", before, up) == inv.WAIT
 
 
 def test_two_owners_is_seen_between_samples():

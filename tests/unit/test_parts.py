@@ -269,6 +269,17 @@ def test_a_resize_moves_the_instance_and_confirm_drops_the_source(hosts):
     assert {m["status"] for m in a.resizes.list_migrations(u)} == {MS.CONFIRMED}
 
 
+def test_deleting_a_resized_instance_closes_its_migration(hosts):
+    """Found by the chaos invariant "every migration row final": a resized
+    instance deleted on both hosts left its migration `finished` there."""
+    a, b = hosts
+    u = a.build()
+    migrate(a, b, u, BIGGER)
+    for host in (b, a):
+        host.builds.terminate_instance({}, u)
+        assert [m["status"] for m in host.resizes.list_migrations(u)] == [MS.ERROR]
+
+
 def test_a_revert_puts_it_back_running_with_its_old_flavor(hosts):
     a, b = hosts
     u = a.build()
