@@ -123,9 +123,11 @@ class Builds:
     def _close_migrations(self, uuid):
         """A deleted instance's migrations that were still open here (a
         resize never confirmed or reverted) end in error: nothing will
-        finish them (the chaos invariants found them left `finished`)."""
+        finish them (the chaos invariants found them left `finished`).  An
+        evacuation's row is left as it is: its status is what tells the
+        down host, when it is back, to remove its own copy."""
         for mig in self.db.migrations(uuid):
-            if mig.status in states.FINAL_MIGRATION:
+            if mig.status in states.FINAL_MIGRATION or mig.migration_type == "evacuation":
                 continue
             try:
                 self.db.migration_update(mig.id, status=states.MigrationStatus.ERROR,

@@ -55,7 +55,8 @@ class CachedImages:
     def cache_images(self, ctxt, image_ids):
         """Pre-cache: fetch images before any spawn needs them; what fails
         is reported by status() with the request's id."""
-        request_id = (ctxt or {}).get("request_id")
+        # the caller's words: kept short, and only to be echoed back
+        request_id = str((ctxt or {}).get("request_id") or "")[:128]
         for image_id in image_ids:
             try:
                 self.fetch(image_id, split_properties(self.glance.show(image_id)))
@@ -95,7 +96,7 @@ class CachedImages:
                    "hits": r.hits, "misses": r.misses, "last_used": r.last_used.isoformat() + "Z",
                    "present": r.filename in sizes} for r in rows]
         failed = [{"image_id": i, "request_id": req, "reason": why}
-                  for i, (req, why) in sorted(self._failed.items())]
+                  for i, (req, why) in sorted(dict(self._failed).items())]
         return {"images": images, "bases": len(sizes), "size_bytes": sum(sizes.values()),
                 "hits": sum(r.hits for r in rows), "misses": sum(r.misses for r in rows),
                 "failed": failed}

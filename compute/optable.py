@@ -75,8 +75,9 @@ _ROOT_AND_TPM = frozenset({BOOT_FROM_VOLUME, VTPM})
 _ERROR = s.MigrationStatus.ERROR
 
 
-def _power(name, vm_from, task, done, failed=None, task_from=_IDLE):
-    return Op(name, name, vm_from, task_from, (task,), done, failed, RESUME,
+def _power(name, vm_from, task, done):
+    """A power operation's row: from idle, a failure keeps the vm_state."""
+    return Op(name, name, vm_from, _IDLE, (task,), done, None, RESUME,
               runs=f"lifecycle.{name}")
 
 

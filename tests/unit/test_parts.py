@@ -280,6 +280,19 @@ def test_deleting_a_resized_instance_closes_its_migration(hosts):
         assert [m["status"] for m in host.resizes.list_migrations(u)] == [MS.ERROR]
 
 
+def test_a_delete_leaves_an_evacuations_row_to_the_down_host(hosts):
+    """An evacuation's row tells its source, when it is back, to remove its
+    own copy: a delete here does not close it."""
+    a, _ = hosts
+    u = a.build()
+    a.db.migration_create(id=str(uuidlib.uuid4()), instance_uuid=u,
+                          migration_type="evacuation", source_host="down", dest_host=a.name,
+                          status=MS.ACCEPTED, old_flavor=FLAVOR, new_flavor=FLAVOR,
+                          old_vm_state=s.ACTIVE, old_disk_formats={})
+    a.builds.terminate_instance({}, u)
+    assert [m["status"] for m in a.resizes.list_migrations(u)] == [MS.ACCEPTED]
+
+
 def test_a_revert_puts_it_back_running_with_its_old_flavor(hosts):
     a, b = hosts
     u = a.build()
