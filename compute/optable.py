@@ -138,9 +138,10 @@ ROWS = (
     Op("unshelve", "unshelve", frozenset({s.SHELVED, s.SHELVED_OFFLOADED}), _IDLE,
        (s.UNSHELVING,), s.ACTIVE, None, RESUME, peer=True, runs="shelving.unshelve",
        restart_with="shelving.resume_unshelve"),
-    # the hand-over of an accepted unshelve to another host: the record
-    # here goes when the destination took it; a failure leaves it offloaded
-    Op("unshelve_hand_over", "unshelve", frozenset({s.SHELVED_OFFLOADED}), ANY,
+    # an unshelve on another host: only of an offloaded instance (nothing
+    # of it is here to leave behind); the record here goes when the
+    # destination took it; a failure leaves it offloaded
+    Op("unshelve_hand_over", "unshelve", frozenset({s.SHELVED_OFFLOADED}), _IDLE,
        (s.UNSHELVING,), None, None, RESUME, peer=True,
        restart_with="shelving.resume_unshelve"),
     # evacuate: recorded here by the accept (with its migration row), not

@@ -153,12 +153,8 @@ class Shelving:
             else:
                 self.runner.accept("unshelve", uuid, task_args={})
             return True
-        if inst.vm_state != states.SHELVED_OFFLOADED:
-            raise exception.InvalidRequest(
-                f"instance {uuid} is {inst.vm_state}: only an offloaded instance can be "
-                "unshelved on another host")
         self.peers.check_networks_view(inst, networks)
-        self.runner.accept("unshelve", uuid, task_args={"dest": dest_host})
+        self.runner.accept("unshelve_hand_over", uuid, task_args={"dest": dest_host})
         self._hand_over({}, uuid, dest_host, networks)
         return False
 

@@ -207,6 +207,20 @@ def test_the_power_operations_follow_their_rows(hosts):
     assert (inst.vm_state, inst.task_state) == (s.ACTIVE, None)
 
 
+def test_only_an_offloaded_instance_is_handed_over_to_another_host(hosts):
+    """The hand-over's accepted states are its row's (before, a check of
+    its own in the part)."""
+    a, _ = hosts
+    u = a.build()
+    for vm_state in (s.ACTIVE, s.SHELVED):
+        a.db.instance_update(u, vm_state=vm_state)
+        with pytest.raises(exception.InstanceInvalidState, match="vm_state=" + vm_state):
+            a.runner.accept("unshelve_hand_over", u)
+    a.db.instance_update(u, vm_state=s.SHELVED_OFFLOADED)
+    a.runner.accept("unshelve_hand_over", u)
+    assert a.get(u).task_state == s.UNSHELVING
+
+
 def test_a_deleted_instance_is_gone_from_the_hypervisor_and_the_record(hosts):
     a, _ = hosts
     u = a.build()
