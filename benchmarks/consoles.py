@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.harness import serial  # noqa: E402
 from tests.harness.agent import LIBVIRT_URI, Agent  # noqa: E402
-from virt.libvirt import consoles  # noqa: E402
+from virt.libvirt import console_ports  # noqa: E402
 
 
 def ms(samples):
@@ -58,7 +58,7 @@ def main():
         a.wait_console(u, lambda c: serial.SHELL_READY in c, "the shell")
         xml = subprocess.run(["virsh", "-c", LIBVIRT_URI, "dumpxml", u], capture_output=True,
                              text=True, check=True).stdout
-        port = consoles.serial_target(xml)[1]
+        port = console_ports.serial_target(xml)[1]
         url_s, open_s, line_s, tcp_open_s, tcp_line_s = [], [], [], [], []
         for i in range(args.rounds):
             t0 = time.perf_counter()

@@ -1,3 +1,3 @@
 """Images: the Glance v2 client, the _base cache of downloaded images,
-qemu-img invocation, and compute-images (a small Glance v2 subset server).
+and qemu-img invocation.
 Imports nothing from compute or virt."""

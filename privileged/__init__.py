@@ -7,7 +7,7 @@ User=compute-agent, AmbientCapabilities= and CapabilityBoundingSet= the
 union of the contexts' lists below); it forks one privsep daemon per
 context (oslo.privsep's fork method: no sudo, no rootwrap, no helper
 command, no root), and then drops every capability of its own for good
-(compute.identity).  Each daemon keeps only its own list, as effective,
+(compute.agent.identity).  Each daemon keeps only its own list, as effective,
 permitted and ambient capabilities: ambient so that a tool it runs (ip,
 iptables, nft, dnsmasq), which as a non-root process gets nothing else
 across exec, holds exactly that list too.

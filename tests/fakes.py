@@ -3,7 +3,7 @@ that keeps its guests and files in memory (several hosts share one World,
 so a migration moves a guest from one to another), and the parts' own
 neighbours (networking, the image files, the peer API) that record what
 they were asked.  They stand in for daemons, never for the logic under
-test: each part is built alone with them, as compute.manager builds it."""
+test: each part is built alone with them, as compute.agent.manager builds it."""
 import threading
 import types
 

@@ -76,7 +76,7 @@ chown compute-agent:compute-agent "$Q/compute-console-proxy.conf" "$Q/console-ho
 chmod 0600 "$Q/compute-console-proxy.conf" "$Q/console-hosts.json"
 
 echo ">> starting compute-images on 127.0.0.1:9292 and compute-agent (host '$HOST')"
-.venv/bin/compute-images serve --data-dir "$Q/images" --port 9292 >"$Q/compute-images.log" 2>&1 &
+.venv/bin/python -m devtools.imageservice serve --data-dir "$Q/images" --port 9292 >"$Q/compute-images.log" 2>&1 &
 echo $! > "$Q/compute-images.pid"
 # as etc/systemd/compute-agent.service runs it: its own user, with the
 # capabilities of its privsep daemons as ambient ones, never root
@@ -96,7 +96,7 @@ for _ in $(seq 1 100); do
   curl -fs http://127.0.0.1:9292/v2/images >/dev/null 2>&1 && break; sleep 0.1
 done
 
-upload() { .venv/bin/compute-images upload "$@"; }
+upload() { .venv/bin/python -m devtools.imageservice upload "$@"; }
 KERNEL=$(upload --name test-guest-kernel --disk-format aki "$GUEST/vmlinux")
 RAMDISK=$(upload --name test-guest-ramdisk --disk-format ari "$GUEST/initrd.img")
 DISK=$(upload --name test-guest --disk-format qcow2 --property kernel_id="$KERNEL" \

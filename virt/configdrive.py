@@ -1,6 +1,6 @@
 """The config drive image: an ISO 9660 filesystem labelled `config-2`
 (what cloud-init's ConfigDrive datasource looks for) holding the files
-compute.instance_data made, written with pycdlib (pure Python: no
+compute.core.instance_data made, written with pycdlib (pure Python: no
 genisoimage/xorriso process per guest, and no shell).
 
 Rock Ridge and Joliet carry the real (lower-case, long) names; the plain

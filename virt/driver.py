@@ -313,7 +313,7 @@ class ComputeDriver(abc.ABC):
 
     @abc.abstractmethod
     def has_shared_probe(self, name):
-        """Whether a probe file of that name (compute.schemas checks its
+        """Whether a probe file of that name (compute.rpc.schemas checks its
         form) is where instance disks live here."""
 
     @abc.abstractmethod

@@ -1,6 +1,6 @@
 """Sparse files: which parts of a file hold data (SEEK_DATA/SEEK_HOLE), and
 a copy that keeps the holes holes.  Used for the disks a cold migration
-moves, over the network (compute.disk_transfer) or on one filesystem."""
+moves, over the network (compute.parts.disk_transfer) or on one filesystem."""
 import os
 
 

@@ -6,11 +6,11 @@ import threading
 
 from oslo_log import log as logging
 
-from compute import identity
-from compute.conf import CONF
+from compute.agent import identity
+from compute.agent.conf import CONF
+from compute.agent.service import ComputeService
 from compute.db.api import sqlite_files
-from compute.service import ComputeService
-from virt.libvirt import consoles
+from virt.libvirt import console_ports
 
 LOG = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ def console_listeners(conf):
     on vnc_listen.  SystemExit when, with proxy_addresses set, a range
     takes one of HOST_PORTS."""
     lv = conf.libvirt
-    out = [(str(lv.vnc_listen), consoles.port_range(lv.vnc_port_range))]
+    out = [(str(lv.vnc_listen), console_ports.port_range(lv.vnc_port_range))]
     if lv.serial_console:
-        out.append((str(lv.serial_listen), consoles.port_range(lv.serial_port_range)))
+        out.append((str(lv.serial_listen), console_ports.port_range(lv.serial_port_range)))
     for (low, high), option in zip((r for _, r in out), ("vnc_port_range",
                                                          "serial_port_range"),
                                    strict=False):

@@ -7,7 +7,7 @@ import threading
 from oslo_config import cfg
 from oslo_log import log as logging
 
-from compute import systemd
+from compute.agent import systemd
 from console import conf as console_conf
 from console import proxy, tokens
 

@@ -18,7 +18,7 @@ and the host pick read through: every row, no writes.  `seal-key rotate`,
 run on a host as its agent's user with the agent's config, puts a new key
 first in [DEFAULT] seal_key_file (the running agent reads the file again),
 seals the host's records with it, and keeps the old key second, to open
-only (compute.sealing).
+only (compute.core.sealing).
 """
 import argparse
 import ipaddress
@@ -26,7 +26,7 @@ import os
 import re
 import sys
 
-from compute.conf import CONF
+from compute.agent.conf import CONF
 from compute.db.api import HEAD_REVISION, Database
 
 DEFAULT_CONFIG = "/etc/compute-agent/compute-agent.conf"
@@ -97,7 +97,7 @@ def rotate_seal_key(conf):
     many records were sealed again."""
     from cryptography.fernet import Fernet
 
-    from compute import sealing
+    from compute.core import sealing
     path = conf.seal_key_file
     try:
         keys = sealing.load_keys(path, create=False)

@@ -23,9 +23,9 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import sessionmaker
 
-from compute import exception, sealing
+from compute.core import exception, sealing
+from compute.core.states import MigrationStatus as MS
 from compute.db import models
-from compute.states import MigrationStatus as MS
 
 MIGRATIONS = os.path.join(os.path.dirname(__file__), "migrations")
 # The newest revision under migrations/versions (a unit test checks it is
@@ -57,22 +57,28 @@ def sqlite_files(conf):
 
 
 class Database:
-    def __init__(self, url, owner=None, pool=None, sealer=None):
+    def __init__(self, url, owner=None, pool=None, sealer=None, read_only=False):
         """pool: create_engine's pool arguments for a server database
         (pool_size, max_overflow, pool_timeout, pool_recycle); sealer: the
-        host's compute.sealing.Sealer (the credentials of its records are
+        host's compute.core.sealing.Sealer (the credentials of its records are
         sealed on write and opened on read); None for a reader that never
-        writes them (computectl, compute-agent-manage)."""
+        writes them (computectl, compute-agent-manage); read_only: the
+        database itself refuses every write of this handle (reader)."""
         self.owner, self.sealer = owner, sealer
         kwargs = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if read_only:
+                path = make_url(url).database
+                url = f"sqlite:///file:{path}?mode=ro&uri=true"
         else:
+            if read_only and url.startswith("postgresql"):
+                kwargs["connect_args"] = {"options": "-c default_transaction_read_only=on"}
             # a connection the server dropped (restart, failover) is found
             # and replaced when it is borrowed, not by the statement failing
             kwargs.update(pool or {}, pool_pre_ping=True)
         self.engine = create_engine(url, **kwargs)
-        if url.startswith("sqlite"):
+        if url.startswith("sqlite") and not read_only:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         self.Session = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -85,6 +91,15 @@ class Database:
                                      "pool_timeout": db.pool_timeout,
                                      "pool_recycle": db.connection_recycle_time},
                    sealer=sealer)
+
+    @classmethod
+    def reader(cls, conf):
+        """The database as an operator's tool reads it (computectl): every
+        write refused by the database itself (SQLite opened read-only, never
+        created; PostgreSQL sessions read-only), no credential opened."""
+        db = conf.database
+        url = db.connection or f"sqlite:///{default_sqlite(conf)}"
+        return cls(url, read_only=True)
 
     def _sealed(self, values):
         if self.sealer is None:

@@ -48,7 +48,7 @@ class Instance(Base):
     # which the guest controls): {"disk": "qcow2", "disk.local": "qcow2"}.
     disk_formats: Mapped[dict] = mapped_column(JSON, default=dict)
     networks: Mapped[list] = mapped_column(JSON, default=list)
-    # What the guest is told about itself (compute.instance_data): config
+    # What the guest is told about itself (compute.core.instance_data): config
     # drive wanted, host name, user data (base64), key pairs.  No password.
     guest_data: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=dict)
     progress: Mapped[int | None] = mapped_column(Integer, nullable=True)

@@ -1,7 +1,7 @@
 """Chaos: the agent killed with SIGKILL at every named step of build,
 delete, snapshot, rebuild, rescue and unrescue, shelve, offload and
 unshelve (both sides), live migration (both sides), cold migration (both
-sides), confirm and revert (compute.faults), then started again; after
+sides), confirm and revert (compute.core.faults), then started again; after
 each, the invariants of tests.harness.invariants hold on both hosts: both
 hosts are watched from the operation until the instance settled (never on
 two at once), and the last tick the guest printed before the kill is on

@@ -14,13 +14,13 @@ import pytest
 import requests
 from websockets.exceptions import InvalidStatus
 
-from compute import exception
+from compute.core import exception
 from tests.harness import agent as harness
 from tests.harness.agent import Agent
 from tests.harness.serial import SHELL_READY
 from tests.harness.serial import open_ws as _ws
 from tests.harness.serial import type_and_read as _type_and_read
-from virt.libvirt import consoles
+from virt.libvirt import console_ports
 
 NOVNC = "/usr/share/novnc"          # Debian's novnc (tools/install.sh)
 
@@ -131,7 +131,7 @@ def test_console_ports_listen_only_on_the_console_address(bed):
     a, u = bed
     xml = subprocess.run(["virsh", "-c", harness.LIBVIRT_URI, "dumpxml", u],
                          capture_output=True, text=True, check=True).stdout
-    serial, vnc = consoles.serial_target(xml), consoles.vnc_target(xml)
+    serial, vnc = console_ports.serial_target(xml), console_ports.vnc_target(xml)
     assert serial[0] == vnc[0] == "127.0.0.1" and 10700 <= serial[1] <= 10799
     assert _accepts("127.0.0.1", vnc[1])
     others = _other_addresses()
@@ -168,4 +168,4 @@ def test_no_console_for_a_stopped_guest(bed):
 def _serial_port(u):
     xml = subprocess.run(["virsh", "-c", harness.LIBVIRT_URI, "dumpxml", u],
                          capture_output=True, text=True, check=True).stdout
-    return consoles.serial_target(xml)[1]
+    return console_ports.serial_target(xml)[1]

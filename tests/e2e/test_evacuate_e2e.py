@@ -5,7 +5,7 @@ service_down_time, its instance is rebuilt on hB through computectl with
 the same port; hA comes back (set to start the guests of running
 instances) and starts nothing: it destroys its copy and leaves no
 domain, file, tap or rule of it.  Then either host killed at each step
-of an evacuation (compute.faults), with the invariants of
+of an evacuation (compute.core.faults), with the invariants of
 tests.harness.invariants after.  With the disks in Ceph (last: the agents
 keep images_type = rbd), the evacuated guest boots its own disk."""
 import json
@@ -15,7 +15,7 @@ import subprocess
 import oslo_messaging as messaging
 import pytest
 
-from compute import exception
+from compute.core import exception
 from network import names
 from tests.harness import agent as agent_mod
 from tests.harness import invariants as inv

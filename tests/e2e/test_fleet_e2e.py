@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.harness import postgres
 from tests.harness.fleet import Fleet, MixedLoad
 from tests.harness.postgres import PostgresServer

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from network import names
 from tests.harness.agent import wait_until
 from tests.harness.capture import Capture
@@ -28,7 +28,7 @@ from tests.harness.netguests import (
 )
 from tests.harness.serial import vnc_security_types, vnc_through_proxy
 from tests.harness.testbed import CONSOLE_LOG_BACKUPS, CONSOLE_LOG_MAX, MGMT, two_hosts
-from virt.libvirt import consoles
+from virt.libvirt import console_ports
 
 FLOATING = "203.0.113.21"
 EXTERNAL = "203.0.113.254"            # the external namespace's own address
@@ -264,7 +264,8 @@ def test_a_guest_reaches_nothing_of_its_host_but_what_it_needs(bed, neighbours):
                                 f"TCP-LISTEN:{p},bind={mgmt},fork,reuseaddr", "SYSTEM:true"],
                                stderr=subprocess.DEVNULL) for p in stand_ins.values()]
     try:
-        ports = {"vnc": consoles.vnc_target(xml)[1], "serial": consoles.serial_target(xml)[1],
+        ports = {"vnc": console_ports.vnc_target(xml)[1],
+                 "serial": console_ports.serial_target(xml)[1],
                  "libvirtd": 16509, "metrics": hA.agent.metrics_port, **stand_ins}
         for what, p in ports.items():         # so the check can fail: they do answer
             # (the consoles to the proxy's address alone: see below)

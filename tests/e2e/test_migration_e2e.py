@@ -8,12 +8,12 @@ import uuid as uuidlib
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.harness import guest
 from tests.harness.agent import wait_until
 from tests.harness.serial import SHELL_READY
 from tests.harness.testbed import two_hosts
-from virt.libvirt import consoles
+from virt.libvirt import console_ports
 
 # every guest of this bed has a serial console server on its host's
 # management address (the bed's HostAgent sets serial_listen)
@@ -74,7 +74,7 @@ INCOMPATIBLE_CPU = ("<cpu mode='custom' match='exact'><model fallback='forbid'>q
 
 
 def _serial_target(host, uuid_):
-    return consoles.serial_target(host.virsh("dumpxml", f"instance-{uuid_}"))
+    return console_ports.serial_target(host.virsh("dumpxml", f"instance-{uuid_}"))
 
 
 def test_the_serial_console_follows_a_live_migration(bed):

@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.harness import guest
 from tests.harness.agent import wait_until
 from tests.harness.capture import Capture

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.harness import guest, serial
 from tests.harness.agent import BIN, Agent
 

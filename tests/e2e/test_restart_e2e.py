@@ -5,7 +5,7 @@ import time
 
 import libvirt
 
-from compute import exception
+from compute.core import exception
 from tests.harness import guest
 from tests.harness.agent import LIBVIRT_URI, wait_until
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy import text
 
-from compute import exception
+from compute.core import exception
 from tests.harness import guest, postgres
 from tests.harness.agent import BIN, LIBVIRT_URI, Agent, wait_until
 from tests.harness.postgres import PostgresServer

@@ -10,14 +10,14 @@ import tempfile
 import libvirt
 import pytest
 
-from compute import exception
+from compute.core import exception
 from imagecache import qemu_img
 from imagecache.glance import GlanceClient
 from tests.harness import guest
 from tests.harness.agent import AGENT_USER, LIBVIRT_URI, Agent, wait_until
 from tests.harness.faulty_images import FaultyProxy
 from tests.harness.guest import last_tick
-from virt.libvirt import snapshot as virt_snapshot
+from virt.libvirt import live_snapshot as virt_snapshot
 from virt.libvirt.xml.domain import Domain
 
 

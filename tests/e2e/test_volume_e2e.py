@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.harness import guest, serial
 from tests.harness import invariants as inv
 from tests.harness.agent import BIN, wait_until

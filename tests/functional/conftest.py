@@ -9,12 +9,12 @@ import uuid
 import pytest
 from oslo_config import cfg
 
-from compute import conf as compute_conf
-from compute import rpc
-from compute.rpcapi import ComputeAPI
-from compute.service import ComputeService
+from compute.agent import conf as compute_conf
+from compute.agent.service import ComputeService
+from compute.rpc import transport as rpc
+from compute.rpc.client import ComputeAPI
+from devtools.imageservice import make_server
 from imagecache.glance import GlanceClient
-from imagecache.imageservice import make_server
 
 
 # One service per test module: instances are independent of each other, and
@@ -114,7 +114,7 @@ def wait_settled(api, host, uuid_, timeout=30):
     """Wait until the instance exists with no task in progress."""
     import time
 
-    from compute import exception
+    from compute.core import exception
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from console import tokens
 from tests.functional.conftest import wait_settled
-from virt.libvirt import consoles
+from virt.libvirt import console_ports
 
 KEY = tokens.new_key()
 AGENT_CONF = {("libvirt", "serial_console"): True,
@@ -30,7 +30,7 @@ def _target(answer):
 
 def _port(service, u):
     guest = service.manager.driver.host.lookup(u)
-    return consoles.serial_target(guest.xml_desc())[1]
+    return console_ports.serial_target(guest.xml_desc())[1]
 
 
 def _boot(api, service, image):

@@ -12,7 +12,7 @@ import uuid
 import pytest
 from sqlalchemy import text, update
 
-from compute import exception
+from compute.core import exception
 from compute.db import models
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     FLAVOR,

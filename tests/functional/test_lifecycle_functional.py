@@ -3,7 +3,7 @@ ones reach their state, the illegal ones are refused with a typed error
 and change nothing."""
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.functional.conftest import wait_settled
 
 # (how to get there, the operation that must be refused there)
@@ -106,12 +106,13 @@ def test_operations_on_unknown_instance_are_typed_errors(api, service):
 def test_an_operation_is_its_row_its_part_method_its_schema_and_its_declaration(
         api, service, active_instance, monkeypatch):
     """A new operation ("hibernate": an instance to a new task state and
-    back to ACTIVE) added the way the code says: a row (compute.optable), a
-    method on a part, a schema and a declaration line (compute.contract).
+    back to ACTIVE) added the way the code says: a row (compute.core.optable), a
+    method on a part, a schema and a declaration line (compute.rpc.contract).
     Nothing else is written: the endpoint serves it, the client sends it,
     the Runner accepts, runs and settles it, a restart would resume it."""
-    from compute import contract, optable, schemas, states
-    from compute.lifecycle import Lifecycle
+    from compute.core import optable, states
+    from compute.parts.lifecycle import Lifecycle
+    from compute.rpc import contract, schemas
     row = optable.Op("hibernate", "hibernate", frozenset({states.ACTIVE}), (None,),
                      ("hibernating",), states.ACTIVE, None, optable.RESUME,
                      runs="lifecycle.hibernate")

@@ -5,7 +5,7 @@ state).  The RPC sequences run for real, the disks travel over the real
 disk transfer; only libvirt's own live migration, which the test driver
 lacks, is stood in for by moving the domain between the two connections.
 Then the restart decisions: a thread of the agent dies at a crash point
-(compute.faults) and the agent's start-up reconcile runs, as after a
+(compute.core.faults) and the agent's start-up reconcile runs, as after a
 restart, deciding with its peer."""
 # ruff: noqa: F811 - the fixtures imported from twohosts are test arguments
 import os
@@ -150,7 +150,7 @@ def test_a_peers_confirm_or_revert_of_a_move_that_is_not_current_is_refused(api,
     """A (compromised) peer asks the source to confirm, or revert, a move
     that failed: the source's own record says otherwise, so nothing is
     destroyed or put back."""
-    from compute import exception
+    from compute.core import exception
     fa, fb = hosts["fa"], hosts["fb"]
     u = boot(api, hosts, qcow2_image)
     fa.db.migration_create(id="dead0000-0000-4000-8000-000000000000", instance_uuid=u,

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 SCRIPT = r"""
 import copy, json, os, sys
-from compute import identity
+from compute.agent import identity
 from network import hoststate
 from network.model import FloatingIP, Network, Port, Rule, SecurityGroup, Segmentation
 from privileged import Refused, firewall, logs, network as priv

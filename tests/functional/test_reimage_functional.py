@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.functional.conftest import upload, wait_settled
 from virt.libvirt.xml.domain import Domain
 

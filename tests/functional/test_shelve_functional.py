@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from compute import exception
+from compute.core import exception
 from imagecache.glance import GlanceClient
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     Crash,

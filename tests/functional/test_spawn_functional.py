@@ -9,7 +9,7 @@ import uuid
 import oslo_messaging as messaging
 import pytest
 
-from compute import exception
+from compute.core import exception
 from tests.functional.conftest import upload
 
 FLAVOR = {"vcpus": 1, "memory_mb": 128, "root_gb": 1}
@@ -175,8 +175,8 @@ def test_a_pre_cache_the_agent_refuses_is_reported_at_once(api, service, image_s
     earlier failure."""
     import argparse
 
-    from compute.cmd import computectl
-    from compute.cmd.cli import CLIError
+    from compute.client import computectl
+    from compute.client.cli import CLIError
     from imagecache.glance import GlanceClient
     queued = GlanceClient([image_service]).create(name="never-uploaded", disk_format="qcow2",
                                                  container_format="bare")["id"]

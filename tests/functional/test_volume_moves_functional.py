@@ -12,8 +12,8 @@ import uuid as uuidlib
 import pytest
 from lxml import etree
 
-from compute import exception
-from compute.resource_tracker import of_instance
+from compute.core import exception
+from compute.core.resource_tracker import of_instance
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     api,
     boot,

@@ -2,7 +2,7 @@
 operations between hosts: one in-memory transport, each service its own
 database, instances directory and libvirt test-driver hypervisor (a
 test:///FILE connection has its own state); a thread of an agent dying at
-a crash point (compute.faults) as a SIGKILL would leave it; waits.
+a crash point (compute.core.faults) as a SIGKILL would leave it; waits.
 
 A test module imports the fixtures hosts, api and crash_at from here; it
 may set TWO_HOSTS_CONF = {(group, name): value} for both services
@@ -13,9 +13,10 @@ import uuid
 
 import pytest
 
-from compute import faults, rpc
-from compute.rpcapi import ComputeAPI
-from compute.service import ComputeService
+from compute.agent.service import ComputeService
+from compute.core import faults
+from compute.rpc import transport as rpc
+from compute.rpc.client import ComputeAPI
 from tests.functional.conftest import make_conf
 
 NODE = """<node><cpu><mhz>2000</mhz><model>i686</model><nodes>1</nodes><sockets>1</sockets>

@@ -16,15 +16,23 @@ from oslo_config import cfg
 from oslo_privsep import capabilities
 
 import privileged
-from compute import conf as compute_conf
-from compute import exception
-from compute.rpcapi import ComputeAPI
+from compute.agent import conf as compute_conf
+from compute.core import exception
+from compute.rpc.client import ComputeAPI
 from console import tokens
 from imagecache.glance import GlanceClient
 from tests.harness import cloudimage, guest
 
 BIN = os.path.dirname(sys.executable)
 ROOT_DIR = guest.ROOT
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def image_service(*args):
+    """(argv, env) of compute-images, the development image service, which
+    lives in devtools/ (run from the checkout, never installed)."""
+    return ([sys.executable, "-m", "devtools.imageservice", *args],
+            {"PYTHONPATH": REPO + os.pathsep + os.environ.get("PYTHONPATH", "")})
 TRANSPORT_URL = os.environ.get("COMPUTE_AGENT_TRANSPORT_URL", "rabbit://guest:guest@127.0.0.1:5672/")
 LIBVIRT_URI = os.environ.get("COMPUTE_AGENT_LIBVIRT_URI", "qemu:///system")
 VIRT_TYPE = os.environ.get("COMPUTE_AGENT_VIRT_TYPE", "qemu")
@@ -186,9 +194,9 @@ port = {self.metrics_port}
             return page.read().decode()
 
     def _start_image_service(self):
-        self._spawn("compute-images", [os.path.join(BIN, "compute-images"), "serve",
-                                       "--data-dir", os.path.join(self.workdir, "images"),
-                                       "--port", str(self.port), *self.image_service_args])
+        argv, env = image_service("serve", "--data-dir", os.path.join(self.workdir, "images"),
+                                  "--port", str(self.port), *self.image_service_args)
+        self._spawn("compute-images", argv, env)
         import requests
         wait_until(lambda: _answers_http(requests, self.image_url), 30, 0.1,
                    "compute-images")
@@ -243,7 +251,7 @@ port = {self.metrics_port}
 
     def restart_agent(self, crash_at=None):
         """Start the agent again (after kill_agent) and wait until it answers;
-        crash_at: a step of compute.faults where it will kill itself."""
+        crash_at: a step of compute.core.faults where it will kill itself."""
         self._start_agent({"COMPUTE_AGENT_CRASH_AT": crash_at} if crash_at else None)
         wait_until(self._answers, 60, 0.2, "compute-agent to answer ping")
 

@@ -15,9 +15,9 @@ import uuid
 
 from oslo_config import cfg
 
-from compute import conf as compute_conf
+from compute.agent import conf as compute_conf
 from compute.db.api import Database, service_is_up
-from compute.rpcapi import ComputeAPI
+from compute.rpc.client import ComputeAPI
 from tests.harness import postgres
 from tests.harness.agent import Agent, wait_until
 

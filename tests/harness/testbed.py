@@ -366,9 +366,10 @@ class TestBed:
         os.makedirs(self.images.workdir, exist_ok=True)
         self.images.port = self.image_port
         self.images.image_url = f"http://127.0.0.1:{self.image_port}"
-        self.images._spawn("compute-images", [
-            os.path.join(agent_mod.BIN, "compute-images"), "serve", "--data-dir",
-            os.path.join(self.images.workdir, "data"), "--port", str(self.image_port)])
+        argv, env = agent_mod.image_service("serve", "--data-dir",
+                                            os.path.join(self.images.workdir, "data"),
+                                            "--port", str(self.image_port))
+        self.images._spawn("compute-images", argv, env)
         for port in (AMQP_PORT, self.image_port):
             sock = self._sock(port)
             self.relays.append(subprocess.Popen(
@@ -455,7 +456,7 @@ class TestBed:
         """What a user on the management network sees after typing `typed`
         into the console at url (through the bed's proxy)."""
         run = subprocess.run(["ip", "netns", "exec", self.sw, sys.executable, "-m",
-                              "compute.cmd.console_client", "--linger", str(linger), url],
+                              "compute.client.terminal", "--linger", str(linger), url],
                              input=typed, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stderr
         return run.stdout

@@ -1,8 +1,8 @@
-"""The one claim rule (compute.resource_tracker.claim_request), pure: every
+"""The one claim rule (compute.core.resource_tracker.claim_request), pure: every
 claim and the usage count the same resources for the same instance."""
 import types
 
-from compute.resource_tracker import Resources, claim_request, of_instance
+from compute.core.resource_tracker import Resources, claim_request, of_instance
 from virt.driver import BOOT_DEVICE
 
 FLAVOR = {"vcpus": 2, "memory_mb": 512, "root_gb": 10, "ephemeral_gb": 1}
@@ -33,7 +33,7 @@ def test_a_boot_from_volume_live_migration_claims_what_the_usage_counts():
     payload = {"flavor": FLAVOR, "volumes": BOOT, "disk_formats": {"disk.local": "qcow2"}}
     record = types.SimpleNamespace(flavor=FLAVOR, volumes=BOOT,
                                    disk_formats=payload["disk_formats"])
-    from compute.live_migration import LiveMigrations
+    from compute.parts.live_migration import LiveMigrations
     for block in (True, False):
         claimed = LiveMigrations._request(payload, block)
         assert claimed == of_instance(record, disk=block)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from compute import conf
+from compute.agent import conf
 from console import conf as console_conf
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))

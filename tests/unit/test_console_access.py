@@ -7,11 +7,11 @@ import types
 
 import pytest
 
-from compute.consoles import console_urls
+from compute.parts.console_access import console_urls
 from console import proxy, tokens
 from virt import errors
 from virt.driver import Flavor, Instance
-from virt.libvirt import builder, consoles, migration
+from virt.libvirt import builder, console_ports, migration
 from virt.libvirt.xml.domain import Domain
 
 KEY = tokens.new_key().encode()
@@ -190,14 +190,14 @@ def test_static_files_never_leave_their_directory(tmp_path):
 
 
 def test_a_serial_port_is_the_lowest_free_one_that_binds():
-    assert consoles.pick_port(10000, 10005, {10000, 10001}, lambda p: True) == 10002
-    assert consoles.pick_port(10000, 10005, {10000}, lambda p: p != 10001) == 10002
+    assert console_ports.pick_port(10000, 10005, {10000, 10001}, lambda p: True) == 10002
+    assert console_ports.pick_port(10000, 10005, {10000}, lambda p: p != 10001) == 10002
     with pytest.raises(errors.VirtError, match="no free serial console port"):
-        consoles.pick_port(10000, 10001, {10000, 10001}, lambda p: True)
-    assert consoles.port_range("10000:20000") == (10000, 20000)
+        console_ports.pick_port(10000, 10001, {10000, 10001}, lambda p: True)
+    assert console_ports.port_range("10000:20000") == (10000, 20000)
     for bad in ("20000:10000", "0:5", "1:70000"):
         with pytest.raises(ValueError):
-            consoles.port_range(bad)
+            console_ports.port_range(bad)
 
 
 def _xml(listen):
@@ -214,30 +214,30 @@ def test_the_serial_console_is_a_logged_tcp_server_only_when_enabled():
     assert (serial.type, serial.source_mode, serial.source_host, serial.source_service,
             serial.protocol, serial.log_file) == \
         ("tcp", "bind", "127.0.0.1", "10007", "raw", "/i/console.log")
-    assert consoles.serial_target(xml) == ("127.0.0.1", 10007)
-    assert consoles.ports_in_use([xml, _xml(None)]) == {10007}
+    assert console_ports.serial_target(xml) == ("127.0.0.1", 10007)
+    assert console_ports.ports_in_use([xml, _xml(None)]) == {10007}
     plain = Domain.parse(_xml(None)).devices.serials[0]
     assert (plain.type, plain.source_path) == ("file", "/i/console.log")
-    assert consoles.serial_target(_xml(None)) is None
+    assert console_ports.serial_target(_xml(None)) is None
 
 
 def test_serial_ports_keep_a_guests_port_and_avoid_the_others(monkeypatch):
-    monkeypatch.setattr(consoles, "can_bind", lambda a, p: True)
+    monkeypatch.setattr(console_ports, "can_bind", lambda a, p: True)
     xmls = {U1: _xml(("127.0.0.1", 10000))}
-    ports = consoles.SerialPorts(True, "127.0.0.1", "10000:10010", lambda: xmls)
+    ports = console_ports.SerialPorts(True, "127.0.0.1", "10000:10010", lambda: xmls)
     assert ports.listen_for(U1) == ("127.0.0.1", 10000)
     assert ports.listen_for(U2) == ("127.0.0.1", 10001)
     assert ports.hold_for_incoming(U2) == ("127.0.0.1", 10001)
     assert ports.listen_for("33333333-2222-3333-4444-555555555555")[1] == 10002
     ports.release(U2)
     assert ports.listen_for("33333333-2222-3333-4444-555555555555")[1] == 10001
-    assert consoles.SerialPorts(False, "127.0.0.1", "1:2", dict).listen_for(U1) is None
+    assert console_ports.SerialPorts(False, "127.0.0.1", "1:2", dict).listen_for(U1) is None
 
 
 def test_live_migration_moves_the_serial_server_or_falls_back_to_the_log():
     xml = _xml(("127.0.0.1", 10000))
     moved = migration.rewrite_for_destination(xml, {"/i": "/j"}, ("10.0.0.2", 10042))
-    assert consoles.serial_target(moved) == ("10.0.0.2", 10042)
+    assert console_ports.serial_target(moved) == ("10.0.0.2", 10042)
     assert Domain.parse(moved).devices.serials[0].log_file == "/j/console.log"
     plain = Domain.parse(migration.rewrite_for_destination(xml, {"/i": "/j"})).devices
     assert (plain.serials[0].type, plain.serials[0].source_path) == ("file", "/j/console.log")

@@ -1,4 +1,4 @@
-"""The RPC contract is declared once (compute.contract): the endpoint, the
+"""The RPC contract is declared once (compute.rpc.contract): the endpoint, the
 client and the schemas have exactly its methods, each sent as its kind
 says at its version, and the payload check runs in the wrapper chain."""
 import ast
@@ -8,8 +8,9 @@ import types
 
 import pytest
 
-from compute import contract, exception, optable, rpcapi, schemas
-from compute.endpoint import ComputeEndpoint
+from compute.core import exception, optable
+from compute.rpc import client, contract, schemas
+from compute.rpc.endpoint import ComputeEndpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -20,7 +21,7 @@ def public_methods(cls):
 
 def sent_methods():
     """{method name: the client method that sends it}, read from rpcapi's code."""
-    with open(os.path.join(ROOT, "compute", "rpcapi.py")) as f:
+    with open(os.path.join(ROOT, "compute", "rpc", "client.py")) as f:
         tree = ast.parse(f.read())
     sent = {}
     for fn in ast.walk(tree):
@@ -42,7 +43,7 @@ def test_the_endpoint_the_client_and_the_schemas_have_the_declared_methods():
     assert set(sent_methods()) | made == declared and not set(sent_methods()) & made
     for name in made:              # made from the declaration, on both sides
         assert callable(getattr(ComputeEndpoint(types.SimpleNamespace(db=None)), name))
-        api = rpcapi.ComputeAPI.__new__(rpcapi.ComputeAPI)
+        api = client.ComputeAPI.__new__(client.ComputeAPI)
         assert getattr(api, name).__doc__ == contract.METHODS[name].doc
         assert schemas.SCHEMAS[name]["required"] == ["instance_uuid"]
     assert set(schemas.ANSWERS) <= {n for n, m in contract.METHODS.items() if m.peer} | {
@@ -60,7 +61,7 @@ def test_every_row_is_started_by_a_declared_method():
 def test_no_endpoint_method_checks_its_own_payload():
     """The check is PayloadCheck's, from the method's name: no method
     repeats its own name to check itself."""
-    with open(os.path.join(ROOT, "compute", "endpoint.py")) as f:
+    with open(os.path.join(ROOT, "compute", "rpc", "endpoint.py")) as f:
         text = f.read()
     assert "schemas." not in text and "_check(" not in text
 
@@ -104,7 +105,7 @@ class SendRecorder:
 
 
 def test_the_client_sends_each_method_as_declared(monkeypatch):
-    api = rpcapi.ComputeAPI.__new__(rpcapi.ComputeAPI)
+    api = client.ComputeAPI.__new__(client.ComputeAPI)
     api.client, api.timeout = SendRecorder(), 5
     api.ping("h")
     api.terminate_instance("h", "6f1c56b4-2d3c-4b5e-9a43-0c1a4d2e7f10")

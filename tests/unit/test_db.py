@@ -7,7 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from compute import exception, states
+from compute.core import exception, states
 from compute.db import api
 from compute.db.api import Database
 from compute.db.models import Base
@@ -199,7 +199,7 @@ def test_cached_image_counts_survive_racing_first_uses(db):
 def test_a_peers_security_group_never_replaces_this_hosts_copy(db):
     """An arriving instance's record (from its old host) adds the groups
     this host lacks and changes none it has: other ports here use them."""
-    from compute.networking import Networking
+    from compute.parts.networking import Networking
     db.owner = "h1"
     net = Networking.__new__(Networking)        # only its database is used here
     net.db = db

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from compute import disk_transfer as dt
+from compute.parts import disk_transfer as dt
 from virt import sparse
 
 MiB = 1024 * 1024

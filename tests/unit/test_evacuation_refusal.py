@@ -1,10 +1,10 @@
-"""When a returning host acts on an evacuation row (compute.evacuate.
+"""When a returning host acts on an evacuation row (compute.parts.evacuate.
 evacuation_refusal): only when it was silent long enough before the row,
 the destination holds the instance, and the row is the newest."""
 import datetime
 import types
 
-from compute.evacuate import evacuation_refusal
+from compute.parts.evacuate import evacuation_refusal
 
 T0 = datetime.datetime(2026, 1, 1, 12, 0, 0)
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from compute import instance_data as data
-from compute import schemas
+from compute.core import instance_data as data
+from compute.rpc import schemas
 from network import names
 from tests.unit.test_builder import DISKS, INST, META
 from tests.unit.test_network import NET, VIF, build

@@ -9,7 +9,7 @@ import pytest
 from oslo_privsep import capabilities
 
 import privileged
-from compute import systemd
+from compute.agent import systemd
 from privileged import Refused, checks
 from virt.libvirt import migration
 

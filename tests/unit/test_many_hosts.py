@@ -9,12 +9,13 @@ import types
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from compute import exception
-from compute.cmd import hosts, manage
-from compute.cmd.cli import CLIError
+from compute.client import hosts
+from compute.client.cli import CLIError
+from compute.cmd import manage
+from compute.core import exception
 from compute.db import models
 from compute.db.api import Database, unreachable
-from compute.outage import DatabaseWatch, OutageGuard
+from compute.rpc.outage import DatabaseWatch, OutageGuard
 
 NOW = datetime.datetime(2026, 12, 5, 12, 0, 0)
 

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from compute import instance_data
-from compute import metadata_service as ms
+from compute.core import instance_data
+from compute.parts import metadata_service as ms
 from network import firewall
 from network.model import group_from_payload, network_from_payload, vif_from_payload
 from tests.unit.test_instance_data import ED25519, KEYS, USER_DATA, guest_data

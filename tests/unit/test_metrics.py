@@ -6,8 +6,8 @@ import urllib.request
 
 from prometheus_client import generate_latest
 
-from compute import metrics
-from compute.operation import Operations
+from compute.agent import metrics
+from compute.core.operation import Operations
 
 STATE = {"instances": {"active": 2, "error": 1},
          "capacity": {"vcpus": 16, "memory_mb": 8192, "disk_gb": 100},
@@ -129,7 +129,7 @@ def test_the_endpoint_serves_the_metrics_over_http():
 
 
 def test_unknown_guests_are_a_gauge_of_their_own():
-    from compute.metrics import state_families
+    from compute.agent.metrics import state_families
     state = {"instances": {}, "unknown_guests": 2, "capacity": {}, "claimed": {},
              "image_cache": {"size_bytes": 0, "bases": 0, "hits": 0, "misses": 0}}
     family = next(f for f in state_families(state) if f.name == "compute_agent_unknown_guests")

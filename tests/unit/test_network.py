@@ -7,8 +7,8 @@ import types
 import pytest
 
 import privileged
-from compute import schemas
-from compute.exception import InvalidRequest
+from compute.core.exception import InvalidRequest
+from compute.rpc import schemas
 from network import dhcp, dnsmasq_args, firewall, linux_bridge, linux_net, names
 from network.model import FloatingIP, network_from_payload, vif_from_payload
 from privileged import firewall as priv_firewall

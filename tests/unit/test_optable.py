@@ -3,8 +3,8 @@ import ast
 import os
 import re
 
-from compute import faults, optable
-from compute import states as s
+from compute.core import faults, optable
+from compute.core import states as s
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -72,7 +72,8 @@ def test_rebuild_and_rescue_rows():
 
 # -- the table owns every operation: read from the code, not from a list --------
 
-RUNNER = os.path.join("compute", "operation.py")
+RUNNER = os.path.join("compute", "core", "operation.py")
+ENDPOINT = os.path.join("compute", "rpc", "endpoint.py")
 RUNNER_CALLS = {"run", "accept", "advance", "finish", "record", "record_incoming",
                 "make_image", "_snapshot", "runs", "settle"}
 
@@ -148,10 +149,10 @@ def test_nothing_but_the_runner_opens_an_instance_action():
 def test_every_operation_the_code_names_is_a_row():
     unknown = [(path, line, name) for path, tree in _modules()
                for line, name in named_operations(tree)
-               if name not in optable.TABLE and path != os.path.join("compute", "endpoint.py")]
+               if name not in optable.TABLE and path != ENDPOINT]
     assert unknown == []
     # and the endpoint's (also schema names: a row when it runs one)
-    endpoint = dict(_modules())[os.path.join("compute", "endpoint.py")]
+    endpoint = dict(_modules())[ENDPOINT]
     runs = [name for node in ast.walk(endpoint) if isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute) and node.func.attr in ("runs", "accept")
             for name in [a.value for a in node.args[:1] if isinstance(a, ast.Constant)]]

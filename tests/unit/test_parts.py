@@ -1,4 +1,4 @@
-"""Each part of the manager built alone, as compute.manager builds it, with
+"""Each part of the manager built alone, as compute.agent.manager builds it, with
 the shared fakes (tests/fakes.py) for the hypervisor and its neighbours and
 a real database file: its sequences, failures and restarts, in
 milliseconds.  Two fake hosts share one World, and their peer calls go
@@ -11,20 +11,20 @@ import uuid as uuidlib
 import pytest
 from oslo_config import cfg
 
-from compute import conf as compute_conf
-from compute import exception, optable
-from compute import states as s
-from compute.builds import Builds
+from compute.agent import conf as compute_conf
+from compute.core import exception, optable
+from compute.core import states as s
+from compute.core.instance import view
+from compute.core.operation import Operations, Runner
+from compute.core.resource_tracker import ResourceTracker
+from compute.core.states import MigrationStatus as MS
 from compute.db.api import Database
-from compute.instance import view
-from compute.lifecycle import Lifecycle
-from compute.live_migration import LiveMigrations
-from compute.operation import Operations, Runner
-from compute.peers import Peers
-from compute.reconcile import Reconciler
-from compute.resize import Resizes
-from compute.resource_tracker import ResourceTracker
-from compute.states import MigrationStatus as MS
+from compute.parts.builds import Builds
+from compute.parts.lifecycle import Lifecycle
+from compute.parts.live_migration import LiveMigrations
+from compute.parts.peers import Peers
+from compute.parts.reconcile import Reconciler
+from compute.parts.resize import Resizes
 from tests import fakes
 from virt import driver as virt_driver
 from virt import errors as virt_errors

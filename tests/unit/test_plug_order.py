@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from compute.networking import Networking
+from compute.parts.networking import Networking
 from tests.unit.test_network import NET, VIF
 
 SECOND = {"network": dict(NET, id="net2", bridge="brcanet2"),

@@ -3,7 +3,7 @@ a ceph.conf, the image service's rbd:// locations, keyrings; the
 sequences of a build, a restart, a resize and a rebuild over a fake pool."""
 import pytest
 
-from compute import optable
+from compute.core import optable
 from virt.libvirt import migration, rbd_images
 
 U = "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55"
@@ -163,7 +163,7 @@ def test_a_rebuild_makes_the_root_anew_and_keeps_the_ephemeral_disk_when_asked()
 
 
 def test_disks_in_the_pool_take_no_disk_of_the_host():
-    from compute.resource_tracker import disks_here
+    from compute.core.resource_tracker import disks_here
     assert disks_here({"disk": "qcow2", "disk.swap": "qcow2"})
     assert not disks_here({"disk": "rbd", "disk.swap": "rbd"})
     assert disks_here({}) and not disks_here({}, new_disks_shared=True)   # a build

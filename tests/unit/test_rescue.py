@@ -1,5 +1,5 @@
 """What a rescue boots with (pure)."""
-from compute.rescue import rescue_image_meta
+from compute.parts.rescue import rescue_image_meta
 
 
 def test_a_rescue_keeps_the_instances_tpm():

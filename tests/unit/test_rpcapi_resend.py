@@ -6,7 +6,8 @@ import oslo_messaging as messaging
 import pytest
 from oslo_config import cfg
 
-from compute import exception, rpc, rpcapi
+from compute.core import exception
+from compute.rpc import client, transport
 
 
 class FakeClient:
@@ -35,11 +36,11 @@ class FakeClient:
 @pytest.fixture
 def api(monkeypatch):
     conf = cfg.ConfigOpts()
-    rpc.register_opts(conf)
+    transport.register_opts(conf)
     conf([], project="compute-agent-test")
     conf.set_override("transport_url", "fake:/")
-    a = rpcapi.ComputeAPI(conf, timeout=5)
-    monkeypatch.setattr(rpcapi, "RESEND_INTERVAL", 0.01)
+    a = client.ComputeAPI(conf, timeout=5)
+    monkeypatch.setattr(client, "RESEND_INTERVAL", 0.01)
     return a
 
 
@@ -58,7 +59,7 @@ def test_a_returned_cast_is_sent_again(api):
 
 
 def test_no_listener_within_the_grace_is_agent_not_listening(api, monkeypatch):
-    monkeypatch.setattr(rpcapi, "NOT_LISTENING_GRACE", 0.2)
+    monkeypatch.setattr(client, "NOT_LISTENING_GRACE", 0.2)
     api.client = FakeClient(returned=10 ** 6)
     with pytest.raises(exception.AgentNotListening, match="'h'"):
         api.ping("h")
@@ -80,9 +81,9 @@ def test_other_errors_are_not_retried(api):
 
 
 def test_the_sample_config_shows_the_agents_messaging_defaults():
-    listed = dict((g, {o.name: o.default for o in opts}) for g, opts in rpc.list_opts())
+    listed = dict((g, {o.name: o.default for o in opts}) for g, opts in transport.list_opts())
     assert listed["oslo_messaging_rabbit"]["rabbit_interval_max"] == 2
     conf = cfg.ConfigOpts()
-    rpc.register_opts(conf)
+    transport.register_opts(conf)
     conf([], project="compute-agent-test")
     assert conf.oslo_messaging_rabbit.rabbit_interval_max == 2

@@ -3,8 +3,9 @@ names what is wrong."""
 import jsonschema
 import pytest
 
-from compute import exception, schemas
-from compute.exception import InvalidRequest
+from compute.core import exception
+from compute.core.exception import InvalidRequest
+from compute.rpc import schemas
 
 GOOD = {"instance_uuid": "0d3e4c0a-8c1b-4d3e-9a49-2f0c1b7a6e55", "name": "web",
         "flavor": {"vcpus": 1, "memory_mb": 128, "root_gb": 1}, "image_id": "img-1"}
@@ -48,8 +49,8 @@ def test_unknown_method():
 
 
 def test_resize_growth_rules():
-    from compute import exception
-    from compute.resize import check_growth, full_flavor
+    from compute.core import exception
+    from compute.parts.resize import check_growth, full_flavor
     old = full_flavor({"vcpus": 1, "memory_mb": 128, "root_gb": 2, "ephemeral_gb": 1})
     check_growth(old, {**old, "root_gb": 3, "vcpus": 4})
     check_growth(old, old)

@@ -1,4 +1,4 @@
-"""Credentials at rest (compute.sealing, and the database's use of it): a
+"""Credentials at rest (compute.core.sealing, and the database's use of it): a
 record's secrets are tokens in the database, opened for the host that
 sealed them only; a rotation seals them again under a new key while the
 old one still opens what it sealed."""
@@ -8,8 +8,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from compute import sealing
 from compute.cmd import manage
+from compute.core import sealing
 from compute.db.api import Database
 
 CHAP = {"driver_volume_type": "iscsi", "data": {"auth_password": "chap-s3cret"}}

@@ -1,8 +1,8 @@
 """When a source takes a peer's word to confirm or revert a move
-(compute.resize.settle_refusal)."""
+(compute.parts.resize.settle_refusal)."""
 import types
 
-from compute.resize import settle_refusal
+from compute.parts.resize import settle_refusal
 
 
 def mig(id_="m1", status="finished"):

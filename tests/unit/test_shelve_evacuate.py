@@ -4,11 +4,11 @@ when an evacuation may start."""
 import datetime
 import types
 
-from compute import optable, states
-from compute.networking import Networking
-from compute.operation import instance_facts
-from compute.resource_tracker import holds_resources
-from compute.shelve import expired_shelves
+from compute.core import optable, states
+from compute.core.operation import instance_facts
+from compute.core.resource_tracker import holds_resources
+from compute.parts.networking import Networking
+from compute.parts.shelve import expired_shelves
 
 NOW = datetime.datetime(2026, 11, 26, 12, 0, 0)
 
@@ -51,13 +51,13 @@ def test_a_vtpm_is_seen_in_the_image_properties():
 
 
 def test_evacuation_needs_a_down_service_and_an_idle_evacuable_record():
-    from compute.evacuate import record_refusal, service_refusal
+    from compute.parts.evacuate import record_refusal, service_refusal
     svc = types.SimpleNamespace(updated_at=NOW - datetime.timedelta(seconds=30),
                                 created_at=NOW)
     assert "no service record" in service_refusal("ha", None, 60, NOW)
     assert "is up: its last heartbeat is 30 s old" in service_refusal("ha", svc, 60, NOW)
     assert service_refusal("ha", svc, 10, NOW) is None
-    from compute.evacuate import MIGRATION_TASKS
+    from compute.parts.evacuate import MIGRATION_TASKS
     assert MIGRATION_TASKS == {states.MIGRATING, states.RESIZE_PREP, states.RESIZE_MIGRATING,
                                states.RESIZE_MIGRATED, states.RESIZE_FINISH,
                                states.RESIZE_REVERTING, states.RESIZE_CONFIRMING,

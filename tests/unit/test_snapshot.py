@@ -2,9 +2,9 @@
 image carries, progress throttling, and the live snapshot's XML."""
 import types
 
-from compute.operation import progress_writer
-from compute.snapshot import snapshot_properties
-from virt.libvirt import snapshot
+from compute.core.operation import progress_writer
+from compute.parts.snapshots import snapshot_properties
+from virt.libvirt import live_snapshot
 from virt.libvirt.xml.domain import Domain
 
 
@@ -36,15 +36,15 @@ def test_live_snapshot_moves_only_the_root_disk_to_an_overlay():
         "<disk type='file' device='disk'><source file='/i/u/disk.eph0'/><target dev='vdb'/></disk>"
         "<disk type='file' device='cdrom'><source file='/i/u/disk.config'/><target dev='hdd'/>"
         "</disk></devices></domain>")
-    xml = snapshot.snapshot_xml(dom.devices.disks, "vda", "/i/u/disk.snapshot")
+    xml = live_snapshot.snapshot_xml(dom.devices.disks, "vda", "/i/u/disk.snapshot")
     assert xml == (
         "<domainsnapshot><disks>"
         "<disk name='vda' snapshot='external'><driver type='qcow2'/>"
         "<source file='/i/u/disk.snapshot'/></disk>"
         "<disk name='vdb' snapshot='no'/><disk name='hdd' snapshot='no'/>"
         "</disks></domainsnapshot>").replace("'", '"')
-    assert snapshot.disk_on(dom, "/i/u/disk").target_dev == "vda"
-    assert snapshot.disk_on(dom, "/i/u/disk.snapshot") is None
+    assert live_snapshot.disk_on(dom, "/i/u/disk").target_dev == "vda"
+    assert live_snapshot.disk_on(dom, "/i/u/disk.snapshot") is None
 
 
 def test_a_disk_put_back_on_its_root_loses_the_overlay_chain():
@@ -52,7 +52,7 @@ def test_a_disk_put_back_on_its_root_loses_the_overlay_chain():
         "<domain><devices><disk type='file'><source file='/i/u/disk.snapshot'/>"
         "<backingStore type='file'><source file='/i/u/disk'/></backingStore>"
         "<target dev='vda'/></disk></devices></domain>")
-    disk = snapshot.disk_on(dom, "/i/u/disk.snapshot")
+    disk = live_snapshot.disk_on(dom, "/i/u/disk.snapshot")
     disk.source_file, disk.backing_store = "/i/u/disk", False
     assert dom.to_xml(pretty=False) == (
         '<domain><devices><disk type="file"><source file="/i/u/disk"/>'

@@ -1,7 +1,7 @@
-"""Which casts an agent drops as stale (compute.stale_casts)."""
+"""Which casts an agent drops as stale (compute.rpc.stale_casts)."""
 import pytest
 
-from compute.stale_casts import stale_cast_refusal
+from compute.rpc.stale_casts import stale_cast_refusal
 
 
 def test_a_build_past_its_deadline_is_dropped_and_one_within_it_runs():

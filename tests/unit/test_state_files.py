@@ -3,9 +3,9 @@ refuses to start on one that is not its own, saying what to run."""
 import os
 import types
 
-from compute.cmd import hosts
+from compute.agent.identity import state_files_refusal
+from compute.client import hosts
 from compute.db.api import sqlite_files
-from compute.identity import state_files_refusal
 
 
 def conf(state_path, connection=None):
@@ -36,3 +36,31 @@ def test_a_state_file_of_another_user_stops_the_agent_with_the_fix(tmp_path):
     assert state_files_refusal(files, os.getuid(), "me") is None        # its own
     why = state_files_refusal(files, os.getuid() + 4242, "compute-agent")
     assert f"{path} is owned by" in why and f"chown compute-agent: {path}" in why
+
+
+def test_computectl_reads_the_database_and_the_database_refuses_its_writes(tmp_path):
+    import pytest
+    import sqlalchemy as sa
+    from sqlalchemy.exc import OperationalError
+
+    from compute.db.api import Database
+    from compute.db.models import Base
+    agent = Database(f"sqlite:///{tmp_path / 'compute.sqlite'}")     # as the agent makes it
+    Base.metadata.create_all(agent.engine)
+    agent.service_heartbeat("h1", "compute-agent", "compute")
+    c = types.SimpleNamespace(state_path=str(tmp_path), database=types.SimpleNamespace(
+        connection=None, max_pool_size=1, max_overflow=0, pool_timeout=1,
+        connection_recycle_time=1))
+    reader = hosts.readable(c)
+    assert [s.host for s in reader.service_list()] == ["h1"]
+    with pytest.raises(OperationalError, match="readonly database"):
+        reader.service_heartbeat("h2", "compute-agent", "compute")
+    with reader.engine.connect() as conn, pytest.raises(OperationalError, match="readonly"):
+        conn.execute(sa.text("DELETE FROM services"))
+    assert [s.host for s in agent.service_list()] == ["h1"]
+    # and a reader never makes the file it names
+    missing = Database.reader(types.SimpleNamespace(
+        state_path=str(tmp_path / "none"), database=c.database))
+    with pytest.raises(OperationalError):
+        missing.service_list()
+    assert not os.path.exists(tmp_path / "none")

@@ -1,11 +1,11 @@
 """What the reconciler does with a guest no live record here names
-(compute.reconcile.stray_guest_action): only this host's own record of a
+(compute.parts.reconcile.stray_guest_action): only this host's own record of a
 delete here lets the configured action touch it."""
 import types
 
 import pytest
 
-from compute.reconcile import REPORT, stray_guest_action
+from compute.parts.reconcile import REPORT, stray_guest_action
 
 
 def record(deleted, host):

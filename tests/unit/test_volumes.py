@@ -3,8 +3,8 @@ disk it describes (credential as a libvirt secret, never its value), the
 domain XML of a network disk, and device naming."""
 import pytest
 
-from compute import exception
-from compute.volumes import next_device
+from compute.core import exception
+from compute.core.volume_rules import next_device
 from virt.libvirt import builder
 from virt.libvirt.volumes import attached_serials
 from volume import base
@@ -94,7 +94,7 @@ def test_the_rbd_driver_takes_monitors_and_a_cephx_key():
 def test_a_peers_volumes_are_checked_by_their_drivers_and_take_distinct_devices():
     import ipaddress
 
-    from compute.volumes import check_all
+    from compute.core.volume_rules import check_all
     good = {"volume_id": V, "device": "vdd", "connection_info": info()}
     storage = [ipaddress.ip_network("10.250.0.0/24")]
     check_all([good], storage)

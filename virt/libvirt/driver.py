@@ -16,7 +16,7 @@ from virt import configdrive, driver, errors
 from virt.libvirt import (
     builder,
     confine,
-    consoles,
+    console_ports,
     diagnostics,
     disks,
     events,
@@ -27,7 +27,7 @@ from virt.libvirt import (
     resize,
     volumes,
 )
-from virt.libvirt import snapshot as snap
+from virt.libvirt import live_snapshot as snap
 from virt.libvirt.disk_store import DiskStore
 from virt.libvirt.files import check_uuid
 from virt.libvirt.host import Host
@@ -52,7 +52,7 @@ class LibvirtDriver(driver.ComputeDriver):
         self.events = events.HeldBackEvents(lambda: conf.libvirt.lifecycle_event_delay,
                                             self._emit)
         lv = conf.libvirt
-        self.serial_ports = consoles.SerialPorts(lv.serial_console, lv.serial_listen,
+        self.serial_ports = console_ports.SerialPorts(lv.serial_console, lv.serial_listen,
                                                  lv.serial_port_range, self._domain_xmls)
         self.live = live.LiveMigrator(conf.libvirt, self.host, self.serial_ports)
         self.volumes = volumes.Volumes(self.host)
@@ -516,10 +516,10 @@ class LibvirtDriver(driver.ComputeDriver):
         if guest is None or not guest.is_active():
             raise errors.ConsoleUnavailable(f"instance {instance.uuid} is not running")
         if kind == "serial":
-            target = consoles.serial_target(guest.xml_desc())
+            target = console_ports.serial_target(guest.xml_desc())
             target = target and (*target, None)
         else:
-            target = consoles.vnc_target(guest.secure_xml_desc())
+            target = console_ports.vnc_target(guest.secure_xml_desc())
         if target is None:
             raise errors.ConsoleUnavailable(f"instance {instance.uuid} has no {kind} console")
         return target

@@ -1,0 +1,110 @@
+"""Which host computectl talks to: a host named on the command line is
+checked against its service record first (no record, or a service that is
+down, is refused at once with that reason rather than after an RPC
+timeout), and `boot` without --host picks hosts from the shared database.
+
+The pick is a convenience for callers without a scheduler, not one: hosts
+whose service is up and enabled, most free memory first (their own
+figures from the last resource report).  The host still decides with its
+claim; a refused claim sends the caller to the next host."""
+import os
+
+from compute.client.cli import CLIError
+from compute.db import models
+from compute.db.api import Database, service_is_up, sqlite_files
+from compute.rpc.transport import BINARY
+
+# a boot without --host tries at most this many hosts
+MAX_TRIES = 3
+# seconds a host without a service record has to answer a ping
+PING_TIMEOUT = 5
+
+
+def unreadable(conf):
+    """Why computectl must not open the state database, or None: a SQLite
+    file it would create (the agent has not made it yet: a file made by
+    the operator, root, would stop the agent at its start), or one another
+    user's agent has not opened (its WAL files would be made by us, and be
+    ours)."""
+    files = sqlite_files(conf)
+    if not files:
+        return None
+    path, _, shm = files
+    if not os.path.exists(path):
+        return (f"there is no state database at {path} yet: the agent makes it at its first "
+                "start (computectl never creates it)")
+    if os.stat(path).st_uid != os.geteuid() and not os.path.exists(shm):
+        return (f"the state database {path} is another user's and its agent has not opened "
+                "it: reading it now would leave files of ours beside it")
+    return None
+
+
+def readable(conf):
+    """The state database opened read-only (Database.reader: the database
+    refuses every write of ours), or None when computectl cannot read it
+    without harm (unreadable says why)."""
+    return None if unreadable(conf) else Database.reader(conf)
+
+
+def refusal(service, host, down_time, now=None):
+    """Why host cannot be sent a request, or None (pure: the service row)."""
+    if service is None:
+        return (f"host {host!r} has no compute service record and no agent answers for "
+                f"it (is the agent running there, and under that name? `computectl "
+                f"service-list` shows the hosts)")
+    if not service_is_up(service, down_time, now):
+        last = service.updated_at or service.created_at
+        age = int(((now or models.utcnow()) - last).total_seconds())
+        return (f"the compute service on {host} is down: its last heartbeat was {age} s "
+                f"ago (service_down_time is {down_time} s)")
+    if service.disabled:
+        return f"the compute service on {host} is disabled"
+    return None
+
+
+def check(db, host, down_time, answers):
+    """Refuse host unless its service record is up.  A host with no record
+    may keep its own database (a SQLite file each): it passes if its agent
+    answers a short ping (answers(host)), so an unknown host costs seconds,
+    not an RPC timeout."""
+    service = db.service_get(host, BINARY)
+    if service is None and answers(host):
+        return
+    reason = refusal(service, host, down_time)
+    if reason:
+        raise CLIError(reason)
+
+
+def check_known(db, host, answers):
+    """host has a service record (it may be down: an evacuation's source),
+    or an agent that answers for it."""
+    if db.service_get(host, BINARY) is None and not answers(host):
+        raise CLIError(refusal(None, host, 0))
+
+
+def candidates(services, nodes, flavor, down_time, now=None):
+    """Hosts to try for flavor, best first (pure: rows of services and
+    compute_nodes).  Hosts whose report shows too little free memory or
+    disk for the flavor come after the others (their allocation ratios
+    may still admit it: the claim decides)."""
+    now = now or models.utcnow()
+    by_host = {n.host: n for n in nodes}
+    up = [s.host for s in services if s.binary == BINARY and not s.disabled
+          and service_is_up(s, down_time, now)]
+
+    def free(host):
+        n = by_host.get(host)
+        return (0, 0) if n is None else (n.memory_mb - n.memory_mb_used,
+                                         n.local_gb - n.local_gb_used)
+
+    disk = flavor.get("root_gb", 0) + flavor.get("ephemeral_gb", 0)
+    ram = flavor.get("memory_mb", 0)
+    room = {h: free(h) for h in up}
+    return sorted(up, key=lambda h: (room[h][0] < ram or room[h][1] < disk, -room[h][0], h))
+
+
+def pick(db, flavor, down_time):
+    hosts = candidates(db.service_list(), db.compute_node_list(), flavor, down_time)
+    if not hosts:
+        raise CLIError("no compute host is up (`computectl service-list`)")
+    return hosts[:MAX_TRIES]
