@@ -33,6 +33,21 @@ class Flavor:
 BOOT_DEVICE = "vda"         # a volume there is the root disk: booted from volume
 
 
+# disk formats of images in a pool every host reaches (Ceph RBD): such
+# disks take no host's disk and outlive the host
+SHARED_FORMATS = frozenset({"rbd"})
+
+
+def disks_shared(disk_formats, new_disks_shared=False):
+    """Whether disks of these recorded formats ({name: format}) live on
+    block storage every host shares; a record with none yet has them where
+    this host makes new disks (new_disks_shared).  The one rule: the
+    tracker's claims and the driver's disk store both read it (pure)."""
+    if not disk_formats:
+        return new_disks_shared
+    return any(f in SHARED_FORMATS for f in disk_formats.values())
+
+
 @dataclasses.dataclass(frozen=True)
 class VolumeDisk:
     """A volume as the guest gets it: a network disk QEMU opens with its

@@ -16,7 +16,7 @@ import logging
 import threading
 
 from compute.core import exception, states
-from virt.driver import BOOT_DEVICE
+from virt.driver import BOOT_DEVICE, disks_shared
 
 LOG = logging.getLogger(__name__)
 GiB_MB = 1024
@@ -64,10 +64,8 @@ def of_instance(inst, disk=True, new_disks_shared=False):
 
 def disks_here(disk_formats, new_disks_shared=False):
     """Whether disks of these recorded formats take this host's disk: not
-    RBD images (pure)."""
-    if not disk_formats:
-        return not new_disks_shared
-    return "rbd" not in disk_formats.values()
+    those on shared block storage (virt.driver.disks_shared; pure)."""
+    return not disks_shared(disk_formats, new_disks_shared)
 
 
 def boots_from_volume(volumes):

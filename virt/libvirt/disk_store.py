@@ -1,15 +1,15 @@
-"""DiskStore: where an instance's disks live, decided in one place.  New
-disks are files in the instance's directory, or RBD images when the host
-has `images_type = rbd`; an existing instance's disks are where its
-record's formats say (`rbd`), whatever this host makes now.  Each method
-is one step the driver takes (make, reopen, remake the root, adopt after
-a resize, its revert and confirm), done on files (virt.libvirt.disks,
-resize) or on the pool (virt.libvirt.rbd_images)."""
+"""DiskStore: which backend (virt.libvirt.disk_backends) holds an
+instance's disks, decided in one place.  A new instance's disks are made
+where this host makes them (files, or the RBD pool with `images_type =
+rbd`); an existing instance's are where its record's formats say
+(virt.driver.disks_shared), whatever this host makes now; a root disk that
+is a volume is the VolumeRoot over either.  The instance's directory
+(definition, console log, a resize's aside copy) is handled here for
+every backend; each step on the disks is its backend's."""
+from virt import driver as virt_driver
 from virt import errors
-from virt.libvirt import disks, rbd_images, resize
-from virt.libvirt.files import check_uuid
-
-RESIZE_SNAP = "resize"      # an RBD resize's way back, until it is confirmed
+from virt.libvirt import rbd_images, resize
+from virt.libvirt.disk_backends import FileDisks, RbdDisks, VolumeRoot
 
 
 class DiskStore:
@@ -35,87 +35,69 @@ class DiskStore:
     def in_ceph(self, instance):
         """Whether the instance's disks are RBD images (shared by every host);
         DiskMissing when they are and this host has no pool configured."""
-        if rbd_images.FORMAT not in (instance.disk_formats or {}).values():
+        if not virt_driver.disks_shared(instance.disk_formats):
             return False
         if self.rbd is None:
             raise errors.DiskMissing(f"instance {instance.uuid} has its disks in Ceph and "
                                      "this host has no images_type = rbd")
         return True
 
-    def create(self, instance, image_meta, image_files):
-        """The new instance's disks, where this host makes them."""
+    def _backend(self, instance, in_pool):
         root = instance.boot_volume is None
-        if self.rbd is not None:
-            return rbd_images.create_all(self.rbd, check_uuid(instance.uuid), instance.flavor,
-                                         image_files.root, image_meta, self.cache, root)
-        img = self.conf.image
-        return disks.create_all(self.instance_dir(instance), instance.flavor, image_files,
-                                self.cache, img.use_cow_images, img.preallocate_images,
-                                root=root)
+        base = (RbdDisks(self.rbd, self.cache, root) if in_pool
+                else FileDisks(self.conf, self.cache, self.instance_dir, root))
+        return base if root else VolumeRoot(base)
+
+    def of(self, instance):
+        """The backend of an instance that exists (its record's formats)."""
+        return self._backend(instance, self.in_ceph(instance))
+
+    def new(self, instance):
+        """The backend this host makes a new instance's disks on."""
+        return self._backend(instance, self.rbd is not None)
+
+    def create(self, instance, image_meta, image_files):
+        return self.new(instance).create(instance, image_meta, image_files)
 
     def reopen(self, instance):
-        """The disks of an instance that exists, where its record says."""
-        root = instance.boot_volume is None
-        if self.in_ceph(instance):
-            return rbd_images.reopen_all(self.rbd, check_uuid(instance.uuid), instance.flavor,
-                                         self.cache, root)
-        return disks.reopen_all(self.instance_dir(instance), instance.flavor, self.cache,
-                                instance.disk_formats, root=root)
+        return self.of(instance).reopen(instance)
 
     def recreate_root(self, instance, image_meta, image_files, preserve_ephemeral):
-        """A rebuild's disks (see disks.recreate_root); their formats."""
-        if self.in_ceph(instance):
-            return rbd_images.recreate_root(self.rbd, check_uuid(instance.uuid), instance.flavor,
-                                            image_files.root, image_meta, preserve_ephemeral)
-        img = self.conf.image
-        return disks.recreate_root(self.instance_dir(instance), instance.flavor,
-                                   image_files.root, img.use_cow_images, img.preallocate_images,
-                                   instance.disk_formats, preserve_ephemeral)
+        return self.of(instance).recreate_root(instance, image_meta, image_files,
+                                               preserve_ephemeral)
 
     def formats_after(self, instance, formats):
         """The formats to record once the guest is defined (reopen made the
         missing blank disk files as qcow2)."""
-        if self.in_ceph(instance):
-            return formats
-        return resize.present_formats(self.instance_dir(instance), formats) | formats
+        return self.of(instance).present(instance, formats)
 
     def remove_shared(self, instance):
-        """A deleted instance's RBD images (none is fine): only a delete, a
-        failed build or an offload removes them, never a host's clean-up."""
-        if self.rbd is not None and (not instance.disk_formats or self.in_ceph(instance)):
-            self.rbd.remove_all(check_uuid(instance.uuid))      # (a build records no formats)
+        """A deleted instance's disks that outlive its directory (RBD
+        images; none is fine): only a delete, a failed build or an offload
+        removes them, never a host's clean-up.  A build records no formats
+        yet: its disks are where this host makes new ones."""
+        backend = self.of(instance) if instance.disk_formats else self.new(instance)
+        if backend.shared:
+            backend.remove(instance)
 
     # -- a resize ----------------------------------------------------------------------
 
     def move_aside(self, instance):
-        """Source, the guest off: the directory moved aside, RBD images
-        snapshotted (what a revert goes back to); {name: path} to send."""
-        if self.in_ceph(instance):
-            self.rbd.snapshot_all(check_uuid(instance.uuid), RESIZE_SNAP)
+        """Source, the guest off: the way back taken (the directory moved
+        aside, the backend's own); {name: path} of the disk files to send."""
+        self.of(instance).set_aside(instance)
         return resize.move_aside(self.instance_dir(instance))
 
     def adopt(self, instance, old_flavor, image_files):
         """Destination: the disks made ready for the new flavor; the formats
         of those that remain."""
-        if self.in_ceph(instance):
-            return rbd_images.grow_all(self.rbd, check_uuid(instance.uuid), old_flavor,
-                                       instance.flavor, image_files.root, instance.disk_formats)
-        return resize.adopt(self.instance_dir(instance), instance.disk_formats, old_flavor,
-                            instance.flavor, image_files, self.cache)
+        return self.of(instance).adopt(instance, old_flavor, image_files)
 
     def move_back(self, instance):
-        """Source, on revert: the directory back, RBD images rolled back."""
+        """Source, on revert: the directory back, the disks as they were."""
         resize.move_back(self.instance_dir(instance))
-        if self.in_ceph(instance):
-            self.rbd.rollback_all(check_uuid(instance.uuid), RESIZE_SNAP)
+        self.of(instance).restore_aside(instance)
 
     def confirm(self, instance):
         resize.remove_aside(self.instance_dir(instance))
-        if self.in_ceph(instance):
-            self.rbd.remove_snapshots(check_uuid(instance.uuid), RESIZE_SNAP)
-
-    # -- a snapshot of the root ----------------------------------------------------------
-
-    def root_in_ceph(self, instance):
-        """Whether the root disk is an RBD image (snapshots export it)."""
-        return instance.disk_formats.get("disk") == rbd_images.FORMAT and self.in_ceph(instance)
+        self.of(instance).drop_aside(instance)

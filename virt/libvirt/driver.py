@@ -372,11 +372,12 @@ class LibvirtDriver(driver.ComputeDriver):
         root = self._root(instance)
         fmt = instance.disk_formats.get("disk", "qcow2")
         total = self.snapshot_bytes(instance, image_files)
-        if self.disks.root_in_ceph(instance):           # the guest runs on
+        backend = self.disks.of(instance)
+        if backend.exports_root:                        # the guest runs on
             out = os.path.join(workdir, f"snapshot.{out_format}")
             with snap.watching(out, total, progress):
-                return self.disks.rbd.export_snapshot(check_uuid(instance.uuid), "disk", out,
-                                                out_format, f"snap-{uuidlib.uuid4().hex}")
+                return backend.export_root(instance, out, out_format,
+                                           f"snap-{uuidlib.uuid4().hex}")
         if live:
             self.end_snapshot(instance)           # a leftover overlay first
             snap.freeze(self._guest(instance), root, self._overlay(instance),
@@ -386,8 +387,9 @@ class LibvirtDriver(driver.ComputeDriver):
     def snapshot_bytes(self, instance, image_files):
         """Upper bound of a snapshot's flat image: the allocated bytes of
         the root disk and of its base (an RBD root's virtual size)."""
-        if self.disks.root_in_ceph(instance):
-            return self.disks.rbd.size(check_uuid(instance.uuid), "disk")
+        backend = self.disks.of(instance)
+        if backend.exports_root:
+            return backend.root_size(instance)
         return driver.allocated(self._root(instance)) + driver.allocated(image_files.root.path)
 
     def end_snapshot(self, instance):
