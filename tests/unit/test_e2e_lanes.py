@@ -27,7 +27,7 @@ def test_every_module_is_planned_once_the_machines_together_the_stoppers_alone()
     assert sorted(m for job in jobs + alone for m in job) == modules()
     assert [j for j in jobs if len(j) > 1] == [tuple(m for m in lanes.MACHINE
                                                      if m in modules())]
-    assert alone == [("test_chaos_e2e.py",), ("test_libvirtd_restart_e2e.py",),
+    assert alone == [("test_broker_outage_e2e.py",), ("test_libvirtd_restart_e2e.py",),
                      ("test_imagecache_e2e.py",)]
     assert set(lanes.WEIGHTS) <= set(modules())
 
