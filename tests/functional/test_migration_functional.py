@@ -21,10 +21,10 @@ from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     host,
     hosts,
     instance_dir,
+    live,
     settled,
     until,
 )
-from virt.libvirt import migration
 
 
 def test_cold_migration_moves_disks_and_record_and_confirm_lets_go(api, hosts, qcow2_image):
@@ -77,23 +77,6 @@ def test_a_source_dying_after_power_off_puts_the_instance_back_at_start(
         i.uuid for i in fb.db.instance_list(host=host(fb))}                 # dropped there
     assert u not in guests(fb) and not os.path.exists(instance_dir(fb, u))
     api.terminate_instance(host(fa), u)
-
-
-@pytest.fixture
-def live(hosts, monkeypatch):
-    """libvirt's live migration, which the test driver lacks: the domain
-    moves from the source's connection to the destination's."""
-    fa, fb = hosts["fa"], hosts["fb"]
-
-    def migrate(instance, dest, src_paths, dest_paths, block, control, progress):
-        guest = fa.manager.driver.host.lookup(instance.uuid)
-        mapping = {src_paths[k]: dest_paths[k] for k in src_paths if k in dest_paths}
-        xml = migration.rewrite_for_destination(guest.xml_desc(), mapping)
-        fb.manager.driver.host.define(xml).launch()
-        guest.destroy()
-        guest.undefine()
-        return 0.01
-    monkeypatch.setattr(fa.manager.driver, "live_migrate", migrate)
 
 
 def test_live_migration_sequence(api, hosts, qcow2_image, live):
