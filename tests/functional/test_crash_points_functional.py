@@ -15,18 +15,20 @@ import time
 
 import pytest
 
-from compute.core import exception, faults
+from compute.core import faults
 from compute.core import states as s
 from compute.core.resource_tracker import holds_resources
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
-    Crash,
     api,
+    arm,
     boot,
     client,
     guests,
     host,
     hosts,
     live,
+    record,
+    restart,
     settled,
 )
 
@@ -112,22 +114,6 @@ def test_the_table_has_every_step_of_the_moves_and_volumes():
     assert set(CASES) == {st for st in faults.STEPS if st.split(".")[0].startswith(moves)}
 
 
-def record(svc, u):
-    with contextlib.suppress(exception.InstanceNotFound):
-        return svc.db.instance_get(u, include_deleted=True)
-    return None
-
-
-def restart(svc, u):
-    """What the agent's start does for u: its at-start tasks, then the
-    reconcile of its record when it is this host's."""
-    for finish in svc.manager.reconciler.at_start:
-        finish()
-    rec = record(svc, u)
-    if rec is not None and rec.host == host(svc):
-        svc.manager.reconciler._reconcile(rec)
-
-
 def quiet(hosts, u, timeout=30):
     """{name: record} once no host runs anything on u."""
     deadline = time.monotonic() + timeout
@@ -196,18 +182,6 @@ def volumes_here(hosts, monkeypatch):
 
 def hosts_named(hosts, name):
     return next(svc for svc in hosts.values() if host(svc) == name)
-
-
-def arm(monkeypatch, step):
-    """The next thread to reach step dies there; the event is set then."""
-    died = threading.Event()
-
-    def point(name):
-        if name == step:
-            died.set()
-            raise Crash(step)
-    monkeypatch.setattr(faults, "point", point)
-    return died
 
 
 @pytest.mark.parametrize("step", sorted(CASES))

@@ -4,25 +4,32 @@ or without a shared database, rebuilt on the destination once the
 source's heartbeat is stale, and cleaned up by the source when it comes
 back (its copy destroyed, its files gone, its record a pointer)."""
 # ruff: noqa: F811 - the fixtures imported from twohosts are test arguments
+import contextlib
 import datetime
 import os
+import threading
 import time
 import uuid
 
 import pytest
 from sqlalchemy import text, update
 
-from compute.core import exception
+from compute.core import exception, faults
 from compute.db import models
 from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     FLAVOR,
+    Crash,
     api,
+    arm,
     boot,
+    client,
     crash_at,
     guests,
     host,
     hosts,
     instance_dir,
+    record,
+    restart,
     settled,
     until,
 )
@@ -90,6 +97,51 @@ def test_an_interrupted_evacuation_is_taken_up_again(api, hosts, qcow2_image, cr
     fa.manager.evacuations.clean_up_evacuated()
     assert u not in guests(fa)
     api.terminate_instance(host(fb), u)
+
+
+@pytest.mark.parametrize("step", ["evacuate.opened", "evacuate.prepared", "evacuate.spawned",
+                                  "evacuate_source.destroyed"])
+def test_an_agent_dying_at_any_step_of_an_evacuation_ends_on_the_destination_once(
+        api, hosts, qcow2_image, monkeypatch, step):
+    """The destination dies accepting, preparing or after spawning (its
+    start takes the evacuation up again), or the source dies removing its
+    copy when it is back (its next start removes it): the instance runs
+    on the destination only, its row done, the source's record gone."""
+    fa, fb = hosts["fa"], hosts["fb"]
+    fa.db.service_heartbeat(host(fa), "compute-agent", "compute")    # up, to boot there
+    u = boot(api, hosts, qcow2_image)
+    go_down(fa)
+    on_source = step.startswith("evacuate_source")
+    died = arm(monkeypatch, step) if not on_source else None
+
+    def evacuate():                 # a call whose handler may die: not waited for
+        with contextlib.suppress(Exception):
+            client(hosts, timeout=5).evacuate_instance(host(fb), u, host(fa))
+    threading.Thread(target=evacuate, daemon=True).start()
+    if died is not None:
+        assert died.wait(30), f"{step} was never reached"
+        time.sleep(0.3)
+        monkeypatch.setattr(faults, "point", lambda name: None)
+        restart(fb, u)
+    else:
+        until(lambda: record(fb, u) is not None)
+    if record(fb, u) is None:       # it died before it took the instance: asked again
+        assert step == "evacuate.opened"
+        api.evacuate_instance(host(fb), u, host(fa))
+    rec = settled(api, fb, u, vm_state="active")
+    assert rec["host"] == host(fb) and u in guests(fb)
+    if on_source:                   # the source is back and dies removing its copy
+        arm(monkeypatch, step)
+        with pytest.raises(Crash):
+            fa.manager.evacuations.clean_up_evacuated()
+        monkeypatch.setattr(faults, "point", lambda name: None)
+    fa.manager.evacuations.clean_up_evacuated()              # (its next) start
+    assert u not in guests(fa) and not os.path.exists(instance_dir(fa, u))
+    assert fa.db.instance_get(u, include_deleted=True).host == host(fb)
+    assert [m.status for m in fb.db.migrations(u) if m.migration_type == "evacuation"] == [
+        "completed"]
+    api.terminate_instance(host(fb), u)
+    settled(api, fb, u, vm_state="deleted")
 
 
 def test_a_forged_evacuation_row_destroys_nothing(api, hosts, qcow2_image):

@@ -7,14 +7,16 @@ a crash point (compute.core.faults) as a SIGKILL would leave it; waits.
 A test module imports the fixtures hosts, api and crash_at from here; it
 may set TWO_HOSTS_CONF = {(group, name): value} for both services
 ({tmp_module} in a value is the module's temporary directory)."""
+import contextlib
 import os
+import threading
 import time
 import uuid
 
 import pytest
 
 from compute.agent.service import ComputeService
-from compute.core import faults
+from compute.core import exception, faults
 from compute.rpc import transport as rpc
 from compute.rpc.client import ComputeAPI
 from tests.functional.conftest import make_conf
@@ -138,3 +140,31 @@ def live(hosts, monkeypatch):
         guest.undefine()
         return 0.01
     monkeypatch.setattr(fa.manager.driver, "live_migrate", migrate)
+
+
+def record(svc, u):
+    with contextlib.suppress(exception.InstanceNotFound):
+        return svc.db.instance_get(u, include_deleted=True)
+    return None
+
+
+def restart(svc, u):
+    """What the agent's start does for u: its at-start tasks, then the
+    reconcile of its record when it is this host's."""
+    for finish in svc.manager.reconciler.at_start:
+        finish()
+    rec = record(svc, u)
+    if rec is not None and rec.host == host(svc):
+        svc.manager.reconciler._reconcile(rec)
+
+
+def arm(monkeypatch, step):
+    """The next thread to reach step dies there; the event is set then."""
+    died = threading.Event()
+
+    def point(name):
+        if name == step:
+            died.set()
+            raise Crash(step)
+    monkeypatch.setattr(faults, "point", point)
+    return died
