@@ -81,12 +81,14 @@ class ComputeManager:
                                        self.images, glance, self.peers, self.tracker,
                                        self.host)
         self.volumes = VolumeAttachments(conf, db, driver, self.runner)
-        # the parts the rows of compute.core.optable name (Op.runs, Op.restart_with)
+        # the parts the rows of compute.core.optable (Op.runs, Op.restart_with) and
+        # the declarations of compute.rpc.contract (Method.serves) name
         self.parts = {"builds": self.builds, "lifecycle": self.lifecycle,
                       "rescues": self.rescues, "snapshots": self.snapshots,
                       "live_migrations": self.live_migrations, "resizes": self.resizes,
                       "shelving": self.shelving, "evacuations": self.evacuations,
-                      "volumes": self.volumes, "networking": self.networking}
+                      "volumes": self.volumes, "networking": self.networking,
+                      "images": self.images}
         self.reconciler = Reconciler(
             conf, db, driver, self.runner, self.networking, self.submit,
             restarts={op.name: self.part_method(op.restarts_with()) for op in optable.ROWS

@@ -59,7 +59,12 @@ def cmd_boot(api, args):
                  if args.user_data else None)
     flavor = parse_flavor(args.flavor)
     picked = args.host is None
-    targets = hosts.pick(args.db, flavor, CONF.service_down_time) if picked else [args.host]
+    if not picked:
+        targets = [args.host]
+    elif args.db is None:                   # its own database: the one host there is
+        targets = [CONF.host]
+    else:
+        targets = hosts.pick(args.db, flavor, CONF.service_down_time)
     # --no-wait with a picked host still waits for the claim (its answer)
     done = ((lambda r: r["task_state"] != "scheduling") if args.no_wait
             else (lambda r: r["vm_state"] == "active"))
@@ -394,6 +399,8 @@ def cmd_vnc_console(api, args):
 def cmd_service_list(api, args):
     from compute.db.api import service_is_up
     db = args.db or hosts.readable(CONF)
+    if db is None and hosts.own_file(CONF):
+        return hosts.local_services(CONF.host, args.answers)
     if db is None:
         raise CLIError(f"service-list reads the state database: {hosts.unreadable(CONF)}")
     return [{"host": s.host, "binary": s.binary,
@@ -418,8 +425,14 @@ def check_hosts(args, api):
             return bool(api.ping(host, timeout=hosts.PING_TIMEOUT))
         except Exception:
             return False
+    args.answers = answers
     named = [h for h in (getattr(args, "host", None), getattr(args, "dest", None)) if h]
     db = hosts.readable(CONF)
+    if db is None and hosts.own_file(CONF):
+        for h in named or ([CONF.host] if getattr(args, "host", "") is None else []):
+            if not (args.command == "evacuate" and h == args.host):
+                hosts.check_asking(h, answers)
+        return None
     if db is None:
         if getattr(args, "host", "") is None:
             raise CLIError("boot without --host needs the state database ([database] "
@@ -576,7 +589,7 @@ def main(argv=None):
     CONF([], project="compute-agent", default_config_files=files)
     try:
         from compute.rpc.client import ComputeAPI
-        api = None if args.fn is cmd_service_list else ComputeAPI(CONF)
+        api = ComputeAPI(CONF)
         args.db = check_hosts(args, api)
         render(args.fn(api, args), args.json)
     except (CLIError, exception.ComputeError) as e:

@@ -3,6 +3,12 @@ checked against its service record first (no record, or a service that is
 down, is refused at once with that reason rather than after an RPC
 timeout), and `boot` without --host picks hosts from the shared database.
 
+computectl reads a database only as an operator's tool: a shared one
+([database] connection) opened read-only (Database.reader: the database
+refuses its writes); never the host's own SQLite file (no [database]
+connection), which is its agent's alone: then the agent is asked over
+RPC (its ping), and the host is the only one there is.
+
 The pick is a convenience for callers without a scheduler, not one: hosts
 whose service is up and enabled, most free memory first (their own
 figures from the last resource report).  The host still decides with its
@@ -39,11 +45,34 @@ def unreadable(conf):
     return None
 
 
+def own_file(conf):
+    """Whether the state database is the host's own SQLite file (no
+    [database] connection): computectl never opens it."""
+    return conf.database.connection is None
+
+
 def readable(conf):
-    """The state database opened read-only (Database.reader: the database
-    refuses every write of ours), or None when computectl cannot read it
-    without harm (unreadable says why)."""
-    return None if unreadable(conf) else Database.reader(conf)
+    """The shared database opened read-only (Database.reader: the database
+    refuses every write of ours), or None: the host's own file, or one
+    computectl cannot read without harm (unreadable says why)."""
+    return None if own_file(conf) or unreadable(conf) else Database.reader(conf)
+
+
+def local_services(host, answers):
+    """service-list on a host with its own database: its agent, asked."""
+    if not answers(host):
+        raise CLIError(f"the agent of {host} does not answer: computectl never opens a "
+                       "host's own state database (no [database] connection is set), so it "
+                       "asks the agent, which is not running or not on this transport_url")
+    return [{"host": host, "binary": BINARY, "status": "up", "updated_at": None}]
+
+
+def check_asking(host, answers):
+    """A host named to computectl with no database to read: its agent
+    must answer (an unknown host costs seconds, not an RPC timeout)."""
+    if not answers(host):
+        raise CLIError(f"no agent answers for host {host!r} (is it running there, and under "
+                       "that name?)")
 
 
 def refusal(service, host, down_time, now=None):

@@ -43,16 +43,17 @@ class ComputeAPI:
                                                transport_options=_MANDATORY)
 
     def __getattr__(self, name):
-        """The methods compute.rpc.contract makes: api.<name>(host,
-        instance_uuid) for a declaration that only starts a row."""
-        declared = contract.starting(name)
+        """The methods compute.rpc.contract makes: api.<name>(host, *params,
+        timeout=None) for a declaration with params (a method that only
+        starts a row takes instance_uuid)."""
+        declared = contract.made_client(name)
         if declared is None:
             raise AttributeError(name)
 
-        def start(host, instance_uuid):
-            return self._rpc(host, name, instance_uuid=instance_uuid)
-        start.__name__, start.__doc__ = name, declared.doc
-        return start
+        def send(host, *args, timeout=None, **kwargs):
+            return self._rpc(host, name, timeout, **contract.payload_of(declared, args, kwargs))
+        send.__name__, send.__doc__ = name, declared.doc
+        return send
 
     def _prepare(self, host, version, timeout=None):
         return self.client.prepare(server=host, version=version,
@@ -131,10 +132,6 @@ class ComputeAPI:
                 payload[key] = value
         self._rpc(host, "build_and_run_instance", **payload)
 
-    def terminate_instance(self, host, instance_uuid):
-        """Destroy the instance and its disks; deleting twice is fine."""
-        self._rpc(host, "terminate_instance", instance_uuid=instance_uuid)
-
     def cache_images(self, host, image_ids):
         """Fetch images into host's _base cache before a spawn needs them.
         Answers the request's id: get_image_cache_status lists the images
@@ -187,39 +184,12 @@ class ComputeAPI:
             payload["networks"] = networks
         return self._rpc(host, "live_migrate_instance", **payload)
 
-    def live_migration_abort(self, host, instance_uuid):
-        """Abort a running live migration (host: the source); the guest
-        stays where it was."""
-        return self._rpc(host, "live_migration_abort", instance_uuid=instance_uuid)
-
-    def live_migration_force_complete(self, host, instance_uuid):
-        """Make a migration that does not converge finish: post-copy when
-        allowed, else the guest is paused until it completes."""
-        return self._rpc(host, "live_migration_force_complete", instance_uuid=instance_uuid)
-
     # agent-to-agent calls of a live migration
     def check_can_live_migrate_destination(self, host, instance, block_migration, probe,
                                            source_host, cpu=None):
         return self._rpc(host, "check_can_live_migrate_destination", instance=instance,
                           block_migration=block_migration, probe=probe,
                           source_host=source_host, cpu=cpu)
-
-    def check_can_live_migrate_source(self, host, instance_uuid, dest_check_data):
-        return self._rpc(host, "check_can_live_migrate_source", instance_uuid=instance_uuid,
-                          dest_check_data=dest_check_data)
-
-    def pre_live_migration(self, host, instance, block_migration, migration_id, source_host):
-        return self._rpc(host, "pre_live_migration", instance=instance,
-                          block_migration=block_migration, migration_id=migration_id,
-                          source_host=source_host)
-
-    def post_live_migration_at_destination(self, host, instance_uuid):
-        return self._rpc(host, "post_live_migration_at_destination",
-                          instance_uuid=instance_uuid)
-
-    def rollback_live_migration_at_destination(self, host, instance_uuid, shared_storage):
-        return self._rpc(host, "rollback_live_migration_at_destination",
-                          instance_uuid=instance_uuid, shared_storage=shared_storage)
 
     def migrate_instance(self, host, instance_uuid, dest_host, flavor=None, networks=None):
         """Cold-migrate (flavor None) or resize an instance from host (its
@@ -234,59 +204,17 @@ class ComputeAPI:
             payload["networks"] = networks
         return self._rpc(host, "migrate_instance", **payload)
 
-    def confirm_resize(self, host, instance_uuid):
-        """host: where the instance is now; the source drops its copy."""
-        return self._rpc(host, "confirm_resize", instance_uuid=instance_uuid)
-
-    def revert_resize(self, host, instance_uuid):
-        """host: where the instance is now; it goes back to the source with
-        its old flavor, running if it was."""
-        return self._rpc(host, "revert_resize", instance_uuid=instance_uuid)
-
     def list_migrations(self, host, instance_uuid=None):
         """The migrations host took part in, newest first."""
         payload = {"instance_uuid": instance_uuid} if instance_uuid else {}
         return self._rpc(host, "list_migrations", **payload)
 
     # agent-to-agent calls of a cold migration or resize
-    def prep_resize(self, host, migration, instance, probe):
-        return self._rpc(host, "prep_resize", migration=migration, instance=instance,
-                          probe=probe)
-
-    def finish_resize(self, host, migration_id):
-        return self._rpc(host, "finish_resize", migration_id=migration_id)
-
-    def abort_resize_at_destination(self, host, migration_id):
-        return self._rpc(host, "abort_resize_at_destination", migration_id=migration_id)
-
-    def confirm_resize_at_source(self, host, migration_id):
-        return self._rpc(host, "confirm_resize_at_source", migration_id=migration_id)
-
-    def finish_revert_resize(self, host, migration_id):
-        return self._rpc(host, "finish_revert_resize", migration_id=migration_id)
-
-    def snapshot_instance(self, host, instance_uuid, name):
-        """Snapshot an instance into a new image; answers with its id once
-        accepted.  The instance's task_state goes image_snapshot ->
-        image_pending_upload -> image_uploading -> None, with a progress
-        percentage in get_instance."""
-        return self._rpc(host, "snapshot_instance", instance_uuid=instance_uuid, name=name)
-
-    def refresh_security_group_rules(self, host, security_group):
-        """Replace a group's rules (and remote members); answers once the
-        host's firewall is updated."""
-        return self._rpc(host, "refresh_security_group_rules",
-                          security_group=security_group)
-
     def attach_interface(self, host, instance_uuid, port, network, security_groups=None):
         payload = {"instance_uuid": instance_uuid, "port": port, "network": network}
         if security_groups:
             payload["security_groups"] = security_groups
         return self._rpc(host, "attach_interface", **payload)
-
-    def detach_interface(self, host, instance_uuid, port_id):
-        return self._rpc(host, "detach_interface", instance_uuid=instance_uuid,
-                          port_id=port_id)
 
     def associate_floating_ip(self, host, instance_uuid, address, fixed_ip=None):
         payload = {"instance_uuid": instance_uuid, "address": address}
@@ -294,20 +222,10 @@ class ComputeAPI:
             payload["fixed_ip"] = fixed_ip
         return self._rpc(host, "associate_floating_ip", **payload)
 
-    def disassociate_floating_ip(self, host, address):
-        return self._rpc(host, "disassociate_floating_ip", address=address)
-
-    def get_network_status(self, host):
-        return self._rpc(host, "get_network_status")
-
     def get_instance(self, host, instance_uuid, timeout=None):
         """The instance record as a dict (vm_state, task_state, power_state,
         fault, ...); deleted instances are still answered."""
         return self._rpc(host, "get_instance", timeout, instance_uuid=instance_uuid)
-
-    def list_instances(self, host):
-        """Records of the instances on host that are not deleted."""
-        return self._rpc(host, "list_instances")
 
     def get_console_output(self, host, instance_uuid, length=None):
         """The last `length` lines (all when None) of the serial console log."""
@@ -331,11 +249,6 @@ class ComputeAPI:
             payload["rescue_image_ref"] = rescue_image_ref
         return self._rpc(host, "rescue_instance", **payload)
 
-    def shelve_instance(self, host, instance_uuid):
-        """Shut down, upload the root disk as an image; offloaded at once
-        when the host's shelved_offload_time is 0."""
-        return self._rpc(host, "shelve_instance", instance_uuid=instance_uuid)
-
 
     def unshelve_instance(self, host, instance_uuid, dest_host=None, networks=None):
         """Unshelve on host (which has the instance) or, for an offloaded
@@ -348,22 +261,6 @@ class ComputeAPI:
         if networks:
             payload["networks"] = networks
         return self._rpc(host, "unshelve_instance", **payload)
-
-    def attach_volume(self, host, instance_uuid, volume_id, connection_info):
-        """Attach a volume (Cinder's connection_info: driver_volume_type and
-        data); answers the guest's device.  Follow task_state."""
-        return self._rpc(host, "attach_volume", instance_uuid=instance_uuid,
-                          volume_id=volume_id, connection_info=connection_info)
-
-    def detach_volume(self, host, instance_uuid, volume_id):
-        return self._rpc(host, "detach_volume", instance_uuid=instance_uuid,
-                          volume_id=volume_id)
-
-    def extend_volume(self, host, instance_uuid, volume_id, new_size):
-        """After the storage grew the volume to new_size bytes: the running
-        guest sees the new size.  Follow task_state."""
-        return self._rpc(host, "extend_volume", instance_uuid=instance_uuid,
-                          volume_id=volume_id, new_size=new_size)
 
     def evacuate_instance(self, host, instance_uuid, source_host, networks=None,
                           connections=None, user_data=None):
@@ -382,41 +279,6 @@ class ComputeAPI:
             payload["user_data"] = user_data
         return self._rpc(host, "evacuate_instance", **payload)
 
-    def take_shelved_instance(self, host, instance, shelved_image_id, source_host):
-        """Agent to agent: unshelve an offloaded instance on host."""
-        return self._rpc(host, "take_shelved_instance", instance=instance,
-                          shelved_image_id=shelved_image_id, source_host=source_host)
-
-
-    def get_serial_console(self, host, instance_uuid):
-        """{type, url, websocket, expires_in}: the console proxy's websocket
-        URL for the guest's serial console, with a one-time token."""
-        return self._rpc(host, "get_serial_console", instance_uuid=instance_uuid)
-
-    def get_vnc_console(self, host, instance_uuid):
-        """{type, url, websocket, expires_in}: the noVNC page (url) and the
-        websocket URL of the guest's VNC console, with a one-time token."""
-        return self._rpc(host, "get_vnc_console", instance_uuid=instance_uuid)
-
-    def get_diagnostics(self, host, instance_uuid):
-        """CPU time, memory and per-disk/per-interface counters."""
-        return self._rpc(host, "get_diagnostics", instance_uuid=instance_uuid)
-
-    def list_instance_actions(self, host, instance_uuid):
-        """Every operation on the instance with its events and results."""
-        return self._rpc(host, "list_instance_actions", instance_uuid=instance_uuid)
-
-    def get_host_status(self, host):
-        """The host's resource record and its saved-state disk usage."""
-        return self._rpc(host, "get_host_status")
-
-    def get_image_cache_status(self, host):
-        """The bases in host's cache: sizes, hit and miss counts."""
-        return self._rpc(host, "get_image_cache_status")
-
-    def manage_image_cache(self, host):
-        """Admin: run the cache manager now; returns removed and kept bases."""
-        return self._rpc(host, "manage_image_cache")
 
     def ping(self, host, timeout=None):
         return self._rpc(host, "ping", timeout)

@@ -6,7 +6,13 @@ its payload schema is compute.rpc.schemas.SCHEMAS[name].  A method that only
 accepts a row and submits it (`starts`) has no code of its own: the
 endpoint's and the client's methods are made from its declaration, so
 adding such an operation is its row, its part method, its schema and
-this line (tests/functional/test_lifecycle_functional.py adds one).
+this line (tests/functional/test_lifecycle_functional.py adds one).  A
+method whose client only sends its arguments declares them (`params`):
+its client method is made too; the client writes by hand only the
+methods that shape a payload or an answer.  A method whose endpoint
+only hands its params to a part method names it (`serves`): its
+endpoint method is made too; the endpoint writes by hand only the
+methods that check what a schema cannot say or shape an answer.
 
 What reads it: the server's target version and the payload check in the
 endpoint's wrapper chain (PayloadCheck, beside the stale-cast guard, the
@@ -36,11 +42,17 @@ class Method:
     starts: str | None = None    # a row it only accepts and submits, its payload
                                  # {instance_uuid}: the endpoint's and the client's
                                  # method are made from this declaration
+    params: tuple | None = None  # the client's method is made from the declaration:
+                                 # api.<name>(host, *params), each sent by its name
+    serves: str | None = None    # "part.method" the endpoint's made method calls with
+                                 # the params from the payload (ctxt first if ctxt)
+    ctxt: bool = False
     doc: str = ""                # the made client method's docstring
 
     def __post_init__(self):
         if self.starts:
             object.__setattr__(self, "ops", (self.starts,))
+            object.__setattr__(self, "params", ("instance_uuid",))
 
 
 def _m(name, kind=CALL, *ops, **kw):
@@ -54,7 +66,8 @@ def _starts(name, op, doc=""):
 METHODS = {m.name: m for m in (
     # builds, deletes and pre-caching: casts
     _m("build_and_run_instance", CAST, "build", deadline=True),
-    _m("terminate_instance", CAST, "delete"),
+    _m("terminate_instance", CAST, "delete", params=("instance_uuid",),
+       doc="Destroy the instance and its disks; deleting twice is fine."),
     _m("cache_images", CAST, deadline=True),
     # power operations: accepted or refused at once
     _m("reboot_instance", CALL, "reboot_soft", "reboot_hard"),
@@ -71,56 +84,105 @@ METHODS = {m.name: m for m in (
     _m("reset_state", CALL, "reset_state"),
     # live migration: client -> source, then source <-> destination
     _m("live_migrate_instance", CALL, "live_migration"),
-    _m("live_migration_abort"),
-    _m("live_migration_force_complete"),
+    _m("live_migration_abort", params=("instance_uuid",),
+       doc="Abort a running live migration (host: the source); the guest stays where it was."),
+    _m("live_migration_force_complete", params=("instance_uuid",),
+       doc="Make a migration that does not converge finish: post-copy when allowed, else the "
+           "guest is paused until it completes."),
     _m("check_can_live_migrate_destination", peer=True),
-    _m("check_can_live_migrate_source", peer=True),
-    _m("pre_live_migration", CALL, "live_migration_destination", peer=True),
-    _m("post_live_migration_at_destination", CALL, "live_migration_destination", peer=True),
-    _m("rollback_live_migration_at_destination", peer=True),
+    _m("check_can_live_migrate_source", peer=True, params=("instance_uuid", "dest_check_data"),
+       serves="live_migrations.check_can_live_migrate_source"),
+    _m("pre_live_migration", CALL, "live_migration_destination", peer=True,
+       params=("instance", "block_migration", "migration_id", "source_host"),
+       serves="live_migrations.pre_live_migration", ctxt=True),
+    _m("post_live_migration_at_destination", CALL, "live_migration_destination", peer=True,
+       params=("instance_uuid",),
+       serves="live_migrations.post_live_migration_at_destination"),
+    _m("rollback_live_migration_at_destination", peer=True,
+       params=("instance_uuid", "shared_storage"),
+       serves="live_migrations.rollback_live_migration_at_destination"),
     # cold migration and resize
     _m("migrate_instance", CALL, "resize"),
-    _m("confirm_resize", CALL, "confirm_resize"),
-    _m("revert_resize", CALL, "revert_resize"),
+    _m("confirm_resize", CALL, "confirm_resize", params=("instance_uuid",),
+       doc="host: where the instance is now; the source drops its copy."),
+    _m("revert_resize", CALL, "revert_resize", params=("instance_uuid",),
+       doc="host: where the instance is now; it goes back to the source with its old flavor, "
+           "running if it was."),
     _m("list_migrations"),
-    _m("prep_resize", CALL, "resize_destination", peer=True),
-    _m("finish_resize", CALL, "resize_destination", peer=True),
-    _m("abort_resize_at_destination", CALL, "resize_abort", peer=True),
-    _m("confirm_resize_at_source", CALL, "resize_confirm_source", peer=True),
-    _m("finish_revert_resize", CALL, "resize_revert_source", peer=True),
+    _m("prep_resize", CALL, "resize_destination", peer=True,
+       params=("migration", "instance", "probe")),
+    _m("finish_resize", CALL, "resize_destination", peer=True, params=("migration_id",),
+       serves="resizes.finish_resize", ctxt=True),
+    _m("abort_resize_at_destination", CALL, "resize_abort", peer=True, params=("migration_id",),
+       serves="resizes.abort_resize_at_destination", ctxt=True),
+    _m("confirm_resize_at_source", CALL, "resize_confirm_source", peer=True,
+       params=("migration_id",),
+       serves="resizes.confirm_resize_at_source", ctxt=True),
+    _m("finish_revert_resize", CALL, "resize_revert_source", peer=True, params=("migration_id",),
+       serves="resizes.finish_revert_resize", ctxt=True),
     # rebuild, rescue, shelve, evacuate, volumes, snapshots
     _m("rebuild_instance", CALL, "rebuild"),
     _m("rescue_instance", CALL, "rescue"),
     _starts("unrescue_instance", "unrescue",
             "Boot the instance's own disks again; answers once accepted."),
-    _m("shelve_instance", CALL, "shelve"),
+    _m("shelve_instance", CALL, "shelve", params=("instance_uuid",),
+       doc="Shut down, upload the root disk as an image; offloaded at once when the host's "
+           "shelved_offload_time is 0."),
     _starts("shelve_offload_instance", "shelve_offload",
             "Remove a shelved instance's guest, disks and ports from host."),
     _m("unshelve_instance", CALL, "unshelve", "unshelve_hand_over"),
-    _m("take_shelved_instance", CALL, "unshelve", peer=True),
+    _m("take_shelved_instance", CALL, "unshelve", peer=True,
+       params=("instance", "shelved_image_id", "source_host"),
+       doc="Agent to agent: unshelve an offloaded instance on host."),
     _m("evacuate_instance", CALL, "evacuate"),
-    _m("attach_volume", CALL, "attach_volume"),
-    _m("detach_volume", CALL, "detach_volume"),
-    _m("extend_volume", CALL, "extend_volume"),
-    _m("snapshot_instance", CALL, "snapshot"),
+    _m("attach_volume", CALL, "attach_volume",
+       params=("instance_uuid", "volume_id", "connection_info"),
+       doc="Attach a volume (Cinder's connection_info: driver_volume_type and data); answers "
+           "the guest's device. Follow task_state."),
+    _m("detach_volume", CALL, "detach_volume", params=("instance_uuid", "volume_id")),
+    _m("extend_volume", CALL, "extend_volume", params=("instance_uuid", "volume_id", "new_size"),
+       doc="After the storage grew the volume to new_size bytes: the running guest sees the "
+           "new size. Follow task_state."),
+    _m("snapshot_instance", CALL, "snapshot", params=("instance_uuid", "name"),
+       doc="Snapshot an instance into a new image; answers with its id once accepted. The "
+           "instance's task_state goes image_snapshot -> image_pending_upload -> "
+           "image_uploading -> None, with a progress percentage in get_instance."),
     # networking
-    _m("refresh_security_group_rules"),
+    _m("refresh_security_group_rules", params=("security_group",),
+       doc="Replace a group's rules (and remote members); answers once the host's firewall is "
+           "updated."),
     _m("attach_interface", CALL, "attach_interface"),
-    _m("detach_interface", CALL, "detach_interface"),
+    _m("detach_interface", CALL, "detach_interface", params=("instance_uuid", "port_id"),
+       serves="networking.detach_interface", ctxt=True),
     _m("associate_floating_ip", CALL, "associate_floating_ip"),
-    _m("disassociate_floating_ip", CALL, "disassociate_floating_ip"),
-    _m("get_network_status"),
+    _m("disassociate_floating_ip", CALL, "disassociate_floating_ip", params=("address",),
+       serves="networking.disassociate_floating_ip", ctxt=True),
+    _m("get_network_status", params=(),
+       serves="networking.get_network_status"),
     # queries and admin
     _m("get_instance"),
-    _m("list_instances"),
-    _m("list_instance_actions"),
+    _m("list_instances", params=(),
+       doc="Records of the instances on host that are not deleted."),
+    _m("list_instance_actions", params=("instance_uuid",),
+       doc="Every operation on the instance with its events and results."),
     _m("get_console_output"),
-    _m("get_serial_console"),
-    _m("get_vnc_console"),
-    _m("get_diagnostics"),
-    _m("get_host_status"),
-    _m("get_image_cache_status"),
-    _m("manage_image_cache"),
+    _m("get_serial_console", params=("instance_uuid",),
+       doc="{type, url, websocket, expires_in}: the console proxy's websocket URL for the "
+           "guest's serial console, with a one-time token."),
+    _m("get_vnc_console", params=("instance_uuid",),
+       doc="{type, url, websocket, expires_in}: the noVNC page (url) and the websocket URL of "
+           "the guest's VNC console, with a one-time token."),
+    _m("get_diagnostics", params=("instance_uuid",),
+       serves="lifecycle.get_diagnostics",
+       doc="CPU time, memory and per-disk/per-interface counters."),
+    _m("get_host_status", params=(),
+       doc="The host's resource record and its saved-state disk usage."),
+    _m("get_image_cache_status", params=(),
+       serves="images.status",
+       doc="The bases in host's cache: sizes, hit and miss counts."),
+    _m("manage_image_cache", params=(),
+       serves="images.manage",
+       doc="Admin: run the cache manager now; returns removed and kept bases."),
     _m("ping"),
 )}
 
@@ -138,6 +200,37 @@ def starting(name):
     """The declaration of name when it only starts a row, else None."""
     declared = METHODS.get(name)
     return declared if declared is not None and declared.starts else None
+
+
+def serving(name):
+    """The declaration of name when the endpoint's method is made from it
+    (it serves a part method), else None."""
+    declared = METHODS.get(name)
+    return declared if declared is not None and declared.serves else None
+
+
+def made_client(name):
+    """The declaration of name when the client's method is made from it
+    (its params), else None."""
+    declared = METHODS.get(name)
+    return declared if declared is not None and declared.params is not None else None
+
+
+def payload_of(declared, args, kwargs):
+    """The payload of a made client method's call: its positional args in
+    the declared order, then its keyword args, each a declared param (pure)."""
+    if len(args) > len(declared.params):
+        raise TypeError(f"{declared.name}() takes {len(declared.params)} arguments after host "
+                        f"({', '.join(declared.params)}), {len(args)} given")
+    payload = dict(zip(declared.params, args, strict=False))
+    for key, value in kwargs.items():
+        if key not in declared.params or key in payload:
+            raise TypeError(f"{declared.name}() got an unexpected or repeated argument {key!r}")
+        payload[key] = value
+    missing = [p for p in declared.params if p not in payload]
+    if missing:
+        raise TypeError(f"{declared.name}() is missing {', '.join(missing)}")
+    return payload
 
 
 class PayloadCheck(EndpointWrapper):

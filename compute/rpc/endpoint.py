@@ -62,15 +62,23 @@ class ComputeEndpoint:
     def __getattr__(self, name):
         """The methods compute.rpc.contract makes: a declaration that only
         starts a row (accepted or refused at once, then run in the worker
-        pool)."""
+        pool), or one that serves a part method with its params."""
         declared = contract.starting(name)
+        if declared is not None:
+            def start(ctxt, instance_uuid):
+                return self._start(ctxt, declared.starts, instance_uuid)
+            start.__name__ = name
+            return start
+        declared = contract.serving(name)
         if declared is None:
             raise AttributeError(name)
 
-        def start(ctxt, instance_uuid):
-            return self._start(ctxt, declared.starts, instance_uuid)
-        start.__name__ = name
-        return start
+        def serve(ctxt, **payload):
+            method = self.manager.part_method(declared.serves)
+            args = [payload[p] for p in declared.params]
+            return method(ctxt, *args) if declared.ctxt else method(*args)
+        serve.__name__ = name
+        return serve
 
     def _start(self, ctxt, op, uuid):
         """Accept op by its row and submit the part method the row runs."""
@@ -163,23 +171,6 @@ class ComputeEndpoint:
             payload["instance"], payload["block_migration"], payload["probe"],
             payload["source_host"], payload.get("cpu"))
 
-    def check_can_live_migrate_source(self, ctxt, **payload):
-        return self.manager.live_migrations.check_can_live_migrate_source(
-            payload["instance_uuid"], payload["dest_check_data"])
-
-    def pre_live_migration(self, ctxt, **payload):
-        return self.manager.live_migrations.pre_live_migration(
-            ctxt, payload["instance"], payload["block_migration"], payload["migration_id"],
-            payload["source_host"])
-
-    def post_live_migration_at_destination(self, ctxt, **payload):
-        return self.manager.live_migrations.post_live_migration_at_destination(
-            payload["instance_uuid"])
-
-    def rollback_live_migration_at_destination(self, ctxt, **payload):
-        return self.manager.live_migrations.rollback_live_migration_at_destination(
-            payload["instance_uuid"], payload["shared_storage"])
-
     # -- cold migration and resize (client -> source or destination; agents) -----
 
     def migrate_instance(self, ctxt, **payload):
@@ -213,18 +204,6 @@ class ComputeEndpoint:
         if mig["source_host"] != self.manager.host:
             self._check_networking("prep_resize", inst["networks"], inst["security_groups"])
         return self.manager.resizes.prep_resize(ctxt, mig, inst, payload["probe"])
-
-    def finish_resize(self, ctxt, **payload):
-        return self.manager.resizes.finish_resize(ctxt, payload["migration_id"])
-
-    def abort_resize_at_destination(self, ctxt, **payload):
-        return self.manager.resizes.abort_resize_at_destination(ctxt, payload["migration_id"])
-
-    def confirm_resize_at_source(self, ctxt, **payload):
-        return self.manager.resizes.confirm_resize_at_source(ctxt, payload["migration_id"])
-
-    def finish_revert_resize(self, ctxt, **payload):
-        return self.manager.resizes.finish_revert_resize(ctxt, payload["migration_id"])
 
     def rebuild_instance(self, ctxt, **payload):
         """Accepted once the image is found; runs in the worker pool."""
@@ -350,19 +329,9 @@ class ComputeEndpoint:
         return self.manager.networking.attach_interface(ctxt, payload["instance_uuid"], item,
                                                         groups)
 
-    def detach_interface(self, ctxt, **payload):
-        return self.manager.networking.detach_interface(ctxt, payload["instance_uuid"],
-                                                        payload["port_id"])
-
     def associate_floating_ip(self, ctxt, **payload):
         return self.manager.networking.associate_floating_ip(
             ctxt, payload["instance_uuid"], payload["address"], payload.get("fixed_ip"))
-
-    def disassociate_floating_ip(self, ctxt, **payload):
-        return self.manager.networking.disassociate_floating_ip(ctxt, payload["address"])
-
-    def get_network_status(self, ctxt, **payload):
-        return self.manager.networking.get_network_status()
 
     # -- queries ----------------------------------------------------------------
 
@@ -384,18 +353,8 @@ class ComputeEndpoint:
     def get_vnc_console(self, ctxt, **payload):
         return self.manager.consoles.get(payload["instance_uuid"], "vnc")
 
-    def get_diagnostics(self, ctxt, **payload):
-        return self.manager.lifecycle.get_diagnostics(payload["instance_uuid"])
-
     def get_host_status(self, ctxt, **payload):
         return self.manager.get_host_status()
-
-    def get_image_cache_status(self, ctxt, **payload):
-        return self.manager.images.status()
-
-    def manage_image_cache(self, ctxt, **payload):
-        """Admin: run the cache manager now; what it removed and kept."""
-        return self.manager.images.manage()
 
     def ping(self, ctxt, **payload):
         return {"host": self.manager.host, "status": "ok"}

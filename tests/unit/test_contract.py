@@ -37,15 +37,34 @@ def test_the_endpoint_the_client_and_the_schemas_have_the_declared_methods():
     declared = set(contract.METHODS)
     made = {n for n in declared if contract.starting(n)}
     assert made >= {"stop_instance", "start_instance", "unrescue_instance"}
+    served = {n for n in declared if contract.serving(n)}
     written = public_methods(ComputeEndpoint)
-    assert written | made == declared and not written & made
+    assert written | made | served == declared and not written & (made | served)
+    assert not made & served
     assert set(schemas.SCHEMAS) == declared
-    assert set(sent_methods()) | made == declared and not set(sent_methods()) & made
+    sent = {n for n in declared if contract.made_client(n)}
+    assert made <= sent and len(sent) >= 40
+    assert set(sent_methods()) | sent == declared and not set(sent_methods()) & sent
     for name in made:              # made from the declaration, on both sides
         assert callable(getattr(ComputeEndpoint(types.SimpleNamespace(db=None)), name))
+        assert schemas.SCHEMAS[name]["required"] == ["instance_uuid"]
+    for name in sent:              # the client sends what the schema asks for
         api = client.ComputeAPI.__new__(client.ComputeAPI)
         assert getattr(api, name).__doc__ == contract.METHODS[name].doc
-        assert schemas.SCHEMAS[name]["required"] == ["instance_uuid"]
+        params, schema = contract.METHODS[name].params, schemas.SCHEMAS[name]
+        assert set(schema.get("required", ())) <= set(params) <= set(schema["properties"]), name
+
+
+def test_a_made_client_method_maps_its_arguments_by_the_declaration():
+    declared = contract.METHODS["attach_volume"]
+    assert contract.payload_of(declared, ("u", "v"), {"connection_info": {}}) == {
+        "instance_uuid": "u", "volume_id": "v", "connection_info": {}}
+    with pytest.raises(TypeError, match="takes 3 arguments"):
+        contract.payload_of(declared, ("u", "v", {}, "extra"), {})
+    with pytest.raises(TypeError, match="unexpected or repeated argument 'volume_id'"):
+        contract.payload_of(declared, ("u", "v"), {"volume_id": "w", "connection_info": {}})
+    with pytest.raises(TypeError, match="missing connection_info"):
+        contract.payload_of(declared, ("u", "v"), {})
     assert set(schemas.ANSWERS) <= {n for n, m in contract.METHODS.items() if m.peer} | {
         "list_migrations", "get_instance"}
 
@@ -114,3 +133,33 @@ def test_the_client_sends_each_method_as_declared(monkeypatch):
                                                                   since="1.1"))
     assert api.ping("h") is None
     assert api.client.sent[-1] == ("cast", "ping", "1.1")
+
+
+def test_a_made_endpoint_method_hands_its_params_to_the_part_method_it_names():
+    """Each `serves` declaration names a part method that takes the
+    declared params (after ctxt when it takes one), every one of them
+    required by the schema; the made method calls it with the payload's."""
+    from compute.agent.manager import ComputeManager
+    from compute.parts.cached_images import CachedImages
+    from compute.parts.lifecycle import Lifecycle
+    from compute.parts.live_migration import LiveMigrations
+    from compute.parts.networking import Networking
+    from compute.parts.resize import Resizes
+    classes = {"live_migrations": LiveMigrations, "resizes": Resizes, "networking": Networking,
+               "lifecycle": Lifecycle, "images": CachedImages}
+    served = [m for m in contract.METHODS.values() if m.serves]
+    assert len(served) >= 14
+    for m in served:
+        part, method = m.serves.split(".")
+        params = list(inspect.signature(getattr(classes[part], method)).parameters)[1:]
+        assert len(params) == m.ctxt + len(m.params), m.name          # positional, in order
+        assert (params[:1] == ["ctxt"]) == m.ctxt, m.name
+        assert set(m.params) <= set(schemas.SCHEMAS[m.name].get("required", ())), m.name
+    assert "parts" in inspect.getsource(ComputeManager.__init__)
+    calls = []
+    part = types.SimpleNamespace(finish_resize=lambda ctxt, mid: calls.append((ctxt, mid)) or 1)
+    manager = types.SimpleNamespace(db=None, part_method=lambda ref: getattr(
+        part, ref.split(".")[1]))
+    endpoint = ComputeEndpoint(manager)
+    assert endpoint.finish_resize({"request_id": "r"}, migration_id="m1") == 1
+    assert calls == [({"request_id": "r"}, "m1")]

@@ -49,8 +49,8 @@ def test_computectl_reads_the_database_and_the_database_refuses_its_writes(tmp_p
     Base.metadata.create_all(agent.engine)
     agent.service_heartbeat("h1", "compute-agent", "compute")
     c = types.SimpleNamespace(state_path=str(tmp_path), database=types.SimpleNamespace(
-        connection=None, max_pool_size=1, max_overflow=0, pool_timeout=1,
-        connection_recycle_time=1))
+        connection=f"sqlite:///{tmp_path / 'compute.sqlite'}", max_pool_size=1,
+        max_overflow=0, pool_timeout=1, connection_recycle_time=1))        # a shared file
     reader = hosts.readable(c)
     assert [s.host for s in reader.service_list()] == ["h1"]
     with pytest.raises(OperationalError, match="readonly database"):
@@ -60,7 +60,23 @@ def test_computectl_reads_the_database_and_the_database_refuses_its_writes(tmp_p
     assert [s.host for s in agent.service_list()] == ["h1"]
     # and a reader never makes the file it names
     missing = Database.reader(types.SimpleNamespace(
-        state_path=str(tmp_path / "none"), database=c.database))
+        state_path=str(tmp_path), database=types.SimpleNamespace(
+            connection=f"sqlite:///{tmp_path / 'none' / 'x.sqlite'}")))
     with pytest.raises(OperationalError):
         missing.service_list()
     assert not os.path.exists(tmp_path / "none")
+
+
+def test_computectl_never_opens_the_hosts_own_database_and_asks_its_agent(tmp_path):
+    import pytest
+
+    from compute.client.cli import CLIError
+    (tmp_path / "compute.sqlite").write_bytes(b"")          # the agent's, made at its start
+    assert hosts.own_file(conf(tmp_path)) and hosts.readable(conf(tmp_path)) is None
+    assert not hosts.own_file(conf(tmp_path, "postgresql://u@db/compute"))
+    assert hosts.local_services("h1", lambda h: True) == [
+        {"host": "h1", "binary": "compute-agent", "status": "up", "updated_at": None}]
+    with pytest.raises(CLIError, match="never opens a host's own state database"):
+        hosts.local_services("h1", lambda h: False)
+    with pytest.raises(CLIError, match="no agent answers for host 'h2'"):
+        hosts.check_asking("h2", lambda h: h == "h1")
