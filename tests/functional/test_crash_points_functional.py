@@ -10,6 +10,7 @@ kills real agents with real guests at the same steps; this covers every
 step in seconds."""
 # ruff: noqa: F811 - the fixtures imported from twohosts are test arguments
 import contextlib
+import os
 import threading
 import time
 
@@ -26,6 +27,7 @@ from tests.functional.twohosts import (  # noqa: F401 - fixtures too
     guests,
     host,
     hosts,
+    instance_dir,
     live,
     record,
     restart,
@@ -155,6 +157,14 @@ def verdict(hosts, u, decide):
             assert m.status in s.FINAL_MIGRATION, (n, m.migration_type, m.status)
     if rec.vm_state == s.ACTIVE:
         assert u in guests(hosts[owner])
+    for n, svc in hosts.items():        # no file outside the live instance
+        left = [d for d in (instance_dir(svc, u), instance_dir(svc, u) + "_resize")
+                if os.path.exists(d)]
+        kept = [instance_dir(svc, u)] if n == owner and rec.vm_state not in (
+            s.SHELVED_OFFLOADED,) else []
+        if n == owner and rec.vm_state == s.ERROR:
+            kept = left[:1] if left == [instance_dir(svc, u)] else kept
+        assert left == kept, (n, left, rec.vm_state)
     return owner, rec
 
 
