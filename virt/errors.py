@@ -50,3 +50,7 @@ class VolumeAttachFailed(VirtError):
 class UnsafeDomain(VirtError):
     """The agent refused to hand libvirt a definition outside what it may
     run (virt.libvirt.confine): nothing reached libvirt."""
+
+
+class BlockJobNotReady(VirtError):
+    """A block job in sync that libvirt does not yet call ready to pivot."""

@@ -23,6 +23,8 @@ def translate(e):
     code = e.get_error_code()
     if code == libvirt.VIR_ERR_NO_DOMAIN:
         return errors.InstanceNotFound(e.get_error_message())
+    if code == libvirt.VIR_ERR_BLOCK_COPY_ACTIVE:
+        return errors.BlockJobNotReady(f"libvirt: {e.get_error_message()}")
     return errors.VirtError(f"libvirt: {e.get_error_message()}")
 
 

@@ -145,6 +145,22 @@ def _wait_ready(guest, dev, timeout):
         time.sleep(0.005)
 
 
+def _pivot_when_ready(guest, dev, timeout):
+    """Pivot dev onto the merge's target once the job is in sync.  In sync
+    (cur == end) can come a moment before QEMU, and so libvirt, calls the
+    job ready; a pivot then is refused (BlockJobNotReady, seen under load)
+    and tried again until timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        _wait_ready(guest, dev, max(deadline - time.monotonic(), 0))
+        try:
+            return guest.block_job_pivot(dev)
+        except errors.BlockJobNotReady:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def merge_back(guest, define, root, overlay, timeout=600):
     """Put the guest back on root with all it wrote to overlay, and remove
     overlay.  define(xml) replaces the persistent definition.  Nothing to
@@ -155,8 +171,7 @@ def merge_back(guest, define, root, overlay, timeout=600):
         if disk is not None:
             if not guest.block_job_info(disk.target_dev):   # else a merge already runs
                 guest.block_commit_active(disk.target_dev, root)
-            _wait_ready(guest, disk.target_dev, timeout)
-            guest.block_job_pivot(disk.target_dev)
+            _pivot_when_ready(guest, disk.target_dev, timeout)
     persistent = Domain.parse(guest.inactive_xml())
     disk = disk_on(persistent, overlay)
     if disk is not None:
