@@ -72,7 +72,13 @@ def sigterm_exit(agent):
     proc = agent.procs["compute-agent"]
     t0 = time.monotonic()
     proc.terminate()
-    proc.wait(60)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:       # what it was doing, before the kill
+        sys.stderr.write("the agent did not exit in 60 s after SIGTERM; its log ends:\n"
+                         + agent.log()[-8000:] + "\n")
+        proc.kill()
+        raise
     return time.monotonic() - t0
 
 
