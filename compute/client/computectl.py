@@ -415,46 +415,6 @@ def cmd_host_status(api, args):
     return api.get_host_status(args.host)
 
 
-def check_hosts(args, api):
-    """The state database (None if computectl cannot read it), after the
-    hosts the command names were checked against their service records."""
-    from compute.db.api import unreachable
-
-    def answers(host):
-        try:
-            return bool(api.ping(host, timeout=hosts.PING_TIMEOUT))
-        except Exception:
-            return False
-    args.answers = answers
-    named = [h for h in (getattr(args, "host", None), getattr(args, "dest", None)) if h]
-    db = hosts.readable(CONF)
-    if db is None and hosts.own_file(CONF):
-        for h in named or ([CONF.host] if getattr(args, "host", "") is None else []):
-            if not (args.command == "evacuate" and h == args.host):
-                hosts.check_asking(h, answers)
-        return None
-    if db is None:
-        if getattr(args, "host", "") is None:
-            raise CLIError("boot without --host needs the state database ([database] "
-                           "connection) to pick a host")
-        return None
-    try:
-        for h in named:
-            if args.command == "evacuate" and h == args.host:
-                hosts.check_known(db, h, answers)   # its source is down, by definition
-            else:
-                hosts.check(db, h, CONF.service_down_time, answers)
-    except Exception as e:
-        if not unreachable(e):
-            raise
-        if getattr(args, "host", "") is None:
-            raise CLIError(f"cannot pick a host: the state database is unreachable: "
-                           f"{str(e).splitlines()[0]}") from None
-        print(f"warning: hosts not checked, the state database is unreachable: "
-              f"{str(e).splitlines()[0]}", file=sys.stderr)
-    return db
-
-
 def build_parser():
     p = argparse.ArgumentParser(prog="computectl", description="compute-agent client")
     p.add_argument("--config-file", action="append", default=[],
@@ -590,7 +550,7 @@ def main(argv=None):
     try:
         from compute.rpc.client import ComputeAPI
         api = ComputeAPI(CONF)
-        args.db = check_hosts(args, api)
+        args.db = hosts.check_named(CONF, args, api)
         render(args.fn(api, args), args.json)
     except (CLIError, exception.ComputeError) as e:
         # a remote error's text carries the agent's traceback: the reason is enough

@@ -14,10 +14,11 @@ whose service is up and enabled, most free memory first (their own
 figures from the last resource report).  The host still decides with its
 claim; a refused claim sends the caller to the next host."""
 import os
+import sys
 
 from compute.client.cli import CLIError
 from compute.db import models
-from compute.db.api import Database, service_is_up, sqlite_files
+from compute.db.api import Database, service_is_up, sqlite_files, unreachable
 from compute.rpc.transport import BINARY
 
 # a boot without --host tries at most this many hosts
@@ -137,3 +138,41 @@ def pick(db, flavor, down_time):
     if not hosts:
         raise CLIError("no compute host is up (`computectl service-list`)")
     return hosts[:MAX_TRIES]
+
+
+def check_named(conf, args, api):
+    """The state database (None if computectl cannot read it), after the
+    hosts the command names were checked against their service records."""
+    def answers(host):
+        try:
+            return bool(api.ping(host, timeout=PING_TIMEOUT))
+        except Exception:
+            return False
+    args.answers = answers
+    named = [h for h in (getattr(args, "host", None), getattr(args, "dest", None)) if h]
+    db = readable(conf)
+    if db is None and own_file(conf):
+        for h in named or ([conf.host] if getattr(args, "host", "") is None else []):
+            if not (args.command == "evacuate" and h == args.host):
+                check_asking(h, answers)
+        return None
+    if db is None:
+        if getattr(args, "host", "") is None:
+            raise CLIError("boot without --host needs the state database ([database] "
+                           "connection) to pick a host")
+        return None
+    try:
+        for h in named:
+            if args.command == "evacuate" and h == args.host:
+                check_known(db, h, answers)   # its source is down, by definition
+            else:
+                check(db, h, conf.service_down_time, answers)
+    except Exception as e:
+        if not unreachable(e):
+            raise
+        if getattr(args, "host", "") is None:
+            raise CLIError(f"cannot pick a host: the state database is unreachable: "
+                           f"{str(e).splitlines()[0]}") from None
+        print(f"warning: hosts not checked, the state database is unreachable: "
+              f"{str(e).splitlines()[0]}", file=sys.stderr)
+    return db
