@@ -77,6 +77,7 @@ def main():
         make_image(path, args.size_mb)
         big = agent._upload(path, "raw")
         os.unlink(path)
+        os.sync()           # the service's copy on disk now, not during a measurement
         url = f"{agent.image_url}/v2/images/{big}/file"
         scratch = os.path.join(agent.instances_path, "floor.raw")   # the cache's filesystem
         floor_s(url, scratch)                         # warm the server's page cache

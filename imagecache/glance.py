@@ -7,25 +7,22 @@ requests; every request has a connect and a read timeout.  An answer the
 service refuses with (4xx) becomes a typed error carrying the service's own
 reason (Glance writes it as JSON when asked, as an HTML page otherwise).
 The token is never sent to another host: a redirect that leaves the server
-loses it.  A download is cut as soon as it passes its bound, and its hash
-is computed on a second thread while the first receives and writes.
+loses it.  A download is cut as soon as it passes its bound; while it
+receives, its bytes are written and hashed on two other threads
+(imagecache/stream.py).
 """
 import logging
-import os
-import queue
 import re
-import threading
 
 import lxml.html
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from imagecache import errors, verify
+from imagecache import errors, stream, verify
 
 LOG = logging.getLogger(__name__)
 IMAGE_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
-CHUNK = 4 * 1024 * 1024
 TOKEN_HEADER = "X-Auth-Token"
 JSON = {"Accept": "application/json"}      # errors as JSON rather than an HTML page
 
@@ -128,30 +125,23 @@ class GlanceClient:
         (bytes written, hex digest with algorithm or None).  More than limit
         bytes: ImageTooLarge, as soon as they arrive."""
         check_image_id(image_id)
-        hasher = verify.hasher(algorithm)
-        chunks = queue.Queue(8)          # received, not hashed yet (bounded: back-pressure)
-
-        def hash_chunks():
-            while (chunk := chunks.get()) is not None:
-                hasher.update(chunk)
-        worker = threading.Thread(target=hash_chunks, name="image-hash", daemon=True)
-        if hasher:
-            worker.start()
         size = 0
         try:
-            with self._request("GET", f"/v2/images/{image_id}/file", stream=True) as resp:
-                while chunk := resp.raw.read(CHUNK):
-                    size += len(chunk)
+            with self._request("GET", f"/v2/images/{image_id}/file", stream=True) as resp, \
+                    stream.FileAndHash(fd, verify.hasher(algorithm)) as out:
+                while True:
+                    buf = out.buffer()
+                    n = resp.raw.readinto(buf)
+                    if not n:
+                        out.give_back(buf)
+                        break
+                    size += n
                     if limit is not None and size > limit:
                         raise errors.ImageTooLarge(
                             f"image {image_id}: the service sent more than the {limit} "
                             "bytes it may have (its declared size, max_image_size_mb, or "
                             "the flavor's root disk)")
-                    if hasher:
-                        chunks.put(chunk)
-                    view = memoryview(chunk)
-                    while view:
-                        view = view[os.write(fd, view):]
+                    out.put(buf, n)
         except (requests.RequestException, OSError) as e:
             raise errors.ImageDownloadFailed(f"download of image {image_id} broke off after "
                                              f"{size} bytes: {e}")
@@ -160,11 +150,7 @@ class GlanceClient:
                 raise errors.ImageDownloadFailed(f"download of image {image_id} broke off "
                                                  f"after {size} bytes: {e}") from None
             raise
-        finally:
-            if hasher:
-                chunks.put(None)
-                worker.join()
-        return size, hasher.hexdigest() if hasher else None
+        return size, out.hexdigest()
 
     def create(self, **meta):
         return self._request("POST", "/v2/images", json=meta, headers=JSON).json()
