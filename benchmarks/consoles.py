@@ -21,9 +21,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import smoke  # noqa: E402
 from tests.harness import serial  # noqa: E402
 from tests.harness.agent import LIBVIRT_URI, Agent  # noqa: E402
 from virt.libvirt import console_ports  # noqa: E402
+
+# the keys its JSON always has (benchmarks/smoke.py checks them)
+KEYS = ('rounds', 'get_serial_console_rpc', 'proxy_open_websocket', 'proxy_line_round_trip',
+        'floor_tcp_connect', 'floor_line_round_trip', 'proxy_rss_kib')
 
 
 def ms(samples):
@@ -47,7 +52,7 @@ def rss_kib(pid):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=10)
-    args = p.parse_args()
+    args = smoke.arguments(p, rounds=1)
     a = Agent(extra_conf="[libvirt]\nserial_console = true\nserial_port_range = 10600:10699\n")
     try:
         a.start()

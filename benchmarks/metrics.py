@@ -19,9 +19,15 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import smoke  # noqa: E402
 from tests.harness.agent import Agent  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# the keys its JSON always has (benchmarks/smoke.py checks them)
+KEYS = ('instances', 'scrapes', 'scrape_agent_cpu_ms', 'scrape_ms_p50', 'scrape_ms_p99',
+        'floor_http_get_ms_p50', 'page_bytes')
 
 
 def cpu_seconds(pid):
@@ -50,7 +56,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--scrapes", type=int, default=200)
     parser.add_argument("--instances", type=int, default=3)
-    args = parser.parse_args()
+    args = smoke.arguments(parser, scrapes=5, instances=1)
     agent = Agent().start()
     try:
         agent.upload_test_guest()

@@ -38,6 +38,12 @@ import uuid
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from benchmarks import smoke  # noqa: E402
+
+# the keys its JSON always has (benchmarks/smoke.py checks them)
+KEYS = ('ports', 'rounds', 'plug_1_s', 'rpc_attach_1_s', 'rpc_attach_median_s',
+        'rpc_attach_last_s')
+
 
 def one_round(n_ports):
     import privileged
@@ -129,7 +135,7 @@ def main():
     ap.add_argument("--ports", type=int, default=50)
     ap.add_argument("--no-rpc", action="store_true", help="the in-process floor alone")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
+    args = smoke.arguments(ap, rounds=1, ports=2)
     if args.inside:
         return inside(args)
     results = []

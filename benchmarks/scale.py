@@ -1,7 +1,8 @@
 """Fifty agents on one machine: one PostgreSQL database (a role per host),
 a three-node RabbitMQ cluster with quorum queues, every agent on libvirt's
-test driver (RPC, claims, database and notifications real).  Prints one
-JSON object:
+test driver (RPC, claims, database and notifications real).  PostgreSQL
+runs with fsync on, as an operator runs it (db_fsync names it; --db-fsync
+off for the test suite's setting).  Prints one JSON object:
 
 - agents; service_list: seconds until all show up, until five stopped
   agents show down (service_down_time 10 s) and up again after a start;
@@ -14,7 +15,7 @@ JSON object:
   on one RabbitMQ node (the machine's own), in the same run;
 - floor: ping of one agent with nothing else running, on that one node.
 
-    .venv/bin/python benchmarks/scale.py [--agents 50] [--clients 4] [--seconds 60]
+    .venv/bin/python benchmarks/scale.py [--agents 50] [--clients 4] [--seconds 60] [--db-fsync on]
 
 Needs RabbitMQ (tools/start-daemons.sh) and PostgreSQL's binaries
 (tools/install.sh); starts and removes everything else itself.
@@ -29,6 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import smoke  # noqa: E402
 from tests.harness.agent import TRANSPORT_URL  # noqa: E402
 from tests.harness.fleet import Fleet, MixedLoad  # noqa: E402
 from tests.harness.postgres import PostgresServer  # noqa: E402
@@ -37,6 +39,12 @@ from tests.harness.rabbit_cluster import RabbitCluster  # noqa: E402
 QUORUM = ("[oslo_messaging_rabbit]\nrabbit_quorum_queue = true\n"
           "rabbit_transient_quorum_queue = true\nheartbeat_timeout_threshold = 10\n")
 DOWN_TIME = 10
+
+
+# the keys its JSON always has (benchmarks/smoke.py checks them)
+KEYS = ('agents', 'clients', 'db_fsync', 'service_list', 'rpc_call_p50_ms', 'rpc_call_p99_ms',
+        'builds_per_s', 'errors', 'heartbeat_writes_per_s', 'db_connections_peak',
+        'agent_rss_mb_median', 'single_broker', 'floor', 'targets_met')
 
 
 def heartbeats(pg):
@@ -84,9 +92,13 @@ def main():
     p.add_argument("--agents", type=int, default=50)
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--seconds", type=int, default=60)
-    args = p.parse_args()
-    out = {"agents": args.agents, "clients": args.clients}
-    pg = PostgresServer(max_connections=args.agents * 6 + 50).start()
+    p.add_argument("--db-fsync", choices=("on", "off"), default="on",
+                   help="PostgreSQL's fsync: on as an operator runs it (the default), off "
+                        "as the test suite does")
+    args = smoke.arguments(p, agents=2, clients=1, seconds=3)
+    out = {"agents": args.agents, "clients": args.clients, "db_fsync": args.db_fsync}
+    pg = PostgresServer(max_connections=args.agents * 6 + 50,
+                        fsync=args.db_fsync == "on").start()
     cluster = RabbitCluster()
     fleet = None
     try:

@@ -36,6 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import smoke  # noqa: E402
 from tests.harness import guest  # noqa: E402
 from tests.harness.agent import Agent, wait_until  # noqa: E402
 
@@ -43,6 +44,11 @@ FILL = """#!/bin/sh
 dd if=/dev/urandom of=/dev/vda bs=1M seek=512 count=256 conv=fsync 2>/dev/null
 echo "TB: filled"
 """
+
+
+# the keys its JSON always has (benchmarks/smoke.py checks them)
+KEYS = ('rounds', 'data_mib', 'live_s', 'merge_s', 'total_s', 'floor_s', 'ratio_to_floor',
+        'total_ratio_to_floor', 'max_guest_pause_s', 'rounds_live_s', 'rounds_floor_s')
 
 
 def fill_image(agent, workdir):
@@ -77,7 +83,7 @@ def convert(disk, workdir):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    args = ap.parse_args()
+    args = smoke.arguments(ap, rounds=1)
     agent = Agent().start()
     workdir = tempfile.mkdtemp(prefix="ca-bench-snap-")
     try:

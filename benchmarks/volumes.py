@@ -36,6 +36,7 @@ import libvirt
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks import smoke  # noqa: E402
 from tests.harness import serial  # noqa: E402
 from tests.harness.agent import LIBVIRT_URI, Agent, wait_until  # noqa: E402
 from tests.harness.ceph import POOL, CephCluster  # noqa: E402
@@ -43,6 +44,10 @@ from tests.harness.iscsi import IscsiTarget  # noqa: E402
 from virt.libvirt import builder  # noqa: E402
 from virt.libvirt.volumes import SECRET_XML, USAGE, attached_serials  # noqa: E402
 from volume import base  # noqa: E402
+
+# the keys its JSON always has (benchmarks/smoke.py checks them)
+KEYS = ('rounds', 'volume', 'attach_s', 'attach_floor_s', 'detach_s', 'detach_floor_s',
+        'rbd_guest_mb_s', 'rbd_bench_mb_s', 'rbd_write_mib', 'local_guest_mb_s')
 
 
 def med(samples):
@@ -108,7 +113,7 @@ def _bytes(number, unit):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--rounds", type=int, default=5)
-    args = p.parse_args()
+    args = smoke.arguments(p, rounds=1)
     workdir = tempfile.mkdtemp(prefix="bench-volumes-")
     os.chmod(workdir, 0o755)
     target = IscsiTarget(None, "127.0.0.1", workdir)

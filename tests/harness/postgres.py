@@ -24,13 +24,16 @@ def available():
 
 
 class PostgresServer:
-    def __init__(self, max_connections=200):
+    def __init__(self, max_connections=200, fsync=False):
+        """fsync False (the tests: nothing to keep across a crash of this
+        machine) or True (as an operator runs it: benchmarks/scale.py)."""
         self.dir = tempfile.mkdtemp(prefix="ca-pg-")
         os.chmod(self.dir, 0o755)
         shutil.chown(self.dir, "postgres", "postgres")
         self.data = os.path.join(self.dir, "data")
         self.port = free_port()
         self.max_connections = max_connections
+        self.fsync = fsync
         self.passwords = {ADMIN: uuid.uuid4().hex}
         self.admin_conf = os.path.join(self.dir, "admin.conf")
 
@@ -44,7 +47,8 @@ class PostgresServer:
                      "--auth-host=scram-sha-256", "-E", "UTF8")
         self._pg("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "server.log"), "-w",
                  "-o", f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-                       f"-c max_connections={self.max_connections} -c fsync=off "
+                       f"-c max_connections={self.max_connections} "
+                       f"-c fsync={'on' if self.fsync else 'off'} "
                        f"-c shared_buffers=32MB", "start")
         return self
 
