@@ -95,6 +95,14 @@ def run(name, timeout=1200, directory=HERE):
     return found, time.monotonic() - started, proc.stdout + proc.stderr[-6000:]
 
 
+def check(name):
+    """Run one benchmark's --smoke; AssertionError with its output if it
+    fails (the test suite's form)."""
+    found, seconds, output = run(name)
+    assert not found, (f"benchmarks/{name}.py --smoke: {'; '.join(found)} after "
+                       f"{seconds:.0f} s; it printed:\n{output[-12000:]}")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help=f"default: all ({', '.join(names())})")

@@ -17,6 +17,12 @@ What may share the machine decides the plan:
   need the machine's 2 cores.  The chaos suite kills only its own bed's
   agents and restarts only its bed's libvirtd: it is a job like the others.
 
+The benchmarks' --smoke runs are modules too: those on the machine's
+libvirtd in its job, those on beds a job, the service benchmark (it
+restarts the broker's application) alone.  --with-unit adds the unit and
+functional tests as one more job (the whole suite's form, run by
+tools/run-tests.sh).
+
 N lanes (default 2, or COMPUTE_AGENT_E2E_LANES) take the jobs longest
 first from one queue, each job a pytest process with its own log; a
 job's log is printed when it ends, whole when it failed.  The exit status
@@ -32,17 +38,21 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-E2E = os.path.join(os.path.dirname(HERE), "tests", "e2e")
+ROOT = os.path.dirname(HERE)
+E2E = os.path.join(ROOT, "tests", "e2e")
 
 # on the system libvirtd, in the machine's namespaces: one job, in order
 MACHINE = ("test_spawn_e2e.py", "test_cli_e2e.py", "test_lifecycle_e2e.py",
            "test_snapshot_e2e.py", "test_image_service_e2e.py",
            "test_periodic_e2e.py", "test_privileges_e2e.py", "test_restart_e2e.py",
            "test_rescue_e2e.py", "test_console_e2e.py", "test_shared_db_e2e.py",
-           "test_fleet_e2e.py")
+           "test_fleet_e2e.py", "test_benchmarks_e2e.py")
 # alone, last: what stops what every job uses, and five boots at once on
 # 2 cores (they timed out beside another job's load)
-ALONE = ("test_broker_outage_e2e.py", "test_libvirtd_restart_e2e.py", "test_imagecache_e2e.py")
+ALONE = ("test_broker_outage_e2e.py", "test_benchmark_service_e2e.py",
+         "test_libvirtd_restart_e2e.py", "test_imagecache_e2e.py")
+# --with-unit: the unit and functional tests (no guests) as one more job
+UNIT = ("tests/unit", "tests/functional")
 # seconds each took when run two at a time (the order of the queue; a
 # module not listed counts 60 s)
 WEIGHTS = {"test_chaos_e2e.py": 480, "test_volume_e2e.py": 410, "test_evacuate_e2e.py": 260,
@@ -53,28 +63,31 @@ WEIGHTS = {"test_chaos_e2e.py": 480, "test_volume_e2e.py": 410, "test_evacuate_e
            "test_lifecycle_e2e.py": 110, "test_shared_db_e2e.py": 90, "test_restart_e2e.py": 60,
            "test_rescue_e2e.py": 30, "test_cli_e2e.py": 30, "test_console_e2e.py": 25,
            "test_image_service_e2e.py": 25, "test_periodic_e2e.py": 15,
-           "test_privileges_e2e.py": 15, "test_spawn_e2e.py": 15}
+           "test_privileges_e2e.py": 15, "test_spawn_e2e.py": 15,
+           "test_benchmarks_e2e.py": 420, "test_benchmarks_beds_e2e.py": 300,
+           "test_benchmark_service_e2e.py": 60, "unit": 260}
 
 
-def plan(modules):
+def plan(modules, with_unit=False):
     """(parallel jobs longest first, jobs run alone after): each job a
-    tuple of module file names (pure)."""
+    tuple of module file names, or UNIT (pure)."""
     machine = tuple(m for m in MACHINE if m in modules)
     alone = [(m,) for m in ALONE if m in modules]
     beds = [(m,) for m in sorted(modules) if m not in MACHINE and m not in ALONE]
-    weight = {machine: sum(WEIGHTS.get(m, 60) for m in machine)}
-    jobs = sorted(([machine] if machine else []) + beds,
+    weight = {machine: sum(WEIGHTS.get(m, 60) for m in machine), UNIT: WEIGHTS["unit"]}
+    jobs = sorted(([machine] if machine else []) + beds + ([UNIT] if with_unit else []),
                   key=lambda j: -weight.get(j, WEIGHTS.get(j[0], 60)))
     return jobs, alone
 
 
 def run_job(job, pytest_args, logdir, lane):
-    name = job[0] if len(job) == 1 else f"the machine's {len(job)} modules"
-    log = os.path.join(logdir, f"{job[0]}.log")
+    name = ("the unit and functional tests" if job == UNIT else
+            job[0] if len(job) == 1 else f"the machine's {len(job)} modules")
+    log = os.path.join(logdir, f"{job[0].replace('/', '_')}.log")
+    paths = [os.path.join(ROOT, m) if job == UNIT else os.path.join(E2E, m) for m in job]
     started = time.monotonic()
     with open(log, "w") as out:
-        rc = subprocess.call([sys.executable, "-m", "pytest", *pytest_args,
-                              *(os.path.join(E2E, m) for m in job)],
+        rc = subprocess.call([sys.executable, "-m", "pytest", *pytest_args, *paths],
                              stdout=out, stderr=subprocess.STDOUT)
     seconds = time.monotonic() - started
     with open(log, errors="replace") as f:
@@ -91,12 +104,14 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--lanes", type=int,
                    default=int(os.environ.get("COMPUTE_AGENT_E2E_LANES", "2")))
+    p.add_argument("--with-unit", action="store_true",
+                   help="the unit and functional tests as one more job, beside the others")
     args, pytest_args = p.parse_known_args(argv)
     chosen = [a for a in pytest_args if a.split("::")[0].endswith(".py")]
     if chosen:
         return subprocess.call([sys.executable, "-m", "pytest", *pytest_args])
     modules = sorted(f for f in os.listdir(E2E) if f.startswith("test_") and f.endswith(".py"))
-    jobs, alone = plan(modules)
+    jobs, alone = plan(modules, args.with_unit)
     logdir = tempfile.mkdtemp(prefix="e2e-lanes-")
     todo, results, lock = queue.Queue(), {}, threading.Lock()
     for job in jobs:

@@ -27,9 +27,16 @@ def test_every_module_is_planned_once_the_machines_together_the_stoppers_alone()
     assert sorted(m for job in jobs + alone for m in job) == modules()
     assert [j for j in jobs if len(j) > 1] == [tuple(m for m in lanes.MACHINE
                                                      if m in modules())]
-    assert alone == [("test_broker_outage_e2e.py",), ("test_libvirtd_restart_e2e.py",),
-                     ("test_imagecache_e2e.py",)]
-    assert set(lanes.WEIGHTS) <= set(modules())
+    assert alone == [("test_broker_outage_e2e.py",), ("test_benchmark_service_e2e.py",),
+                     ("test_libvirtd_restart_e2e.py",), ("test_imagecache_e2e.py",)]
+    assert set(lanes.WEIGHTS) <= set(modules()) | {"unit"}
+    assert lanes.UNIT not in jobs
+
+
+def test_with_unit_the_unit_and_functional_tests_are_one_more_parallel_job():
+    jobs, alone = lanes.plan(modules(), with_unit=True)
+    assert jobs.count(lanes.UNIT) == 1 and lanes.UNIT not in alone
+    assert all(os.path.isdir(os.path.join(ROOT, d)) for d in lanes.UNIT)
 
 
 def test_a_module_on_the_machine_or_stopping_a_shared_daemon_is_listed_so():
