@@ -89,7 +89,10 @@ def one_round(n_ports):
 
 
 def through_rpc(n_ports, guests=2):
-    """The RPC figures on a two-host bed (hA used), see the docstring."""
+    """The RPC figures on a two-host bed (hA used), see the docstring: the
+    guests boot with a port each, the other n_ports - guests are attached."""
+    if n_ports <= guests:
+        raise SystemExit(f"--ports must be more than the {guests} the guests boot with")
     from tests.harness.netguests import WEB_ICMP, WEB_NO_ICMP, flat_network, port
     from tests.harness.testbed import two_hosts
     beds = two_hosts("netbench")
@@ -135,7 +138,7 @@ def main():
     ap.add_argument("--ports", type=int, default=50)
     ap.add_argument("--no-rpc", action="store_true", help="the in-process floor alone")
     ap.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
-    args = smoke.arguments(ap, rounds=1, ports=2)
+    args = smoke.arguments(ap, rounds=1, ports=3)   # 2 boot with theirs, 1 attached
     if args.inside:
         return inside(args)
     results = []

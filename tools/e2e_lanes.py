@@ -64,8 +64,8 @@ WEIGHTS = {"test_chaos_e2e.py": 480, "test_volume_e2e.py": 410, "test_evacuate_e
            "test_rescue_e2e.py": 30, "test_cli_e2e.py": 30, "test_console_e2e.py": 25,
            "test_image_service_e2e.py": 25, "test_periodic_e2e.py": 15,
            "test_privileges_e2e.py": 15, "test_spawn_e2e.py": 15,
-           "test_benchmarks_e2e.py": 420, "test_benchmarks_beds_e2e.py": 300,
-           "test_benchmark_service_e2e.py": 60, "unit": 260}
+           "test_benchmarks_e2e.py": 200, "test_benchmarks_beds_e2e.py": 280,
+           "test_benchmark_service_e2e.py": 20, "unit": 260}
 
 
 def plan(modules, with_unit=False):
