@@ -10,7 +10,6 @@ import oslo_messaging as messaging
 
 from compute.agent import systemd
 from compute.agent.manager import ComputeManager
-from compute.agent.metrics import Metrics, TimedEndpoint
 from compute.core.sealing import Sealer
 from compute.db.api import Database, unreachable
 from compute.rpc import contract, outage
@@ -43,7 +42,10 @@ class ComputeService:
         cache = ImageCache.from_conf(conf, glance, self.lock_dir)
         self.transport = transport or rpc.get_transport(conf)
         notifier = rpc.get_notifier(conf, conf.host)
-        self.metrics = Metrics() if conf.metrics.enabled else None
+        self.metrics = None
+        if conf.metrics.enabled:        # prometheus_client loaded only then (~1.5 MB)
+            from compute.agent.metrics import Metrics
+            self.metrics = Metrics()
         self.manager = ComputeManager(conf, self.db, LibvirtDriver(conf, cache), cache, glance,
                                       vif_base.load(conf.network.vif_plugin, conf), notifier,
                                       self.transport, self.metrics)
@@ -63,6 +65,7 @@ class ComputeService:
             StaleCastGuard(contract.PayloadCheck(self.endpoint, notify), conf.cast_deadline,
                            notify), self.db_watch, notify)
         if self.metrics is not None:
+            from compute.agent.metrics import TimedEndpoint
             endpoint = TimedEndpoint(endpoint, self.metrics)
         self.server = messaging.get_rpc_server(self.transport, target, [endpoint],
                                                serializer=rpc.ContextSerializer())
