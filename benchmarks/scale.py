@@ -9,6 +9,8 @@ off for the test suite's setting).  Prints one JSON object:
 - under a mixed load of several clients (builds, power operations,
   queries, deletes): rpc_call_p50_ms / rpc_call_p99_ms (ping to a random
   agent), builds_per_s, errors;
+- cores_busy: the cores each kind of process kept busy under the load
+  (agents and their privileged daemons, RabbitMQ, PostgreSQL, the rest);
 - heartbeat_writes_per_s (the services rows' report_count over the load),
   db_connections_peak (pg_stat_activity, sampled), agent_rss_mb_median;
 - single_broker: the same load and ping figures with the agents restarted
@@ -43,7 +45,7 @@ DOWN_TIME = 10
 
 # the keys its JSON always has (benchmarks/smoke.py checks them)
 KEYS = ('agents', 'clients', 'db_fsync', 'service_list', 'rpc_call_p50_ms', 'rpc_call_p99_ms',
-        'builds_per_s', 'errors', 'heartbeat_writes_per_s', 'db_connections_peak',
+        'builds_per_s', 'errors', 'heartbeat_writes_per_s', 'cores_busy', 'db_connections_peak',
         'agent_rss_mb_median', 'single_broker', 'floor', 'targets_met')
 
 
@@ -51,8 +53,38 @@ def heartbeats(pg):
     return int(pg.sql("SELECT coalesce(sum(report_count), 0) FROM services", db="compute"))
 
 
+GROUPS = {"compute-agent": "agents", "beam.smp": "rabbitmq", "postgres": "postgresql"}
+
+
+def cpu_by_group():
+    """CPU seconds so far of every process, by what it is (GROUPS; the rest
+    is 'other', this benchmark's clients among them): {pid: (group, s)}."""
+    ticks, found = os.sysconf("SC_CLK_TCK"), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                head, tail = f.read().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = tail.split()
+        comm = head.split("(", 1)[1]
+        found[entry] = (GROUPS.get(comm, "other"), (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def cpu_share(before, after, seconds):
+    """Cores each group kept busy between two cpu_by_group() (pure)."""
+    used = {}
+    for pid, (group, s) in after.items():
+        used[group] = used.get(group, 0.0) + s - before.get(pid, (group, 0.0))[1]
+    return {g: round(v / seconds, 2) for g, v in sorted(used.items())}
+
+
 def loaded(fleet, pg, clients, seconds):
-    """Run the mixed load; its figures with the database's."""
+    """Run the mixed load; its figures with the database's and the cores
+    each kind of process kept busy."""
     peak, done = [0], threading.Event()
 
     def sample():
@@ -61,8 +93,10 @@ def loaded(fleet, pg, clients, seconds):
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     beats = heartbeats(pg)
+    cpu0 = cpu_by_group()
     load = MixedLoad(fleet, clients=clients).start()
     time.sleep(seconds)
+    cores = cpu_share(cpu0, cpu_by_group(), seconds)
     load.stop()
     done.set()
     sampler.join()
@@ -70,6 +104,7 @@ def loaded(fleet, pg, clients, seconds):
     figures["heartbeat_writes_per_s"] = round((heartbeats(pg) - beats) / load.seconds, 2)
     figures["db_connections_peak"] = peak[0]
     figures["first_errors"] = load.errors[:5]
+    figures["cores_busy"] = cores
     return figures
 
 
@@ -125,7 +160,8 @@ def main():
         fleet.switch_broker(TRANSPORT_URL)
         single = loaded(fleet, pg, args.clients, args.seconds)
         out["single_broker"] = {k: single[k] for k in (
-            "rpc_call_p50_ms", "rpc_call_p99_ms", "builds_per_s", "errors", "first_errors")}
+            "rpc_call_p50_ms", "rpc_call_p99_ms", "builds_per_s", "errors", "first_errors",
+            "cores_busy")}
         out["floor"] = floor(fleet)
     finally:
         if fleet is not None:

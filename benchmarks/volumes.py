@@ -99,8 +99,10 @@ def timed_dd(a, u, set_device):
     out = serial.run(a, u, f"{set_device}s=$(cut -d' ' -f1 /proc/uptime); "
                            f"dd if=/dev/zero of=$D bs=1M count={WRITE_MIB} conv=fsync "
                            "2>/dev/null; e=$(cut -d' ' -f1 /proc/uptime); "
-                           "echo TB-DD $s $e $((40+2))", "42", timeout=600)
-    start, end = map(float, re.search(r"TB-DD ([\d.]+) ([\d.]+) 42", out).groups())
+                           "echo TB-DD $s $e TB-$((40+2))-END", "TB-42-END", timeout=600)
+    # the marker is computed in the guest: the typed line (a volume id may
+    # hold "42") never matches it
+    start, end = map(float, re.search(r"TB-DD ([\d.]+) ([\d.]+) TB-42-END", out).groups())
     return WRITE_MIB * 2 ** 20 / 1e6 / max(end - start, 0.01)
 
 
